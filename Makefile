@@ -1,0 +1,51 @@
+# skuflow — every developer entry point. `make help` lists them.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+DATA ?= ./data
+PROTO_FILES := $(wildcard proto/skuflow/v1/*.proto)
+GOTEST_FLAGS ?=
+
+.PHONY: help build test test-short test-long proto proto-check lint run bench tools clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/skuflow
+	$(GO) build -o $(BIN)/skuflow ./cmd/skuflow
+
+tools: ## build the pinned protoc plugins into bin/
+	GOBIN=$(BIN) $(GO) install tool
+
+proto: tools ## regenerate Go, gRPC, grpc-gateway and OpenAPI code from proto/
+	PATH=$(BIN):$$PATH protoc -I proto -I proto/third_party \
+		--go_out=proto --go_opt=paths=source_relative \
+		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
+		--grpc-gateway_out=proto --grpc-gateway_opt=paths=source_relative \
+		--openapiv2_out=gateway/openapi --openapiv2_opt=allow_merge=true,merge_file_name=skuflow \
+		$(PROTO_FILES)
+
+proto-check: proto ## fail when committed generated code is stale
+	@git diff --exit-code -- proto gateway/openapi || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- proto gateway/openapi)" || { git status --porcelain -- proto gateway/openapi; echo "untracked generated files: run 'make proto' and commit"; exit 1; }
+
+lint: ## gofmt, go vet, layer boundaries
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	$(GO) test -run 'TestLayerBoundaries' ./internal/archtest/
+
+test: ## the default suite: lint, unit, property, integration tests with -race
+	$(MAKE) lint
+	$(GO) test -race -count=1 -timeout 15m $(GOTEST_FLAGS) ./...
+
+test-short: ## fast tests only (no embedded broker)
+	$(GO) test -short -count=1 ./...
+
+run: build ## start skuflow dev (embedded broker + processors + gateway) with sample data
+	$(BIN)/skuflow dev --data $(DATA) --sample-data
+
+bench: ## benchmarks, each beside a baseline measured in the same run
+	$(GO) run ./cmd/skuflow bench
+
+clean:
+	rm -rf $(BIN) $(DATA)

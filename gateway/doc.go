@@ -1,0 +1,16 @@
+// Package gateway serves skuflow's query API: gRPC (with server reflection
+// and the standard health service) and, through grpc-gateway, REST and
+// OpenAPI, plus /healthz, /readyz and /metrics. It answers from views/ only
+// and never calls another service on the hot path.
+//
+// Errors are translated to gRPC codes here and nowhere else: a caller's
+// mistake is InvalidArgument (HTTP 400), an unknown SKU NotFound (404), a view
+// that has not recovered yet Unavailable (503). Internal is reserved for
+// skuflow's own faults.
+//
+// Example:
+//
+//	srv, err := gateway.New(gateway.Options{HTTPAddr: ":8080", GRPCAddr: ":9090", Stock: view})
+//	if err != nil { ... }
+//	err = srv.Run(ctx)
+package gateway

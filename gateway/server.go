@@ -1,0 +1,200 @@
+package gateway
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/views"
+)
+
+//go:embed openapi/skuflow.swagger.json
+var openAPI []byte
+
+// Options configure the gateway.
+type Options struct {
+	// HTTPAddr serves REST, /healthz, /readyz, /metrics and /openapi.json.
+	HTTPAddr string
+	// GRPCAddr serves gRPC.
+	GRPCAddr string
+	// Stock answers availability queries.
+	Stock views.StockLookup
+	// Logger for requests and lifecycle; nil discards.
+	Logger *slog.Logger
+	// ShutdownTimeout bounds graceful shutdown (default 5s).
+	ShutdownTimeout time.Duration
+}
+
+// Validate reports every problem with the options.
+func (o Options) Validate() error {
+	var errs []error
+	if o.HTTPAddr == "" {
+		errs = append(errs, errors.New("gateway: HTTP address is empty"))
+	}
+	if o.GRPCAddr == "" {
+		errs = append(errs, errors.New("gateway: gRPC address is empty"))
+	}
+	if o.Stock == nil {
+		errs = append(errs, errors.New("gateway: no stock lookup"))
+	}
+	if o.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("gateway: shutdown timeout %s is negative", o.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Server is a gateway with its listeners bound.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	httpLn   net.Listener
+	grpcLn   net.Listener
+	grpc     *grpc.Server
+	http     *http.Server
+	health   *health.Server
+	shutdown time.Duration
+}
+
+// New binds the listeners (so a port in use fails here, and ":0" gets a
+// free port) and builds the servers. Run serves them.
+func New(opts Options) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opts: opts, log: log, shutdown: opts.ShutdownTimeout}
+	if s.shutdown == 0 {
+		s.shutdown = 5 * time.Second
+	}
+	var err error
+	if s.grpcLn, err = net.Listen("tcp", opts.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("gateway: gRPC listen: %w", err)
+	}
+	if s.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
+		s.grpcLn.Close()
+		return nil, fmt.Errorf("gateway: HTTP listen: %w", err)
+	}
+
+	avail := &availabilityServer{stock: opts.Stock, log: log}
+	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(logUnary(log)))
+	pb.RegisterAvailabilityServiceServer(s.grpc, avail)
+	s.health = health.NewServer()
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+
+	gw := runtime.NewServeMux(
+		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
+			if strings.EqualFold(key, "etag") {
+				return "ETag", true
+			}
+			return runtime.DefaultHeaderMatcher(key)
+		}),
+	)
+	if err := pb.RegisterAvailabilityServiceHandlerServer(context.Background(), gw, avail); err != nil {
+		s.grpcLn.Close()
+		s.httpLn.Close()
+		return nil, fmt.Errorf("gateway: register REST handlers: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gw)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openAPI)
+	})
+	s.http = &http.Server{Handler: logHTTP(log, mux), ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// HTTPAddr is the bound HTTP address.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// GRPCAddr is the bound gRPC address.
+func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !s.opts.Stock.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not ready: stock view is recovering")
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.grpc.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("gateway: gRPC serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("gateway: HTTP serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { // mirror view readiness into the gRPC health service
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			st := healthpb.HealthCheckResponse_NOT_SERVING
+			if s.opts.Stock.Ready() {
+				st = healthpb.HealthCheckResponse_SERVING
+			}
+			s.health.SetServingStatus("", st)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		s.health.Shutdown()
+		sctx, cancel := context.WithTimeout(context.Background(), s.shutdown)
+		defer cancel()
+		herr := s.http.Shutdown(sctx)
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			s.grpc.Stop()
+		}
+		if herr != nil && !errors.Is(herr, context.DeadlineExceeded) {
+			return fmt.Errorf("gateway: HTTP shutdown: %w", herr)
+		}
+		return nil
+	})
+	s.log.Info("gateway serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr())
+	return g.Wait()
+}

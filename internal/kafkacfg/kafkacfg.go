@@ -1,0 +1,144 @@
+// Package kafkacfg turns skuflow's cluster options into goka and sarama
+// configuration, so every processor, view and emitter talks to Kafka the same
+// way. It makes no assumption about the embedded broker: the same settings
+// are used against a real cluster.
+package kafkacfg
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+)
+
+// Options say how to reach the cluster and how to create topics on it.
+type Options struct {
+	// Brokers are the bootstrap host:port addresses.
+	Brokers []string
+	// Partitions for topics skuflow creates. Every SKU-keyed topic must have
+	// the same count (goka co-partitioning).
+	Partitions int
+	// Replication factor for topics skuflow creates: 1 on a one-broker
+	// cluster, 3 on a real one.
+	Replication int
+	// ClientID names this process in broker logs.
+	ClientID string
+}
+
+// Validate reports every problem with the options.
+func (o Options) Validate() error {
+	var errs []error
+	if len(o.Brokers) == 0 {
+		errs = append(errs, errors.New("no brokers given"))
+	}
+	for _, b := range o.Brokers {
+		if b == "" || !strings.Contains(b, ":") {
+			errs = append(errs, fmt.Errorf("broker address %q is not host:port", b))
+		}
+	}
+	if o.Partitions < 1 || o.Partitions > 10000 {
+		errs = append(errs, fmt.Errorf("partitions %d is outside 1..10000", o.Partitions))
+	}
+	if o.Replication < 1 || o.Replication > 32 {
+		errs = append(errs, fmt.Errorf("replication factor %d is outside 1..32", o.Replication))
+	}
+	return errors.Join(errs...)
+}
+
+// Sarama is goka's default client configuration with skuflow's changes:
+// streams start at the oldest offset (a new group must read what was emitted
+// before it joined, and replays start from the beginning), and heartbeats are
+// short so rebalances finish quickly.
+func (o Options) Sarama() *sarama.Config {
+	c := goka.DefaultConfig()
+	c.Consumer.Offsets.Initial = sarama.OffsetOldest
+	c.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
+	c.Consumer.Group.Session.Timeout = 6 * time.Second
+	c.Metadata.Retry.Max = 5
+	c.Metadata.Retry.Backoff = 200 * time.Millisecond
+	if o.ClientID != "" {
+		c.ClientID = o.ClientID
+	}
+	return c
+}
+
+// TopicManagerConfig sets the replication factor for topics goka creates.
+func (o Options) TopicManagerConfig() *goka.TopicManagerConfig {
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Table.Replication = o.Replication
+	tmc.Stream.Replication = o.Replication
+	return tmc
+}
+
+func (o Options) topicManagerBuilder() goka.TopicManagerBuilder {
+	return goka.TopicManagerBuilderWithConfig(o.Sarama(), o.TopicManagerConfig())
+}
+
+// ProcessorOptions configure a goka processor.
+func (o Options) ProcessorOptions() []goka.ProcessorOption {
+	c := o.Sarama()
+	return []goka.ProcessorOption{
+		goka.WithTopicManagerBuilder(o.topicManagerBuilder()),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(c)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(c)),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(c)),
+	}
+}
+
+// ViewOptions configure a goka view.
+func (o Options) ViewOptions() []goka.ViewOption {
+	return []goka.ViewOption{
+		goka.WithViewTopicManagerBuilder(o.topicManagerBuilder()),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(o.Sarama())),
+		goka.WithViewAutoReconnect(),
+	}
+}
+
+// EmitterOptions configure a goka emitter.
+func (o Options) EmitterOptions() []goka.EmitterOption {
+	return []goka.EmitterOption{
+		goka.WithEmitterTopicManagerBuilder(o.topicManagerBuilder()),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(o.Sarama())),
+	}
+}
+
+// Topic is a topic skuflow needs to exist.
+type Topic struct {
+	Name string
+	// Compacted topics keep the latest value per key (tables, change feeds).
+	Compacted bool
+}
+
+// EnsureTopics creates the topics that do not exist yet, with Partitions
+// partitions, and checks that existing ones have that many.
+func (o Options) EnsureTopics(topics ...Topic) error {
+	tm, err := goka.NewTopicManager(o.Brokers, o.Sarama(), o.TopicManagerConfig())
+	if err != nil {
+		return fmt.Errorf("connect to brokers %s: %w", strings.Join(o.Brokers, ","), err)
+	}
+	var errs []error
+	for _, t := range topics {
+		if t.Compacted {
+			err = tm.EnsureTableExists(t.Name, o.Partitions)
+		} else {
+			err = tm.EnsureStreamExists(t.Name, o.Partitions)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("topic %s: %w", t.Name, err))
+			continue
+		}
+		n, err := tm.Partitions(t.Name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("topic %s: %w", t.Name, err))
+		} else if len(n) != o.Partitions {
+			errs = append(errs, fmt.Errorf("topic %s has %d partitions, skuflow is configured for %d: SKU-keyed topics must be co-partitioned", t.Name, len(n), o.Partitions))
+		}
+	}
+	if err := tm.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

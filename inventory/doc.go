@@ -1,0 +1,42 @@
+// Package inventory holds skuflow's business rules as pure functions.
+//
+// Every rule has the shape
+//
+//	state', result, err = Apply(state, event, eventTime)
+//
+// and derived answers are computed from state alone (plus the query time, once
+// rules depend on it). Nothing here performs I/O, reads the wall clock, draws
+// random numbers or knows about goka, Kafka, gRPC or protobuf: the processors
+// in processors/ are thin adapters that decode a message, call Apply, and
+// store or emit what it returned. Because of that, replaying the same events
+// gives the same state, byte for byte, and every rule is property-tested
+// against a reference model in this package's tests.
+//
+// # Stock rules
+//
+//   - A location's absolute level is last-writer-wins by (AsOf, Sequence,
+//     OnHand): re-sending or reordering levels never lets an older one win, and
+//     an exact tie is broken by the larger count so the result never depends on
+//     arrival order.
+//   - An adjustment is applied at most once per (location, EventID). An
+//     adjustment that occurred at or before the location's winning level's AsOf
+//     is already reflected in that level and is ignored; adjustments after it
+//     are kept and summed on top. When a newer level wins, the adjustments it
+//     covers are pruned, which also keeps the state bounded.
+//   - A location's on-hand is level + sum(later deltas), floored at 0 when it is
+//     read. Stored values are never clamped, because clamping in the middle of
+//     a sequence would make the result depend on the order of events.
+//   - The SKU's on-hand and available totals are sums of floored per-location
+//     values, so they are never negative.
+//
+// This package must not import goka, sarama, grpc, net or any package that
+// does I/O; `make lint` checks that.
+//
+// Example:
+//
+//	s := inventory.State{SKU: "SKU-1"}
+//	s, _, err := inventory.Apply(s, inventory.StockLevel{
+//		SKU: "SKU-1", Location: "WH-1", OnHand: 10, AsOf: t0, Sequence: 1,
+//	}, t0)
+//	snap := inventory.Availability(s) // snap.Available == 10
+package inventory

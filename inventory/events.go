@@ -1,0 +1,140 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Limits on event fields. Values beyond them are rejected as absurd rather
+// than risking overflow in sums.
+const (
+	MaxUnits      = 1_000_000_000_000 // 10^12 units
+	MaxIDLength   = 64
+	MaxEventIDLen = 128
+)
+
+// ErrInvalidEvent is wrapped by every validation failure.
+var ErrInvalidEvent = errors.New("invalid event")
+
+// ErrConflictingDuplicate reports an event id seen before with different content.
+var ErrConflictingDuplicate = errors.New("conflicting duplicate event id")
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// ValidateID checks a SKU or location id: 1 to 64 characters of
+// A-Z a-z 0-9 . _ - (so ids are safe in URL paths and logs).
+func ValidateID(kind, id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%s is empty", kind)
+	case len(id) > MaxIDLength:
+		return fmt.Errorf("%s is %d bytes, longer than %d", kind, len(id), MaxIDLength)
+	case !idPattern.MatchString(id):
+		return fmt.Errorf("%s %q has characters outside A-Z a-z 0-9 . _ -", kind, id)
+	}
+	return nil
+}
+
+// validID is ValidateID for event fields: failures wrap ErrInvalidEvent.
+func validID(kind, id string) error {
+	if err := ValidateID(kind, id); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	return nil
+}
+
+// Event is one input to Apply. The set of events is closed: StockLevel and
+// StockAdjustment.
+type Event interface {
+	// EventSKU is the SKU the event belongs to; it must equal the message key.
+	EventSKU() string
+	// Validate reports every problem with the event's fields.
+	Validate() error
+	isEvent()
+}
+
+// StockLevel is an absolute on-hand count at a location, observed at AsOf.
+type StockLevel struct {
+	SKU      string
+	Location string
+	OnHand   int64
+	AsOf     time.Time
+	Sequence uint64
+}
+
+// StockAdjustment is a relative change at a location, deduplicated by EventID.
+type StockAdjustment struct {
+	EventID    string
+	SKU        string
+	Location   string
+	Delta      int64
+	OccurredAt time.Time
+}
+
+func (StockLevel) isEvent()      {}
+func (StockAdjustment) isEvent() {}
+
+func (e StockLevel) EventSKU() string      { return e.SKU }
+func (e StockAdjustment) EventSKU() string { return e.SKU }
+
+// Validate implements Event.
+func (e StockLevel) Validate() error {
+	return errors.Join(
+		validID("sku", e.SKU),
+		validID("location", e.Location),
+		checkUnits("on_hand", e.OnHand, false),
+		checkTime("as_of", e.AsOf),
+	)
+}
+
+// Validate implements Event.
+func (e StockAdjustment) Validate() error {
+	var idErr error
+	switch {
+	case e.EventID == "":
+		idErr = fmt.Errorf("%w: event_id is empty", ErrInvalidEvent)
+	case len(e.EventID) > MaxEventIDLen:
+		idErr = fmt.Errorf("%w: event_id is longer than %d bytes", ErrInvalidEvent, MaxEventIDLen)
+	}
+	var deltaErr error
+	if e.Delta == 0 {
+		deltaErr = fmt.Errorf("%w: delta is 0", ErrInvalidEvent)
+	} else {
+		deltaErr = checkUnits("delta", e.Delta, true)
+	}
+	return errors.Join(
+		idErr,
+		validID("sku", e.SKU),
+		validID("location", e.Location),
+		deltaErr,
+		checkTime("occurred_at", e.OccurredAt),
+	)
+}
+
+func checkUnits(field string, v int64, signed bool) error {
+	if !signed && v < 0 {
+		return fmt.Errorf("%w: %s is negative (%d)", ErrInvalidEvent, field, v)
+	}
+	if v > MaxUnits || v < -MaxUnits {
+		return fmt.Errorf("%w: %s %d is beyond the limit of %d units", ErrInvalidEvent, field, v, int64(MaxUnits))
+	}
+	return nil
+}
+
+// minTime and maxTime bound accepted source times: UnixNano must not overflow.
+var (
+	minTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+func checkTime(field string, t time.Time) error {
+	if t.IsZero() {
+		return fmt.Errorf("%w: %s is missing", ErrInvalidEvent, field)
+	}
+	if t.Before(minTime) || !t.Before(maxTime) {
+		return fmt.Errorf("%w: %s %s is outside 1970..2200", ErrInvalidEvent, field, t.Format(time.RFC3339Nano))
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// State is everything known about one SKU. Locations are sorted by ID and
+// each location's Adjustments by EventID, so equal states encode to equal
+// bytes. A State is a value: Apply never modifies the one it is given.
+type State struct {
+	SKU       string
+	Locations []Location
+}
+
+// Location is one location's stock of the SKU.
+type Location struct {
+	ID string
+	// HasLevel is true once an absolute StockLevel was seen.
+	HasLevel   bool
+	Level      int64
+	LevelAsOf  time.Time
+	LevelSeq   uint64
+	Adjustment []Adjustment // after LevelAsOf, sorted by EventID
+}
+
+// Adjustment is an applied StockAdjustment, kept for deduplication until a
+// newer level covers it.
+type Adjustment struct {
+	EventID    string
+	Delta      int64
+	OccurredAt time.Time
+}
+
+// Result says what Apply did.
+type Result struct {
+	// Changed is false when the event was a duplicate or already covered by
+	// newer data; the state returned is then the one given.
+	Changed bool
+}
+
+// OnHand is the location's units: the level plus later adjustments, floored at 0.
+func (l Location) OnHand() int64 {
+	return max(0, l.rawOnHand())
+}
+
+func (l Location) rawOnHand() int64 {
+	n := l.Level
+	for _, a := range l.Adjustment {
+		n += a.Delta
+	}
+	return n
+}
+
+// Apply folds one event into a SKU's state. eventTime is the message's
+// timestamp; the stock rules use the events' own source times.
+//
+// It returns an error wrapping ErrInvalidEvent for a malformed event, or
+// ErrConflictingDuplicate for a reused event id with different content; the
+// state is then returned unchanged and the caller dead-letters the event.
+func Apply(s State, ev Event, eventTime time.Time) (State, Result, error) {
+	if ev == nil {
+		return s, Result{}, fmt.Errorf("%w: no event", ErrInvalidEvent)
+	}
+	if err := ev.Validate(); err != nil {
+		return s, Result{}, err
+	}
+	if s.SKU != "" && s.SKU != ev.EventSKU() {
+		return s, Result{}, fmt.Errorf("%w: event for sku %q applied to state of sku %q", ErrInvalidEvent, ev.EventSKU(), s.SKU)
+	}
+	switch e := ev.(type) {
+	case StockLevel:
+		return applyLevel(s, e)
+	case StockAdjustment:
+		return applyAdjustment(s, e)
+	default:
+		return s, Result{}, fmt.Errorf("%w: unknown event type %T", ErrInvalidEvent, ev)
+	}
+}
+
+// levelWins reports whether level (asOf, seq, onHand) beats the location's.
+func levelWins(l Location, e StockLevel) bool {
+	if !l.HasLevel {
+		return true
+	}
+	if c := e.AsOf.Compare(l.LevelAsOf); c != 0 {
+		return c > 0
+	}
+	if e.Sequence != l.LevelSeq {
+		return e.Sequence > l.LevelSeq
+	}
+	return e.OnHand > l.Level
+}
+
+func applyLevel(s State, e StockLevel) (State, Result, error) {
+	i, found := findLocation(s.Locations, e.Location)
+	var loc Location
+	if found {
+		loc = s.Locations[i]
+	} else {
+		loc = Location{ID: e.Location}
+	}
+	if !levelWins(loc, e) {
+		return s, Result{}, nil
+	}
+	asOf := e.AsOf.UTC()
+	kept := make([]Adjustment, 0, len(loc.Adjustment))
+	for _, a := range loc.Adjustment {
+		if a.OccurredAt.After(asOf) {
+			kept = append(kept, a)
+		}
+	}
+	loc.HasLevel, loc.Level, loc.LevelAsOf, loc.LevelSeq = true, e.OnHand, asOf, e.Sequence
+	loc.Adjustment = nilIfEmpty(kept)
+	return withLocation(s, e.SKU, i, found, loc), Result{Changed: true}, nil
+}
+
+func applyAdjustment(s State, e StockAdjustment) (State, Result, error) {
+	i, found := findLocation(s.Locations, e.Location)
+	var loc Location
+	if found {
+		loc = s.Locations[i]
+	} else {
+		loc = Location{ID: e.Location}
+	}
+	at := e.OccurredAt.UTC()
+	if loc.HasLevel && !at.After(loc.LevelAsOf) {
+		return s, Result{}, nil // covered by the absolute level
+	}
+	j, seen := slices.BinarySearchFunc(loc.Adjustment, e.EventID, func(a Adjustment, id string) int {
+		return strings.Compare(a.EventID, id)
+	})
+	if seen {
+		prev := loc.Adjustment[j]
+		if prev.Delta != e.Delta || !prev.OccurredAt.Equal(at) {
+			return s, Result{}, fmt.Errorf("%w: %q at location %q was %+d at %s, now %+d at %s",
+				ErrConflictingDuplicate, e.EventID, e.Location,
+				prev.Delta, prev.OccurredAt.Format(time.RFC3339Nano), e.Delta, at.Format(time.RFC3339Nano))
+		}
+		return s, Result{}, nil
+	}
+	loc.Adjustment = slices.Insert(slices.Clone(loc.Adjustment), j, Adjustment{EventID: e.EventID, Delta: e.Delta, OccurredAt: at})
+	if n := loc.rawOnHand(); n > MaxUnits || n < -MaxUnits {
+		return s, Result{}, fmt.Errorf("%w: adjustment %q would take location %q to %d units, beyond the limit",
+			ErrInvalidEvent, e.EventID, e.Location, n)
+	}
+	return withLocation(s, e.SKU, i, found, loc), Result{Changed: true}, nil
+}
+
+func findLocation(locs []Location, id string) (int, bool) {
+	return slices.BinarySearchFunc(locs, id, func(l Location, id string) int { return strings.Compare(l.ID, id) })
+}
+
+// withLocation returns a copy of s with loc stored at index i (replacing the
+// location there if found, inserting otherwise).
+func withLocation(s State, sku string, i int, found bool, loc Location) State {
+	out := State{SKU: sku, Locations: slices.Clone(s.Locations)}
+	if found {
+		out.Locations[i] = loc
+	} else {
+		out.Locations = slices.Insert(out.Locations, i, loc)
+	}
+	return out
+}
+
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// errorsIsInvalid is a helper for callers that only care about the class.
+func IsInvalid(err error) bool {
+	return errors.Is(err, ErrInvalidEvent) || errors.Is(err, ErrConflictingDuplicate)
+}

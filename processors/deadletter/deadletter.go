@@ -1,0 +1,45 @@
+// Package deadletter is where every processor sends the input messages it
+// cannot use, with the reason, and counts them. Nothing is dropped silently.
+package deadletter
+
+import (
+	"log/slog"
+
+	"github.com/lovoo/goka"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/skuflow/skuflow/codecs"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+)
+
+// Topic carries skuflow.v1.DeadLetter messages keyed like the input message.
+const Topic goka.Stream = "deadletter"
+
+// Output is the graph edge a group needs to dead-letter messages.
+func Output() goka.Edge { return goka.Output(Topic, codecs.DeadLetter) }
+
+var total = promauto.NewCounterVec(prometheus.CounterOpts{
+	Name: "skuflow_dead_letters_total",
+	Help: "Input messages sent to the dead-letter topic, by group and input topic.",
+}, []string{"group", "topic"})
+
+// Send emits the current input message of ctx to the dead-letter topic with
+// the reason, logs it and counts it. raw is the message value as received.
+func Send(ctx goka.Context, log *slog.Logger, raw []byte, reason string) {
+	dl := &pb.DeadLetter{
+		Topic:       string(ctx.Topic()),
+		Partition:   ctx.Partition(),
+		Offset:      ctx.Offset(),
+		Key:         []byte(ctx.Key()),
+		Value:       raw,
+		Reason:      reason,
+		Group:       string(ctx.Group()),
+		MessageTime: timestamppb.New(ctx.Timestamp()),
+	}
+	ctx.Emit(Topic, ctx.Key(), dl)
+	total.WithLabelValues(string(ctx.Group()), string(ctx.Topic())).Inc()
+	log.Warn("dead-lettered input message", "group", ctx.Group(), "topic", ctx.Topic(),
+		"partition", ctx.Partition(), "offset", ctx.Offset(), "key", ctx.Key(), "reason", reason)
+}
