@@ -6,7 +6,7 @@ DATA ?= ./data
 PROTO_FILES := $(wildcard proto/skuflow/v1/*.proto)
 GOTEST_FLAGS ?=
 
-.PHONY: help build test test-short test-long proto proto-check lint run bench tools clean
+.PHONY: help build test test-short proto proto-check lint run tools clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ proto-check: proto ## fail when committed generated code is stale
 lint: ## gofmt, go vet, layer boundaries
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
-	$(GO) test -run 'TestLayerBoundaries' ./internal/archtest/
+	$(GO) test -count=1 ./internal/archtest/
 
 test: ## the default suite: lint, unit, property, integration tests with -race
 	$(MAKE) lint
@@ -43,9 +43,6 @@ test-short: ## fast tests only (no embedded broker)
 
 run: build ## start skuflow dev (embedded broker + processors + gateway) with sample data
 	$(BIN)/skuflow dev --data $(DATA) --sample-data
-
-bench: ## benchmarks, each beside a baseline measured in the same run
-	$(GO) run ./cmd/skuflow bench
 
 clean:
 	rm -rf $(BIN) $(DATA)
