@@ -64,9 +64,10 @@ func (s Snapshot) digest() string {
 	}
 	ts := func(t time.Time) {
 		if t.IsZero() {
-			num(0)
+			h.Write([]byte{0})
 			return
 		}
+		h.Write([]byte{1})
 		num(t.UnixNano())
 	}
 	str(s.SKU)
@@ -77,6 +78,11 @@ func (s Snapshot) digest() string {
 	for _, l := range s.Locations {
 		str(l.ID)
 		num(l.OnHand)
+		if l.HasLevel {
+			h.Write([]byte{1})
+		} else {
+			h.Write([]byte{0})
+		}
 		ts(l.LevelAsOf)
 	}
 	return fmt.Sprintf("%016x", h.Sum64())

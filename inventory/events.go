@@ -123,7 +123,8 @@ func checkUnits(field string, v int64, signed bool) error {
 	return nil
 }
 
-// minTime and maxTime bound accepted source times: UnixNano must not overflow.
+// minTime (exclusive) and maxTime bound accepted source times: UnixNano must
+// not overflow, and the epoch itself is what an unset timestamp decodes to.
 var (
 	minTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
 	maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -133,8 +134,8 @@ func checkTime(field string, t time.Time) error {
 	if t.IsZero() {
 		return fmt.Errorf("%w: %s is missing", ErrInvalidEvent, field)
 	}
-	if t.Before(minTime) || !t.Before(maxTime) {
-		return fmt.Errorf("%w: %s %s is outside 1970..2200", ErrInvalidEvent, field, t.Format(time.RFC3339Nano))
+	if !t.After(minTime) || !t.Before(maxTime) {
+		return fmt.Errorf("%w: %s %s is outside (1970-01-01, 2200-01-01): an unset protobuf timestamp reads as 1970", ErrInvalidEvent, field, t.Format(time.RFC3339Nano))
 	}
 	return nil
 }

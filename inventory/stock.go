@@ -3,6 +3,7 @@ package inventory
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -42,17 +43,27 @@ type Result struct {
 	Changed bool
 }
 
-// OnHand is the location's units: the level plus later adjustments, floored at 0.
+// OnHand is the location's units: the level plus later adjustments, floored
+// at 0 and capped at MaxUnits. The bounds are applied when reading, never to
+// stored values, so they cannot make the result depend on arrival order.
 func (l Location) OnHand() int64 {
-	return max(0, l.rawOnHand())
-}
-
-func (l Location) rawOnHand() int64 {
 	n := l.Level
 	for _, a := range l.Adjustment {
-		n += a.Delta
+		n = addSaturating(n, a.Delta)
 	}
-	return n
+	return min(max(0, n), MaxUnits)
+}
+
+// addSaturating adds without wrapping around. Each term is within ±MaxUnits,
+// so it only saturates after millions of adjustments to one location.
+func addSaturating(n, d int64) int64 {
+	switch {
+	case d > 0 && n > math.MaxInt64-d:
+		return math.MaxInt64
+	case d < 0 && n < math.MinInt64-d:
+		return math.MinInt64
+	}
+	return n + d
 }
 
 // Apply folds one event into a SKU's state. eventTime is the message's
@@ -143,10 +154,6 @@ func applyAdjustment(s State, e StockAdjustment) (State, Result, error) {
 		return s, Result{}, nil
 	}
 	loc.Adjustment = slices.Insert(slices.Clone(loc.Adjustment), j, Adjustment{EventID: e.EventID, Delta: e.Delta, OccurredAt: at})
-	if n := loc.rawOnHand(); n > MaxUnits || n < -MaxUnits {
-		return s, Result{}, fmt.Errorf("%w: adjustment %q would take location %q to %d units, beyond the limit",
-			ErrInvalidEvent, e.EventID, e.Location, n)
-	}
 	return withLocation(s, e.SKU, i, found, loc), Result{Changed: true}, nil
 }
 
@@ -173,7 +180,8 @@ func nilIfEmpty[T any](s []T) []T {
 	return s
 }
 
-// errorsIsInvalid is a helper for callers that only care about the class.
+// IsInvalid reports whether err rejects the event itself (malformed or a
+// conflicting duplicate), as opposed to an infrastructure failure.
 func IsInvalid(err error) bool {
 	return errors.Is(err, ErrInvalidEvent) || errors.Is(err, ErrConflictingDuplicate)
 }

@@ -1,0 +1,236 @@
+package inventory_test
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skuflow/skuflow/inventory"
+)
+
+var (
+	epoch       = time.Unix(0, 0).UTC()
+	beforeEpoch = epoch.Add(-time.Nanosecond)
+	lastValid   = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC).Add(-time.Nanosecond)
+	firstAfter  = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+	long64      = strings.Repeat("a", inventory.MaxIDLength)
+	long65      = strings.Repeat("a", inventory.MaxIDLength+1)
+	eventID128  = strings.Repeat("e", inventory.MaxEventIDLen)
+	eventID129  = strings.Repeat("e", inventory.MaxEventIDLen+1)
+)
+
+func TestValidateID(t *testing.T) {
+	tests := []struct {
+		id string
+		ok bool
+	}{
+		{"SKU-1", true},
+		{"a", true},
+		{"A.b_c-9", true},
+		{long64, true},
+		{"", false},
+		{long65, false},
+		{"has space", false},
+		{"slash/id", false},
+		{"colon:id", false},
+		{"caf\u00e9", false},
+		{"trailing-newline\n", false},
+		{"\x00", false},
+		{"tab\tid", false},
+	}
+	for _, tt := range tests {
+		err := inventory.ValidateID("sku", tt.id)
+		if tt.ok && err != nil {
+			t.Errorf("ValidateID(%q) = %v, want nil", tt.id, err)
+		}
+		if !tt.ok {
+			// ValidateID also serves the gateway, so it does not claim
+			// ErrInvalidEvent itself; the events' Validate wraps it.
+			if err == nil {
+				t.Errorf("ValidateID(%q) = nil, want an error", tt.id)
+			} else if !strings.Contains(err.Error(), "sku") {
+				t.Errorf("ValidateID(%q) = %q does not name the field", tt.id, err)
+			}
+		}
+	}
+}
+
+func validLevel() inventory.StockLevel { return lvl("WH-1", 10, at(0), 1) }
+
+func validAdjustment() inventory.StockAdjustment { return adj("ev-1", "WH-1", -2, at(1)) }
+
+// invalidLevels breaks one field of a valid StockLevel at a time; the string
+// is a fragment the error message must contain.
+func invalidLevels() []struct {
+	name  string
+	ev    inventory.StockLevel
+	field string
+} {
+	mod := func(f func(*inventory.StockLevel)) inventory.StockLevel {
+		e := validLevel()
+		f(&e)
+		return e
+	}
+	return []struct {
+		name  string
+		ev    inventory.StockLevel
+		field string
+	}{
+		{"empty sku", mod(func(e *inventory.StockLevel) { e.SKU = "" }), "sku"},
+		{"long sku", mod(func(e *inventory.StockLevel) { e.SKU = long65 }), "sku"},
+		{"bad sku chars", mod(func(e *inventory.StockLevel) { e.SKU = "SKU 1" }), "sku"},
+		{"empty location", mod(func(e *inventory.StockLevel) { e.Location = "" }), "location"},
+		{"long location", mod(func(e *inventory.StockLevel) { e.Location = long65 }), "location"},
+		{"bad location chars", mod(func(e *inventory.StockLevel) { e.Location = "WH/1" }), "location"},
+		{"negative on_hand", mod(func(e *inventory.StockLevel) { e.OnHand = -1 }), "on_hand"},
+		{"min int on_hand", mod(func(e *inventory.StockLevel) { e.OnHand = math.MinInt64 }), "on_hand"},
+		{"absurd on_hand", mod(func(e *inventory.StockLevel) { e.OnHand = inventory.MaxUnits + 1 }), "on_hand"},
+		{"max int on_hand", mod(func(e *inventory.StockLevel) { e.OnHand = math.MaxInt64 }), "on_hand"},
+		{"missing as_of", mod(func(e *inventory.StockLevel) { e.AsOf = time.Time{} }), "as_of"},
+		{"as_of before 1970", mod(func(e *inventory.StockLevel) { e.AsOf = beforeEpoch }), "as_of"},
+		{"as_of at the epoch (an unset protobuf timestamp)", mod(func(e *inventory.StockLevel) { e.AsOf = epoch }), "as_of"},
+		{"as_of at 2200", mod(func(e *inventory.StockLevel) { e.AsOf = firstAfter }), "as_of"},
+		{"as_of far future", mod(func(e *inventory.StockLevel) { e.AsOf = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC) }), "as_of"},
+	}
+}
+
+func invalidAdjustments() []struct {
+	name  string
+	ev    inventory.StockAdjustment
+	field string
+} {
+	mod := func(f func(*inventory.StockAdjustment)) inventory.StockAdjustment {
+		e := validAdjustment()
+		f(&e)
+		return e
+	}
+	return []struct {
+		name  string
+		ev    inventory.StockAdjustment
+		field string
+	}{
+		{"empty event id", mod(func(e *inventory.StockAdjustment) { e.EventID = "" }), "event_id"},
+		{"long event id", mod(func(e *inventory.StockAdjustment) { e.EventID = eventID129 }), "event_id"},
+		{"empty sku", mod(func(e *inventory.StockAdjustment) { e.SKU = "" }), "sku"},
+		{"long sku", mod(func(e *inventory.StockAdjustment) { e.SKU = long65 }), "sku"},
+		{"bad sku chars", mod(func(e *inventory.StockAdjustment) { e.SKU = "sku\n" }), "sku"},
+		{"empty location", mod(func(e *inventory.StockAdjustment) { e.Location = "" }), "location"},
+		{"long location", mod(func(e *inventory.StockAdjustment) { e.Location = long65 }), "location"},
+		{"bad location chars", mod(func(e *inventory.StockAdjustment) { e.Location = "WH#1" }), "location"},
+		{"zero delta", mod(func(e *inventory.StockAdjustment) { e.Delta = 0 }), "delta"},
+		{"absurd positive delta", mod(func(e *inventory.StockAdjustment) { e.Delta = inventory.MaxUnits + 1 }), "delta"},
+		{"absurd negative delta", mod(func(e *inventory.StockAdjustment) { e.Delta = -inventory.MaxUnits - 1 }), "delta"},
+		{"min int delta", mod(func(e *inventory.StockAdjustment) { e.Delta = math.MinInt64 }), "delta"},
+		{"max int delta", mod(func(e *inventory.StockAdjustment) { e.Delta = math.MaxInt64 }), "delta"},
+		{"missing occurred_at", mod(func(e *inventory.StockAdjustment) { e.OccurredAt = time.Time{} }), "occurred_at"},
+		{"occurred_at before 1970", mod(func(e *inventory.StockAdjustment) { e.OccurredAt = beforeEpoch }), "occurred_at"},
+		{"occurred_at at the epoch (an unset protobuf timestamp)", mod(func(e *inventory.StockAdjustment) { e.OccurredAt = epoch }), "occurred_at"},
+		{"occurred_at at 2200", mod(func(e *inventory.StockAdjustment) { e.OccurredAt = firstAfter }), "occurred_at"},
+	}
+}
+
+func TestStockLevelValidate(t *testing.T) {
+	valid := []inventory.StockLevel{
+		validLevel(),
+		lvl("WH-1", 0, at(0), 0),
+		lvl("WH-1", inventory.MaxUnits, at(0), math.MaxUint64),
+		lvl(long64, 1, epoch.Add(time.Nanosecond), 0),
+		lvl("WH-1", 1, lastValid, 0),
+		lvl("WH-1", 1, at(0).In(zonePlus2), 0),
+	}
+	for _, ev := range valid {
+		if err := ev.Validate(); err != nil {
+			t.Errorf("%+v: Validate() = %v, want nil", ev, err)
+		}
+	}
+	for _, tt := range invalidLevels() {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.ev.Validate()
+			if !errors.Is(err, inventory.ErrInvalidEvent) {
+				t.Fatalf("Validate() = %v, want ErrInvalidEvent", err)
+			}
+			if !strings.Contains(err.Error(), tt.field) {
+				t.Errorf("Validate() = %q, want it to name %q", err, tt.field)
+			}
+			if !inventory.IsInvalid(err) {
+				t.Errorf("IsInvalid(%v) = false", err)
+			}
+		})
+	}
+}
+
+func TestStockAdjustmentValidate(t *testing.T) {
+	valid := []inventory.StockAdjustment{
+		validAdjustment(),
+		adj("x", "WH-1", 1, at(0)),
+		adj(eventID128, "WH-1", inventory.MaxUnits, at(0)),
+		adj("id with spaces/and:colons", "WH-1", -inventory.MaxUnits, at(0)),
+		adj("e", long64, 5, epoch.Add(time.Nanosecond)),
+		adj("e", "WH-1", 5, lastValid),
+	}
+	for _, ev := range valid {
+		if err := ev.Validate(); err != nil {
+			t.Errorf("%+v: Validate() = %v, want nil", ev, err)
+		}
+	}
+	for _, tt := range invalidAdjustments() {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.ev.Validate()
+			if !errors.Is(err, inventory.ErrInvalidEvent) {
+				t.Fatalf("Validate() = %v, want ErrInvalidEvent", err)
+			}
+			if !strings.Contains(err.Error(), tt.field) {
+				t.Errorf("Validate() = %q, want it to name %q", err, tt.field)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	l := inventory.StockLevel{OnHand: -1}
+	err := l.Validate()
+	for _, field := range []string{"sku", "location", "on_hand", "as_of"} {
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("StockLevel.Validate() = %v, want it to name %s", err, field)
+		}
+	}
+	a := inventory.StockAdjustment{}
+	err = a.Validate()
+	for _, field := range []string{"event_id", "sku", "location", "delta", "occurred_at"} {
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("StockAdjustment.Validate() = %v, want it to name %s", err, field)
+		}
+	}
+	if !errors.Is(err, inventory.ErrInvalidEvent) {
+		t.Errorf("joined error %v does not wrap ErrInvalidEvent", err)
+	}
+}
+
+func TestEventSKU(t *testing.T) {
+	var evs = []inventory.Event{lvl("WH-1", 1, at(0), 0), adj("e", "WH-1", 1, at(0))}
+	for _, ev := range evs {
+		if ev.EventSKU() != sku {
+			t.Errorf("%T.EventSKU() = %q, want %q", ev, ev.EventSKU(), sku)
+		}
+	}
+}
+
+func TestIsInvalid(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{errors.New("boom"), false},
+		{inventory.ErrInvalidEvent, true},
+		{inventory.ErrConflictingDuplicate, true},
+		{errors.Join(errors.New("x"), inventory.ErrInvalidEvent), true},
+	}
+	for _, tt := range tests {
+		if got := inventory.IsInvalid(tt.err); got != tt.want {
+			t.Errorf("IsInvalid(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
