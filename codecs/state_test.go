@@ -1,0 +1,175 @@
+package codecs_test
+
+import (
+	"bytes"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/inventory"
+)
+
+var epoch = time.Unix(0, 0).UTC()
+
+func stateCases(t testing.TB) map[string]inventory.State {
+	zoned := time.FixedZone("UTC+2", 2*60*60)
+	return map[string]inventory.State{
+		"zero":     {},
+		"sku only": {SKU: sku},
+		"one level": applyAll(t,
+			lvl("WH-1", 7, at(0), 3),
+		),
+		"adjustments without a level": applyAll(t,
+			adj("b", "WH-1", -4, at(2)),
+			adj("a", "WH-1", 9, at(1)),
+		),
+		"zoned source times": applyAll(t,
+			lvl("WH-1", 5, at(0).In(zoned), 1),
+			adj("x", "WH-1", 1, at(1).In(zoned)),
+		),
+		"several locations": richState(t),
+		"hand-built extremes": {
+			SKU: strings.Repeat("s", inventory.MaxIDLength),
+			Locations: []inventory.Location{
+				// With has_level set, a level time of 0 ns decodes as the
+				// Unix epoch, never as the zero time.
+				{ID: "A", HasLevel: true, Level: 0, LevelAsOf: epoch, LevelSeq: math.MaxUint64},
+				{ID: "B", HasLevel: true, Level: inventory.MaxUnits, LevelAsOf: time.Date(2199, 12, 31, 23, 59, 59, 999999999, time.UTC),
+					Adjustment: []inventory.Adjustment{
+						{EventID: strings.Repeat("e", inventory.MaxEventIDLen), Delta: -inventory.MaxUnits, OccurredAt: time.Date(2199, 12, 31, 23, 59, 59, 999999999, time.UTC)},
+					}},
+				{ID: "C", Adjustment: []inventory.Adjustment{
+					{EventID: "at-epoch", Delta: 1, OccurredAt: epoch},
+					{EventID: "later", Delta: -1, OccurredAt: at(1)},
+				}},
+			},
+		},
+	}
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	for name, want := range stateCases(t) {
+		t.Run(name, func(t *testing.T) {
+			data, err := codecs.State{}.Encode(want)
+			if err != nil {
+				t.Fatalf("Encode: %v", err)
+			}
+			v, err := codecs.State{}.Decode(data)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			got, ok := v.(inventory.State)
+			if !ok {
+				t.Fatalf("Decode returned %T, want inventory.State", v)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("round trip changed the state\n got: %#v\nwant: %#v", got, want)
+			}
+			// The derived answer, version included, survives too.
+			if g, w := inventory.Availability(got).Version, inventory.Availability(want).Version; g != w {
+				t.Errorf("snapshot version %s after round trip, want %s", g, w)
+			}
+			again, err := codecs.State{}.Encode(got)
+			if err != nil {
+				t.Fatalf("re-Encode: %v", err)
+			}
+			if !bytes.Equal(again, data) {
+				t.Errorf("re-encoding the decoded state gave different bytes:\n%x\n%x", again, data)
+			}
+		})
+	}
+}
+
+func TestStateEncodingIsDeterministic(t *testing.T) {
+	for name, s := range stateCases(t) {
+		t.Run(name, func(t *testing.T) {
+			first, err := codecs.State{}.Encode(s)
+			if err != nil {
+				t.Fatalf("Encode: %v", err)
+			}
+			for i := range 20 {
+				again, err := codecs.State{}.Encode(s)
+				if err != nil {
+					t.Fatalf("Encode #%d: %v", i, err)
+				}
+				if !bytes.Equal(first, again) {
+					t.Fatalf("Encode #%d gave different bytes:\n%x\n%x", i, again, first)
+				}
+			}
+		})
+	}
+}
+
+// The same events in another order give the same state, so the table
+// holds the same bytes whatever order replicas saw the events in.
+func TestStateBytesIndependentOfEventOrder(t *testing.T) {
+	evs := []inventory.Event{
+		lvl("WH-2", 3, at(1), 1),
+		adj("b", "WH-1", 2, at(2)),
+		lvl("WH-1", 10, at(1), 1),
+		adj("a", "WH-1", -1, at(3)),
+		adj("c", "WH-2", 5, at(4)),
+	}
+	reversed := make([]inventory.Event, len(evs))
+	for i, ev := range evs {
+		reversed[len(evs)-1-i] = ev
+	}
+	a, err := codecs.State{}.Encode(applyAll(t, evs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := codecs.State{}.Encode(applyAll(t, reversed...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatalf("different bytes for the same events in another order:\n%x\n%x", a, b)
+	}
+}
+
+func TestStateDecodeEmptyIsZeroState(t *testing.T) {
+	for _, data := range [][]byte{nil, {}} {
+		v, err := codecs.State{}.Decode(data)
+		if err != nil {
+			t.Fatalf("Decode(%x): %v", data, err)
+		}
+		if !reflect.DeepEqual(v, inventory.State{}) {
+			t.Errorf("Decode(%x) = %#v, want the zero state", data, v)
+		}
+	}
+}
+
+func TestStateDecodeGarbage(t *testing.T) {
+	v, err := codecs.State{}.Decode([]byte{0xff, 0xff, 0xff})
+	if err == nil {
+		t.Fatalf("Decode(garbage) = %#v, want an error", v)
+	}
+	if !strings.Contains(err.Error(), "SkuState") {
+		t.Errorf("error %q does not name the message type", err)
+	}
+}
+
+func TestStateEncodeWrongType(t *testing.T) {
+	s := inventory.State{SKU: sku}
+	for _, tc := range []struct {
+		value any
+		name  string
+	}{
+		{&s, "*inventory.State"},
+		{"SKU-1", "string"},
+		{nil, "<nil>"},
+		{inventory.Snapshot{}, "inventory.Snapshot"},
+	} {
+		data, err := codecs.State{}.Encode(tc.value)
+		if err == nil {
+			t.Errorf("Encode(%T) = %x, want an error", tc.value, data)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.name) {
+			t.Errorf("Encode(%T) error %q does not name the type %s", tc.value, err, tc.name)
+		}
+	}
+}
