@@ -37,7 +37,15 @@ type StockLookup interface {
 }
 
 // Stock is the goka view of the stock group table.
-type Stock struct{ view *goka.View }
+type Stock struct {
+	view *goka.View
+	// mu guards stopping. goka's View.Run tears its partitions down without
+	// synchronisation when it stops, so lookups hold mu.RLock while they
+	// touch the view, and Run sets stopping under mu.Lock before it lets
+	// the view stop: from then on lookups answer ErrNotReady.
+	mu       sync.RWMutex
+	stopping bool
+}
 
 // NewStock creates the view; call Run to start it.
 func NewStock(brokers []string, opts ...goka.ViewOption) (*Stock, error) {
@@ -49,14 +57,40 @@ func NewStock(brokers []string, opts ...goka.ViewOption) (*Stock, error) {
 }
 
 // Run keeps the view up to date until ctx is cancelled.
-func (s *Stock) Run(ctx context.Context) error { return s.view.Run(ctx) }
+func (s *Stock) Run(ctx context.Context) error {
+	inner, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.view.Run(inner) }()
+	select {
+	case err := <-done:
+		s.stop()
+		return err
+	case <-ctx.Done():
+		s.stop()
+		cancel()
+		return <-done
+	}
+}
+
+func (s *Stock) stop() {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+}
 
 // Ready implements StockLookup.
-func (s *Stock) Ready() bool { return s.view.Recovered() }
+func (s *Stock) Ready() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return !s.stopping && s.view.Recovered()
+}
 
 // Get implements StockLookup.
 func (s *Stock) Get(sku string) (inventory.State, bool, error) {
-	if !s.view.Recovered() {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.stopping || !s.view.Recovered() {
 		return inventory.State{}, false, ErrNotReady
 	}
 	v, err := s.view.Get(sku)
@@ -84,11 +118,11 @@ type Memory struct {
 // NewMemory returns a ready, empty Memory.
 func NewMemory() *Memory { return &Memory{ready: true, states: map[string]inventory.State{}} }
 
-// Put stores a state under its SKU.
+// Put stores a copy of a state under its SKU.
 func (m *Memory) Put(s inventory.State) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.states[s.SKU] = s
+	m.states[s.SKU] = s.Clone()
 }
 
 // SetReady flips readiness, to imitate a recovering view.
@@ -113,5 +147,5 @@ func (m *Memory) Get(sku string) (inventory.State, bool, error) {
 		return inventory.State{}, false, ErrNotReady
 	}
 	s, ok := m.states[sku]
-	return s, ok, nil
+	return s.Clone(), ok, nil
 }

@@ -26,7 +26,14 @@ type Options struct {
 	Replication int
 	// ClientID names this process in broker logs.
 	ClientID string
+	// StreamRetention is how long non-compacted topics skuflow creates keep
+	// messages (supply, dead letters): long enough to replay after an outage.
+	// Zero means DefaultStreamRetention.
+	StreamRetention time.Duration
 }
+
+// DefaultStreamRetention keeps stream topics for a week.
+const DefaultStreamRetention = 7 * 24 * time.Hour
 
 // Validate reports every problem with the options.
 func (o Options) Validate() error {
@@ -44,6 +51,9 @@ func (o Options) Validate() error {
 	}
 	if o.Replication < 1 || o.Replication > 32 {
 		errs = append(errs, fmt.Errorf("replication factor %d is outside 1..32", o.Replication))
+	}
+	if o.StreamRetention < 0 {
+		errs = append(errs, fmt.Errorf("stream retention %s is negative", o.StreamRetention))
 	}
 	return errors.Join(errs...)
 }
@@ -70,6 +80,10 @@ func (o Options) TopicManagerConfig() *goka.TopicManagerConfig {
 	tmc := goka.NewTopicManagerConfig()
 	tmc.Table.Replication = o.Replication
 	tmc.Stream.Replication = o.Replication
+	tmc.Stream.Retention = o.StreamRetention
+	if tmc.Stream.Retention == 0 {
+		tmc.Stream.Retention = DefaultStreamRetention
+	}
 	return tmc
 }
 
@@ -113,7 +127,9 @@ type Topic struct {
 }
 
 // EnsureTopics creates the topics that do not exist yet, with Partitions
-// partitions, and checks that existing ones have that many.
+// partitions, and checks that existing ones have that many and that
+// compacted ones really are compacted (a table changelog with
+// cleanup.policy=delete would silently lose SKUs).
 func (o Options) EnsureTopics(topics ...Topic) error {
 	tm, err := goka.NewTopicManager(o.Brokers, o.Sarama(), o.TopicManagerConfig())
 	if err != nil {
@@ -139,6 +155,34 @@ func (o Options) EnsureTopics(topics ...Topic) error {
 	}
 	if err := tm.Close(); err != nil {
 		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		errs = append(errs, o.checkCompacted(topics))
+	}
+	return errors.Join(errs...)
+}
+
+func (o Options) checkCompacted(topics []Topic) error {
+	admin, err := sarama.NewClusterAdmin(o.Brokers, o.Sarama())
+	if err != nil {
+		return fmt.Errorf("connect to brokers %s: %w", strings.Join(o.Brokers, ","), err)
+	}
+	defer admin.Close()
+	var errs []error
+	for _, t := range topics {
+		if !t.Compacted {
+			continue
+		}
+		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: t.Name, ConfigNames: []string{"cleanup.policy"}})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("topic %s: describe config: %w", t.Name, err))
+			continue
+		}
+		for _, e := range entries {
+			if e.Name == "cleanup.policy" && !strings.Contains(e.Value, "compact") {
+				errs = append(errs, fmt.Errorf("topic %s has cleanup.policy=%s, skuflow needs it compacted: alter it to compact", t.Name, e.Value))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

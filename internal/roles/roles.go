@@ -120,16 +120,26 @@ func (s *Serve) GRPCAddr() string { return s.gw.GRPCAddr() }
 // Ready reports whether the views have recovered.
 func (s *Serve) Ready() bool { return s.stock.Ready() }
 
-// Run serves until ctx is cancelled.
+// Run serves until ctx is cancelled. The gateway stops first, so requests
+// still in flight during its graceful shutdown are answered from a live view.
 func (s *Serve) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
+	viewCtx, stopViews := context.WithCancel(context.Background())
+	defer stopViews()
+	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := s.stock.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			return err
+		if err := s.stock.Run(viewCtx); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("stock view: %w", err)
+		}
+		if ctx.Err() == nil {
+			return errors.New("stock view stopped unexpectedly")
 		}
 		return nil
 	})
-	g.Go(func() error { return s.gw.Run(ctx) })
+	g.Go(func() error {
+		err := s.gw.Run(gctx)
+		stopViews()
+		return err
+	})
 	return g.Wait()
 }
 
