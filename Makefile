@@ -6,7 +6,7 @@ DATA ?= ./data
 PROTO_FILES := $(wildcard proto/skuflow/v1/*.proto)
 GOTEST_FLAGS ?=
 
-.PHONY: help build test test-short proto proto-check lint run tools clean
+.PHONY: help build test test-short proto proto-check lint run bench tools clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ test-short: ## fast tests only (no embedded broker)
 
 run: build ## start skuflow dev (embedded broker + processors + gateway) with sample data
 	$(BIN)/skuflow dev --data $(DATA) --sample-data
+
+bench: build ## throughput beside baselines measured in the same run (see BENCHMARKS.md)
+	$(BIN)/skuflow bench
 
 clean:
 	rm -rf $(BIN) $(DATA)

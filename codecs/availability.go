@@ -1,6 +1,7 @@
 package codecs
 
 import (
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -18,14 +19,35 @@ var DeadLetter = Proto[*pb.DeadLetter]{New: func() *pb.DeadLetter { return new(p
 // SnapshotToProto converts a derived snapshot to the API and topic message.
 func SnapshotToProto(s inventory.Snapshot) *pb.Availability {
 	m := &pb.Availability{
-		Sku: s.SKU, OnHand: s.OnHand, Available: s.Available, Version: s.Version,
-		UpdatedAt: optionalTimestamp(s.UpdatedAt),
-		Locations: make([]*pb.LocationAvailability, 0, len(s.Locations)),
+		Sku: s.SKU, OnHand: s.OnHand, Version: s.Version,
+		UpdatedAt: optionalTimestamp(s.UpdatedAt), NextChangeAt: optionalTimestamp(s.NextChangeAt),
+		EvaluatedAt: optionalTimestamp(s.EvaluatedAt),
+		Locations:   make([]*pb.LocationAvailability, 0, len(s.Locations)),
+		Channels:    make([]*pb.ChannelAvailability, 0, len(s.Channels)),
 	}
 	for _, l := range s.Locations {
-		m.Locations = append(m.Locations, &pb.LocationAvailability{
+		la := &pb.LocationAvailability{
 			Location: l.ID, OnHand: l.OnHand, LevelAsOf: optionalTimestamp(l.LevelAsOf),
-		})
+			Kind: pb.LocationKind(l.Kind), MerchantId: l.MerchantID, SafetyStock: l.SafetyStock, Usable: l.Usable,
+			Closed: l.Closed, Stale: l.Stale, StaleAt: optionalTimestamp(l.StaleAt), Channels: slices.Clone(l.Channels),
+		}
+		for _, a := range l.Areas {
+			la.Areas = append(la.Areas, &pb.AreaStock{Area: a.Area, OnHand: a.OnHand})
+		}
+		m.Locations = append(m.Locations, la)
+	}
+	for _, c := range s.Channels {
+		ca := &pb.ChannelAvailability{
+			Channel: c.Channel, Available: c.Available, Backorderable: c.Backorderable, Sellable: c.Sellable,
+			Usable: c.Usable, Reserved: c.Reserved,
+		}
+		if c.HasCap {
+			ca.CapRemaining = &c.CapRemaining
+		}
+		for _, r := range c.Reasons {
+			ca.Reasons = append(ca.Reasons, &pb.Reason{Code: pb.Reason_Code(r.Code), Location: r.Location, Message: r.Message})
+		}
+		m.Channels = append(m.Channels, ca)
 	}
 	return m
 }

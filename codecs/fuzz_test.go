@@ -5,8 +5,10 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/skuflow/skuflow/codecs"
@@ -114,7 +116,12 @@ func FuzzStateDecode(f *testing.F) {
 		if !ok {
 			t.Fatalf("Decode returned %T", v)
 		}
-		_ = inventory.Availability(s) // must not panic on any stored state
+		// Evaluation must not panic on any stored state, whatever the
+		// policies and the time.
+		for _, now := range []time.Time{{}, at(30), at(7200)} {
+			_ = inventory.Evaluate(s, testPolicies(), now)
+			_ = inventory.Evaluate(s, inventory.Policies{}, now)
+		}
 		enc, err := codecs.State{}.Encode(s)
 		if err != nil {
 			t.Fatalf("re-encode %#v: %v", s, err)
@@ -143,11 +150,13 @@ func FuzzAvailabilityDecode(f *testing.F) {
 		f.Add(s)
 	}
 	for _, s := range stateCases(f) {
-		data, err := codecs.Availability.Encode(codecs.SnapshotToProto(inventory.Availability(s)))
-		if err != nil {
-			f.Fatal(err)
+		for _, now := range []time.Time{at(30), at(7200)} {
+			data, err := codecs.Availability.Encode(codecs.SnapshotToProto(inventory.Evaluate(s, testPolicies(), now)))
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
 		}
-		f.Add(data)
 	}
 	f.Add(append(mustMarshal(f, &pb.Availability{Sku: sku, OnHand: -1}), 0x78, 0x01)) // unknown field 15
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -178,6 +187,206 @@ func FuzzAvailabilityDecode(f *testing.F) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(enc2, enc) {
+			t.Fatalf("re-encoding is not a fixed point:\n%x\n%x", enc, enc2)
+		}
+	})
+}
+
+// FuzzDecodeSkuPolicyEvent: DecodeSkuPolicyEvent never panics, fails only
+// with ErrMalformed, and what it accepts re-encodes to a fixed point.
+func FuzzDecodeSkuPolicyEvent(f *testing.F) {
+	for _, s := range garbageSeeds {
+		f.Add(s)
+	}
+	for _, ev := range skuPolicyCases() {
+		f.Add(encodeSkuPolicy(f, ev))
+	}
+	f.Add(mustMarshal(f, &pb.SkuPolicyEvent{Policy: &pb.SkuPolicyEvent_SalesCap{SalesCap: &pb.SalesCap{
+		Sku: sku, WindowStart: &timestamppb.Timestamp{Seconds: -62135596800}, WindowEnd: &timestamppb.Timestamp{Seconds: 1, Nanos: -1},
+	}}}))
+	f.Add(mustMarshal(f, &pb.SkuPolicyEvent{Policy: &pb.SkuPolicyEvent_SafetyStock{SafetyStock: &pb.SafetyStockOverride{}}}))
+	f.Add(mustMarshal(f, &pb.SkuPolicyEvent{Policy: &pb.SkuPolicyEvent_BackorderLimit{}}))
+	states := []inventory.State{{}, policyState(f)}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ev, err := codecs.DecodeSkuPolicyEvent(data)
+		if err != nil {
+			if !errors.Is(err, codecs.ErrMalformed) {
+				t.Fatalf("error %q does not wrap ErrMalformed", err)
+			}
+			if ev != nil {
+				t.Fatalf("event %#v returned with error %v", ev, err)
+			}
+			return
+		}
+		if verr := ev.Validate(); verr != nil && !errors.Is(verr, inventory.ErrInvalidEvent) {
+			t.Fatalf("Validate() = %v, does not wrap ErrInvalidEvent", verr)
+		}
+		// Applying whatever the codec let through must not panic, on an
+		// empty state and on one with every kind of rule.
+		for _, s := range states {
+			if next, _, err := inventory.Apply(s, ev, at(0)); err == nil {
+				_ = inventory.Evaluate(next, testPolicies(), at(30))
+			}
+		}
+		env, err := codecs.SkuPolicyEventToProto(ev)
+		if err != nil {
+			t.Fatalf("re-encode %#v: %v", ev, err)
+		}
+		enc := mustMarshal(t, env)
+		ev2, err := codecs.DecodeSkuPolicyEvent(enc)
+		if err != nil {
+			t.Fatalf("decode of re-encoded %#v (%x): %v", ev, enc, err)
+		}
+		if !reflect.DeepEqual(ev2, ev) {
+			t.Fatalf("unstable round trip\nfirst:  %#v\nsecond: %#v", ev, ev2)
+		}
+		if enc2 := encodeSkuPolicy(t, ev2); !bytes.Equal(enc2, enc) {
+			t.Fatalf("re-encoding is not a fixed point:\n%x\n%x", enc, enc2)
+		}
+	})
+}
+
+// FuzzDecodePolicyEvent: DecodePolicyEvent never panics, fails only with
+// ErrMalformed, re-encodes to a fixed point, and its conversion to the
+// domain either fails with ErrMalformed or is stable too.
+func FuzzDecodePolicyEvent(f *testing.F) {
+	for _, s := range garbageSeeds {
+		f.Add(s)
+	}
+	for _, p := range locationPolicyCases() {
+		f.Add(encodePolicy(f, p))
+	}
+	for _, p := range merchantPolicyCases() {
+		f.Add(encodePolicy(f, p))
+	}
+	f.Add(mustMarshal(f, &pb.PolicyEvent{Policy: &pb.PolicyEvent_Merchant{Merchant: &pb.MerchantPolicy{
+		MerchantId: "m", StaleAfter: &durationpb.Duration{Seconds: 315576000000}, AsOf: &timestamppb.Timestamp{Seconds: -62135596800},
+	}}}))
+	f.Add(mustMarshal(f, &pb.PolicyEvent{Policy: &pb.PolicyEvent_Merchant{Merchant: &pb.MerchantPolicy{StaleAfter: &durationpb.Duration{Seconds: 1, Nanos: -1}}}}))
+	f.Add(mustMarshal(f, &pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{}}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		env, err := codecs.DecodePolicyEvent(data)
+		if err != nil {
+			if !errors.Is(err, codecs.ErrMalformed) {
+				t.Fatalf("error %q does not wrap ErrMalformed", err)
+			}
+			if env != nil {
+				t.Fatalf("envelope %v returned with error %v", env, err)
+			}
+			return
+		}
+		enc, err := codecs.PolicyTable.Encode(env)
+		if err != nil {
+			t.Fatalf("re-encode %v: %v", env, err)
+		}
+		env2, err := codecs.DecodePolicyEvent(enc)
+		if err != nil {
+			t.Fatalf("decode of re-encoded %v (%x): %v", env, enc, err)
+		}
+		if !proto.Equal(env2, env) {
+			t.Fatalf("unstable round trip\nfirst:  %v\nsecond: %v", env, env2)
+		}
+		if enc2, err := codecs.PolicyTable.Encode(env2); err != nil || !bytes.Equal(enc2, enc) {
+			t.Fatalf("re-encoding is not a fixed point (%v):\n%x\n%x", err, enc, enc2)
+		}
+
+		var (
+			dom, dom2 any
+			wire      []byte
+		)
+		switch {
+		case env.GetLocation() != nil:
+			p, err := codecs.LocationPolicyFromProto(env.GetLocation())
+			if err != nil {
+				checkMalformed(t, err)
+				return
+			}
+			if verr := p.Validate(); verr != nil && !errors.Is(verr, inventory.ErrInvalidEvent) {
+				t.Fatalf("Validate() = %v, does not wrap ErrInvalidEvent", verr)
+			}
+			_, _, _ = inventory.ApplyLocationPolicy(inventory.LocationPolicy{}, false, p)
+			dom, wire = p, encodePolicy(t, p)
+			env3, err := codecs.DecodePolicyEvent(wire)
+			if err != nil {
+				t.Fatalf("decode of converted %#v: %v", p, err)
+			}
+			if dom2, err = codecs.LocationPolicyFromProto(env3.GetLocation()); err != nil {
+				t.Fatalf("convert back %#v: %v", p, err)
+			}
+		case env.GetMerchant() != nil:
+			p, err := codecs.MerchantPolicyFromProto(env.GetMerchant())
+			if err != nil {
+				checkMalformed(t, err)
+				return
+			}
+			if verr := p.Validate(); verr != nil && !errors.Is(verr, inventory.ErrInvalidEvent) {
+				t.Fatalf("Validate() = %v, does not wrap ErrInvalidEvent", verr)
+			}
+			_, _, _ = inventory.ApplyMerchantPolicy(inventory.MerchantPolicy{}, false, p)
+			dom, wire = p, encodePolicy(t, p)
+			env3, err := codecs.DecodePolicyEvent(wire)
+			if err != nil {
+				t.Fatalf("decode of converted %#v: %v", p, err)
+			}
+			if dom2, err = codecs.MerchantPolicyFromProto(env3.GetMerchant()); err != nil {
+				t.Fatalf("convert back %#v: %v", p, err)
+			}
+		default:
+			t.Fatalf("decoded %v without error, but neither policy is set", env)
+		}
+		if !reflect.DeepEqual(dom2, dom) {
+			t.Fatalf("unstable domain round trip\nfirst:  %#v\nsecond: %#v", dom, dom2)
+		}
+		if again := encodePolicy(t, dom2); !bytes.Equal(again, wire) {
+			t.Fatalf("domain re-encoding is not a fixed point:\n%x\n%x", wire, again)
+		}
+	})
+}
+
+func checkMalformed(t *testing.T, err error) {
+	t.Helper()
+	if !errors.Is(err, codecs.ErrMalformed) {
+		t.Fatalf("conversion error %q does not wrap ErrMalformed", err)
+	}
+}
+
+// FuzzDecodeStockTick: DecodeStockTick never panics, fails only with
+// ErrMalformed, returns only ticks with a valid time, and what it accepts
+// re-encodes to a fixed point.
+func FuzzDecodeStockTick(f *testing.F) {
+	for _, s := range garbageSeeds {
+		f.Add(s)
+	}
+	f.Add(mustMarshal(f, &pb.StockTick{Sku: sku, At: timestamppb.New(at(5)), PublishedVersion: "0123456789abcdef"}))
+	f.Add(mustMarshal(f, &pb.StockTick{Sku: sku, At: &timestamppb.Timestamp{Seconds: 253402300799, Nanos: 999999999}}))
+	f.Add(mustMarshal(f, &pb.StockTick{Sku: sku, At: &timestamppb.Timestamp{Seconds: 253402300800}}))
+	f.Add(mustMarshal(f, &pb.StockTick{Sku: sku}))
+	s := policyState(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tick, err := codecs.DecodeStockTick(data)
+		if err != nil {
+			if !errors.Is(err, codecs.ErrMalformed) {
+				t.Fatalf("error %q does not wrap ErrMalformed", err)
+			}
+			if tick != nil {
+				t.Fatalf("tick %v returned with error %v", tick, err)
+			}
+			return
+		}
+		if err := tick.GetAt().CheckValid(); err != nil {
+			t.Fatalf("accepted tick %v with an invalid time: %v", tick, err)
+		}
+		// Evaluating at any accepted time must not panic.
+		_ = inventory.Evaluate(s, testPolicies(), tick.GetAt().AsTime())
+		enc := mustMarshal(t, tick)
+		tick2, err := codecs.DecodeStockTick(enc)
+		if err != nil {
+			t.Fatalf("decode of re-encoded %v (%x): %v", tick, enc, err)
+		}
+		if !proto.Equal(tick2, tick) {
+			t.Fatalf("unstable round trip\nfirst:  %v\nsecond: %v", tick, tick2)
+		}
+		if enc2 := mustMarshal(t, tick2); !bytes.Equal(enc2, enc) {
 			t.Fatalf("re-encoding is not a fixed point:\n%x\n%x", enc, enc2)
 		}
 	})

@@ -2,6 +2,7 @@ package codecs_test
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,13 +49,21 @@ func TestProtoEncodeWrongTypeNamesIt(t *testing.T) {
 }
 
 func TestAvailabilityRoundTrip(t *testing.T) {
-	for name, s := range map[string]inventory.State{
-		"empty":    {SKU: sku},
-		"rich":     richState(t),
-		"no level": applyAll(t, adj("a", "WH-1", 3, at(1))),
+	for name, tc := range map[string]struct {
+		s   inventory.State
+		pol inventory.Policies
+		now time.Time
+	}{
+		"empty":                    {inventory.State{SKU: sku}, inventory.Policies{}, at(0)},
+		"empty with channels":      {inventory.State{SKU: sku}, testPolicies(), at(0)},
+		"rich":                     {richState(t), inventory.Policies{Channels: channels}, at(10)},
+		"no level":                 {applyAll(t, adj("a", "WH-1", 3, at(1))), inventory.Policies{Channels: []string{"web"}}, at(1)},
+		"every policy":             {policyState(t), testPolicies(), at(30)},
+		"every policy, all stale":  {policyState(t), testPolicies(), at(7200)},
+		"every policy, before all": {policyState(t), testPolicies(), at(-10).Add(-123 * time.Nanosecond)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			snap := inventory.Availability(s)
+			snap := inventory.Evaluate(tc.s, tc.pol, tc.now)
 			m := codecs.SnapshotToProto(snap)
 			checkSnapshotProto(t, snap, m)
 			data, err := codecs.Availability.Encode(m)
@@ -72,6 +81,7 @@ func TestAvailabilityRoundTrip(t *testing.T) {
 			if !proto.Equal(got, m) {
 				t.Fatalf("round trip changed the message\n got: %v\nwant: %v", got, m)
 			}
+			checkSnapshotProto(t, snap, got)
 			for i := range 10 {
 				again, err := codecs.Availability.Encode(got)
 				if err != nil {
@@ -85,22 +95,157 @@ func TestAvailabilityRoundTrip(t *testing.T) {
 	}
 }
 
+// SnapshotToProto carries every channel line, reason and the presence of
+// cap_remaining (set exactly when a cap is active, even at 0).
+func TestSnapshotToProtoChannels(t *testing.T) {
+	snap := inventory.Evaluate(policyState(t), testPolicies(), at(30))
+	m := codecs.SnapshotToProto(snap)
+	checkSnapshotProto(t, snap, m)
+
+	byChannel := map[string]*pb.ChannelAvailability{}
+	var order []string
+	for _, c := range m.GetChannels() {
+		byChannel[c.GetChannel()] = c
+		order = append(order, c.GetChannel())
+	}
+	if want := []string{"kiosk", "marketplace", "store-pickup", "web"}; !slices.Equal(order, want) {
+		t.Fatalf("channels %q, want %q (sorted, one per configured channel)", order, want)
+	}
+	type capWant struct {
+		present bool
+		value   int64
+	}
+	for ch, want := range map[string]capWant{
+		"web":          {true, 0}, // exhausted: present although 0
+		"store-pickup": {true, 3},
+		"kiosk":        {false, 0}, // cleared
+		"marketplace":  {false, 0}, // never capped
+	} {
+		c := byChannel[ch]
+		if hasCap(c) != want.present || c.GetCapRemaining() != want.value {
+			t.Errorf("%s: cap_remaining present=%v value=%d, want present=%v value=%d",
+				ch, hasCap(c), c.GetCapRemaining(), want.present, want.value)
+		}
+	}
+	codes := func(ch string) []pb.Reason_Code {
+		var out []pb.Reason_Code
+		for _, r := range byChannel[ch].GetReasons() {
+			out = append(out, r.GetCode())
+		}
+		return out
+	}
+	if got := codes("marketplace"); len(got) == 0 || got[0] != pb.Reason_NOT_SELLABLE {
+		t.Errorf("marketplace reasons %v, want NOT_SELLABLE first", got)
+	}
+	if byChannel["marketplace"].GetSellable() || byChannel["marketplace"].GetAvailable() != 0 {
+		t.Errorf("marketplace = %v, want not sellable with nothing available", byChannel["marketplace"])
+	}
+	if got := codes("web"); len(got) == 0 || got[0] != pb.Reason_CAP_EXHAUSTED {
+		t.Errorf("web reasons %v, want CAP_EXHAUSTED first", got)
+	}
+	for _, want := range []pb.Reason_Code{pb.Reason_LOCATION_CLOSED, pb.Reason_LOCATION_INELIGIBLE, pb.Reason_LOCATION_STALE} {
+		if !slices.Contains(codes("kiosk"), want) {
+			t.Errorf("kiosk reasons %v lack %v", codes("kiosk"), want)
+		}
+	}
+	// The numeric values are the contract between inventory and the wire.
+	for code, want := range map[inventory.ReasonCode]pb.Reason_Code{
+		inventory.ReasonNotSellable:        pb.Reason_NOT_SELLABLE,
+		inventory.ReasonCapExhausted:       pb.Reason_CAP_EXHAUSTED,
+		inventory.ReasonLocationClosed:     pb.Reason_LOCATION_CLOSED,
+		inventory.ReasonLocationIneligible: pb.Reason_LOCATION_INELIGIBLE,
+		inventory.ReasonLocationStale:      pb.Reason_LOCATION_STALE,
+	} {
+		if int32(code) != int32(want) {
+			t.Errorf("inventory reason %d is %v (%d) on the wire", code, want, want)
+		}
+	}
+	for kind, want := range map[inventory.LocationKind]pb.LocationKind{
+		inventory.KindWarehouse: pb.LocationKind_LOCATION_KIND_WAREHOUSE,
+		inventory.KindStore:     pb.LocationKind_LOCATION_KIND_STORE,
+		inventory.KindMerchant:  pb.LocationKind_LOCATION_KIND_MERCHANT,
+	} {
+		if int32(kind) != int32(want) {
+			t.Errorf("inventory kind %v is %v on the wire", kind, want)
+		}
+	}
+	if m.GetNextChangeAt() == nil || !m.GetNextChangeAt().AsTime().Equal(at(100)) {
+		t.Errorf("next_change_at %v, want %v (the caps' window end)", m.GetNextChangeAt(), at(100))
+	}
+	if !m.GetEvaluatedAt().AsTime().Equal(at(30)) {
+		t.Errorf("evaluated_at %v, want %v", m.GetEvaluatedAt(), at(30))
+	}
+}
+
+// An answer with nothing time-dependent has no next_change_at.
+func TestSnapshotToProtoOmitsZeroTimes(t *testing.T) {
+	m := codecs.SnapshotToProto(inventory.Evaluate(applyAll(t, adj("a", "WH-1", 1, at(1))), inventory.Policies{Channels: []string{"web"}}, at(5)))
+	if m.GetNextChangeAt() != nil {
+		t.Errorf("next_change_at %v, want absent", m.GetNextChangeAt())
+	}
+	l := m.GetLocations()[0]
+	if l.GetLevelAsOf() != nil || l.GetStaleAt() != nil {
+		t.Errorf("location %v: level_as_of and stale_at should be absent", l)
+	}
+	if hasCap(m.GetChannels()[0]) {
+		t.Errorf("cap_remaining present without a cap: %v", m.GetChannels()[0])
+	}
+}
+
 // checkSnapshotProto checks SnapshotToProto field by field.
 func checkSnapshotProto(t *testing.T, snap inventory.Snapshot, m *pb.Availability) {
 	t.Helper()
-	if m.GetSku() != snap.SKU || m.GetOnHand() != snap.OnHand || m.GetAvailable() != snap.Available || m.GetVersion() != snap.Version {
+	if m.GetSku() != snap.SKU || m.GetOnHand() != snap.OnHand || m.GetVersion() != snap.Version {
 		t.Errorf("SnapshotToProto header = %v, want %+v", m, snap)
 	}
 	checkTS(t, "updated_at", m.GetUpdatedAt(), snap.UpdatedAt)
+	checkTS(t, "next_change_at", m.GetNextChangeAt(), snap.NextChangeAt)
+	checkTS(t, "evaluated_at", m.GetEvaluatedAt(), snap.EvaluatedAt)
 	if len(m.GetLocations()) != len(snap.Locations) {
 		t.Fatalf("%d locations, want %d", len(m.GetLocations()), len(snap.Locations))
 	}
 	for i, l := range snap.Locations {
 		ml := m.GetLocations()[i]
-		if ml.GetLocation() != l.ID || ml.GetOnHand() != l.OnHand {
+		if ml.GetLocation() != l.ID || ml.GetOnHand() != l.OnHand || int32(ml.GetKind()) != int32(l.Kind) ||
+			ml.GetMerchantId() != l.MerchantID || ml.GetSafetyStock() != l.SafetyStock || ml.GetUsable() != l.Usable ||
+			ml.GetClosed() != l.Closed || ml.GetStale() != l.Stale || !slices.Equal(ml.GetChannels(), l.Channels) {
 			t.Errorf("location %d = %v, want %+v", i, ml, l)
 		}
 		checkTS(t, "level_as_of", ml.GetLevelAsOf(), l.LevelAsOf)
+		checkTS(t, "stale_at", ml.GetStaleAt(), l.StaleAt)
+		if len(ml.GetAreas()) != len(l.Areas) {
+			t.Errorf("location %s: %d areas, want %d", l.ID, len(ml.GetAreas()), len(l.Areas))
+			continue
+		}
+		for j, a := range l.Areas {
+			if ma := ml.GetAreas()[j]; ma.GetArea() != a.Area || ma.GetOnHand() != a.OnHand {
+				t.Errorf("location %s area %d = %v, want %+v", l.ID, j, ma, a)
+			}
+		}
+	}
+	if len(m.GetChannels()) != len(snap.Channels) {
+		t.Fatalf("%d channels, want %d", len(m.GetChannels()), len(snap.Channels))
+	}
+	for i, c := range snap.Channels {
+		mc := m.GetChannels()[i]
+		if mc.GetChannel() != c.Channel || mc.GetAvailable() != c.Available || mc.GetBackorderable() != c.Backorderable ||
+			mc.GetSellable() != c.Sellable || mc.GetUsable() != c.Usable || mc.GetReserved() != c.Reserved {
+			t.Errorf("channel %d = %v, want %+v", i, mc, c)
+		}
+		if hasCap(mc) != c.HasCap || mc.GetCapRemaining() != c.CapRemaining {
+			t.Errorf("channel %s cap_remaining present=%v %d, want present=%v %d",
+				c.Channel, hasCap(mc), mc.GetCapRemaining(), c.HasCap, c.CapRemaining)
+		}
+		if len(mc.GetReasons()) != len(c.Reasons) {
+			t.Errorf("channel %s: reasons %v, want %+v", c.Channel, mc.GetReasons(), c.Reasons)
+			continue
+		}
+		for j, r := range c.Reasons {
+			mr := mc.GetReasons()[j]
+			if int32(mr.GetCode()) != int32(r.Code) || mr.GetLocation() != r.Location || mr.GetMessage() != r.Message {
+				t.Errorf("channel %s reason %d = %v, want %+v", c.Channel, j, mr, r)
+			}
+		}
 	}
 }
 
@@ -172,3 +317,6 @@ func TestProtoDecodeReturnsFreshMessages(t *testing.T) {
 		t.Fatalf("decoded messages share state: %v, %v", va, vb)
 	}
 }
+
+// hasCap reports whether the optional cap_remaining is present.
+func hasCap(c *pb.ChannelAvailability) bool { return c != nil && c.CapRemaining != nil }

@@ -37,7 +37,7 @@ func StateToProto(s inventory.State) *pb.SkuState {
 	m := &pb.SkuState{Sku: s.SKU, Locations: make([]*pb.LocationState, 0, len(s.Locations))}
 	for _, l := range s.Locations {
 		ls := &pb.LocationState{
-			Location: l.ID, HasLevel: l.HasLevel, LevelOnHand: l.Level,
+			Location: l.ID, Area: l.Area, HasLevel: l.HasLevel, LevelOnHand: l.Level,
 			LevelAsOfUnixNano: unixNano(l.LevelAsOf), LevelSequence: l.LevelSeq,
 		}
 		for _, a := range l.Adjustment {
@@ -46,6 +46,23 @@ func StateToProto(s inventory.State) *pb.SkuState {
 			})
 		}
 		m.Locations = append(m.Locations, ls)
+	}
+	for _, r := range s.ChannelRules {
+		m.ChannelRules = append(m.ChannelRules, &pb.ChannelRuleState{Channel: r.Channel, Sellable: r.Sellable, AsOfUnixNano: unixNano(r.AsOf)})
+	}
+	for _, r := range s.SalesCaps {
+		m.SalesCaps = append(m.SalesCaps, &pb.SalesCapState{
+			Channel: r.Channel, Limit: r.Limit, Cleared: r.Cleared, AsOfUnixNano: unixNano(r.AsOf),
+			WindowStartUnixNano: unixNano(r.WindowStart), WindowEndUnixNano: unixNano(r.WindowEnd),
+		})
+	}
+	if !s.Backorder.AsOf.IsZero() {
+		m.Backorder = &pb.BackorderState{Limit: s.Backorder.Limit, AsOfUnixNano: unixNano(s.Backorder.AsOf)}
+	}
+	for _, r := range s.SafetyOverrides {
+		m.SafetyOverrides = append(m.SafetyOverrides, &pb.SafetyOverrideState{
+			Location: r.Location, Units: r.Units, Cleared: r.Cleared, AsOfUnixNano: unixNano(r.AsOf),
+		})
 	}
 	return m
 }
@@ -58,7 +75,7 @@ func StateFromProto(m *pb.SkuState) inventory.State {
 	}
 	for _, ls := range m.GetLocations() {
 		l := inventory.Location{
-			ID: ls.GetLocation(), HasLevel: ls.GetHasLevel(), Level: ls.GetLevelOnHand(), LevelSeq: ls.GetLevelSequence(),
+			ID: ls.GetLocation(), Area: ls.GetArea(), HasLevel: ls.GetHasLevel(), Level: ls.GetLevelOnHand(), LevelSeq: ls.GetLevelSequence(),
 		}
 		if l.HasLevel {
 			l.LevelAsOf = fromUnixNano(ls.GetLevelAsOfUnixNano())
@@ -69,6 +86,24 @@ func StateFromProto(m *pb.SkuState) inventory.State {
 			})
 		}
 		s.Locations = append(s.Locations, l)
+	}
+	for _, r := range m.GetChannelRules() {
+		s.ChannelRules = append(s.ChannelRules, inventory.ChannelRule{Channel: r.GetChannel(), Sellable: r.GetSellable(), AsOf: fromUnixNano(r.GetAsOfUnixNano())})
+	}
+	for _, r := range m.GetSalesCaps() {
+		c := inventory.SalesCapRule{Channel: r.GetChannel(), Limit: r.GetLimit(), Cleared: r.GetCleared(), AsOf: fromUnixNano(r.GetAsOfUnixNano())}
+		if !c.Cleared {
+			c.WindowStart, c.WindowEnd = fromUnixNano(r.GetWindowStartUnixNano()), fromUnixNano(r.GetWindowEndUnixNano())
+		}
+		s.SalesCaps = append(s.SalesCaps, c)
+	}
+	if b := m.GetBackorder(); b != nil {
+		s.Backorder = inventory.BackorderRule{Limit: b.GetLimit(), AsOf: fromUnixNano(b.GetAsOfUnixNano())}
+	}
+	for _, r := range m.GetSafetyOverrides() {
+		s.SafetyOverrides = append(s.SafetyOverrides, inventory.SafetyOverrideRule{
+			Location: r.GetLocation(), Units: r.GetUnits(), Cleared: r.GetCleared(), AsOf: fromUnixNano(r.GetAsOfUnixNano()),
+		})
 	}
 	return s
 }

@@ -30,7 +30,14 @@ func stateCases(t testing.TB) map[string]inventory.State {
 			lvl("WH-1", 5, at(0).In(zoned), 1),
 			adj("x", "WH-1", 1, at(1).In(zoned)),
 		),
-		"several locations": richState(t),
+		"several locations":          richState(t),
+		"areas and every sku policy": policyState(t),
+		"policies only": applyAll(t,
+			sellable("web", false, at(1).Add(7*time.Nanosecond)),
+			inventory.SalesCap{SKU: sku, Channel: "web", Cleared: true, AsOf: at(2)},
+			backorder(0, at(3)),
+			inventory.SafetyStockOverride{SKU: sku, Location: "WH-1", Cleared: true, AsOf: at(4)},
+		),
 		"hand-built extremes": {
 			SKU: strings.Repeat("s", inventory.MaxIDLength),
 			Locations: []inventory.Location{
@@ -45,6 +52,22 @@ func stateCases(t testing.TB) map[string]inventory.State {
 					{EventID: "at-epoch", Delta: 1, OccurredAt: epoch},
 					{EventID: "later", Delta: -1, OccurredAt: at(1)},
 				}},
+				{ID: "C", Area: inventory.AreaBackroom, HasLevel: true, Level: 1, LevelAsOf: at(1)},
+				{ID: "C", Area: inventory.AreaFloor},
+			},
+			ChannelRules: []inventory.ChannelRule{
+				{Channel: "a", Sellable: true, AsOf: epoch},
+				{Channel: strings.Repeat("c", inventory.MaxIDLength), AsOf: time.Date(2199, 12, 31, 23, 59, 59, 999999999, time.UTC)},
+			},
+			SalesCaps: []inventory.SalesCapRule{
+				{Channel: "a", Limit: inventory.MaxUnits, WindowStart: epoch, WindowEnd: at(1), AsOf: at(0)},
+				{Channel: "b", Cleared: true, AsOf: at(0)},
+				{Channel: "c", Limit: 0, WindowStart: at(0), WindowEnd: at(0).Add(time.Nanosecond), AsOf: epoch},
+			},
+			Backorder: inventory.BackorderRule{Limit: inventory.MaxUnits, AsOf: epoch},
+			SafetyOverrides: []inventory.SafetyOverrideRule{
+				{Location: "A", Units: inventory.MaxUnits, AsOf: at(0)},
+				{Location: "B", Cleared: true, AsOf: at(0)},
 			},
 		},
 	}
@@ -69,7 +92,8 @@ func TestStateRoundTrip(t *testing.T) {
 				t.Fatalf("round trip changed the state\n got: %#v\nwant: %#v", got, want)
 			}
 			// The derived answer, version included, survives too.
-			if g, w := inventory.Availability(got).Version, inventory.Availability(want).Version; g != w {
+			pol := testPolicies()
+			if g, w := inventory.Evaluate(got, pol, at(30)).Version, inventory.Evaluate(want, pol, at(30)).Version; g != w {
 				t.Errorf("snapshot version %s after round trip, want %s", g, w)
 			}
 			again, err := codecs.State{}.Encode(got)

@@ -35,7 +35,7 @@ func SupplyEventFromProto(env *pb.SupplyEvent) (inventory.Event, error) {
 			return nil, err
 		}
 		return inventory.StockLevel{
-			SKU: l.GetSku(), Location: l.GetLocation(), OnHand: l.GetOnHand(), AsOf: asOf, Sequence: l.GetSequence(),
+			SKU: l.GetSku(), Location: l.GetLocation(), OnHand: l.GetOnHand(), AsOf: asOf, Sequence: l.GetSequence(), Area: l.GetArea(),
 		}, nil
 	case *pb.SupplyEvent_StockAdjustment:
 		a := e.StockAdjustment
@@ -44,7 +44,7 @@ func SupplyEventFromProto(env *pb.SupplyEvent) (inventory.Event, error) {
 			return nil, err
 		}
 		return inventory.StockAdjustment{
-			EventID: a.GetEventId(), SKU: a.GetSku(), Location: a.GetLocation(), Delta: a.GetDelta(), OccurredAt: at,
+			EventID: a.GetEventId(), SKU: a.GetSku(), Location: a.GetLocation(), Delta: a.GetDelta(), OccurredAt: at, Area: a.GetArea(),
 		}, nil
 	case nil:
 		return nil, fmt.Errorf("%w: supply event envelope has no event set", ErrMalformed)
@@ -58,11 +58,11 @@ func SupplyEventToProto(ev inventory.Event) (*pb.SupplyEvent, error) {
 	switch e := ev.(type) {
 	case inventory.StockLevel:
 		return &pb.SupplyEvent{Event: &pb.SupplyEvent_StockLevel{StockLevel: &pb.StockLevel{
-			Sku: e.SKU, Location: e.Location, OnHand: e.OnHand, AsOf: timestamppb.New(e.AsOf), Sequence: e.Sequence,
+			Sku: e.SKU, Location: e.Location, OnHand: e.OnHand, AsOf: timestamppb.New(e.AsOf), Sequence: e.Sequence, Area: e.Area,
 		}}}, nil
 	case inventory.StockAdjustment:
 		return &pb.SupplyEvent{Event: &pb.SupplyEvent_StockAdjustment{StockAdjustment: &pb.StockAdjustment{
-			EventId: e.EventID, Sku: e.SKU, Location: e.Location, Delta: e.Delta, OccurredAt: timestamppb.New(e.OccurredAt),
+			EventId: e.EventID, Sku: e.SKU, Location: e.Location, Delta: e.Delta, OccurredAt: timestamppb.New(e.OccurredAt), Area: e.Area,
 		}}}, nil
 	default:
 		return nil, fmt.Errorf("codecs: no supply envelope for %T", ev)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -12,14 +13,18 @@ import (
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/policies"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/views"
 )
 
 type availabilityServer struct {
 	pb.UnimplementedAvailabilityServiceServer
-	stock views.StockLookup
-	log   *slog.Logger
+	stock    views.StockLookup
+	policies views.PolicyLookup
+	base     inventory.Policies
+	now      func() time.Time
+	log      *slog.Logger
 }
 
 func (s *availabilityServer) GetAvailability(ctx context.Context, req *pb.GetAvailabilityRequest) (*pb.Availability, error) {
@@ -37,7 +42,15 @@ func (s *availabilityServer) GetAvailability(ctx context.Context, req *pb.GetAva
 	case !found:
 		return nil, status.Errorf(codes.NotFound, "sku %q is not known", sku)
 	}
-	snap := codecs.SnapshotToProto(inventory.Availability(state))
+	pol, err := policies.Gather(state, s.policies.GetPolicy, s.base)
+	switch {
+	case errors.Is(err, views.ErrNotReady):
+		return nil, status.Error(codes.Unavailable, "availability views are still recovering; retry shortly")
+	case err != nil:
+		s.log.Error("policy lookup failed", "sku", sku, "err", err)
+		return nil, status.Error(codes.Unavailable, "policy lookup failed")
+	}
+	snap := codecs.SnapshotToProto(inventory.Evaluate(state, pol, s.now()))
 	// The version is an ETag; errors only mean the transport cannot carry headers.
 	_ = grpc.SetHeader(ctx, metadata.Pairs("etag", `"`+snap.GetVersion()+`"`))
 	return snap, nil

@@ -10,7 +10,10 @@
 //
 // Example:
 //
-//	srv, err := gateway.New(gateway.Options{HTTPAddr: ":8080", GRPCAddr: ":9090", Stock: view})
+//	srv, err := gateway.New(gateway.Options{
+//		HTTPAddr: ":8080", GRPCAddr: ":9090", Stock: stockView, Policies: policyView,
+//		Channels: []string{"web"}, DefaultStaleAfter: 24 * time.Hour,
+//	})
 //	if err != nil { ... }
 //	err = srv.Run(ctx)
 package gateway

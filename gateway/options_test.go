@@ -11,26 +11,52 @@ import (
 
 func TestOptionsValidate(t *testing.T) {
 	valid := func() gateway.Options {
-		return gateway.Options{HTTPAddr: ":8080", GRPCAddr: ":9090", Stock: views.NewMemory()}
+		return gateway.Options{
+			HTTPAddr: ":8080", GRPCAddr: ":9090", Stock: views.NewMemory(), Policies: views.NewMemory(),
+			Channels: []string{"web", "store-pickup"}, DefaultStaleAfter: time.Hour,
+		}
 	}
 	if err := valid().Validate(); err != nil {
 		t.Fatalf("valid options: %v", err)
 	}
-	zeroTimeout := valid()
-	zeroTimeout.ShutdownTimeout = 0 // means the default
-	if err := zeroTimeout.Validate(); err != nil {
-		t.Fatalf("zero shutdown timeout: %v", err)
+	for name, fix := range map[string]func(*gateway.Options){
+		"zero shutdown timeout (the default)": func(o *gateway.Options) { o.ShutdownTimeout = 0 },
+		"nil clock (time.Now)":                func(o *gateway.Options) { o.Now = nil },
+		"injected clock":                      func(o *gateway.Options) { o.Now = func() time.Time { return time.Unix(0, 0) } },
+		"one channel":                         func(o *gateway.Options) { o.Channels = []string{"web"} },
+	} {
+		o := valid()
+		fix(&o)
+		if err := o.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 
+	// Each break is reported on its own; those not marked alone are also
+	// broken all together, in Validate's order.
 	breaks := []struct {
 		name    string
 		breakIt func(*gateway.Options)
-		want    string
+		want    []string
+		alone   bool // conflicts with a later break of the same field
 	}{
-		{"no HTTP address", func(o *gateway.Options) { o.HTTPAddr = "" }, "HTTP address is empty"},
-		{"no gRPC address", func(o *gateway.Options) { o.GRPCAddr = "" }, "gRPC address is empty"},
-		{"no stock lookup", func(o *gateway.Options) { o.Stock = nil }, "no stock lookup"},
-		{"negative shutdown timeout", func(o *gateway.Options) { o.ShutdownTimeout = -time.Second }, "shutdown timeout -1s is negative"},
+		{"no HTTP address", func(o *gateway.Options) { o.HTTPAddr = "" }, []string{"HTTP address is empty"}, false},
+		{"no gRPC address", func(o *gateway.Options) { o.GRPCAddr = "" }, []string{"gRPC address is empty"}, false},
+		{"no stock lookup", func(o *gateway.Options) { o.Stock = nil }, []string{"no stock lookup"}, false},
+		{"no policy lookup", func(o *gateway.Options) { o.Policies = nil }, []string{"no policy lookup"}, false},
+		{"no channels", func(o *gateway.Options) { o.Channels = nil }, []string{"no channels configured"}, true},
+		{"empty channel list", func(o *gateway.Options) { o.Channels = []string{} }, []string{"no channels configured"}, true},
+		{"empty channel id", func(o *gateway.Options) { o.Channels = []string{"web", ""} }, []string{"channel is empty"}, true},
+		{"two bad channel ids", func(o *gateway.Options) { o.Channels = []string{"web shop", "web", "wéb"} },
+			[]string{`channel "web shop" has characters outside`, `channel "wéb" has characters outside`}, true},
+		{"bad channel id", func(o *gateway.Options) { o.Channels = []string{"web", "store/pickup"} },
+			[]string{`channel "store/pickup" has characters outside`}, false},
+		{"zero default stale-after", func(o *gateway.Options) { o.DefaultStaleAfter = 0 },
+			[]string{"default merchant stale-after 0s is outside (0, 87600h0m0s]"}, true},
+		{"negative default stale-after", func(o *gateway.Options) { o.DefaultStaleAfter = -time.Minute },
+			[]string{"default merchant stale-after -1m0s is outside (0, 87600h0m0s]"}, false},
+		{"negative shutdown timeout", func(o *gateway.Options) { o.ShutdownTimeout = -time.Second },
+			[]string{"shutdown timeout -1s is negative"}, false},
 	}
 	all := valid()
 	var wantAll []string
@@ -38,10 +64,12 @@ func TestOptionsValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := valid()
 			tt.breakIt(&o)
-			checkJoined(t, o.Validate(), tt.want)
+			checkJoined(t, o.Validate(), tt.want...)
 		})
-		tt.breakIt(&all)
-		wantAll = append(wantAll, tt.want)
+		if !tt.alone {
+			tt.breakIt(&all)
+			wantAll = append(wantAll, tt.want...)
+		}
 	}
 	t.Run("everything broken", func(t *testing.T) { checkJoined(t, all.Validate(), wantAll...) })
 }

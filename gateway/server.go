@@ -19,6 +19,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/views"
 )
@@ -32,12 +33,34 @@ type Options struct {
 	HTTPAddr string
 	// GRPCAddr serves gRPC.
 	GRPCAddr string
-	// Stock answers availability queries.
-	Stock views.StockLookup
+	// Stock and Policies answer availability queries.
+	Stock    views.StockLookup
+	Policies views.PolicyLookup
+	// Channels to answer for, and the merchant TTL where a merchant sets none.
+	Channels          []string
+	DefaultStaleAfter time.Duration
+	// Now is the clock answers are evaluated at (default time.Now).
+	Now func() time.Time
 	// Logger for requests and lifecycle; nil discards.
 	Logger *slog.Logger
 	// ShutdownTimeout bounds graceful shutdown (default 5s).
 	ShutdownTimeout time.Duration
+	// Services are further APIs served beside availability (for example
+	// merchant feeds, reservations), each registering its own gRPC service
+	// and REST routes.
+	Services []Service
+}
+
+// Service is an API the gateway serves beside availability.
+type Service interface {
+	// RegisterGRPC registers the gRPC service.
+	RegisterGRPC(s *grpc.Server)
+	// RegisterHTTP registers REST routes: on gw for grpc-gateway handlers,
+	// on mux for hand-written ones (e.g. streamed uploads). Routes under
+	// /v1/ that mux does not claim fall through to gw.
+	RegisterHTTP(mux *http.ServeMux, gw *runtime.ServeMux) error
+	// Ready reports whether the service can answer (its views recovered).
+	Ready() bool
 }
 
 // Validate reports every problem with the options.
@@ -51,6 +74,20 @@ func (o Options) Validate() error {
 	}
 	if o.Stock == nil {
 		errs = append(errs, errors.New("gateway: no stock lookup"))
+	}
+	if o.Policies == nil {
+		errs = append(errs, errors.New("gateway: no policy lookup"))
+	}
+	if len(o.Channels) == 0 {
+		errs = append(errs, errors.New("gateway: no channels configured"))
+	}
+	for _, c := range o.Channels {
+		if err := inventory.ValidateID("channel", c); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: %w", err))
+		}
+	}
+	if o.DefaultStaleAfter <= 0 || o.DefaultStaleAfter > inventory.MaxStaleAfter {
+		errs = append(errs, fmt.Errorf("gateway: default merchant stale-after %s is outside (0, %s]", o.DefaultStaleAfter, inventory.MaxStaleAfter))
 	}
 	if o.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("gateway: shutdown timeout %s is negative", o.ShutdownTimeout))
@@ -93,12 +130,22 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("gateway: HTTP listen: %w", err)
 	}
 
-	avail := &availabilityServer{stock: opts.Stock, log: log}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	avail := &availabilityServer{
+		stock: opts.Stock, policies: opts.Policies, now: now, log: log,
+		base: inventory.Policies{Channels: opts.Channels, DefaultStaleAfter: opts.DefaultStaleAfter},
+	}
 	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(logUnary(log)))
 	pb.RegisterAvailabilityServiceServer(s.grpc, avail)
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
+	for _, svc := range opts.Services {
+		svc.RegisterGRPC(s.grpc)
+	}
 	reflection.Register(s.grpc)
 
 	gw := runtime.NewServeMux(
@@ -116,6 +163,13 @@ func New(opts Options) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", gw)
+	for _, svc := range opts.Services {
+		if err := svc.RegisterHTTP(mux, gw); err != nil {
+			s.grpcLn.Close()
+			s.httpLn.Close()
+			return nil, fmt.Errorf("gateway: register REST routes: %w", err)
+		}
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -138,12 +192,24 @@ func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if !s.opts.Stock.Ready() {
+	if !s.ready() {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintln(w, "not ready: stock view is recovering")
+		fmt.Fprintln(w, "not ready: views are recovering")
 		return
 	}
 	fmt.Fprintln(w, "ready")
+}
+
+func (s *Server) ready() bool {
+	if !s.opts.Stock.Ready() || !s.opts.Policies.Ready() {
+		return false
+	}
+	for _, svc := range s.opts.Services {
+		if !svc.Ready() {
+			return false
+		}
+	}
+	return true
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
@@ -166,7 +232,7 @@ func (s *Server) Run(ctx context.Context) error {
 		defer t.Stop()
 		for {
 			st := healthpb.HealthCheckResponse_NOT_SERVING
-			if s.opts.Stock.Ready() {
+			if s.ready() {
 				st = healthpb.HealthCheckResponse_SERVING
 			}
 			s.health.SetServingStatus("", st)

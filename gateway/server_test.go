@@ -24,7 +24,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
 
-	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/gateway"
 	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/inventory"
@@ -35,9 +34,12 @@ import (
 
 // env is a gateway serving on loopback with real gRPC and HTTP clients.
 type env struct {
-	srv    *gateway.Server
+	srv *gateway.Server
+	// stock holds the fixture's states and policies: it is both lookups.
 	stock  *views.Memory
+	fix    fixture
 	states []inventory.State
+	clock  *clock
 	conn   *grpc.ClientConn
 	avail  pb.AvailabilityServiceClient
 	health healthpb.HealthClient
@@ -45,16 +47,26 @@ type env struct {
 	base   string
 }
 
-// start serves a gateway over a Memory holding viewtest's states; the
-// gateway stops at the end of the test.
+// start serves a gateway over one Memory holding the fixture's states and
+// policies, with its clock fixed at now; the gateway stops at the end of the
+// test.
 func start(t *testing.T, ready bool) *env {
 	t.Helper()
-	e := &env{stock: views.NewMemory(), states: viewtest.States(t)}
-	for _, s := range e.states {
-		e.stock.Put(s)
-	}
+	e := &env{stock: views.NewMemory(), fix: newFixture(t), clock: newClock(now)}
+	e.states = e.fix.states
+	e.fix.putStates(e.stock)
+	e.fix.putPolicies(t, e.stock)
 	e.stock.SetReady(ready)
-	srv, err := gateway.New(gateway.Options{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Stock: e.stock})
+	opts := options(e.stock, e.stock)
+	opts.Now = e.clock.Now
+	e.serve(t, opts)
+	return e
+}
+
+// serve runs a gateway with opts and connects clients to it.
+func (e *env) serve(t *testing.T, opts gateway.Options) {
+	t.Helper()
+	srv, err := gateway.New(opts)
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
@@ -73,7 +85,6 @@ func start(t *testing.T, ready bool) *env {
 	t.Cleanup(tr.CloseIdleConnections)
 	e.http = &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	e.base = "http://" + srv.HTTPAddr()
-	return e
 }
 
 func ctx(t *testing.T) context.Context {
@@ -122,7 +133,7 @@ func availabilityPath(sku string) string { return "/v1/availability/" + url.Path
 func TestGetAvailabilityFound(t *testing.T) {
 	e := start(t, true)
 	for _, s := range e.states {
-		want := codecs.SnapshotToProto(inventory.Availability(s))
+		want := e.fix.want(s, e.clock.Now())
 		t.Run(s.SKU, func(t *testing.T) {
 			var hdr metadata.MD
 			got, err := e.avail.GetAvailability(ctx(t), &pb.GetAvailabilityRequest{Sku: s.SKU}, grpc.Header(&hdr))
@@ -392,7 +403,7 @@ func TestRunReturnsPromptlyOnCancel(t *testing.T) {
 	m := views.NewMemory()
 	states := viewtest.States(t)
 	m.Put(states[0])
-	srv, err := gateway.New(gateway.Options{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Stock: m})
+	srv, err := gateway.New(options(m, m))
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
@@ -440,9 +451,9 @@ func TestRunReturnsPromptlyOnCancel(t *testing.T) {
 // TestRunShutdownIsBounded: a client holding a stream open (a health Watch)
 // cannot delay shutdown beyond ShutdownTimeout.
 func TestRunShutdownIsBounded(t *testing.T) {
-	srv, err := gateway.New(gateway.Options{
-		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Stock: views.NewMemory(), ShutdownTimeout: 300 * time.Millisecond,
-	})
+	opts := options(views.NewMemory(), views.NewMemory())
+	opts.ShutdownTimeout = 300 * time.Millisecond
+	srv, err := gateway.New(opts)
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
@@ -483,14 +494,16 @@ func TestNewFailsOnPortInUse(t *testing.T) {
 	defer ln.Close()
 	for _, tt := range []struct {
 		name string
-		opts gateway.Options
+		busy func(*gateway.Options)
 		want string
 	}{
-		{"gRPC", gateway.Options{HTTPAddr: "127.0.0.1:0", GRPCAddr: ln.Addr().String(), Stock: views.NewMemory()}, "gRPC listen"},
-		{"HTTP", gateway.Options{HTTPAddr: ln.Addr().String(), GRPCAddr: "127.0.0.1:0", Stock: views.NewMemory()}, "HTTP listen"},
+		{"gRPC", func(o *gateway.Options) { o.GRPCAddr = ln.Addr().String() }, "gRPC listen"},
+		{"HTTP", func(o *gateway.Options) { o.HTTPAddr = ln.Addr().String() }, "HTTP listen"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, err := gateway.New(tt.opts)
+			opts := options(views.NewMemory(), views.NewMemory())
+			tt.busy(&opts)
+			srv, err := gateway.New(opts)
 			if err == nil {
 				t.Fatalf("New succeeded on a busy port (%s, %s)", srv.HTTPAddr(), srv.GRPCAddr())
 			}
@@ -523,7 +536,7 @@ func (brokenLookup) Ready() bool { return true }
 // TestLookupFailure: a failing lookup is reported as Unavailable (retryable),
 // not Internal and not NotFound, without leaking the storage error.
 func TestLookupFailure(t *testing.T) {
-	srv, err := gateway.New(gateway.Options{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Stock: brokenLookup{}})
+	srv, err := gateway.New(options(brokenLookup{}, views.NewMemory()))
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}

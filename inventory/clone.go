@@ -9,5 +9,8 @@ func (s State) Clone() State {
 	for i := range out.Locations {
 		out.Locations[i].Adjustment = slices.Clone(out.Locations[i].Adjustment)
 	}
+	out.ChannelRules = slices.Clone(s.ChannelRules)
+	out.SalesCaps = slices.Clone(s.SalesCaps)
+	out.SafetyOverrides = slices.Clone(s.SafetyOverrides)
 	return out
 }

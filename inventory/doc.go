@@ -29,6 +29,23 @@
 //   - The SKU's on-hand and available totals are sums of floored per-location
 //     values, so they are never negative.
 //
+// # Availability
+//
+// Evaluate derives a SKU's answer from its state, the location and merchant
+// policies of its locations, and the time of the question:
+//
+//	available(channel, now) = max(0, min(usable(channel) − reserved(channel), remaining sales cap(channel)))
+//	usable(channel)         = Σ over eligible, open, non-stale locations of max(0, on_hand − safety stock)
+//
+// A location with no policy is an owned warehouse serving every channel. A
+// merchant location is stale once its newest level is at least its
+// merchant's TTL old (or it has none). Safety stock is the SKU's override for
+// the location, else the location's default. A sales cap applies within its
+// window; backorders are answered separately, up to the SKU's limit. The
+// Snapshot lists per channel the units available now, the backorderable
+// units and why units are missing, per location the breakdown, a Version
+// digest of the answer, and NextChangeAt, when the answer changes on its own.
+//
 // This package must not import goka, sarama, grpc, net or any package that
 // does I/O; `make lint` checks that.
 //
@@ -38,5 +55,6 @@
 //	s, _, err := inventory.Apply(s, inventory.StockLevel{
 //		SKU: "SKU-1", Location: "WH-1", OnHand: 10, AsOf: t0, Sequence: 1,
 //	}, t0)
-//	snap := inventory.Availability(s) // snap.Available == 10
+//	snap := inventory.Evaluate(s, inventory.Policies{Channels: []string{"web"}}, now)
+//	// snap.Channels[0].Available == 10
 package inventory

@@ -45,8 +45,8 @@ func validID(kind, id string) error {
 	return nil
 }
 
-// Event is one input to Apply. The set of events is closed: StockLevel and
-// StockAdjustment.
+// Event is one input to Apply. The set of events is closed: StockLevel,
+// StockAdjustment and the SKU policies in policy.go.
 type Event interface {
 	// EventSKU is the SKU the event belongs to; it must equal the message key.
 	EventSKU() string
@@ -55,6 +55,14 @@ type Event interface {
 	isEvent()
 }
 
+// Areas of a location. A store keeps its sales floor and back room as
+// separate stock; other locations use AreaWhole.
+const (
+	AreaWhole    = ""
+	AreaFloor    = "floor"
+	AreaBackroom = "backroom"
+)
+
 // StockLevel is an absolute on-hand count at a location, observed at AsOf.
 type StockLevel struct {
 	SKU      string
@@ -62,6 +70,7 @@ type StockLevel struct {
 	OnHand   int64
 	AsOf     time.Time
 	Sequence uint64
+	Area     string
 }
 
 // StockAdjustment is a relative change at a location, deduplicated by EventID.
@@ -71,6 +80,7 @@ type StockAdjustment struct {
 	Location   string
 	Delta      int64
 	OccurredAt time.Time
+	Area       string
 }
 
 func (StockLevel) isEvent()      {}
@@ -86,6 +96,7 @@ func (e StockLevel) Validate() error {
 		validID("location", e.Location),
 		checkUnits("on_hand", e.OnHand, false),
 		checkTime("as_of", e.AsOf),
+		checkArea(e.Area),
 	)
 }
 
@@ -110,7 +121,16 @@ func (e StockAdjustment) Validate() error {
 		validID("location", e.Location),
 		deltaErr,
 		checkTime("occurred_at", e.OccurredAt),
+		checkArea(e.Area),
 	)
+}
+
+func checkArea(area string) error {
+	switch area {
+	case AreaWhole, AreaFloor, AreaBackroom:
+		return nil
+	}
+	return fmt.Errorf("%w: area %q is not one of \"\", %q, %q", ErrInvalidEvent, area, AreaFloor, AreaBackroom)
 }
 
 func checkUnits(field string, v int64, signed bool) error {
@@ -129,6 +149,10 @@ var (
 	minTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
 	maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 )
+
+// ValidateTime checks a source or tick time: set, after the Unix epoch (what
+// an unset protobuf timestamp decodes to) and before 2200.
+func ValidateTime(field string, t time.Time) error { return checkTime(field, t) }
 
 func checkTime(field string, t time.Time) error {
 	if t.IsZero() {

@@ -234,3 +234,29 @@ func TestIsInvalid(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateTime(t *testing.T) {
+	tests := []struct {
+		t  time.Time
+		ok bool
+	}{
+		{at(0), true},
+		{at(0).In(zonePlus2), true},
+		{epoch.Add(time.Nanosecond), true},
+		{lastValid, true},
+		{time.Time{}, false},
+		{epoch, false},
+		{beforeEpoch, false},
+		{firstAfter, false},
+		{time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), false},
+	}
+	for _, tt := range tests {
+		err := inventory.ValidateTime("tick_at", tt.t)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidateTime(%v) = %v, want ok = %v", tt.t, err, tt.ok)
+		}
+		if err != nil && (!errors.Is(err, inventory.ErrInvalidEvent) || !strings.Contains(err.Error(), "tick_at")) {
+			t.Errorf("ValidateTime(%v) = %v, want ErrInvalidEvent naming the field", tt.t, err)
+		}
+	}
+}

@@ -9,17 +9,25 @@ import (
 	"time"
 )
 
-// State is everything known about one SKU. Locations are sorted by ID and
-// each location's Adjustments by EventID, so equal states encode to equal
-// bytes. A State is a value: Apply never modifies the one it is given.
+// State is everything known about one SKU. Locations are sorted by (ID,
+// Area), each location's Adjustments by EventID and every policy list by its
+// subject, so equal states encode to equal bytes. A State is a value: Apply
+// never modifies the one it is given.
 type State struct {
 	SKU       string
 	Locations []Location
+	// SKU-level policies (see policy.go).
+	ChannelRules    []ChannelRule
+	SalesCaps       []SalesCapRule
+	Backorder       BackorderRule
+	SafetyOverrides []SafetyOverrideRule
 }
 
-// Location is one location's stock of the SKU.
+// Location is the stock of the SKU at one area of one location.
 type Location struct {
 	ID string
+	// Area is "" for the whole location, or AreaFloor / AreaBackroom.
+	Area string
 	// HasLevel is true once an absolute StockLevel was seen.
 	HasLevel   bool
 	Level      int64
@@ -87,6 +95,14 @@ func Apply(s State, ev Event, eventTime time.Time) (State, Result, error) {
 		return applyLevel(s, e)
 	case StockAdjustment:
 		return applyAdjustment(s, e)
+	case ChannelEligibility:
+		return applyChannelEligibility(s, e)
+	case SalesCap:
+		return applySalesCap(s, e)
+	case BackorderLimit:
+		return applyBackorderLimit(s, e)
+	case SafetyStockOverride:
+		return applySafetyOverride(s, e)
 	default:
 		return s, Result{}, fmt.Errorf("%w: unknown event type %T", ErrInvalidEvent, ev)
 	}
@@ -107,12 +123,12 @@ func levelWins(l Location, e StockLevel) bool {
 }
 
 func applyLevel(s State, e StockLevel) (State, Result, error) {
-	i, found := findLocation(s.Locations, e.Location)
+	i, found := findLocation(s.Locations, e.Location, e.Area)
 	var loc Location
 	if found {
 		loc = s.Locations[i]
 	} else {
-		loc = Location{ID: e.Location}
+		loc = Location{ID: e.Location, Area: e.Area}
 	}
 	if !levelWins(loc, e) {
 		return s, Result{}, nil
@@ -130,12 +146,12 @@ func applyLevel(s State, e StockLevel) (State, Result, error) {
 }
 
 func applyAdjustment(s State, e StockAdjustment) (State, Result, error) {
-	i, found := findLocation(s.Locations, e.Location)
+	i, found := findLocation(s.Locations, e.Location, e.Area)
 	var loc Location
 	if found {
 		loc = s.Locations[i]
 	} else {
-		loc = Location{ID: e.Location}
+		loc = Location{ID: e.Location, Area: e.Area}
 	}
 	at := e.OccurredAt.UTC()
 	if loc.HasLevel && !at.After(loc.LevelAsOf) {
@@ -157,14 +173,21 @@ func applyAdjustment(s State, e StockAdjustment) (State, Result, error) {
 	return withLocation(s, e.SKU, i, found, loc), Result{Changed: true}, nil
 }
 
-func findLocation(locs []Location, id string) (int, bool) {
-	return slices.BinarySearchFunc(locs, id, func(l Location, id string) int { return strings.Compare(l.ID, id) })
+func findLocation(locs []Location, id, area string) (int, bool) {
+	return slices.BinarySearchFunc(locs, Location{ID: id, Area: area}, func(l, want Location) int {
+		if c := strings.Compare(l.ID, want.ID); c != 0 {
+			return c
+		}
+		return strings.Compare(l.Area, want.Area)
+	})
 }
 
 // withLocation returns a copy of s with loc stored at index i (replacing the
 // location there if found, inserting otherwise).
 func withLocation(s State, sku string, i int, found bool, loc Location) State {
-	out := State{SKU: sku, Locations: slices.Clone(s.Locations)}
+	out := s
+	out.SKU = sku
+	out.Locations = slices.Clone(s.Locations)
 	if found {
 		out.Locations[i] = loc
 	} else {

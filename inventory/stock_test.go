@@ -3,6 +3,7 @@ package inventory_test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"testing"
@@ -242,10 +243,9 @@ func TestAdjustmentRules(t *testing.T) {
 			if raw != tt.wantRaw {
 				t.Errorf("WH-1 raw on-hand %d, want %d", raw, tt.wantRaw)
 			}
-			snap := inventory.Availability(s)
-			checkSnapshot(t, s, snap)
-			if snap.OnHand != total || snap.Available != total {
-				t.Errorf("snapshot on-hand %d available %d, want %d", snap.OnHand, snap.Available, total)
+			snap := evalWeb(t, s)
+			if snap.OnHand != total || webAvailable(t, snap) != total {
+				t.Errorf("snapshot on-hand %d available %d, want %d", snap.OnHand, webAvailable(t, snap), total)
 			}
 		})
 	}
@@ -384,10 +384,9 @@ func TestAdjustmentLimits(t *testing.T) {
 				t.Fatalf("Apply: changed=%v err=%v", res.Changed, err)
 			}
 			checkState(t, got)
-			snap := inventory.Availability(got)
-			checkSnapshot(t, got, snap)
-			if snap.OnHand != tt.want {
-				t.Fatalf("on-hand %d, want %d", snap.OnHand, tt.want)
+			snap := evalWeb(t, got)
+			if snap.OnHand != tt.want || webAvailable(t, snap) != min(tt.want, inventory.MaxUnits) {
+				t.Fatalf("on-hand %d available %d, want %d", snap.OnHand, webAvailable(t, snap), tt.want)
 			}
 		})
 	}
@@ -419,6 +418,15 @@ func mutationBase(t *testing.T) inventory.State {
 		adj("c", "WH-1", 5, at(5)),
 		adj("b", "WH-2", 4, at(1)),
 		lvl("WH-3", 7, at(1), 0),
+		lvlIn("ST-4", inventory.AreaFloor, 3, at(1), 0),
+		adjIn("f", "ST-4", inventory.AreaBackroom, 2, at(2)),
+		sellable("b-web", true, at(2)),
+		sellable("d-app", false, at(2)),
+		salesCap("b-web", 5, at(1), at(9), at(2)),
+		salesCap("d-app", 5, at(1), at(9), at(2)),
+		backorder(3, at(2)),
+		safety("WH-1", 1, at(2)),
+		safety("WH-3", 2, at(2)),
 	)
 }
 
@@ -442,6 +450,25 @@ func mutationEvents() []inventory.Event {
 		adj("x", "WH-3", -100, at(2)), // goes negative
 		lvl("WH-1", -1, at(9), 0),     // invalid
 		inventory.StockLevel{SKU: "other", Location: "WH-1", OnHand: 1, AsOf: at(9)},
+		lvlIn("ST-4", inventory.AreaWhole, 1, at(3), 0),      // new area before the others
+		lvlIn("ST-4", inventory.AreaFloor, 9, at(3), 0),      // replaces an area's level
+		adjIn("g", "ST-4", inventory.AreaBackroom, 1, at(3)), // adds to an area
+		adjIn("f", "ST-4", inventory.AreaFloor, 2, at(2)),    // same id in another area, covered
+		sellable("a-first", true, at(3)),                     // inserted first
+		sellable("c-mid", true, at(3)),                       // inserted in the middle
+		sellable("z-last", true, at(3)),                      // inserted last
+		sellable("b-web", false, at(3)),                      // replaces
+		sellable("b-web", false, at(1)),                      // loses
+		salesCap("a-first", 1, at(1), at(2), at(3)),          // inserted first
+		capCleared("b-web", at(3)),                           // replaces with a cleared cap
+		salesCap("d-app", 5, at(1), at(9), at(2)),            // duplicate
+		backorder(9, at(3)),                                  // replaces
+		backorder(9, at(1)),                                  // loses
+		safety("WH-2", 1, at(3)),                             // inserted in the middle
+		safetyCleared("WH-1", at(3)),                         // replaces with a cleared override
+		safety("WH-9", 1, at(3)),                             // inserted last
+		safety("WH-3", 2, at(2)),                             // duplicate
+		backorder(-1, at(9)),                                 // invalid
 	}
 }
 
@@ -467,7 +494,12 @@ func TestApplyResultsDoNotAlias(t *testing.T) {
 			copy(a, locs[i].Adjustment)
 			locs[i].Adjustment = a
 		}
-		return inventory.State{SKU: s.SKU, Locations: locs}
+		out := s
+		out.Locations = locs
+		out.ChannelRules = append(make([]inventory.ChannelRule, 0, len(s.ChannelRules)+8), s.ChannelRules...)
+		out.SalesCaps = append(make([]inventory.SalesCapRule, 0, len(s.SalesCaps)+8), s.SalesCaps...)
+		out.SafetyOverrides = append(make([]inventory.SafetyOverrideRule, 0, len(s.SafetyOverrides)+8), s.SafetyOverrides...)
+		return out
 	}
 	evs := mutationEvents()
 	for i, e1 := range evs {
@@ -499,11 +531,25 @@ func TestOnHandNeverNegative(t *testing.T) {
 			t.Errorf("%s on-hand %d", l.ID, l.OnHand())
 		}
 	}
-	snap := inventory.Availability(s)
-	if snap.OnHand != 3 || snap.Available != 3 {
-		t.Errorf("totals on-hand %d available %d, want 3 (sum of floored locations, not -9)", snap.OnHand, snap.Available)
+	snap := evalWeb(t, s)
+	if snap.OnHand != 3 || webAvailable(t, snap) != 3 {
+		t.Errorf("totals on-hand %d available %d, want 3 (sum of floored locations, not -9)", snap.OnHand, webAvailable(t, snap))
 	}
 	if (inventory.Location{Level: 2, Adjustment: []inventory.Adjustment{{Delta: -3}}}).OnHand() != 0 {
 		t.Error("Location.OnHand not floored")
+	}
+}
+
+// OnHand never wraps around: a sum beyond int64 saturates, then is clamped
+// to [0, MaxUnits]. (Reaching it through Apply takes millions of events; a
+// decoded state can hold anything.)
+func TestOnHandSaturates(t *testing.T) {
+	up := inventory.Location{Level: math.MaxInt64 - 5, Adjustment: []inventory.Adjustment{{Delta: 10}, {Delta: -1}}}
+	if n := up.OnHand(); n != inventory.MaxUnits {
+		t.Errorf("saturating up: OnHand = %d, want MaxUnits", n)
+	}
+	down := inventory.Location{Level: math.MinInt64 + 5, Adjustment: []inventory.Adjustment{{Delta: -10}, {Delta: 1}}}
+	if n := down.OnHand(); n != 0 {
+		t.Errorf("saturating down: OnHand = %d, want 0", n)
 	}
 }

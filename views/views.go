@@ -2,10 +2,10 @@
 // through goka views: local, continuously updated copies of a table's
 // changelog. A lookup never calls another service.
 //
-// Lookups sit behind small interfaces (StockLookup) with two
-// implementations, the goka-backed Stock and the in-memory Memory, and one
-// shared test suite (viewtest) that both must pass, so a fake used in tests
-// provably behaves like the real thing.
+// Lookups sit behind small interfaces (StockLookup, PolicyLookup) with two
+// implementations each, the goka-backed Stock and Policies and the
+// in-memory Memory, and one shared test suite (viewtest) that both must
+// pass, so a fake used in tests provably behaves like the real thing.
 //
 // This package must not import gateway/ or processors' callbacks; it depends
 // only on the group and table names processors export.
@@ -18,10 +18,13 @@ import (
 	"sync"
 
 	"github.com/lovoo/goka"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/policies"
 	"github.com/skuflow/skuflow/processors/stock"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 )
 
 // ErrNotReady is returned by lookups before the view has recovered its table.
@@ -36,69 +39,122 @@ type StockLookup interface {
 	Ready() bool
 }
 
-// Stock is the goka view of the stock group table.
-type Stock struct {
-	view *goka.View
-	// mu guards stopping. goka's View.Run tears its partitions down without
-	// synchronisation when it stops, so lookups hold mu.RLock while they
-	// touch the view, and Run sets stopping under mu.Lock before it lets
-	// the view stop: from then on lookups answer ErrNotReady.
+// table wraps a goka view. goka's View.Run tears its partitions down
+// without synchronisation when it stops, so lookups hold mu.RLock while they
+// touch the view, and Run sets stopping under mu.Lock before it lets the
+// view stop: from then on lookups answer ErrNotReady.
+type table struct {
+	name     string
+	view     *goka.View
 	mu       sync.RWMutex
 	stopping bool
 }
 
-// NewStock creates the view; call Run to start it.
-func NewStock(brokers []string, opts ...goka.ViewOption) (*Stock, error) {
-	v, err := goka.NewView(brokers, stock.Table, codecs.State{}, opts...)
+func newTable(brokers []string, t goka.Table, c goka.Codec, opts ...goka.ViewOption) (*table, error) {
+	v, err := goka.NewView(brokers, t, c, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("stock view: %w", err)
+		return nil, fmt.Errorf("%s view: %w", t, err)
 	}
-	return &Stock{view: v}, nil
+	return &table{name: string(t), view: v}, nil
 }
 
 // Run keeps the view up to date until ctx is cancelled.
-func (s *Stock) Run(ctx context.Context) error {
+func (t *table) Run(ctx context.Context) error {
 	inner, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- s.view.Run(inner) }()
+	go func() { done <- t.view.Run(inner) }()
 	select {
 	case err := <-done:
-		s.stop()
+		t.stop()
 		return err
 	case <-ctx.Done():
-		s.stop()
+		t.stop()
 		cancel()
 		return <-done
 	}
 }
 
-func (s *Stock) stop() {
-	s.mu.Lock()
-	s.stopping = true
-	s.mu.Unlock()
+func (t *table) stop() {
+	t.mu.Lock()
+	t.stopping = true
+	t.mu.Unlock()
 }
 
-// Ready implements StockLookup.
-func (s *Stock) Ready() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return !s.stopping && s.view.Recovered()
+// Ready reports whether the view has caught up with its table once.
+func (t *table) Ready() bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return !t.stopping && t.view.Recovered()
+}
+
+// get returns the decoded value under key, nil if there is none.
+func (t *table) get(key string) (any, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.stopping || !t.view.Recovered() {
+		return nil, ErrNotReady
+	}
+	v, err := t.view.Get(key)
+	if err != nil {
+		return nil, fmt.Errorf("%s view get %q: %w", t.name, key, err)
+	}
+	return v, nil
+}
+
+// each calls fn for every key and decoded value of the table, in key order
+// per partition, until fn returns false or an error stops it.
+func (t *table) each(fn func(key string, value any) bool) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.stopping || !t.view.Recovered() {
+		return ErrNotReady
+	}
+	it, err := t.view.Iterator()
+	if err != nil {
+		return fmt.Errorf("%s view: %w", t.name, err)
+	}
+	defer it.Release()
+	for it.Next() {
+		v, err := it.Value()
+		if err != nil {
+			return fmt.Errorf("%s view: key %q: %w", t.name, it.Key(), err)
+		}
+		if !fn(it.Key(), v) {
+			break
+		}
+	}
+	return it.Err()
+}
+
+// Stock is the goka view of the stock group table.
+type Stock struct{ *table }
+
+// Each calls fn for every SKU state until fn returns false.
+func (s *Stock) Each(fn func(inventory.State) bool) error {
+	return s.each(func(key string, v any) bool {
+		st, ok := v.(inventory.State)
+		if !ok {
+			return true
+		}
+		return fn(st)
+	})
+}
+
+// NewStock creates the view; call Run to start it.
+func NewStock(brokers []string, opts ...goka.ViewOption) (*Stock, error) {
+	t, err := newTable(brokers, stock.Table, codecs.State{}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Stock{t}, nil
 }
 
 // Get implements StockLookup.
 func (s *Stock) Get(sku string) (inventory.State, bool, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.stopping || !s.view.Recovered() {
-		return inventory.State{}, false, ErrNotReady
-	}
-	v, err := s.view.Get(sku)
-	if err != nil {
-		return inventory.State{}, false, fmt.Errorf("stock view get %q: %w", sku, err)
-	}
-	if v == nil {
-		return inventory.State{}, false, nil
+	v, err := s.get(sku)
+	if err != nil || v == nil {
+		return inventory.State{}, false, err
 	}
 	st, ok := v.(inventory.State)
 	if !ok {
@@ -107,12 +163,73 @@ func (s *Stock) Get(sku string) (inventory.State, bool, error) {
 	return st, true, nil
 }
 
+// PolicyLookup reads the policies table (keys from policies.LocationKey and
+// policies.MerchantKey).
+type PolicyLookup interface {
+	// GetPolicy returns the policy under key, nil if there is none. Before
+	// the view has recovered it returns ErrNotReady.
+	GetPolicy(key string) (*pb.PolicyEvent, error)
+	Ready() bool
+}
+
+// Policies is the goka view of the policies group table.
+type Policies struct{ *table }
+
+// NewPolicies creates the view; call Run to start it.
+func NewPolicies(brokers []string, opts ...goka.ViewOption) (*Policies, error) {
+	t, err := newTable(brokers, policies.Table, codecs.PolicyTable, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Policies{t}, nil
+}
+
+// GetPolicy implements PolicyLookup.
+func (p *Policies) GetPolicy(key string) (*pb.PolicyEvent, error) {
+	v, err := p.get(key)
+	if err != nil || v == nil {
+		return nil, err
+	}
+	ev, ok := v.(*pb.PolicyEvent)
+	if !ok {
+		return nil, fmt.Errorf("policies view get %q: unexpected value type %T", key, v)
+	}
+	return ev, nil
+}
+
+// Availability is a goka view of the compacted availability topic: the
+// latest published answer per SKU.
+type Availability struct{ *table }
+
+// NewAvailability creates the view; call Run to start it.
+func NewAvailability(brokers []string, opts ...goka.ViewOption) (*Availability, error) {
+	t, err := newTable(brokers, goka.Table(stock.AvailabilityTopic), codecs.Availability, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Availability{t}, nil
+}
+
+// Get returns the latest published answer for sku, nil if none.
+func (a *Availability) Get(sku string) (*pb.Availability, error) {
+	v, err := a.get(sku)
+	if err != nil || v == nil {
+		return nil, err
+	}
+	m, ok := v.(*pb.Availability)
+	if !ok {
+		return nil, fmt.Errorf("availability view get %q: unexpected value type %T", sku, v)
+	}
+	return m, nil
+}
+
 // Memory is an in-memory StockLookup for tests and for downstream users who
 // need a fake gateway backend. The zero value is not ready; use NewMemory.
 type Memory struct {
-	mu     sync.RWMutex
-	ready  bool
-	states map[string]inventory.State
+	mu       sync.RWMutex
+	ready    bool
+	states   map[string]inventory.State
+	policies map[string]*pb.PolicyEvent
 }
 
 // NewMemory returns a ready, empty Memory.
@@ -122,6 +239,9 @@ func NewMemory() *Memory { return &Memory{ready: true, states: map[string]invent
 func (m *Memory) Put(s inventory.State) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.states == nil {
+		m.states = map[string]inventory.State{}
+	}
 	m.states[s.SKU] = s.Clone()
 }
 
@@ -148,4 +268,33 @@ func (m *Memory) Get(sku string) (inventory.State, bool, error) {
 	}
 	s, ok := m.states[sku]
 	return s.Clone(), ok, nil
+}
+
+// PutPolicy stores a copy of a policy under its key.
+func (m *Memory) PutPolicy(ev *pb.PolicyEvent) error {
+	key, err := policies.KeyOf(ev)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.policies == nil {
+		m.policies = map[string]*pb.PolicyEvent{}
+	}
+	m.policies[key] = proto.Clone(ev).(*pb.PolicyEvent)
+	return nil
+}
+
+// GetPolicy implements PolicyLookup.
+func (m *Memory) GetPolicy(key string) (*pb.PolicyEvent, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if !m.ready {
+		return nil, ErrNotReady
+	}
+	ev, ok := m.policies[key]
+	if !ok {
+		return nil, nil
+	}
+	return proto.Clone(ev).(*pb.PolicyEvent), nil
 }

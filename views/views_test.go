@@ -18,10 +18,12 @@ import (
 	"github.com/skuflow/skuflow/views/viewtest"
 )
 
-// Both implementations must satisfy the interface.
+// Both implementations must satisfy each interface.
 var (
-	_ views.StockLookup = (*views.Stock)(nil)
-	_ views.StockLookup = (*views.Memory)(nil)
+	_ views.StockLookup  = (*views.Stock)(nil)
+	_ views.StockLookup  = (*views.Memory)(nil)
+	_ views.PolicyLookup = (*views.Policies)(nil)
+	_ views.PolicyLookup = (*views.Memory)(nil)
 )
 
 func TestMemoryContract(t *testing.T) {

@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,13 +17,22 @@ import (
 	"github.com/skuflow/skuflow/broker"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/internal/roles"
-	"github.com/skuflow/skuflow/processors/stock"
 )
 
-//go:embed sample/supply.jsonl
-var sampleSupply []byte
+//go:embed sample/*.jsonl
+var samples embed.FS
+
+// sampleFiles are published in this order: policies first, so the first
+// published answers already reflect them.
+var sampleFiles = []struct{ file, topic string }{
+	{"sample/policies.jsonl", "policies"},
+	{"sample/sku-policies.jsonl", "sku-policies"},
+	{"sample/supply.jsonl", "supply"},
+}
 
 type devFlags struct {
+	answers    answerFlags
+	reconcile  time.Duration
 	data       string
 	httpAddr   string
 	grpcAddr   string
@@ -55,6 +64,8 @@ broker on 127.0.0.1, every processor group and the gateway, all state under
 	cmd.Flags().IntVar(&f.kafkaPort, "kafka-port", 9092, "embedded broker port on 127.0.0.1 (0 picks a free one)")
 	cmd.Flags().IntVar(&f.partitions, "partitions", 8, "partitions of skuflow's topics")
 	cmd.Flags().BoolVar(&f.sample, "sample-data", false, "publish a small sample data set at start (idempotent)")
+	cmd.Flags().DurationVar(&f.reconcile, "reconcile-interval", 2*time.Second, "how often the availability topic is compared with the tables")
+	f.answers.register(cmd)
 	return cmd
 }
 
@@ -69,23 +80,32 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 	if err := k.Validate(); err != nil {
 		return err
 	}
-	if err := k.EnsureTopics(stock.Topics...); err != nil {
+	if err := k.EnsureTopics(roles.Topics()...); err != nil {
 		return err
 	}
-	serve, err := roles.NewServe(roles.ServeOptions{Kafka: k, DataDir: f.data, HTTPAddr: f.httpAddr, GRPCAddr: f.grpcAddr, Logger: log})
+	cfg := f.answers.config()
+	serve, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: cfg, DataDir: f.data, HTTPAddr: f.httpAddr, GRPCAddr: f.grpcAddr, Logger: log})
 	if err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return roles.Process(gctx, roles.ProcessOptions{Kafka: k, DataDir: f.data, Logger: log}) })
+	g.Go(func() error {
+		return roles.Process(gctx, roles.ProcessOptions{Kafka: k, Config: cfg, DataDir: f.data, ReconcileInterval: f.reconcile, Logger: log})
+	})
 	g.Go(func() error { return serve.Run(gctx) })
 	if f.sample {
 		g.Go(func() error {
-			sum, err := roles.Emit(gctx, roles.EmitOptions{Kafka: k, Topic: string(stock.SupplyTopic), Input: bytes.NewReader(sampleSupply)})
-			if err != nil {
-				return fmt.Errorf("sample data: %w", err)
+			for _, sf := range sampleFiles {
+				data, err := samples.ReadFile(sf.file)
+				if err != nil {
+					return err
+				}
+				sum, err := roles.Emit(gctx, roles.EmitOptions{Kafka: k, Topic: sf.topic, Input: bytes.NewReader(data)})
+				if err != nil {
+					return fmt.Errorf("sample data %s: %w", sf.file, err)
+				}
+				log.Info("sample data published", "topic", sf.topic, "events", sum.Emitted)
 			}
-			log.Info("sample data published", "events", sum.Emitted)
 			return nil
 		})
 	}

@@ -13,10 +13,13 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/internal/roles"
+	"github.com/skuflow/skuflow/processors/stock"
 )
 
 func main() {
@@ -65,7 +68,7 @@ run "skuflow process" and "skuflow serve" with --brokers.`,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newDevCmd(g), newProcessCmd(g), newServeCmd(g), newEmitCmd(g))
+	root.AddCommand(newDevCmd(g), newProcessCmd(g), newServeCmd(g), newEmitCmd(g), newBenchCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})
@@ -83,6 +86,27 @@ func (c *clusterFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&c.brokers, "brokers", "", "Kafka bootstrap brokers, host:port[,host:port...] (required)")
 	cmd.Flags().IntVar(&c.partitions, "partitions", 8, "partitions of the topics skuflow creates; all SKU-keyed topics must match")
 	cmd.Flags().IntVar(&c.replication, "replication", 3, "replication factor of the topics skuflow creates (1 for a one-broker cluster)")
+}
+
+// answerFlags configure what answers depend on besides events.
+type answerFlags struct {
+	channels   string
+	staleAfter time.Duration
+}
+
+func (a *answerFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.channels, "channels", strings.Join(roles.DefaultChannels, ","), "sales channels to answer for, comma-separated")
+	cmd.Flags().DurationVar(&a.staleAfter, "merchant-stale-after", roles.DefaultStaleAfter, "default TTL of merchant stock; a merchant's policy may override it")
+}
+
+func (a *answerFlags) config() stock.Config {
+	var chans []string
+	for _, c := range strings.Split(a.channels, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			chans = append(chans, c)
+		}
+	}
+	return stock.Config{Channels: chans, DefaultStaleAfter: a.staleAfter}
 }
 
 func (c *clusterFlags) options(clientID string) (kafkacfg.Options, error) {

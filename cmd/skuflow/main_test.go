@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -156,19 +157,39 @@ func TestDevServesSampleDataAndStopsCleanly(t *testing.T) {
 	if httpAddr == "" {
 		t.Fatal("dev printed no REST URL")
 	}
-	// Sample: SKU-1001 = WH-EAST 40-5 + WH-WEST 12 (the older level of 99 loses).
-	want := map[string]string{"SKU-1001": "47", "SKU-1002": "0", "SKU-1003": "25"}
+	// The sample, by hand (see cmd/skuflow/sample/*.jsonl):
+	//   SKU-1001: WH-EAST 40-5=35 minus SKU safety override 5 -> 30 on every channel;
+	//             WH-WEST 12 (the older level of 99 loses), web and store-pickup only;
+	//             MERCH-A-1 20 (fresh), marketplace only; MERCH-B-1 stale; WH-OLD closed;
+	//             web capped at 30.
+	//   SKU-1002: STORE-042 floor 3 + back room 6-7 -> 3, safety 1 -> 2, store-pickup only;
+	//             not sellable on marketplace; backorder limit 5.
+	//   SKU-1003: WH-EAST 0+25, safety 2 -> 23 everywhere.
+	want := map[string]map[string]string{
+		"SKU-1001": {"web": "30", "marketplace": "50", "store-pickup": "42"},
+		"SKU-1002": {"web": "0", "marketplace": "0", "store-pickup": "2"},
+		"SKU-1003": {"web": "23", "marketplace": "23", "store-pickup": "23"},
+	}
 	testkit.Eventually(t, 60*time.Second, func() error {
-		for sku, avail := range want {
+		for sku, channels := range want {
 			resp, err := http.Get("http://" + httpAddr + "/v1/availability/" + sku)
 			if err != nil {
 				return err
 			}
-			var body struct{ Available string }
+			var body struct {
+				Channels []struct{ Channel, Available string }
+			}
 			err = json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
-			if err != nil || resp.StatusCode != 200 || body.Available != avail {
-				return fmt.Errorf("%s: status %d available %q (want %s) %v", sku, resp.StatusCode, body.Available, avail, err)
+			if err != nil || resp.StatusCode != 200 {
+				return fmt.Errorf("%s: status %d: %v", sku, resp.StatusCode, err)
+			}
+			got := map[string]string{}
+			for _, c := range body.Channels {
+				got[c.Channel] = c.Available
+			}
+			if !maps.Equal(got, channels) {
+				return fmt.Errorf("%s: available %v, want %v", sku, got, channels)
 			}
 		}
 		return nil
@@ -195,4 +216,27 @@ func TestDevServesSampleDataAndStopsCleanly(t *testing.T) {
 		t.Fatalf("shutdown order wrong (processors must stop before the broker):\n%s", out)
 	}
 	t.Logf("stopped cleanly %s after SIGINT", took.Round(time.Millisecond))
+}
+
+// TestBenchSmoke runs the benchmark harness on a tiny load, so `make bench`
+// cannot rot: every scenario runs in its own process and the table has
+// figures and ratios for each.
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three embedded brokers")
+	}
+	out, code := run(t, 120*time.Second, "", "bench", "--messages", "300", "--keys", "30", "--partitions", "2")
+	if code != 0 {
+		t.Fatalf("bench exit %d:\n%s", code, out)
+	}
+	for _, re := range []string{
+		`(?m)^sarama\s+\d+\s+1\.00\s+\d+\.\d\d\s+\d+ MiB`,
+		`(?m)^goka-sum\s+\d+\s+\d+\.\d\d\s+1\.00\s+\d+ MiB`,
+		`(?m)^stock\s+\d+\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+ MiB`,
+		`stock state on disk \(LevelDB\): \d+ bytes for 30 SKUs`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("bench output lacks %s:\n%s", re, out)
+		}
+	}
 }

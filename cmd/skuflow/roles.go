@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -11,7 +12,9 @@ import (
 
 func newProcessCmd(g *globalFlags) *cobra.Command {
 	var cf clusterFlags
+	var af answerFlags
 	var data string
+	var reconcile time.Duration
 	cmd := &cobra.Command{
 		Use:   "process --brokers host:port[,...]",
 		Short: "Run skuflow's processor groups against a Kafka cluster",
@@ -28,16 +31,20 @@ Local tables live under --data and are rebuilt from the changelogs if lost.`,
 			if err != nil {
 				return err
 			}
-			return roles.Process(cmd.Context(), roles.ProcessOptions{Kafka: k, DataDir: data, Logger: log})
+			return roles.Process(cmd.Context(), roles.ProcessOptions{Kafka: k, Config: af.config(), DataDir: data,
+				ReconcileInterval: reconcile, Logger: log})
 		},
 	}
 	cf.register(cmd)
+	af.register(cmd)
 	cmd.Flags().StringVar(&data, "data", "./data", "directory for the processors' local tables")
+	cmd.Flags().DurationVar(&reconcile, "reconcile-interval", roles.DefaultReconcileInterval, "how often the availability topic is compared with the tables (negative: never)")
 	return cmd
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
 	var cf clusterFlags
+	var af answerFlags
 	var data, httpAddr, grpcAddr string
 	cmd := &cobra.Command{
 		Use:   "serve --brokers host:port[,...]",
@@ -52,7 +59,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := roles.NewServe(roles.ServeOptions{Kafka: k, DataDir: data, HTTPAddr: httpAddr, GRPCAddr: grpcAddr, Logger: log})
+			s, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: af.config(), DataDir: data, HTTPAddr: httpAddr, GRPCAddr: grpcAddr, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -61,6 +68,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	cf.register(cmd)
+	af.register(cmd)
 	cmd.Flags().StringVar(&data, "data", "./data", "directory for the views' local copies of the tables")
 	cmd.Flags().StringVar(&httpAddr, "http", ":8080", "REST, health and metrics listen address")
 	cmd.Flags().StringVar(&grpcAddr, "grpc", ":9090", "gRPC listen address")
@@ -71,16 +79,21 @@ func newEmitCmd(g *globalFlags) *cobra.Command {
 	var cf clusterFlags
 	var topic, file string
 	cmd := &cobra.Command{
-		Use:   "emit --brokers host:port[,...] --topic supply [--file F|-]",
+		Use:   "emit --brokers host:port[,...] --topic supply|sku-policies|policies [--file F|-]",
 		Short: "Publish events given as JSON lines, keyed and partitioned as the processors expect",
-		Long: `Publish events, one protojson skuflow.v1.SupplyEvent per line, for example
+		Long: `Publish events, one protojson message per line:
 
-  {"stockLevel":{"sku":"SKU-1","location":"WH-1","onHand":"10","asOf":"2026-11-21T10:00:00Z","sequence":"1"}}
-  {"stockAdjustment":{"eventId":"adj-1","sku":"SKU-1","location":"WH-1","delta":"-2","occurredAt":"2026-11-21T10:05:00Z"}}
+  --topic supply        skuflow.v1.SupplyEvent, e.g.
+    {"stockLevel":{"sku":"SKU-1","location":"WH-1","onHand":"10","asOf":"2026-11-21T10:00:00Z","sequence":"1"}}
+    {"stockAdjustment":{"eventId":"adj-1","sku":"SKU-1","location":"WH-1","delta":"-2","occurredAt":"2026-11-21T10:05:00Z"}}
+  --topic sku-policies  skuflow.v1.SkuPolicyEvent, e.g.
+    {"channelEligibility":{"sku":"SKU-1","channel":"marketplace","sellable":false,"asOf":"2026-11-21T10:00:00Z"}}
+  --topic policies      skuflow.v1.PolicyEvent, e.g.
+    {"location":{"location":"STORE-7","kind":"LOCATION_KIND_STORE","channels":["store-pickup"],"asOf":"2026-11-21T10:00:00Z"}}
 
-Each message is keyed by its SKU and partitioned with FNV-1a like goka. Invalid
-lines are reported with their line number and not sent; the command then
-exits with status 1.`,
+Each message is keyed (by SKU; by location/<id> or merchant/<id> for policies)
+and partitioned with FNV-1a like goka. Invalid lines are reported with their
+line number and not sent; the command then exits with status 1.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := g.logger(); err != nil {
@@ -105,7 +118,7 @@ exits with status 1.`,
 		},
 	}
 	cf.register(cmd)
-	cmd.Flags().StringVar(&topic, "topic", "supply", "topic to publish to (supply)")
+	cmd.Flags().StringVar(&topic, "topic", "supply", "topic to publish to: supply, sku-policies or policies")
 	cmd.Flags().StringVar(&file, "file", "-", "JSON-lines file to read, or - for standard input")
 	return cmd
 }

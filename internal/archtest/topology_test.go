@@ -12,15 +12,19 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/internal/roles"
+	"github.com/skuflow/skuflow/processors/policies"
 	"github.com/skuflow/skuflow/processors/stock"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated block of topology.md")
 
 // graphs are every processor group skuflow runs, with the topics it creates.
-func graphs() []*goka.GroupGraph { return []*goka.GroupGraph{stock.Define(nil)} }
+func graphs() []*goka.GroupGraph {
+	return []*goka.GroupGraph{policies.Define(nil), stock.Define(stock.Config{}, nil)}
+}
 
-func topics() []kafkacfg.Topic { return stock.Topics }
+func topics() []kafkacfg.Topic { return roles.Topics() }
 
 const (
 	beginMarker = "<!-- BEGIN GENERATED: go test ./internal/archtest -run TestTopologyDoc -update -->"

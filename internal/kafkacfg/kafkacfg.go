@@ -136,11 +136,18 @@ func (o Options) EnsureTopics(topics ...Topic) error {
 		return fmt.Errorf("connect to brokers %s: %w", strings.Join(o.Brokers, ","), err)
 	}
 	var errs []error
-	for _, t := range topics {
+	ensure := func(t Topic) error {
 		if t.Compacted {
-			err = tm.EnsureTableExists(t.Name, o.Partitions)
-		} else {
-			err = tm.EnsureStreamExists(t.Name, o.Partitions)
+			return tm.EnsureTableExists(t.Name, o.Partitions)
+		}
+		return tm.EnsureStreamExists(t.Name, o.Partitions)
+	}
+	for _, t := range topics {
+		err = ensure(t)
+		if err != nil && strings.Contains(err.Error(), "already exists") {
+			// Another process created it between our check and our create:
+			// check the topic it made.
+			err = ensure(t)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("topic %s: %w", t.Name, err))

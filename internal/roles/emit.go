@@ -6,14 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/policies"
 	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 )
@@ -21,13 +27,90 @@ import (
 // MaxEmitLine bounds one JSON line given to Emit.
 const MaxEmitLine = 1 << 20
 
+// EmitTopics are the topics Emit publishes to, with the protojson message
+// each line must hold.
+var EmitTopics = map[string]string{
+	string(stock.SupplyTopic):      "skuflow.v1.SupplyEvent",
+	string(stock.SkuPoliciesTopic): "skuflow.v1.SkuPolicyEvent",
+	string(policies.Topic):         "skuflow.v1.PolicyEvent",
+}
+
+// parseLine turns one JSON line for topic into its message key and bytes,
+// validating it as the processors will.
+func parseLine(topic string, line []byte) (string, []byte, error) {
+	switch topic {
+	case string(stock.SupplyTopic), string(stock.SkuPoliciesTopic):
+		var ev inventory.Event
+		var err error
+		if topic == string(stock.SupplyTopic) {
+			var env pb.SupplyEvent
+			if err := protojson.Unmarshal(line, &env); err != nil {
+				return "", nil, fmt.Errorf("not a skuflow.v1.SupplyEvent: %v", err)
+			}
+			ev, err = codecs.SupplyEventFromProto(&env)
+		} else {
+			var env pb.SkuPolicyEvent
+			if err := protojson.Unmarshal(line, &env); err != nil {
+				return "", nil, fmt.Errorf("not a skuflow.v1.SkuPolicyEvent: %v", err)
+			}
+			ev, err = codecs.SkuPolicyEventFromProto(&env)
+		}
+		if err == nil {
+			err = ev.Validate()
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		var env proto.Message
+		if topic == string(stock.SupplyTopic) {
+			env, err = codecs.SupplyEventToProto(ev)
+		} else {
+			env, err = codecs.SkuPolicyEventToProto(ev)
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(env)
+		return ev.EventSKU(), b, err
+	case string(policies.Topic):
+		var env pb.PolicyEvent
+		if err := protojson.Unmarshal(line, &env); err != nil {
+			return "", nil, fmt.Errorf("not a skuflow.v1.PolicyEvent: %v", err)
+		}
+		key, err := policies.KeyOf(&env)
+		if err != nil {
+			return "", nil, err
+		}
+		if l := env.GetLocation(); l != nil {
+			p, err := codecs.LocationPolicyFromProto(l)
+			if err == nil {
+				err = p.Validate()
+			}
+			if err != nil {
+				return "", nil, err
+			}
+		} else {
+			p, err := codecs.MerchantPolicyFromProto(env.GetMerchant())
+			if err == nil {
+				err = p.Validate()
+			}
+			if err != nil {
+				return "", nil, err
+			}
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&env)
+		return key, b, err
+	}
+	return "", nil, fmt.Errorf("topic %q is not one emit publishes to", topic)
+}
+
 // EmitOptions configure Emit.
 type EmitOptions struct {
 	Kafka kafkacfg.Options
-	// Topic to publish to; only "supply" is accepted so far.
+	// Topic to publish to: one of EmitTopics.
 	Topic string
-	// Input holds one protojson skuflow.v1.SupplyEvent per line; blank lines
-	// and lines starting with '#' are skipped.
+	// Input holds one protojson message of the topic's type per line; blank
+	// lines and lines starting with '#' are skipped.
 	Input io.Reader
 	// Rejected receives a line per invalid input line (may be nil).
 	Rejected io.Writer
@@ -38,8 +121,9 @@ type EmitSummary struct {
 	Emitted, Rejected int
 }
 
-// Emit publishes events given as JSON lines, keyed by SKU and partitioned the
-// way goka's processors expect (FNV-1a). Invalid lines are reported with
+// Emit publishes events given as JSON lines, keyed (by SKU, or by location or
+// merchant for policies) and partitioned the way goka's processors expect
+// (FNV-1a). Invalid lines are reported with
 // their line number and skipped; the others are published. It returns an
 // error if any line was rejected or any publish failed.
 func Emit(ctx context.Context, o EmitOptions) (EmitSummary, error) {
@@ -47,10 +131,10 @@ func Emit(ctx context.Context, o EmitOptions) (EmitSummary, error) {
 	if err := o.Kafka.Validate(); err != nil {
 		return sum, err
 	}
-	if o.Topic != string(stock.SupplyTopic) {
-		return sum, fmt.Errorf("topic %q is not supported: emit publishes to %q", o.Topic, stock.SupplyTopic)
+	if _, ok := EmitTopics[o.Topic]; !ok {
+		return sum, fmt.Errorf("topic %q is not supported: emit publishes to %s", o.Topic, strings.Join(slices.Sorted(maps.Keys(EmitTopics)), ", "))
 	}
-	if err := o.Kafka.EnsureTopics(stock.Topics...); err != nil {
+	if err := o.Kafka.EnsureTopics(Topics()...); err != nil {
 		return sum, err
 	}
 	em, err := goka.NewEmitter(o.Kafka.Brokers, goka.Stream(o.Topic), new(codec.Bytes), o.Kafka.EmitterOptions()...)
@@ -74,26 +158,13 @@ func Emit(ctx context.Context, o EmitOptions) (EmitSummary, error) {
 		if len(text) == 0 || text[0] == '#' {
 			continue
 		}
-		var env pb.SupplyEvent
-		if err := protojson.Unmarshal(text, &env); err != nil {
-			reject(fmt.Sprintf("not a skuflow.v1.SupplyEvent: %v", err))
-			continue
-		}
-		ev, err := codecs.SupplyEventFromProto(&env)
-		if err == nil {
-			err = ev.Validate()
-		}
-		if err != nil {
-			reject(err.Error())
-			continue
-		}
-		value, err := codecs.EncodeSupplyEvent(ev)
+		key, value, err := parseLine(o.Topic, text)
 		if err != nil {
 			reject(err.Error())
 			continue
 		}
 		sum.Emitted++ // attempted; failures are subtracted below
-		p, err := em.Emit(ev.EventSKU(), value)
+		p, err := em.Emit(key, value)
 		if err != nil {
 			failed.Add(1)
 			firstErr.CompareAndSwap(nil, err)

@@ -44,9 +44,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 	procDir := t.TempDir()
 
 	stopProc := testkit.Go(t, func(ctx context.Context) error {
-		return roles.Process(ctx, roles.ProcessOptions{Kafka: k, DataDir: procDir})
+		return roles.Process(ctx, roles.ProcessOptions{Kafka: k, Config: testConfig, DataDir: procDir})
 	})
-	srv, err := roles.NewServe(roles.ServeOptions{Kafka: k, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"})
+	srv, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: testConfig, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	all := append(append([]inventory.Event{}, first...), second...)
 	emitJSON(t, k, withDuplicatesShuffled(rng, second))
 	stopProc = testkit.Go(t, func(ctx context.Context) error {
-		return roles.Process(ctx, roles.ProcessOptions{Kafka: k, DataDir: procDir})
+		return roles.Process(ctx, roles.ProcessOptions{Kafka: k, Config: testConfig, DataDir: procDir})
 	})
 	want = model(all)
 	checkAll(t, client, srv.HTTPAddr(), want)
@@ -89,7 +89,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopProc = testkit.Go(t, func(ctx context.Context) error {
-		return roles.Process(ctx, roles.ProcessOptions{Kafka: k, DataDir: procDir})
+		return roles.Process(ctx, roles.ProcessOptions{Kafka: k, Config: testConfig, DataDir: procDir})
 	})
 	// Recovery finishes before the processor consumes input; a probe event
 	// for a fresh SKU proves it is running, then stop it and compare.
@@ -146,7 +146,10 @@ func withDuplicatesShuffled(rng *rand.Rand, evs []inventory.Event) []inventory.E
 	return out
 }
 
-// model folds the events in their original order with the pure rules.
+var testConfig = stock.Config{Channels: []string{"marketplace", "web"}, DefaultStaleAfter: time.Hour}
+
+// model folds the events in their original order with the pure rules and
+// evaluates them with no location policies (every location a warehouse).
 func model(evs []inventory.Event) map[string]*pb.Availability {
 	states := map[string]inventory.State{}
 	for _, e := range evs {
@@ -158,7 +161,7 @@ func model(evs []inventory.Event) map[string]*pb.Availability {
 	}
 	out := map[string]*pb.Availability{}
 	for sku, s := range states {
-		out[sku] = codecs.SnapshotToProto(inventory.Availability(s))
+		out[sku] = codecs.SnapshotToProto(inventory.Evaluate(s, testConfig.Policies(), time.Now()))
 	}
 	return out
 }
@@ -195,7 +198,7 @@ func checkAll(t *testing.T, client pb.AvailabilityServiceClient, httpAddr string
 			if err != nil {
 				return fmt.Errorf("gRPC %s: %w", sku, err)
 			}
-			if !proto.Equal(got, w) {
+			if !sameAnswer(got, w) {
 				return fmt.Errorf("gRPC %s:\n got %v\nwant %v", sku, got, w)
 			}
 		}
@@ -215,13 +218,20 @@ func checkAll(t *testing.T, client pb.AvailabilityServiceClient, httpAddr string
 		if err := protojson.Unmarshal(body, &got); err != nil {
 			t.Fatalf("REST %s: %v in %s", sku, err, body)
 		}
-		if !proto.Equal(&got, w) {
+		if !sameAnswer(&got, w) {
 			t.Fatalf("REST %s:\n got %v\nwant %v", sku, &got, w)
 		}
 		if etag := resp.Header.Get("ETag"); etag != `"`+w.GetVersion()+`"` {
 			t.Fatalf("REST %s: ETag %q, want version %q", sku, etag, w.GetVersion())
 		}
 	}
+}
+
+// sameAnswer compares answers except the time they were evaluated at.
+func sameAnswer(a, b *pb.Availability) bool {
+	x, y := proto.Clone(a).(*pb.Availability), proto.Clone(b).(*pb.Availability)
+	x.EvaluatedAt, y.EvaluatedAt = nil, nil
+	return proto.Equal(x, y)
 }
 
 func produceRaw(t *testing.T, k kafkaOpts, key string, value []byte) {
@@ -281,7 +291,7 @@ func checkDeadLetter(t *testing.T, k kafkaOpts, key string) {
 // dumpTables reads every key of the stock table's LevelDB partitions.
 func dumpTables(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(dir, "processors", string(stock.Table)+".*"))
+	paths, err := filepath.Glob(filepath.Join(dir, "processors", string(stock.Group), string(stock.Table)+".*"))
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no table partitions under %s: %v", dir, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
@@ -17,22 +19,59 @@ import (
 
 	"github.com/skuflow/skuflow/gateway"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/policies"
+	"github.com/skuflow/skuflow/processors/reconcile"
 	"github.com/skuflow/skuflow/processors/stock"
 	"github.com/skuflow/skuflow/views"
 )
 
+// Topics lists every topic skuflow's roles need.
+func Topics() []kafkacfg.Topic {
+	return slices.Concat(policies.Topics, stock.Topics)
+}
+
+// DefaultChannels are the channels answered when none are configured.
+var DefaultChannels = []string{"marketplace", "store-pickup", "web"}
+
+// DefaultStaleAfter is the merchant TTL when none is configured.
+const DefaultStaleAfter = 24 * time.Hour
+
 // ProcessOptions configure the processor role.
 type ProcessOptions struct {
-	Kafka kafkacfg.Options
+	Kafka  kafkacfg.Options
+	Config stock.Config
 	// DataDir holds the processors' LevelDB tables (a cache of the changelogs).
 	DataDir string
-	Logger  *slog.Logger
+	// ReconcileInterval is how often the published availability topic is
+	// compared with the tables (0: DefaultReconcileInterval, <0: never).
+	ReconcileInterval time.Duration
+	Logger            *slog.Logger
+}
+
+// DefaultReconcileInterval is the reconciler's default scan period.
+const DefaultReconcileInterval = 5 * time.Second
+
+func validateConfig(c stock.Config) error {
+	var errs []error
+	if len(c.Channels) == 0 {
+		errs = append(errs, errors.New("no channels configured"))
+	}
+	for _, ch := range c.Channels {
+		if err := inventory.ValidateID("channel", ch); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.DefaultStaleAfter <= 0 || c.DefaultStaleAfter > inventory.MaxStaleAfter {
+		errs = append(errs, fmt.Errorf("merchant stale-after %s is outside (0, %s]", c.DefaultStaleAfter, inventory.MaxStaleAfter))
+	}
+	return errors.Join(errs...)
 }
 
 // Validate reports every problem with the options.
 func (o ProcessOptions) Validate() error {
 	var errs []error
-	errs = append(errs, o.Kafka.Validate())
+	errs = append(errs, o.Kafka.Validate(), validateConfig(o.Config))
 	if o.DataDir == "" {
 		errs = append(errs, errors.New("data directory is empty"))
 	}
@@ -40,44 +79,103 @@ func (o ProcessOptions) Validate() error {
 }
 
 // Process creates skuflow's topics if needed and runs every processor group
-// until ctx is cancelled.
+// and the reconciler until ctx is cancelled.
 func Process(ctx context.Context, o ProcessOptions) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
 	log := logger(o.Logger)
-	if err := o.Kafka.EnsureTopics(stock.Topics...); err != nil {
+	if err := o.Kafka.EnsureTopics(Topics()...); err != nil {
 		return err
 	}
-	opts := append(o.Kafka.ProcessorOptions(),
-		goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(o.DataDir, "processors"))),
-		goka.WithLogger(gokaLogger{log}),
-	)
-	p, err := stock.New(o.Kafka.Brokers, log, opts...)
+	// Each group gets its own storage directory: a group's lookup tables are
+	// stored under the table's name, which may be another group's table.
+	opts := func(g goka.Group, extra ...goka.ProcessorOption) []goka.ProcessorOption {
+		return append(append(o.Kafka.ProcessorOptions(),
+			goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(o.DataDir, "processors", string(g)))),
+			goka.WithLogger(gokaLogger{log}),
+		), extra...)
+	}
+	var rec *reconcile.Reconciler
+	var stockExtra []goka.ProcessorOption
+	if o.ReconcileInterval >= 0 {
+		interval := o.ReconcileInterval
+		if interval == 0 {
+			interval = DefaultReconcileInterval
+		}
+		var err error
+		rec, err = reconcile.New(reconcile.Options{Kafka: o.Kafka, Config: o.Config, Interval: interval,
+			DataDir: filepath.Join(o.DataDir, "reconciler"), Logger: log})
+		if err != nil {
+			return err
+		}
+		stockExtra = append(stockExtra, goka.WithRebalanceCallback(rec.Rebalanced))
+	}
+	sp, err := stock.New(o.Kafka.Brokers, o.Config, log, opts(stock.Group, stockExtra...)...)
 	if err != nil {
 		return err
 	}
-	log.Info("stock processor starting", "group", stock.Group, "brokers", o.Kafka.Brokers)
-	if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("stock processor: %w", err)
+	pp, err := policies.New(o.Kafka.Brokers, log, opts(policies.Group)...)
+	if err != nil {
+		return err
 	}
-	return nil
+	log.Info("processors starting", "groups", []goka.Group{policies.Group, stock.Group}, "brokers", o.Kafka.Brokers)
+	g, gctx := errgroup.WithContext(ctx)
+	run := func(name string, r func(context.Context) error) {
+		g.Go(func() error {
+			if err := r(gctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	run("policies processor", pp.Run)
+	run("stock processor", sp.Run)
+	if rec != nil {
+		run("reconciler", rec.Run)
+	}
+	return g.Wait()
 }
 
 // ServeOptions configure the serving role.
 type ServeOptions struct {
-	Kafka kafkacfg.Options
+	Kafka  kafkacfg.Options
+	Config stock.Config
 	// DataDir holds the views' LevelDB copies of the tables.
 	DataDir  string
 	HTTPAddr string
 	GRPCAddr string
 	Logger   *slog.Logger
+	// Services are further APIs to serve beside availability.
+	Services []ServiceFactory
+}
+
+// Service is an API served beside availability, with the background work
+// it needs (views, publishers) in Run.
+type Service interface {
+	gateway.Service
+	// Run does the service's background work until ctx is cancelled.
+	Run(ctx context.Context) error
+}
+
+// ServiceEnv is what a ServiceFactory gets to build its service.
+type ServiceEnv struct {
+	Kafka kafkacfg.Options
+	// DataDir is a directory of the service's own.
+	DataDir string
+	Logger  *slog.Logger
+}
+
+// ServiceFactory builds a Service.
+type ServiceFactory struct {
+	Name string
+	New  func(ServiceEnv) (Service, error)
 }
 
 // Validate reports every problem with the options.
 func (o ServeOptions) Validate() error {
 	var errs []error
-	errs = append(errs, o.Kafka.Validate())
+	errs = append(errs, o.Kafka.Validate(), validateConfig(o.Config))
 	if o.DataDir == "" {
 		errs = append(errs, errors.New("data directory is empty"))
 	}
@@ -86,8 +184,10 @@ func (o ServeOptions) Validate() error {
 
 // Serve is a bound gateway with its views.
 type Serve struct {
-	stock *views.Stock
-	gw    *gateway.Server
+	stock    *views.Stock
+	policies *views.Policies
+	gw       *gateway.Server
+	services []Service
 }
 
 // NewServe creates the views and binds the gateway's listeners.
@@ -96,6 +196,11 @@ func NewServe(o ServeOptions) (*Serve, error) {
 		return nil, err
 	}
 	log := logger(o.Logger)
+	// Views need their tables to exist; creating them here (idempotent, with
+	// the same settings as Process) lets serve start before process.
+	if err := o.Kafka.EnsureTopics(Topics()...); err != nil {
+		return nil, err
+	}
 	vopts := append(o.Kafka.ViewOptions(),
 		goka.WithViewStorageBuilder(storage.DefaultBuilder(filepath.Join(o.DataDir, "views"))),
 		goka.WithViewLogger(gokaLogger{log}),
@@ -104,11 +209,26 @@ func NewServe(o ServeOptions) (*Serve, error) {
 	if err != nil {
 		return nil, err
 	}
-	gw, err := gateway.New(gateway.Options{HTTPAddr: o.HTTPAddr, GRPCAddr: o.GRPCAddr, Stock: sv, Logger: log})
+	pv, err := views.NewPolicies(o.Kafka.Brokers, vopts...)
 	if err != nil {
 		return nil, err
 	}
-	return &Serve{stock: sv, gw: gw}, nil
+	var services []Service
+	var gsvcs []gateway.Service
+	for _, f := range o.Services {
+		svc, err := f.New(ServiceEnv{Kafka: o.Kafka, DataDir: filepath.Join(o.DataDir, f.Name), Logger: log.With("service", f.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Name, err)
+		}
+		services = append(services, svc)
+		gsvcs = append(gsvcs, svc)
+	}
+	gw, err := gateway.New(gateway.Options{HTTPAddr: o.HTTPAddr, GRPCAddr: o.GRPCAddr, Stock: sv, Policies: pv,
+		Channels: o.Config.Channels, DefaultStaleAfter: o.Config.DefaultStaleAfter, Logger: log, Services: gsvcs})
+	if err != nil {
+		return nil, err
+	}
+	return &Serve{stock: sv, policies: pv, gw: gw, services: services}, nil
 }
 
 // HTTPAddr is the bound REST address.
@@ -118,7 +238,7 @@ func (s *Serve) HTTPAddr() string { return s.gw.HTTPAddr() }
 func (s *Serve) GRPCAddr() string { return s.gw.GRPCAddr() }
 
 // Ready reports whether the views have recovered.
-func (s *Serve) Ready() bool { return s.stock.Ready() }
+func (s *Serve) Ready() bool { return s.stock.Ready() && s.policies.Ready() }
 
 // Run serves until ctx is cancelled. The gateway stops first, so requests
 // still in flight during its graceful shutdown are answered from a live view.
@@ -126,15 +246,21 @@ func (s *Serve) Run(ctx context.Context) error {
 	viewCtx, stopViews := context.WithCancel(context.Background())
 	defer stopViews()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := s.stock.Run(viewCtx); err != nil && !errors.Is(err, context.Canceled) {
-			return fmt.Errorf("stock view: %w", err)
-		}
-		if ctx.Err() == nil {
-			return errors.New("stock view stopped unexpectedly")
-		}
-		return nil
-	})
+	runners := map[string]interface{ Run(context.Context) error }{"stock view": s.stock, "policies view": s.policies}
+	for i, svc := range s.services {
+		runners[fmt.Sprintf("service %d", i)] = svc
+	}
+	for name, v := range runners {
+		g.Go(func() error {
+			if err := v.Run(viewCtx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if ctx.Err() == nil {
+				return fmt.Errorf("%s stopped unexpectedly", name)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		err := s.gw.Run(gctx)
 		stopViews()

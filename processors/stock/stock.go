@@ -1,13 +1,14 @@
 // Package stock is the stock processor group: keyed by SKU, it folds supply
-// events into each SKU's inventory.State (its group table, a compacted
-// changelog in Kafka and LevelDB locally) and publishes the SKU's
-// availability snapshot to the compacted availability topic whenever the
-// answer changes.
+// events and SKU policies into each SKU's inventory.State (its group table,
+// a compacted changelog in Kafka and LevelDB locally), reads location and
+// merchant policies from the policies table with goka.Lookup, and publishes
+// the SKU's answer to the compacted availability topic whenever it changes.
 package stock
 
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -16,6 +17,8 @@ import (
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
 	"github.com/skuflow/skuflow/processors/deadletter"
+	"github.com/skuflow/skuflow/processors/policies"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 )
 
 const (
@@ -23,6 +26,11 @@ const (
 	Group goka.Group = "skuflow-stock"
 	// SupplyTopic carries skuflow.v1.SupplyEvent keyed by SKU.
 	SupplyTopic goka.Stream = "supply"
+	// SkuPoliciesTopic carries skuflow.v1.SkuPolicyEvent keyed by SKU.
+	SkuPoliciesTopic goka.Stream = "sku-policies"
+	// TicksTopic carries skuflow.v1.StockTick keyed by SKU: the
+	// reconciler's requests to re-evaluate and re-publish.
+	TicksTopic goka.Stream = "stock-ticks"
 	// AvailabilityTopic carries skuflow.v1.Availability keyed by SKU,
 	// compacted: the latest answer per SKU, published only on change.
 	AvailabilityTopic goka.Stream = "availability"
@@ -36,18 +44,36 @@ var Table = goka.GroupTable(Group)
 var Topics = []kafkacfg.Topic{
 	{Name: string(Table), Compacted: true},
 	{Name: string(SupplyTopic)},
+	{Name: string(SkuPoliciesTopic)},
+	{Name: string(TicksTopic)},
 	{Name: string(AvailabilityTopic), Compacted: true},
 	{Name: string(deadletter.Topic)},
 }
 
+// Config is what the answers depend on besides events.
+type Config struct {
+	// Channels to answer for.
+	Channels []string
+	// DefaultStaleAfter is the merchant TTL where a merchant sets none.
+	DefaultStaleAfter time.Duration
+}
+
+// Policies returns the base inventory.Policies of the configuration.
+func (c Config) Policies() inventory.Policies {
+	return inventory.Policies{Channels: c.Channels, DefaultStaleAfter: c.DefaultStaleAfter}
+}
+
 // Define returns the group graph.
-func Define(log *slog.Logger) *goka.GroupGraph {
+func Define(cfg Config, log *slog.Logger) *goka.GroupGraph {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := handler{log: log.With("group", string(Group))}
+	h := handler{log: log.With("group", string(Group)), cfg: cfg}
 	return goka.DefineGroup(Group,
-		goka.Input(SupplyTopic, new(codec.Bytes), h.supply),
+		goka.Input(SupplyTopic, new(codec.Bytes), h.event(codecs.DecodeSupplyEvent)),
+		goka.Input(SkuPoliciesTopic, new(codec.Bytes), h.event(codecs.DecodeSkuPolicyEvent)),
+		goka.Input(TicksTopic, new(codec.Bytes), h.tick),
+		goka.Lookup(policies.Table, codecs.PolicyTable),
 		goka.Persist(codecs.State{}),
 		goka.Output(AvailabilityTopic, codecs.Availability),
 		deadletter.Output(),
@@ -56,44 +82,104 @@ func Define(log *slog.Logger) *goka.GroupGraph {
 
 // New builds the processor. Pass kafka.ProcessorOptions() for a real cluster,
 // or goka.WithTester in unit tests.
-func New(brokers []string, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+func New(brokers []string, cfg Config, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, error) {
 	opts = append([]goka.ProcessorOption{goka.WithNilHandling(goka.NilProcess)}, opts...)
-	p, err := goka.NewProcessor(brokers, Define(log), opts...)
+	p, err := goka.NewProcessor(brokers, Define(cfg, log), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("stock processor: %w", err)
 	}
 	return p, nil
 }
 
-type handler struct{ log *slog.Logger }
+type handler struct {
+	log *slog.Logger
+	cfg Config
+}
 
-// supply is the callback for the supply topic: decode, apply, store, publish.
-func (h handler) supply(ctx goka.Context, msg any) {
+// event is the callback for SKU-keyed event topics: decode, apply, store,
+// publish the answer if it changed.
+func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.ProcessCallback {
+	return func(ctx goka.Context, msg any) {
+		raw, ok := input(ctx, h.log, msg)
+		if !ok {
+			return
+		}
+		ev, err := decode(raw)
+		if err != nil {
+			deadletter.Send(ctx, h.log, raw, err.Error())
+			return
+		}
+		if ev.EventSKU() != ctx.Key() {
+			deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the event's sku %q", ctx.Key(), ev.EventSKU()))
+			return
+		}
+		prev := State(ctx)
+		next, res, err := inventory.Apply(prev, ev, ctx.Timestamp())
+		if err != nil {
+			deadletter.Send(ctx, h.log, raw, err.Error())
+			return
+		}
+		if !res.Changed {
+			return
+		}
+		ctx.SetValue(next)
+		pol := h.policies(ctx, next)
+		before := inventory.Evaluate(prev, pol, ctx.Timestamp())
+		after := inventory.Evaluate(next, pol, ctx.Timestamp())
+		if before.Version != after.Version {
+			ctx.Emit(AvailabilityTopic, ctx.Key(), codecs.SnapshotToProto(after))
+		}
+	}
+}
+
+// tick re-evaluates a SKU at the tick's time and publishes the answer if it
+// differs from the version the reconciler saw published.
+func (h handler) tick(ctx goka.Context, msg any) {
+	raw, ok := input(ctx, h.log, msg)
+	if !ok {
+		return
+	}
+	t, err := codecs.DecodeStockTick(raw)
+	if err != nil {
+		deadletter.Send(ctx, h.log, raw, err.Error())
+		return
+	}
+	if t.GetSku() != ctx.Key() {
+		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the tick's sku %q", ctx.Key(), t.GetSku()))
+		return
+	}
+	s, ok := ctx.Value().(inventory.State)
+	if !ok {
+		return // nothing known about this SKU: nothing to publish
+	}
+	snap := inventory.Evaluate(s, h.policies(ctx, s), t.GetAt().AsTime())
+	if snap.Version != t.GetPublishedVersion() {
+		ctx.Emit(AvailabilityTopic, ctx.Key(), codecs.SnapshotToProto(snap))
+	}
+}
+
+func input(ctx goka.Context, log *slog.Logger, msg any) ([]byte, bool) {
 	raw, _ := msg.([]byte)
 	if raw == nil {
-		deadletter.Send(ctx, h.log, nil, "empty message value (tombstone) on a stream topic")
-		return
+		deadletter.Send(ctx, log, nil, "empty message value (tombstone) on a stream topic")
+		return nil, false
 	}
-	ev, err := codecs.DecodeSupplyEvent(raw)
+	return raw, true
+}
+
+// policies gathers the location and merchant policies of s's locations
+// from the policies table.
+func (h handler) policies(ctx goka.Context, s inventory.State) inventory.Policies {
+	pol, err := policies.Gather(s, func(key string) (*pb.PolicyEvent, error) {
+		v, _ := ctx.Lookup(policies.Table, key).(*pb.PolicyEvent)
+		return v, nil
+	}, h.cfg.Policies())
 	if err != nil {
-		deadletter.Send(ctx, h.log, raw, err.Error())
-		return
+		// The policies table holds only values its own processor validated;
+		// a value that does not decode is a bug or corruption, not input.
+		ctx.Fail(fmt.Errorf("policies for sku %q: %w", ctx.Key(), err))
 	}
-	if ev.EventSKU() != ctx.Key() {
-		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the event's sku %q", ctx.Key(), ev.EventSKU()))
-		return
-	}
-	prev := State(ctx)
-	next, res, err := inventory.Apply(prev, ev, ctx.Timestamp())
-	if err != nil {
-		deadletter.Send(ctx, h.log, raw, err.Error())
-		return
-	}
-	if !res.Changed {
-		return
-	}
-	ctx.SetValue(next)
-	publishIfChanged(ctx, prev, next)
+	return pol
 }
 
 // State returns the SKU's state from the group table, or an empty state.
@@ -102,12 +188,4 @@ func State(ctx goka.Context) inventory.State {
 		return s
 	}
 	return inventory.State{SKU: ctx.Key()}
-}
-
-func publishIfChanged(ctx goka.Context, prev, next inventory.State) {
-	before, after := inventory.Availability(prev), inventory.Availability(next)
-	if before.Version == after.Version {
-		return
-	}
-	ctx.Emit(AvailabilityTopic, ctx.Key(), codecs.SnapshotToProto(after))
 }

@@ -68,6 +68,10 @@ func expected(t testing.TB, evs ...inventory.Event) inventory.State {
 	return s
 }
 
+// cfg is the processor configuration of every test: three channels and a
+// one-hour default merchant TTL.
+var cfg = stock.Config{Channels: []string{"web", "marketplace", "store-pickup"}, DefaultStaleAfter: time.Hour}
+
 // harness is one stock processor running on goka's tester, with trackers
 // on every topic it writes: availability, dead letters and its changelog.
 type harness struct {
@@ -80,7 +84,7 @@ type harness struct {
 func start(t *testing.T) *harness {
 	t.Helper()
 	gkt := tester.New(t)
-	p, err := stock.New(nil, nil, goka.WithTester(gkt))
+	p, err := stock.New(nil, cfg, nil, goka.WithTester(gkt))
 	if err != nil {
 		t.Fatalf("stock.New: %v", err)
 	}
@@ -237,9 +241,19 @@ func (h *harness) expectSnapshot(what string, want inventory.State, onHand, avai
 	if len(msgs) != 1 {
 		h.t.Fatalf("%s: %d availability messages, want 1: %v", what, len(msgs), msgs)
 	}
-	m, snap := msgs[0], inventory.Availability(want)
-	if m.GetOnHand() != onHand || m.GetAvailable() != available {
-		h.t.Errorf("%s: on_hand %d available %d, want %d and %d", what, m.GetOnHand(), m.GetAvailable(), onHand, available)
+	// No location policies are stored: every location is a warehouse
+	// serving every channel, and the events were consumed at t0.
+	m, snap := msgs[0], inventory.Evaluate(want, cfg.Policies(), t0)
+	if m.GetOnHand() != onHand {
+		h.t.Errorf("%s: on_hand %d, want %d", what, m.GetOnHand(), onHand)
+	}
+	if len(m.GetChannels()) != len(cfg.Channels) {
+		h.t.Errorf("%s: %d channels, want %d", what, len(m.GetChannels()), len(cfg.Channels))
+	}
+	for _, c := range m.GetChannels() {
+		if c.GetAvailable() != available {
+			h.t.Errorf("%s: %s available %d, want %d", what, c.GetChannel(), c.GetAvailable(), available)
+		}
 	}
 	if m.GetSku() != want.SKU || m.GetVersion() != snap.Version {
 		h.t.Errorf("%s: sku %q version %q, want %q and %q", what, m.GetSku(), m.GetVersion(), want.SKU, snap.Version)
@@ -276,8 +290,18 @@ func TestPublishedMessageFields(t *testing.T) {
 		t.Fatalf("%d availability messages, want 2", len(msgs))
 	}
 	m := msgs[1]
-	if m.GetSku() != sku || m.GetOnHand() != 10 || m.GetAvailable() != 10 || !m.GetUpdatedAt().AsTime().Equal(at(2)) {
+	if m.GetSku() != sku || m.GetOnHand() != 10 || !m.GetUpdatedAt().AsTime().Equal(at(2)) || !m.GetEvaluatedAt().AsTime().Equal(t0) {
 		t.Errorf("published %v", m)
+	}
+	var chans []string
+	for _, c := range m.GetChannels() {
+		chans = append(chans, c.GetChannel())
+		if c.GetAvailable() != 10 || c.GetUsable() != 10 || !c.GetSellable() || c.CapRemaining != nil || len(c.GetReasons()) != 0 {
+			t.Errorf("channel %v, want 10 available, sellable, no cap, no reasons", c)
+		}
+	}
+	if want := []string{"marketplace", "store-pickup", "web"}; !slices.Equal(chans, want) {
+		t.Errorf("channels %q, want %q", chans, want)
 	}
 	if len(m.GetLocations()) != 2 {
 		t.Fatalf("locations %v", m.GetLocations())
@@ -360,8 +384,8 @@ func TestStateChangeWithoutNewAnswerIsNotPublished(t *testing.T) {
 	// 0-3+4 = 1, not 4.
 	h.apply(adj("receipt", "WH-1", 4, at(11)))
 	msgs := h.availabilities()
-	if len(msgs) != 1 || msgs[0].GetOnHand() != 6 {
-		t.Errorf("after receipt published %v, want one message with on_hand 6 (0-3+4 at WH-1, 5 at WH-2)", msgs)
+	if len(msgs) != 1 || msgs[0].GetOnHand() != 6 || msgs[0].GetChannels()[0].GetAvailable() != 6 {
+		t.Errorf("after receipt published %v, want one message with on_hand and available 6 (0-3+4 at WH-1, 5 at WH-2)", msgs)
 	}
 }
 

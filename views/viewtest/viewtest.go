@@ -1,7 +1,8 @@
-// Package viewtest is the contract every views.StockLookup implementation
-// must honour: one suite, run over the goka-backed views.Stock and the
-// in-memory views.Memory, so that a fake used in tests provably behaves like
-// the real view (watermill's pubsub/tests does the same over its backends).
+// Package viewtest is the contract every lookup in views must honour: one
+// suite per interface, run over the goka-backed views (views.Stock,
+// views.Policies) and the in-memory views.Memory, so that a fake used in
+// tests provably behaves like the real view (watermill's pubsub/tests does
+// the same over its backends).
 //
 // It is a test helper package: it imports testing and must not be imported
 // by production code.
@@ -15,6 +16,16 @@
 //				m.Put(s)
 //			}
 //			return m
+//		})
+//		viewtest.RunPolicies(t, func(t *testing.T, pols []*pb.PolicyEvent) (views.PolicyLookup, func()) {
+//			m := views.NewMemory()
+//			m.SetReady(false)
+//			for _, p := range pols {
+//				if err := m.PutPolicy(p); err != nil {
+//					t.Fatal(err)
+//				}
+//			}
+//			return m, func() { m.SetReady(true) }
 //		})
 //	}
 package viewtest

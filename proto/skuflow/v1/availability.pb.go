@@ -24,6 +24,64 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type Reason_Code int32
+
+const (
+	Reason_CODE_UNSPECIFIED    Reason_Code = 0
+	Reason_NOT_SELLABLE        Reason_Code = 1
+	Reason_CAP_EXHAUSTED       Reason_Code = 2
+	Reason_LOCATION_CLOSED     Reason_Code = 3
+	Reason_LOCATION_INELIGIBLE Reason_Code = 4
+	Reason_LOCATION_STALE      Reason_Code = 5
+)
+
+// Enum value maps for Reason_Code.
+var (
+	Reason_Code_name = map[int32]string{
+		0: "CODE_UNSPECIFIED",
+		1: "NOT_SELLABLE",
+		2: "CAP_EXHAUSTED",
+		3: "LOCATION_CLOSED",
+		4: "LOCATION_INELIGIBLE",
+		5: "LOCATION_STALE",
+	}
+	Reason_Code_value = map[string]int32{
+		"CODE_UNSPECIFIED":    0,
+		"NOT_SELLABLE":        1,
+		"CAP_EXHAUSTED":       2,
+		"LOCATION_CLOSED":     3,
+		"LOCATION_INELIGIBLE": 4,
+		"LOCATION_STALE":      5,
+	}
+)
+
+func (x Reason_Code) Enum() *Reason_Code {
+	p := new(Reason_Code)
+	*p = x
+	return p
+}
+
+func (x Reason_Code) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Reason_Code) Descriptor() protoreflect.EnumDescriptor {
+	return file_skuflow_v1_availability_proto_enumTypes[0].Descriptor()
+}
+
+func (Reason_Code) Type() protoreflect.EnumType {
+	return &file_skuflow_v1_availability_proto_enumTypes[0]
+}
+
+func (x Reason_Code) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Reason_Code.Descriptor instead.
+func (Reason_Code) EnumDescriptor() ([]byte, []int) {
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{3, 0}
+}
+
 type GetAvailabilityRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 1 to 64 characters of A-Z a-z 0-9 . _ -
@@ -69,22 +127,33 @@ func (x *GetAvailabilityRequest) GetSku() string {
 	return ""
 }
 
-// Availability is one SKU's answer. The same message is published, keyed by
-// SKU, to the compacted `availability` topic whenever it changes.
+// Availability is one SKU's answer at one moment. The same message is
+// published, keyed by SKU, to the compacted `availability` topic whenever it
+// changes.
+//
+//	available(channel, now) = max(0, min(usable(channel) - reserved(channel),
+//	                                     remaining sales cap(channel)))
+//	usable(channel) = sum over eligible, open, non-stale locations of
+//	                  max(0, on_hand - safety stock)
 type Availability struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Sku   string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
-	// Units on hand over all locations (each location counted as max(0, on_hand)).
+	// Units on hand over all locations, eligible or not.
 	OnHand int64 `protobuf:"varint,2,opt,name=on_hand,json=onHand,proto3" json:"on_hand,omitempty"`
-	// Units that can be bought now; never negative.
-	Available int64 `protobuf:"varint,3,opt,name=available,proto3" json:"available,omitempty"`
 	// Per-location breakdown, sorted by location id.
 	Locations []*LocationAvailability `protobuf:"bytes,4,rep,name=locations,proto3" json:"locations,omitempty"`
-	// Opaque version of the underlying state: equal versions mean equal state.
-	// Use it as an ETag.
+	// Opaque version of this answer: equal versions mean equal answers. Use
+	// it as an ETag.
 	Version string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
-	// The newest source time (as_of / occurred_at) that contributed to this answer.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The newest source time that contributed to the stock.
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// When this answer next changes on its own (a merchant location going
+	// stale, a sales-cap window opening or closing); unset if never.
+	NextChangeAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=next_change_at,json=nextChangeAt,proto3" json:"next_change_at,omitempty"`
+	// The time the answer was evaluated at.
+	EvaluatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=evaluated_at,json=evaluatedAt,proto3" json:"evaluated_at,omitempty"`
+	// One entry per configured channel, sorted by channel.
+	Channels      []*ChannelAvailability `protobuf:"bytes,9,rep,name=channels,proto3" json:"channels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -133,13 +202,6 @@ func (x *Availability) GetOnHand() int64 {
 	return 0
 }
 
-func (x *Availability) GetAvailable() int64 {
-	if x != nil {
-		return x.Available
-	}
-	return 0
-}
-
 func (x *Availability) GetLocations() []*LocationAvailability {
 	if x != nil {
 		return x.Locations
@@ -161,21 +223,225 @@ func (x *Availability) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Availability) GetNextChangeAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextChangeAt
+	}
+	return nil
+}
+
+func (x *Availability) GetEvaluatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EvaluatedAt
+	}
+	return nil
+}
+
+func (x *Availability) GetChannels() []*ChannelAvailability {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+type ChannelAvailability struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Channel string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// Units that can be bought now on this channel; never negative.
+	Available int64 `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
+	// Units that may be promised beyond stock, as backorders.
+	Backorderable int64 `protobuf:"varint,3,opt,name=backorderable,proto3" json:"backorderable,omitempty"`
+	// False when the SKU may not be sold on this channel at all.
+	Sellable bool `protobuf:"varint,4,opt,name=sellable,proto3" json:"sellable,omitempty"`
+	// usable(channel) before reservations and caps.
+	Usable int64 `protobuf:"varint,5,opt,name=usable,proto3" json:"usable,omitempty"`
+	// Units held by reservations on this channel.
+	Reserved int64 `protobuf:"varint,6,opt,name=reserved,proto3" json:"reserved,omitempty"`
+	// Units the active sales cap still accepts; unset when no cap is active.
+	CapRemaining *int64 `protobuf:"varint,7,opt,name=cap_remaining,json=capRemaining,proto3,oneof" json:"cap_remaining,omitempty"`
+	// Why units are missing: not sellable, cap, and each location that does not
+	// count for this channel.
+	Reasons       []*Reason `protobuf:"bytes,8,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChannelAvailability) Reset() {
+	*x = ChannelAvailability{}
+	mi := &file_skuflow_v1_availability_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChannelAvailability) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChannelAvailability) ProtoMessage() {}
+
+func (x *ChannelAvailability) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_availability_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChannelAvailability.ProtoReflect.Descriptor instead.
+func (*ChannelAvailability) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ChannelAvailability) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *ChannelAvailability) GetAvailable() int64 {
+	if x != nil {
+		return x.Available
+	}
+	return 0
+}
+
+func (x *ChannelAvailability) GetBackorderable() int64 {
+	if x != nil {
+		return x.Backorderable
+	}
+	return 0
+}
+
+func (x *ChannelAvailability) GetSellable() bool {
+	if x != nil {
+		return x.Sellable
+	}
+	return false
+}
+
+func (x *ChannelAvailability) GetUsable() int64 {
+	if x != nil {
+		return x.Usable
+	}
+	return 0
+}
+
+func (x *ChannelAvailability) GetReserved() int64 {
+	if x != nil {
+		return x.Reserved
+	}
+	return 0
+}
+
+func (x *ChannelAvailability) GetCapRemaining() int64 {
+	if x != nil && x.CapRemaining != nil {
+		return *x.CapRemaining
+	}
+	return 0
+}
+
+func (x *ChannelAvailability) GetReasons() []*Reason {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+type Reason struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Code  Reason_Code            `protobuf:"varint,1,opt,name=code,proto3,enum=skuflow.v1.Reason_Code" json:"code,omitempty"`
+	// The location concerned; empty for SKU-level reasons.
+	Location      string `protobuf:"bytes,2,opt,name=location,proto3" json:"location,omitempty"`
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reason) Reset() {
+	*x = Reason{}
+	mi := &file_skuflow_v1_availability_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reason) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reason) ProtoMessage() {}
+
+func (x *Reason) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_availability_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reason.ProtoReflect.Descriptor instead.
+func (*Reason) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Reason) GetCode() Reason_Code {
+	if x != nil {
+		return x.Code
+	}
+	return Reason_CODE_UNSPECIFIED
+}
+
+func (x *Reason) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *Reason) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type LocationAvailability struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Location string                 `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
-	// Units on this location: its latest absolute level plus later adjustments,
-	// floored at 0.
+	// Units on this location: for each area its latest absolute level plus
+	// later adjustments, floored at 0; summed over areas.
 	OnHand int64 `protobuf:"varint,2,opt,name=on_hand,json=onHand,proto3" json:"on_hand,omitempty"`
-	// Source time of the location's latest absolute level, if one was seen.
-	LevelAsOf     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=level_as_of,json=levelAsOf,proto3" json:"level_as_of,omitempty"`
+	// Source time of the location's newest absolute level, if one was seen.
+	LevelAsOf  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=level_as_of,json=levelAsOf,proto3" json:"level_as_of,omitempty"`
+	Kind       LocationKind           `protobuf:"varint,4,opt,name=kind,proto3,enum=skuflow.v1.LocationKind" json:"kind,omitempty"`
+	MerchantId string                 `protobuf:"bytes,5,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
+	// Per area ("floor", "backroom"; "" for the whole location), sorted.
+	Areas []*AreaStock `protobuf:"bytes,6,rep,name=areas,proto3" json:"areas,omitempty"`
+	// Safety stock applied (the SKU's override or the location's default).
+	SafetyStock int64 `protobuf:"varint,7,opt,name=safety_stock,json=safetyStock,proto3" json:"safety_stock,omitempty"`
+	// max(0, on_hand - safety_stock): what this location adds to eligible channels.
+	Usable int64 `protobuf:"varint,8,opt,name=usable,proto3" json:"usable,omitempty"`
+	Closed bool  `protobuf:"varint,9,opt,name=closed,proto3" json:"closed,omitempty"`
+	Stale  bool  `protobuf:"varint,10,opt,name=stale,proto3" json:"stale,omitempty"`
+	// For merchant locations: when the stock goes (or went) stale.
+	StaleAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=stale_at,json=staleAt,proto3" json:"stale_at,omitempty"`
+	// Channels this location may fulfil; empty means all.
+	Channels      []string `protobuf:"bytes,12,rep,name=channels,proto3" json:"channels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LocationAvailability) Reset() {
 	*x = LocationAvailability{}
-	mi := &file_skuflow_v1_availability_proto_msgTypes[2]
+	mi := &file_skuflow_v1_availability_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -187,7 +453,7 @@ func (x *LocationAvailability) String() string {
 func (*LocationAvailability) ProtoMessage() {}
 
 func (x *LocationAvailability) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_availability_proto_msgTypes[2]
+	mi := &file_skuflow_v1_availability_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -200,7 +466,7 @@ func (x *LocationAvailability) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocationAvailability.ProtoReflect.Descriptor instead.
 func (*LocationAvailability) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{2}
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LocationAvailability) GetLocation() string {
@@ -224,26 +490,178 @@ func (x *LocationAvailability) GetLevelAsOf() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *LocationAvailability) GetKind() LocationKind {
+	if x != nil {
+		return x.Kind
+	}
+	return LocationKind_LOCATION_KIND_UNSPECIFIED
+}
+
+func (x *LocationAvailability) GetMerchantId() string {
+	if x != nil {
+		return x.MerchantId
+	}
+	return ""
+}
+
+func (x *LocationAvailability) GetAreas() []*AreaStock {
+	if x != nil {
+		return x.Areas
+	}
+	return nil
+}
+
+func (x *LocationAvailability) GetSafetyStock() int64 {
+	if x != nil {
+		return x.SafetyStock
+	}
+	return 0
+}
+
+func (x *LocationAvailability) GetUsable() int64 {
+	if x != nil {
+		return x.Usable
+	}
+	return 0
+}
+
+func (x *LocationAvailability) GetClosed() bool {
+	if x != nil {
+		return x.Closed
+	}
+	return false
+}
+
+func (x *LocationAvailability) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+func (x *LocationAvailability) GetStaleAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StaleAt
+	}
+	return nil
+}
+
+func (x *LocationAvailability) GetChannels() []string {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+type AreaStock struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Area          string                 `protobuf:"bytes,1,opt,name=area,proto3" json:"area,omitempty"`
+	OnHand        int64                  `protobuf:"varint,2,opt,name=on_hand,json=onHand,proto3" json:"on_hand,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AreaStock) Reset() {
+	*x = AreaStock{}
+	mi := &file_skuflow_v1_availability_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AreaStock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AreaStock) ProtoMessage() {}
+
+func (x *AreaStock) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_availability_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AreaStock.ProtoReflect.Descriptor instead.
+func (*AreaStock) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AreaStock) GetArea() string {
+	if x != nil {
+		return x.Area
+	}
+	return ""
+}
+
+func (x *AreaStock) GetOnHand() int64 {
+	if x != nil {
+		return x.OnHand
+	}
+	return 0
+}
+
 var File_skuflow_v1_availability_proto protoreflect.FileDescriptor
 
 const file_skuflow_v1_availability_proto_rawDesc = "" +
 	"\n" +
 	"\x1dskuflow/v1/availability.proto\x12\n" +
-	"skuflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"/\n" +
+	"skuflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\x1a\x19skuflow/v1/policies.proto\"/\n" +
 	"\x16GetAvailabilityRequest\x12\x15\n" +
-	"\x03sku\x18\x01 \x01(\tB\x03\xe0A\x02R\x03sku\"\xec\x01\n" +
+	"\x03sku\x18\x01 \x01(\tB\x03\xe0A\x02R\x03sku\"\x9d\x03\n" +
 	"\fAvailability\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x17\n" +
-	"\aon_hand\x18\x02 \x01(\x03R\x06onHand\x12\x1c\n" +
-	"\tavailable\x18\x03 \x01(\x03R\tavailable\x12>\n" +
+	"\aon_hand\x18\x02 \x01(\x03R\x06onHand\x12>\n" +
 	"\tlocations\x18\x04 \x03(\v2 .skuflow.v1.LocationAvailabilityR\tlocations\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\tR\aversion\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x87\x01\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12@\n" +
+	"\x0enext_change_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\fnextChangeAt\x12=\n" +
+	"\fevaluated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vevaluatedAt\x12;\n" +
+	"\bchannels\x18\t \x03(\v2\x1f.skuflow.v1.ChannelAvailabilityR\bchannelsJ\x04\b\x03\x10\x04R\tavailable\"\xad\x02\n" +
+	"\x13ChannelAvailability\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x1c\n" +
+	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12$\n" +
+	"\rbackorderable\x18\x03 \x01(\x03R\rbackorderable\x12\x1a\n" +
+	"\bsellable\x18\x04 \x01(\bR\bsellable\x12\x16\n" +
+	"\x06usable\x18\x05 \x01(\x03R\x06usable\x12\x1a\n" +
+	"\breserved\x18\x06 \x01(\x03R\breserved\x12(\n" +
+	"\rcap_remaining\x18\a \x01(\x03H\x00R\fcapRemaining\x88\x01\x01\x12,\n" +
+	"\areasons\x18\b \x03(\v2\x12.skuflow.v1.ReasonR\areasonsB\x10\n" +
+	"\x0e_cap_remaining\"\xf1\x01\n" +
+	"\x06Reason\x12+\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x17.skuflow.v1.Reason.CodeR\x04code\x12\x1a\n" +
+	"\blocation\x18\x02 \x01(\tR\blocation\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\x83\x01\n" +
+	"\x04Code\x12\x14\n" +
+	"\x10CODE_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fNOT_SELLABLE\x10\x01\x12\x11\n" +
+	"\rCAP_EXHAUSTED\x10\x02\x12\x13\n" +
+	"\x0fLOCATION_CLOSED\x10\x03\x12\x17\n" +
+	"\x13LOCATION_INELIGIBLE\x10\x04\x12\x12\n" +
+	"\x0eLOCATION_STALE\x10\x05\"\xbf\x03\n" +
 	"\x14LocationAvailability\x12\x1a\n" +
 	"\blocation\x18\x01 \x01(\tR\blocation\x12\x17\n" +
 	"\aon_hand\x18\x02 \x01(\x03R\x06onHand\x12:\n" +
-	"\vlevel_as_of\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tlevelAsOf2\x86\x01\n" +
+	"\vlevel_as_of\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tlevelAsOf\x12,\n" +
+	"\x04kind\x18\x04 \x01(\x0e2\x18.skuflow.v1.LocationKindR\x04kind\x12\x1f\n" +
+	"\vmerchant_id\x18\x05 \x01(\tR\n" +
+	"merchantId\x12+\n" +
+	"\x05areas\x18\x06 \x03(\v2\x15.skuflow.v1.AreaStockR\x05areas\x12!\n" +
+	"\fsafety_stock\x18\a \x01(\x03R\vsafetyStock\x12\x16\n" +
+	"\x06usable\x18\b \x01(\x03R\x06usable\x12\x16\n" +
+	"\x06closed\x18\t \x01(\bR\x06closed\x12\x14\n" +
+	"\x05stale\x18\n" +
+	" \x01(\bR\x05stale\x125\n" +
+	"\bstale_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\astaleAt\x12\x1a\n" +
+	"\bchannels\x18\f \x03(\tR\bchannels\"8\n" +
+	"\tAreaStock\x12\x12\n" +
+	"\x04area\x18\x01 \x01(\tR\x04area\x12\x17\n" +
+	"\aon_hand\x18\x02 \x01(\x03R\x06onHand2\x86\x01\n" +
 	"\x13AvailabilityService\x12o\n" +
 	"\x0fGetAvailability\x12\".skuflow.v1.GetAvailabilityRequest\x1a\x18.skuflow.v1.Availability\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/availability/{sku}B\xef\x01\x92A\xb4\x01\x12\x8a\x01\n" +
 	"\x18skuflow availability API\x12iReal-time inventory availability, answered from a materialized table that stream processors keep current.2\x031.0*\x01\x012\x10application/json:\x10application/jsonZ5github.com/skuflow/skuflow/proto/skuflow/v1;skuflowv1b\x06proto3"
@@ -260,24 +678,38 @@ func file_skuflow_v1_availability_proto_rawDescGZIP() []byte {
 	return file_skuflow_v1_availability_proto_rawDescData
 }
 
-var file_skuflow_v1_availability_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_skuflow_v1_availability_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_skuflow_v1_availability_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_skuflow_v1_availability_proto_goTypes = []any{
-	(*GetAvailabilityRequest)(nil), // 0: skuflow.v1.GetAvailabilityRequest
-	(*Availability)(nil),           // 1: skuflow.v1.Availability
-	(*LocationAvailability)(nil),   // 2: skuflow.v1.LocationAvailability
-	(*timestamppb.Timestamp)(nil),  // 3: google.protobuf.Timestamp
+	(Reason_Code)(0),               // 0: skuflow.v1.Reason.Code
+	(*GetAvailabilityRequest)(nil), // 1: skuflow.v1.GetAvailabilityRequest
+	(*Availability)(nil),           // 2: skuflow.v1.Availability
+	(*ChannelAvailability)(nil),    // 3: skuflow.v1.ChannelAvailability
+	(*Reason)(nil),                 // 4: skuflow.v1.Reason
+	(*LocationAvailability)(nil),   // 5: skuflow.v1.LocationAvailability
+	(*AreaStock)(nil),              // 6: skuflow.v1.AreaStock
+	(*timestamppb.Timestamp)(nil),  // 7: google.protobuf.Timestamp
+	(LocationKind)(0),              // 8: skuflow.v1.LocationKind
 }
 var file_skuflow_v1_availability_proto_depIdxs = []int32{
-	2, // 0: skuflow.v1.Availability.locations:type_name -> skuflow.v1.LocationAvailability
-	3, // 1: skuflow.v1.Availability.updated_at:type_name -> google.protobuf.Timestamp
-	3, // 2: skuflow.v1.LocationAvailability.level_as_of:type_name -> google.protobuf.Timestamp
-	0, // 3: skuflow.v1.AvailabilityService.GetAvailability:input_type -> skuflow.v1.GetAvailabilityRequest
-	1, // 4: skuflow.v1.AvailabilityService.GetAvailability:output_type -> skuflow.v1.Availability
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	5,  // 0: skuflow.v1.Availability.locations:type_name -> skuflow.v1.LocationAvailability
+	7,  // 1: skuflow.v1.Availability.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 2: skuflow.v1.Availability.next_change_at:type_name -> google.protobuf.Timestamp
+	7,  // 3: skuflow.v1.Availability.evaluated_at:type_name -> google.protobuf.Timestamp
+	3,  // 4: skuflow.v1.Availability.channels:type_name -> skuflow.v1.ChannelAvailability
+	4,  // 5: skuflow.v1.ChannelAvailability.reasons:type_name -> skuflow.v1.Reason
+	0,  // 6: skuflow.v1.Reason.code:type_name -> skuflow.v1.Reason.Code
+	7,  // 7: skuflow.v1.LocationAvailability.level_as_of:type_name -> google.protobuf.Timestamp
+	8,  // 8: skuflow.v1.LocationAvailability.kind:type_name -> skuflow.v1.LocationKind
+	6,  // 9: skuflow.v1.LocationAvailability.areas:type_name -> skuflow.v1.AreaStock
+	7,  // 10: skuflow.v1.LocationAvailability.stale_at:type_name -> google.protobuf.Timestamp
+	1,  // 11: skuflow.v1.AvailabilityService.GetAvailability:input_type -> skuflow.v1.GetAvailabilityRequest
+	2,  // 12: skuflow.v1.AvailabilityService.GetAvailability:output_type -> skuflow.v1.Availability
+	12, // [12:13] is the sub-list for method output_type
+	11, // [11:12] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_skuflow_v1_availability_proto_init() }
@@ -285,18 +717,21 @@ func file_skuflow_v1_availability_proto_init() {
 	if File_skuflow_v1_availability_proto != nil {
 		return
 	}
+	file_skuflow_v1_policies_proto_init()
+	file_skuflow_v1_availability_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skuflow_v1_availability_proto_rawDesc), len(file_skuflow_v1_availability_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   3,
+			NumEnums:      1,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_skuflow_v1_availability_proto_goTypes,
 		DependencyIndexes: file_skuflow_v1_availability_proto_depIdxs,
+		EnumInfos:         file_skuflow_v1_availability_proto_enumTypes,
 		MessageInfos:      file_skuflow_v1_availability_proto_msgTypes,
 	}.Build()
 	File_skuflow_v1_availability_proto = out.File

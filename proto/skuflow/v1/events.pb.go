@@ -122,7 +122,11 @@ type StockLevel struct {
 	// Source time of the observation. Required.
 	AsOf *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	// Source sequence, breaking ties between levels with the same as_of.
-	Sequence      uint64 `protobuf:"varint,5,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Sequence uint64 `protobuf:"varint,5,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// Which stock of the location this counts: empty for the whole location,
+	// or "floor" / "backroom" for a store's sales floor and back room, which
+	// are separate stock with levels of their own.
+	Area          string `protobuf:"bytes,6,opt,name=area,proto3" json:"area,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -192,6 +196,13 @@ func (x *StockLevel) GetSequence() uint64 {
 	return 0
 }
 
+func (x *StockLevel) GetArea() string {
+	if x != nil {
+		return x.Area
+	}
+	return ""
+}
+
 // StockAdjustment is a relative change at one location (a receipt, a damage
 // write-off, a count correction). It is applied at most once per event_id, and
 // only if it happened after the location's current absolute level, which
@@ -205,7 +216,9 @@ type StockAdjustment struct {
 	// Signed change in units; must not be 0.
 	Delta int64 `protobuf:"varint,4,opt,name=delta,proto3" json:"delta,omitempty"`
 	// Source time of the change. Required.
-	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// The area of the location, as in StockLevel.area.
+	Area          string `protobuf:"bytes,6,opt,name=area,proto3" json:"area,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -273,6 +286,13 @@ func (x *StockAdjustment) GetOccurredAt() *timestamppb.Timestamp {
 		return x.OccurredAt
 	}
 	return nil
+}
+
+func (x *StockAdjustment) GetArea() string {
+	if x != nil {
+		return x.Area
+	}
+	return ""
 }
 
 // DeadLetter is what the `deadletter` topic carries for every input message a
@@ -393,21 +413,23 @@ const file_skuflow_v1_events_proto_rawDesc = "" +
 	"\vstock_level\x18\x01 \x01(\v2\x16.skuflow.v1.StockLevelH\x00R\n" +
 	"stockLevel\x12H\n" +
 	"\x10stock_adjustment\x18\x02 \x01(\v2\x1b.skuflow.v1.StockAdjustmentH\x00R\x0fstockAdjustmentB\a\n" +
-	"\x05event\"\xa0\x01\n" +
+	"\x05event\"\xb4\x01\n" +
 	"\n" +
 	"StockLevel\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\blocation\x18\x02 \x01(\tR\blocation\x12\x17\n" +
 	"\aon_hand\x18\x03 \x01(\x03R\x06onHand\x12/\n" +
 	"\x05as_of\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x1a\n" +
-	"\bsequence\x18\x05 \x01(\x04R\bsequence\"\xad\x01\n" +
+	"\bsequence\x18\x05 \x01(\x04R\bsequence\x12\x12\n" +
+	"\x04area\x18\x06 \x01(\tR\x04area\"\xc1\x01\n" +
 	"\x0fStockAdjustment\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x10\n" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x1a\n" +
 	"\blocation\x18\x03 \x01(\tR\blocation\x12\x14\n" +
 	"\x05delta\x18\x04 \x01(\x03R\x05delta\x12;\n" +
 	"\voccurred_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"occurredAt\"\xed\x01\n" +
+	"occurredAt\x12\x12\n" +
+	"\x04area\x18\x06 \x01(\tR\x04area\"\xed\x01\n" +
 	"\n" +
 	"DeadLetter\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +

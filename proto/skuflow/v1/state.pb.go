@@ -28,10 +28,15 @@ const (
 type SkuState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Sku   string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
-	// Sorted by location id.
-	Locations     []*LocationState `protobuf:"bytes,2,rep,name=locations,proto3" json:"locations,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Sorted by (location id, area).
+	Locations []*LocationState `protobuf:"bytes,2,rep,name=locations,proto3" json:"locations,omitempty"`
+	// SKU-level policies, each sorted by its subject.
+	ChannelRules    []*ChannelRuleState    `protobuf:"bytes,3,rep,name=channel_rules,json=channelRules,proto3" json:"channel_rules,omitempty"`
+	SalesCaps       []*SalesCapState       `protobuf:"bytes,4,rep,name=sales_caps,json=salesCaps,proto3" json:"sales_caps,omitempty"`
+	Backorder       *BackorderState        `protobuf:"bytes,5,opt,name=backorder,proto3" json:"backorder,omitempty"`
+	SafetyOverrides []*SafetyOverrideState `protobuf:"bytes,6,rep,name=safety_overrides,json=safetyOverrides,proto3" json:"safety_overrides,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SkuState) Reset() {
@@ -78,6 +83,298 @@ func (x *SkuState) GetLocations() []*LocationState {
 	return nil
 }
 
+func (x *SkuState) GetChannelRules() []*ChannelRuleState {
+	if x != nil {
+		return x.ChannelRules
+	}
+	return nil
+}
+
+func (x *SkuState) GetSalesCaps() []*SalesCapState {
+	if x != nil {
+		return x.SalesCaps
+	}
+	return nil
+}
+
+func (x *SkuState) GetBackorder() *BackorderState {
+	if x != nil {
+		return x.Backorder
+	}
+	return nil
+}
+
+func (x *SkuState) GetSafetyOverrides() []*SafetyOverrideState {
+	if x != nil {
+		return x.SafetyOverrides
+	}
+	return nil
+}
+
+type ChannelRuleState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Sellable      bool                   `protobuf:"varint,2,opt,name=sellable,proto3" json:"sellable,omitempty"`
+	AsOfUnixNano  int64                  `protobuf:"varint,3,opt,name=as_of_unix_nano,json=asOfUnixNano,proto3" json:"as_of_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChannelRuleState) Reset() {
+	*x = ChannelRuleState{}
+	mi := &file_skuflow_v1_state_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChannelRuleState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChannelRuleState) ProtoMessage() {}
+
+func (x *ChannelRuleState) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_state_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChannelRuleState.ProtoReflect.Descriptor instead.
+func (*ChannelRuleState) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ChannelRuleState) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *ChannelRuleState) GetSellable() bool {
+	if x != nil {
+		return x.Sellable
+	}
+	return false
+}
+
+func (x *ChannelRuleState) GetAsOfUnixNano() int64 {
+	if x != nil {
+		return x.AsOfUnixNano
+	}
+	return 0
+}
+
+type SalesCapState struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	Channel             string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Limit               int64                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	WindowStartUnixNano int64                  `protobuf:"varint,3,opt,name=window_start_unix_nano,json=windowStartUnixNano,proto3" json:"window_start_unix_nano,omitempty"`
+	WindowEndUnixNano   int64                  `protobuf:"varint,4,opt,name=window_end_unix_nano,json=windowEndUnixNano,proto3" json:"window_end_unix_nano,omitempty"`
+	Cleared             bool                   `protobuf:"varint,5,opt,name=cleared,proto3" json:"cleared,omitempty"`
+	AsOfUnixNano        int64                  `protobuf:"varint,6,opt,name=as_of_unix_nano,json=asOfUnixNano,proto3" json:"as_of_unix_nano,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *SalesCapState) Reset() {
+	*x = SalesCapState{}
+	mi := &file_skuflow_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SalesCapState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SalesCapState) ProtoMessage() {}
+
+func (x *SalesCapState) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SalesCapState.ProtoReflect.Descriptor instead.
+func (*SalesCapState) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SalesCapState) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *SalesCapState) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *SalesCapState) GetWindowStartUnixNano() int64 {
+	if x != nil {
+		return x.WindowStartUnixNano
+	}
+	return 0
+}
+
+func (x *SalesCapState) GetWindowEndUnixNano() int64 {
+	if x != nil {
+		return x.WindowEndUnixNano
+	}
+	return 0
+}
+
+func (x *SalesCapState) GetCleared() bool {
+	if x != nil {
+		return x.Cleared
+	}
+	return false
+}
+
+func (x *SalesCapState) GetAsOfUnixNano() int64 {
+	if x != nil {
+		return x.AsOfUnixNano
+	}
+	return 0
+}
+
+type BackorderState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         int64                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	AsOfUnixNano  int64                  `protobuf:"varint,2,opt,name=as_of_unix_nano,json=asOfUnixNano,proto3" json:"as_of_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackorderState) Reset() {
+	*x = BackorderState{}
+	mi := &file_skuflow_v1_state_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackorderState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackorderState) ProtoMessage() {}
+
+func (x *BackorderState) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_state_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackorderState.ProtoReflect.Descriptor instead.
+func (*BackorderState) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BackorderState) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *BackorderState) GetAsOfUnixNano() int64 {
+	if x != nil {
+		return x.AsOfUnixNano
+	}
+	return 0
+}
+
+type SafetyOverrideState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Location      string                 `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
+	Units         int64                  `protobuf:"varint,2,opt,name=units,proto3" json:"units,omitempty"`
+	Cleared       bool                   `protobuf:"varint,3,opt,name=cleared,proto3" json:"cleared,omitempty"`
+	AsOfUnixNano  int64                  `protobuf:"varint,4,opt,name=as_of_unix_nano,json=asOfUnixNano,proto3" json:"as_of_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SafetyOverrideState) Reset() {
+	*x = SafetyOverrideState{}
+	mi := &file_skuflow_v1_state_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SafetyOverrideState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SafetyOverrideState) ProtoMessage() {}
+
+func (x *SafetyOverrideState) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_state_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SafetyOverrideState.ProtoReflect.Descriptor instead.
+func (*SafetyOverrideState) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SafetyOverrideState) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *SafetyOverrideState) GetUnits() int64 {
+	if x != nil {
+		return x.Units
+	}
+	return 0
+}
+
+func (x *SafetyOverrideState) GetCleared() bool {
+	if x != nil {
+		return x.Cleared
+	}
+	return false
+}
+
+func (x *SafetyOverrideState) GetAsOfUnixNano() int64 {
+	if x != nil {
+		return x.AsOfUnixNano
+	}
+	return 0
+}
+
 type LocationState struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Location string                 `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
@@ -89,14 +386,16 @@ type LocationState struct {
 	LevelSequence     uint64 `protobuf:"varint,5,opt,name=level_sequence,json=levelSequence,proto3" json:"level_sequence,omitempty"`
 	// Adjustments that happened after the winning level, sorted by event id.
 	// Older ones are pruned: the level already reflects them.
-	Adjustments   []*AppliedAdjustment `protobuf:"bytes,6,rep,name=adjustments,proto3" json:"adjustments,omitempty"`
+	Adjustments []*AppliedAdjustment `protobuf:"bytes,6,rep,name=adjustments,proto3" json:"adjustments,omitempty"`
+	// "" for the whole location, or "floor" / "backroom" in a store.
+	Area          string `protobuf:"bytes,7,opt,name=area,proto3" json:"area,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LocationState) Reset() {
 	*x = LocationState{}
-	mi := &file_skuflow_v1_state_proto_msgTypes[1]
+	mi := &file_skuflow_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -108,7 +407,7 @@ func (x *LocationState) String() string {
 func (*LocationState) ProtoMessage() {}
 
 func (x *LocationState) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_state_proto_msgTypes[1]
+	mi := &file_skuflow_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -121,7 +420,7 @@ func (x *LocationState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocationState.ProtoReflect.Descriptor instead.
 func (*LocationState) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{1}
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LocationState) GetLocation() string {
@@ -166,6 +465,13 @@ func (x *LocationState) GetAdjustments() []*AppliedAdjustment {
 	return nil
 }
 
+func (x *LocationState) GetArea() string {
+	if x != nil {
+		return x.Area
+	}
+	return ""
+}
+
 type AppliedAdjustment struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	EventId            string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
@@ -177,7 +483,7 @@ type AppliedAdjustment struct {
 
 func (x *AppliedAdjustment) Reset() {
 	*x = AppliedAdjustment{}
-	mi := &file_skuflow_v1_state_proto_msgTypes[2]
+	mi := &file_skuflow_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +495,7 @@ func (x *AppliedAdjustment) String() string {
 func (*AppliedAdjustment) ProtoMessage() {}
 
 func (x *AppliedAdjustment) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_state_proto_msgTypes[2]
+	mi := &file_skuflow_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +508,7 @@ func (x *AppliedAdjustment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedAdjustment.ProtoReflect.Descriptor instead.
 func (*AppliedAdjustment) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AppliedAdjustment) GetEventId() string {
@@ -231,17 +537,42 @@ var File_skuflow_v1_state_proto protoreflect.FileDescriptor
 const file_skuflow_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"\x16skuflow/v1/state.proto\x12\n" +
-	"skuflow.v1\"U\n" +
+	"skuflow.v1\"\xd8\x02\n" +
 	"\bSkuState\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x127\n" +
-	"\tlocations\x18\x02 \x03(\v2\x19.skuflow.v1.LocationStateR\tlocations\"\x86\x02\n" +
+	"\tlocations\x18\x02 \x03(\v2\x19.skuflow.v1.LocationStateR\tlocations\x12A\n" +
+	"\rchannel_rules\x18\x03 \x03(\v2\x1c.skuflow.v1.ChannelRuleStateR\fchannelRules\x128\n" +
+	"\n" +
+	"sales_caps\x18\x04 \x03(\v2\x19.skuflow.v1.SalesCapStateR\tsalesCaps\x128\n" +
+	"\tbackorder\x18\x05 \x01(\v2\x1a.skuflow.v1.BackorderStateR\tbackorder\x12J\n" +
+	"\x10safety_overrides\x18\x06 \x03(\v2\x1f.skuflow.v1.SafetyOverrideStateR\x0fsafetyOverrides\"o\n" +
+	"\x10ChannelRuleState\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x1a\n" +
+	"\bsellable\x18\x02 \x01(\bR\bsellable\x12%\n" +
+	"\x0fas_of_unix_nano\x18\x03 \x01(\x03R\fasOfUnixNano\"\xe6\x01\n" +
+	"\rSalesCapState\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x03R\x05limit\x123\n" +
+	"\x16window_start_unix_nano\x18\x03 \x01(\x03R\x13windowStartUnixNano\x12/\n" +
+	"\x14window_end_unix_nano\x18\x04 \x01(\x03R\x11windowEndUnixNano\x12\x18\n" +
+	"\acleared\x18\x05 \x01(\bR\acleared\x12%\n" +
+	"\x0fas_of_unix_nano\x18\x06 \x01(\x03R\fasOfUnixNano\"M\n" +
+	"\x0eBackorderState\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x03R\x05limit\x12%\n" +
+	"\x0fas_of_unix_nano\x18\x02 \x01(\x03R\fasOfUnixNano\"\x88\x01\n" +
+	"\x13SafetyOverrideState\x12\x1a\n" +
+	"\blocation\x18\x01 \x01(\tR\blocation\x12\x14\n" +
+	"\x05units\x18\x02 \x01(\x03R\x05units\x12\x18\n" +
+	"\acleared\x18\x03 \x01(\bR\acleared\x12%\n" +
+	"\x0fas_of_unix_nano\x18\x04 \x01(\x03R\fasOfUnixNano\"\x9a\x02\n" +
 	"\rLocationState\x12\x1a\n" +
 	"\blocation\x18\x01 \x01(\tR\blocation\x12\x1b\n" +
 	"\thas_level\x18\x02 \x01(\bR\bhasLevel\x12\"\n" +
 	"\rlevel_on_hand\x18\x03 \x01(\x03R\vlevelOnHand\x120\n" +
 	"\x15level_as_of_unix_nano\x18\x04 \x01(\x03R\x11levelAsOfUnixNano\x12%\n" +
 	"\x0elevel_sequence\x18\x05 \x01(\x04R\rlevelSequence\x12?\n" +
-	"\vadjustments\x18\x06 \x03(\v2\x1d.skuflow.v1.AppliedAdjustmentR\vadjustments\"w\n" +
+	"\vadjustments\x18\x06 \x03(\v2\x1d.skuflow.v1.AppliedAdjustmentR\vadjustments\x12\x12\n" +
+	"\x04area\x18\a \x01(\tR\x04area\"w\n" +
 	"\x11AppliedAdjustment\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x14\n" +
 	"\x05delta\x18\x02 \x01(\x03R\x05delta\x121\n" +
@@ -259,20 +590,28 @@ func file_skuflow_v1_state_proto_rawDescGZIP() []byte {
 	return file_skuflow_v1_state_proto_rawDescData
 }
 
-var file_skuflow_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_skuflow_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_skuflow_v1_state_proto_goTypes = []any{
-	(*SkuState)(nil),          // 0: skuflow.v1.SkuState
-	(*LocationState)(nil),     // 1: skuflow.v1.LocationState
-	(*AppliedAdjustment)(nil), // 2: skuflow.v1.AppliedAdjustment
+	(*SkuState)(nil),            // 0: skuflow.v1.SkuState
+	(*ChannelRuleState)(nil),    // 1: skuflow.v1.ChannelRuleState
+	(*SalesCapState)(nil),       // 2: skuflow.v1.SalesCapState
+	(*BackorderState)(nil),      // 3: skuflow.v1.BackorderState
+	(*SafetyOverrideState)(nil), // 4: skuflow.v1.SafetyOverrideState
+	(*LocationState)(nil),       // 5: skuflow.v1.LocationState
+	(*AppliedAdjustment)(nil),   // 6: skuflow.v1.AppliedAdjustment
 }
 var file_skuflow_v1_state_proto_depIdxs = []int32{
-	1, // 0: skuflow.v1.SkuState.locations:type_name -> skuflow.v1.LocationState
-	2, // 1: skuflow.v1.LocationState.adjustments:type_name -> skuflow.v1.AppliedAdjustment
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	5, // 0: skuflow.v1.SkuState.locations:type_name -> skuflow.v1.LocationState
+	1, // 1: skuflow.v1.SkuState.channel_rules:type_name -> skuflow.v1.ChannelRuleState
+	2, // 2: skuflow.v1.SkuState.sales_caps:type_name -> skuflow.v1.SalesCapState
+	3, // 3: skuflow.v1.SkuState.backorder:type_name -> skuflow.v1.BackorderState
+	4, // 4: skuflow.v1.SkuState.safety_overrides:type_name -> skuflow.v1.SafetyOverrideState
+	6, // 5: skuflow.v1.LocationState.adjustments:type_name -> skuflow.v1.AppliedAdjustment
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_skuflow_v1_state_proto_init() }
@@ -286,7 +625,7 @@ func file_skuflow_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skuflow_v1_state_proto_rawDesc), len(file_skuflow_v1_state_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

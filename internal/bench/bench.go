@@ -1,0 +1,441 @@
+// Package bench measures skuflow's throughput against baselines measured in
+// the same run, on the same embedded broker settings, message count, key
+// count and partition count. Every scenario runs in its own child process so
+// its peak RSS is its own. The machines are noisy: read the ratios.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/lovoo/goka/storage"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/util"
+
+	"github.com/skuflow/skuflow/broker"
+	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/policies"
+	"github.com/skuflow/skuflow/processors/stock"
+)
+
+// Options size a run.
+type Options struct {
+	Messages   int
+	Keys       int
+	Partitions int
+	// Scenarios to run (default: all, in order).
+	Scenarios []string
+}
+
+// Validate reports every problem with the options.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Messages < 1 {
+		errs = append(errs, fmt.Errorf("messages %d must be at least 1", o.Messages))
+	}
+	if o.Keys < 1 || o.Keys > o.Messages {
+		errs = append(errs, fmt.Errorf("keys %d must be within 1..messages", o.Keys))
+	}
+	if o.Partitions < 1 || o.Partitions > 64 {
+		errs = append(errs, fmt.Errorf("partitions %d is outside 1..64", o.Partitions))
+	}
+	for _, s := range o.Scenarios {
+		if _, ok := scenarios[s]; !ok {
+			errs = append(errs, fmt.Errorf("unknown scenario %q", s))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Result is what one scenario measured.
+type Result struct {
+	Scenario    string  `json:"scenario"`
+	Messages    int     `json:"messages"`
+	Seconds     float64 `json:"seconds"`
+	PerSecond   float64 `json:"per_second"`
+	PeakRSSKiB  int64   `json:"peak_rss_kib"`
+	StateBytes  int64   `json:"state_bytes,omitempty"`
+	StateKeys   int     `json:"state_keys,omitempty"`
+	Description string  `json:"description"`
+}
+
+type scenario struct {
+	description string
+	run         func(ctx context.Context, o Options, dir string) (Result, error)
+}
+
+var order = []string{"sarama", "goka-sum", "stock"}
+
+var scenarios = map[string]scenario{
+	"sarama":   {"raw sarama produce+consume (goka's producer settings)", runSarama},
+	"goka-sum": {"trivial goka processor: sum per key into a table, emit per message", runGokaSum},
+	"stock":    {"skuflow stock processor: supply events -> state table -> availability", runStock},
+}
+
+// Run runs every scenario in a child process (self, with ChildArgs) and
+// prints the table to w.
+func Run(ctx context.Context, o Options, self string, w io.Writer, progress io.Writer) ([]Result, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	names := o.Scenarios
+	if len(names) == 0 {
+		names = order
+	}
+	var results []Result
+	for _, name := range names {
+		fmt.Fprintf(progress, "bench: %s (%d messages, %d keys, %d partitions)...\n", name, o.Messages, o.Keys, o.Partitions)
+		cmd := exec.CommandContext(ctx, self, "bench", "--scenario", name, "--child",
+			"--messages", strconv.Itoa(o.Messages), "--keys", strconv.Itoa(o.Keys), "--partitions", strconv.Itoa(o.Partitions))
+		cmd.Stderr = progress
+		out, err := cmd.Output()
+		if err != nil {
+			return results, fmt.Errorf("scenario %s: %w", name, err)
+		}
+		var r Result
+		if err := json.Unmarshal(out, &r); err != nil {
+			return results, fmt.Errorf("scenario %s: bad result %q: %w", name, out, err)
+		}
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			r.PeakRSSKiB = ru.Maxrss
+		}
+		results = append(results, r)
+	}
+	Print(w, results)
+	return results, nil
+}
+
+// Print writes the results with ratios to the baselines of the same run.
+func Print(w io.Writer, results []Result) {
+	by := map[string]Result{}
+	for _, r := range results {
+		by[r.Scenario] = r
+	}
+	ratio := func(r Result, base string) string {
+		b, ok := by[base]
+		if !ok || b.PerSecond == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", r.PerSecond/b.PerSecond)
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tmsgs/s\tvs sarama\tvs goka-sum\tpeak RSS\twhat")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f MiB\t%s\n", r.Scenario, r.PerSecond, ratio(r, "sarama"), ratio(r, "goka-sum"),
+			float64(r.PeakRSSKiB)/1024, r.Description)
+	}
+	tw.Flush()
+	if s, ok := by["stock"]; ok && s.StateKeys > 0 {
+		per := float64(s.StateBytes) / float64(s.StateKeys)
+		fmt.Fprintf(w, "stock state on disk (LevelDB): %d bytes for %d SKUs = %.0f bytes/SKU = %.0f MiB per million SKUs\n",
+			s.StateBytes, s.StateKeys, per, per*1e6/(1<<20))
+	}
+}
+
+// Child runs one scenario in this process and writes its Result as JSON.
+func Child(ctx context.Context, o Options, name string, w io.Writer) error {
+	sc, ok := scenarios[name]
+	if !ok {
+		return fmt.Errorf("unknown scenario %q", name)
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "skuflow-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if path := os.Getenv("SKUFLOW_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path + "." + name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	r, err := sc.run(ctx, o, dir)
+	if err != nil {
+		return err
+	}
+	r.Scenario, r.Description, r.Messages = name, sc.description, o.Messages
+	r.PerSecond = float64(o.Messages) / r.Seconds
+	return json.NewEncoder(w).Encode(r)
+}
+
+// cluster starts an embedded broker for a scenario.
+func cluster(o Options, dir string) (*broker.Broker, kafkacfg.Options, error) {
+	b, err := broker.Start(broker.Options{DataDir: filepath.Join(dir, "broker")})
+	if err != nil {
+		return nil, kafkacfg.Options{}, err
+	}
+	k := kafkacfg.Options{Brokers: b.Addrs(), Partitions: o.Partitions, Replication: 1, ClientID: "skuflow-bench"}
+	return b, k, nil
+}
+
+// messages are the same supply events for every scenario: stock levels and
+// adjustments over Keys SKUs and four locations, keyed by SKU.
+func messages(o Options) ([]string, [][]byte, error) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	keys := make([]string, o.Messages)
+	vals := make([][]byte, o.Messages)
+	for i := range o.Messages {
+		sku := fmt.Sprintf("SKU-%07d", rng.IntN(o.Keys))
+		loc := fmt.Sprintf("WH-%d", rng.IntN(4))
+		at := base.Add(time.Duration(i) * time.Millisecond)
+		var ev inventory.Event
+		if i%3 == 0 {
+			ev = inventory.StockLevel{SKU: sku, Location: loc, OnHand: int64(rng.IntN(1000)), AsOf: at, Sequence: uint64(i)}
+		} else {
+			ev = inventory.StockAdjustment{EventID: fmt.Sprintf("adj-%d", i), SKU: sku, Location: loc, Delta: int64(rng.IntN(21) - 10 | 1), OccurredAt: at}
+		}
+		b, err := codecs.EncodeSupplyEvent(ev)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys[i], vals[i] = sku, b
+	}
+	return keys, vals, nil
+}
+
+// produce publishes the messages with goka's emitter (its producer settings
+// and FNV-1a partitioner) and returns once all are acknowledged.
+func produce(k kafkacfg.Options, topic string, keys []string, vals [][]byte) error {
+	em, err := goka.NewEmitter(k.Brokers, goka.Stream(topic), new(codec.Bytes), k.EmitterOptions()...)
+	if err != nil {
+		return err
+	}
+	var failed atomic.Int64
+	for i := range keys {
+		p, err := em.Emit(keys[i], vals[i])
+		if err != nil {
+			return err
+		}
+		p.Then(func(err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	if err := em.Finish(); err != nil {
+		return err
+	}
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("%d messages failed to publish", n)
+	}
+	return nil
+}
+
+// waitCount waits until counter reaches n or ctx ends.
+func waitCount(ctx context.Context, counter *atomic.Int64, n int64, errc <-chan error) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for counter.Load() < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("processed %d of %d: %w", counter.Load(), n, ctx.Err())
+		case err := <-errc:
+			return fmt.Errorf("stopped after %d of %d: %v", counter.Load(), n, err)
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+func runSarama(ctx context.Context, o Options, dir string) (Result, error) {
+	b, k, err := cluster(o, dir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.Close()
+	if err := k.EnsureTopics(kafkacfg.Topic{Name: "bench-in"}); err != nil {
+		return Result{}, err
+	}
+	keys, vals, err := messages(o)
+	if err != nil {
+		return Result{}, err
+	}
+	c, err := sarama.NewConsumer(k.Brokers, k.Sarama())
+	if err != nil {
+		return Result{}, err
+	}
+	defer c.Close()
+	var got atomic.Int64
+	for p := range int32(o.Partitions) {
+		pc, err := c.ConsumePartition("bench-in", p, sarama.OffsetOldest)
+		if err != nil {
+			return Result{}, err
+		}
+		defer pc.Close()
+		go func() {
+			for range pc.Messages() {
+				got.Add(1)
+			}
+		}()
+	}
+	start := time.Now()
+	if err := produce(k, "bench-in", keys, vals); err != nil {
+		return Result{}, err
+	}
+	if err := waitCount(ctx, &got, int64(o.Messages), nil); err != nil {
+		return Result{}, err
+	}
+	return Result{Seconds: time.Since(start).Seconds()}, nil
+}
+
+func runGokaSum(ctx context.Context, o Options, dir string) (Result, error) {
+	b, k, err := cluster(o, dir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.Close()
+	if err := k.EnsureTopics(kafkacfg.Topic{Name: "bench-in"}, kafkacfg.Topic{Name: "bench-out"}); err != nil {
+		return Result{}, err
+	}
+	keys, vals, err := messages(o)
+	if err != nil {
+		return Result{}, err
+	}
+	var got atomic.Int64
+	g := goka.DefineGroup("bench-sum",
+		goka.Input("bench-in", new(codec.Bytes), func(ctx goka.Context, msg any) {
+			var sum int64
+			if v, ok := ctx.Value().(int64); ok {
+				sum = v
+			}
+			sum += int64(len(msg.([]byte)))
+			ctx.SetValue(sum)
+			ctx.Emit("bench-out", ctx.Key(), sum)
+			got.Add(1)
+		}),
+		goka.Persist(new(codec.Int64)),
+		goka.Output("bench-out", new(codec.Int64)),
+	)
+	p, err := goka.NewProcessor(k.Brokers, g, append(k.ProcessorOptions(), goka.WithLogger(quiet{}),
+		goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(dir, "goka"))))...)
+	if err != nil {
+		return Result{}, err
+	}
+	return runProcessor(ctx, p, &got, func() error { return produce(k, "bench-in", keys, vals) }, o)
+}
+
+func runStock(ctx context.Context, o Options, dir string) (Result, error) {
+	b, k, err := cluster(o, dir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.Close()
+	if err := k.EnsureTopics(append(policies.Topics, stock.Topics...)...); err != nil {
+		return Result{}, err
+	}
+	keys, vals, err := messages(o)
+	if err != nil {
+		return Result{}, err
+	}
+	var got atomic.Int64
+	cfg := stock.Config{Channels: []string{"marketplace", "store-pickup", "web"}, DefaultStaleAfter: 24 * time.Hour}
+	stateDir := filepath.Join(dir, "goka")
+	p, err := stock.New(k.Brokers, cfg, nil, append(k.ProcessorOptions(), goka.WithLogger(quiet{}),
+		goka.WithStorageBuilder(storage.DefaultBuilder(stateDir)),
+		goka.WithContextWrapper(func(c goka.Context) goka.Context { got.Add(1); return c }))...)
+	if err != nil {
+		return Result{}, err
+	}
+	r, err := runProcessor(ctx, p, &got, func() error { return produce(k, string(stock.SupplyTopic), keys, vals) }, o)
+	if err != nil {
+		return r, err
+	}
+	// The processor has stopped: compact each partition's LevelDB so the
+	// size is the live state, not overwritten versions awaiting compaction.
+	tables, _ := filepath.Glob(filepath.Join(stateDir, string(stock.Table)+".*"))
+	for _, t := range tables {
+		db, err := leveldb.OpenFile(t, nil)
+		if err != nil {
+			return r, err
+		}
+		err = db.CompactRange(util.Range{})
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return r, err
+		}
+		r.StateBytes += dirSize(t)
+	}
+	r.StateKeys = distinct(keys)
+	return r, nil
+}
+
+// runProcessor starts p, waits until it is running, produces, and times
+// from the first produce until every message was handed to a callback.
+func runProcessor(ctx context.Context, p *goka.Processor, got *atomic.Int64, produce func() error, o Options) (Result, error) {
+	pctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(pctx) }()
+	defer func() {
+		cancel()
+		<-errc
+	}()
+	if err := p.WaitForReadyContext(ctx); err != nil {
+		return Result{}, err
+	}
+	start := time.Now()
+	perr := make(chan error, 1)
+	go func() { perr <- produce() }()
+	if err := waitCount(ctx, got, int64(o.Messages), errc); err != nil {
+		return Result{}, err
+	}
+	elapsed := time.Since(start)
+	if err := <-perr; err != nil {
+		return Result{}, err
+	}
+	return Result{Seconds: elapsed.Seconds()}, nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+func distinct(keys []string) int {
+	m := map[string]struct{}{}
+	for _, k := range keys {
+		m[k] = struct{}{}
+	}
+	return len(m)
+}
+
+// quiet discards goka's own log lines, which would mix into the table.
+type quiet struct{}
+
+func (quiet) Print(...any)          {}
+func (quiet) Println(...any)        {}
+func (quiet) Printf(string, ...any) {}

@@ -1,0 +1,366 @@
+package inventory
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"slices"
+	"time"
+)
+
+// Policies is what Evaluate needs besides the SKU's own state: the
+// configured channels and the location-wide and merchant-wide policies of
+// the SKU's locations. Callers fetch only the entries State.LocationIDs and
+// the location policies' merchants name.
+type Policies struct {
+	// Channels to answer for, e.g. web, marketplace, store-pickup.
+	Channels []string
+	// Locations by location id; a missing one is an owned warehouse that
+	// serves every channel.
+	Locations map[string]LocationPolicy
+	// Merchants by merchant id.
+	Merchants map[string]MerchantPolicy
+	// DefaultStaleAfter is the merchant TTL where a merchant sets none.
+	DefaultStaleAfter time.Duration
+}
+
+// Reason codes say why units are missing from a channel.
+type ReasonCode int
+
+// Reason codes; the numbers match skuflow.v1.Reason.Code.
+const (
+	ReasonNotSellable        ReasonCode = 1
+	ReasonCapExhausted       ReasonCode = 2
+	ReasonLocationClosed     ReasonCode = 3
+	ReasonLocationIneligible ReasonCode = 4
+	ReasonLocationStale      ReasonCode = 5
+)
+
+// Reason explains a missing contribution; Location is empty for SKU-level
+// reasons.
+type Reason struct {
+	Code     ReasonCode
+	Location string
+	Message  string
+}
+
+// Snapshot is a SKU's answer at one moment: what the gateway returns and
+// what the availability topic carries.
+type Snapshot struct {
+	SKU       string
+	OnHand    int64
+	Locations []LocationSnapshot // sorted by ID
+	Channels  []ChannelSnapshot  // sorted by channel
+	// UpdatedAt is the newest stock source time that contributed.
+	UpdatedAt time.Time
+	// NextChangeAt is when the answer changes on its own (zero: never).
+	NextChangeAt time.Time
+	// EvaluatedAt is the time the answer is for; not part of Version.
+	EvaluatedAt time.Time
+	// Version digests every other field: equal answers have equal versions,
+	// so it serves as an ETag and as the "did it change" test.
+	Version string
+}
+
+// AreaStock is one area's units at a location.
+type AreaStock struct {
+	Area   string
+	OnHand int64
+}
+
+// LocationSnapshot is one location's line in a Snapshot.
+type LocationSnapshot struct {
+	ID          string
+	Kind        LocationKind
+	MerchantID  string
+	OnHand      int64
+	Areas       []AreaStock
+	HasLevel    bool
+	LevelAsOf   time.Time
+	SafetyStock int64
+	Usable      int64
+	Closed      bool
+	Stale       bool
+	StaleAt     time.Time
+	Channels    []string
+}
+
+// ChannelSnapshot is the answer for one channel.
+type ChannelSnapshot struct {
+	Channel       string
+	Available     int64
+	Backorderable int64
+	Sellable      bool
+	Usable        int64
+	Reserved      int64
+	HasCap        bool
+	CapRemaining  int64
+	Reasons       []Reason
+}
+
+// LocationIDs lists the SKU's distinct location ids, sorted.
+func (s State) LocationIDs() []string {
+	var ids []string
+	for _, l := range s.Locations {
+		if len(ids) == 0 || ids[len(ids)-1] != l.ID {
+			ids = append(ids, l.ID)
+		}
+	}
+	return ids
+}
+
+// Evaluate derives the SKU's answer at now:
+//
+//	available(channel, now) = max(0, min(usable(channel) - reserved(channel), remaining cap(channel)))
+//	usable(channel) = sum over eligible, open, non-stale locations of max(0, on_hand - safety stock)
+//
+// A location is stale when it is a merchant's and its newest level is at
+// least the merchant's TTL old at now (or it has no level at all).
+func Evaluate(s State, p Policies, now time.Time) Snapshot {
+	now = now.UTC()
+	snap := Snapshot{SKU: s.SKU, EvaluatedAt: now, Locations: make([]LocationSnapshot, 0, len(s.Locations))}
+	next := func(t time.Time) {
+		if t.After(now) && (snap.NextChangeAt.IsZero() || t.Before(snap.NextChangeAt)) {
+			snap.NextChangeAt = t
+		}
+	}
+	for i := 0; i < len(s.Locations); {
+		j := i
+		for j < len(s.Locations) && s.Locations[j].ID == s.Locations[i].ID {
+			j++
+		}
+		ls := locationSnapshot(s, s.Locations[i:j], p, now)
+		if ls.Kind == KindMerchant && !ls.Stale {
+			next(ls.StaleAt)
+		}
+		for _, l := range s.Locations[i:j] {
+			if l.HasLevel && l.LevelAsOf.After(snap.UpdatedAt) {
+				snap.UpdatedAt = l.LevelAsOf
+			}
+			for _, a := range l.Adjustment {
+				if a.OccurredAt.After(snap.UpdatedAt) {
+					snap.UpdatedAt = a.OccurredAt
+				}
+			}
+		}
+		snap.OnHand += ls.OnHand
+		snap.Locations = append(snap.Locations, ls)
+		i = j
+	}
+	chans := sortedChannels(p.Channels)
+	snap.Channels = make([]ChannelSnapshot, 0, len(chans))
+	for _, c := range chans {
+		snap.Channels = append(snap.Channels, channelSnapshot(s, snap.Locations, c, now, next))
+	}
+	snap.Version = snap.digest()
+	return snap
+}
+
+// sortedChannels returns cs sorted without duplicates; cs itself (never
+// modified) when it already is.
+func sortedChannels(cs []string) []string {
+	ok := true
+	for i := 1; i < len(cs) && ok; i++ {
+		ok = cs[i-1] < cs[i]
+	}
+	if ok {
+		return cs
+	}
+	return slices.Compact(slices.Sorted(slices.Values(cs)))
+}
+
+func locationSnapshot(s State, areas []Location, p Policies, now time.Time) LocationSnapshot {
+	id := areas[0].ID
+	pol, ok := p.Locations[id]
+	if !ok {
+		pol = LocationPolicy{Location: id, Kind: KindWarehouse}
+	}
+	ls := LocationSnapshot{ID: id, Kind: pol.Kind, MerchantID: pol.MerchantID, Closed: pol.Closed, Channels: pol.Channels}
+	for _, a := range areas {
+		n := a.OnHand()
+		ls.OnHand = min(ls.OnHand+n, MaxUnits)
+		ls.Areas = append(ls.Areas, AreaStock{Area: a.Area, OnHand: n})
+		if a.HasLevel {
+			ls.HasLevel = true
+			if a.LevelAsOf.After(ls.LevelAsOf) {
+				ls.LevelAsOf = a.LevelAsOf
+			}
+		}
+	}
+	ls.SafetyStock = pol.SafetyStock
+	if i, found := slices.BinarySearchFunc(s.SafetyOverrides, id, func(r SafetyOverrideRule, id string) int {
+		return compareStrings(r.Location, id)
+	}); found && !s.SafetyOverrides[i].Cleared {
+		ls.SafetyStock = s.SafetyOverrides[i].Units
+	}
+	if pol.Kind == KindMerchant {
+		ttl := p.DefaultStaleAfter
+		if m, ok := p.Merchants[pol.MerchantID]; ok && m.StaleAfter > 0 {
+			ttl = m.StaleAfter
+		}
+		if ls.HasLevel {
+			ls.StaleAt = ls.LevelAsOf.Add(ttl)
+			ls.Stale = !now.Before(ls.StaleAt)
+		} else {
+			ls.Stale = true // no absolute level yet: nothing to trust
+		}
+	}
+	ls.Usable = max(0, ls.OnHand-ls.SafetyStock)
+	return ls
+}
+
+func channelSnapshot(s State, locs []LocationSnapshot, channel string, now time.Time, next func(time.Time)) ChannelSnapshot {
+	cs := ChannelSnapshot{Channel: channel, Sellable: true}
+	if i, found := slices.BinarySearchFunc(s.ChannelRules, channel, func(r ChannelRule, c string) int {
+		return compareStrings(r.Channel, c)
+	}); found {
+		cs.Sellable = s.ChannelRules[i].Sellable
+	}
+	for _, l := range locs {
+		var code ReasonCode
+		var msg string
+		switch {
+		case l.Closed:
+			code, msg = ReasonLocationClosed, "location is closed"
+		case len(l.Channels) > 0 && !slices.Contains(l.Channels, channel):
+			code, msg = ReasonLocationIneligible, "location does not fulfil "+channel
+		case l.Stale && l.HasLevel:
+			code, msg = ReasonLocationStale, "merchant stock is stale: its newest level is older than the merchant's TTL"
+		case l.Stale:
+			code, msg = ReasonLocationStale, "merchant location has reported no stock level"
+		}
+		if code == 0 {
+			cs.Usable = min(cs.Usable+l.Usable, MaxUnits)
+			continue
+		}
+		if l.Usable > 0 {
+			cs.Reasons = append(cs.Reasons, Reason{Code: code, Location: l.ID, Message: msg})
+		}
+	}
+	remaining := int64(MaxUnits)
+	if i, found := slices.BinarySearchFunc(s.SalesCaps, channel, func(r SalesCapRule, c string) int {
+		return compareStrings(r.Channel, c)
+	}); found && !s.SalesCaps[i].Cleared {
+		c := s.SalesCaps[i]
+		switch {
+		case now.Before(c.WindowStart):
+			next(c.WindowStart)
+		case now.Before(c.WindowEnd):
+			next(c.WindowEnd)
+			cs.HasCap = true
+			cs.CapRemaining = max(0, c.Limit)
+			remaining = cs.CapRemaining
+		}
+	}
+	if !cs.Sellable {
+		cs.Reasons = append([]Reason{{Code: ReasonNotSellable, Message: "sku may not be sold on " + channel}}, cs.Reasons...)
+		return cs
+	}
+	cs.Available = max(0, min(cs.Usable-cs.Reserved, remaining))
+	if cs.HasCap && cs.CapRemaining == 0 {
+		cs.Reasons = append([]Reason{{Code: ReasonCapExhausted, Message: "sales cap on " + channel + " is exhausted until its window ends"}}, cs.Reasons...)
+	}
+	if !s.Backorder.AsOf.IsZero() {
+		cs.Backorderable = max(0, min(s.Backorder.Limit, remaining-cs.Available))
+	}
+	return cs
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// digest hashes every field but EvaluatedAt and Version, in order; slices
+// are sorted, so equal answers give equal digests. Strings are
+// length-prefixed and times carry a presence byte, so no two different
+// answers share an encoding.
+func (s Snapshot) digest() string {
+	var d digester
+	d.h = fnv.New64a()
+	d.str(s.SKU)
+	d.num(s.OnHand)
+	d.num(int64(len(s.Locations)))
+	for _, l := range s.Locations {
+		d.str(l.ID)
+		d.num(int64(l.Kind))
+		d.str(l.MerchantID)
+		d.num(l.OnHand)
+		d.num(int64(len(l.Areas)))
+		for _, a := range l.Areas {
+			d.str(a.Area)
+			d.num(a.OnHand)
+		}
+		d.flag(l.HasLevel)
+		d.time(l.LevelAsOf)
+		d.num(l.SafetyStock)
+		d.num(l.Usable)
+		d.flag(l.Closed)
+		d.flag(l.Stale)
+		d.time(l.StaleAt)
+		d.strs(l.Channels)
+	}
+	d.num(int64(len(s.Channels)))
+	for _, c := range s.Channels {
+		d.str(c.Channel)
+		d.num(c.Available)
+		d.num(c.Backorderable)
+		d.flag(c.Sellable)
+		d.num(c.Usable)
+		d.num(c.Reserved)
+		d.flag(c.HasCap)
+		d.num(c.CapRemaining)
+		d.num(int64(len(c.Reasons)))
+		for _, r := range c.Reasons {
+			d.num(int64(r.Code))
+			d.str(r.Location)
+			d.str(r.Message)
+		}
+	}
+	d.time(s.UpdatedAt)
+	d.time(s.NextChangeAt)
+	return fmt.Sprintf("%016x", d.h.Sum64())
+}
+
+type digester struct {
+	h   hash.Hash64
+	buf [9]byte
+}
+
+func (d *digester) num(v int64) {
+	binary.BigEndian.PutUint64(d.buf[:8], uint64(v))
+	d.h.Write(d.buf[:8])
+}
+
+func (d *digester) flag(b bool) {
+	d.buf[0] = 0
+	if b {
+		d.buf[0] = 1
+	}
+	d.h.Write(d.buf[:1])
+}
+
+func (d *digester) str(v string) {
+	d.num(int64(len(v)))
+	d.h.Write([]byte(v))
+}
+
+func (d *digester) strs(vs []string) {
+	d.num(int64(len(vs)))
+	for _, v := range vs {
+		d.str(v)
+	}
+}
+
+func (d *digester) time(t time.Time) {
+	d.flag(!t.IsZero())
+	if !t.IsZero() {
+		d.num(t.UnixNano())
+	}
+}

@@ -1,0 +1,247 @@
+// Package reconcile keeps the published availability topic equal to the
+// answer the tables give now. goka has no timers, and an answer can change
+// without any event for its SKU: a location or merchant policy changes (one
+// event for every SKU at that location), a merchant location goes stale,
+// a sales-cap window opens or closes. It can also lag after a crash between
+// the table write and the publish.
+//
+// Every Interval the reconciler scans its local views: for every SKU whose
+// answer evaluated now differs from the version last published on the
+// availability topic, it emits a StockTick to the SKU-keyed stock-ticks
+// topic. The stock processor re-evaluates the SKU at the tick's time (event
+// time, so replays stay deterministic) and publishes the answer if it still
+// differs. The published topic therefore catches up within one Interval plus
+// one scan, and heals itself after any failure.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/lovoo/goka/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/policies"
+	"github.com/skuflow/skuflow/processors/stock"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/views"
+)
+
+// Options configure the reconciler.
+type Options struct {
+	Kafka  kafkacfg.Options
+	Config stock.Config
+	// Interval between scans.
+	Interval time.Duration
+	// DataDir holds the reconciler's views.
+	DataDir string
+	Logger  *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Validate reports every problem with the options.
+func (o Options) Validate() error {
+	var errs []error
+	errs = append(errs, o.Kafka.Validate())
+	if o.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("reconcile interval %s is not positive", o.Interval))
+	}
+	if o.DataDir == "" {
+		errs = append(errs, errors.New("reconciler data directory is empty"))
+	}
+	return errors.Join(errs...)
+}
+
+var (
+	ticks = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "skuflow_reconcile_ticks_total",
+		Help: "Stock ticks emitted because a SKU's answer differed from the published one.",
+	})
+	sweepSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "skuflow_reconcile_sweep_seconds",
+		Help:    "Duration of one reconciliation scan.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+	})
+)
+
+// Reconciler scans the views and emits ticks. Create it with New.
+type Reconciler struct {
+	o      Options
+	log    *slog.Logger
+	stock  *views.Stock
+	pols   *views.Policies
+	avail  *views.Availability
+	hasher func() hash.Hash32
+
+	mu    sync.Mutex
+	owned map[int32]bool // nil: every partition
+
+	// sent remembers the ticks of recent scans, so a SKU whose tick is still
+	// queued behind a replay flood is not ticked again every Interval.
+	sent map[string]sentTick
+}
+
+type sentTick struct {
+	version string
+	at      time.Time
+}
+
+// retickAfter is how long a tick for the same answer is not repeated.
+func (r *Reconciler) retickAfter() time.Duration { return 10 * r.o.Interval }
+
+// New creates the reconciler's views.
+func New(o Options) (*Reconciler, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	vopts := func(name string) []goka.ViewOption {
+		return append(o.Kafka.ViewOptions(), goka.WithViewStorageBuilder(storage.DefaultBuilder(filepath.Join(o.DataDir, name))))
+	}
+	r := &Reconciler{o: o, log: log.With("component", "reconciler"), hasher: goka.DefaultHasher(), sent: map[string]sentTick{}}
+	var err error
+	if r.stock, err = views.NewStock(o.Kafka.Brokers, vopts("stock")...); err != nil {
+		return nil, err
+	}
+	if r.pols, err = views.NewPolicies(o.Kafka.Brokers, vopts("policies")...); err != nil {
+		return nil, err
+	}
+	if r.avail, err = views.NewAvailability(o.Kafka.Brokers, vopts("availability")...); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Rebalanced restricts the reconciler to the partitions this process's
+// stock processor owns; pass it to goka.WithRebalanceCallback.
+func (r *Reconciler) Rebalanced(a goka.Assignment) {
+	owned := make(map[int32]bool, len(a))
+	for p := range a {
+		owned[p] = true
+	}
+	r.mu.Lock()
+	r.owned = owned
+	r.mu.Unlock()
+}
+
+// Run scans every Interval until ctx is cancelled.
+func (r *Reconciler) Run(ctx context.Context) error {
+	em, err := goka.NewEmitter(r.o.Kafka.Brokers, stock.TicksTopic, new(codec.Bytes), r.o.Kafka.EmitterOptions()...)
+	if err != nil {
+		return fmt.Errorf("reconciler emitter: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, v := range []interface{ Run(context.Context) error }{r.stock, r.pols, r.avail} {
+		g.Go(func() error {
+			if err := v.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		t := time.NewTicker(r.o.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+			}
+			if !r.stock.Ready() || !r.pols.Ready() || !r.avail.Ready() {
+				continue
+			}
+			n, err := r.Sweep(em)
+			if err != nil && !errors.Is(err, views.ErrNotReady) {
+				r.log.Warn("reconcile scan failed", "err", err)
+			} else if n > 0 {
+				r.log.Debug("reconcile scan", "ticks", n)
+			}
+		}
+	})
+	err = g.Wait()
+	return errors.Join(err, em.Finish())
+}
+
+// Sweep scans once and emits a tick per SKU whose answer changed. It is not
+// safe for concurrent use.
+func (r *Reconciler) Sweep(em *goka.Emitter) (int, error) {
+	start := time.Now()
+	defer func() { sweepSeconds.Observe(time.Since(start).Seconds()) }()
+	now := r.o.Now().UTC()
+	r.mu.Lock()
+	owned := r.owned
+	r.mu.Unlock()
+	n := 0
+	var errs []error
+	err := r.stock.Each(func(s inventory.State) bool {
+		if owned != nil && !owned[r.partition(s.SKU)] {
+			return true
+		}
+		pol, err := policies.Gather(s, r.pols.GetPolicy, r.o.Config.Policies())
+		if err != nil {
+			errs = append(errs, err)
+			return false
+		}
+		snap := inventory.Evaluate(s, pol, now)
+		pub, err := r.avail.Get(s.SKU)
+		if err != nil {
+			errs = append(errs, err)
+			return false
+		}
+		if pub.GetVersion() == snap.Version {
+			delete(r.sent, s.SKU)
+			return true
+		}
+		if st, ok := r.sent[s.SKU]; ok && st.version == snap.Version && now.Sub(st.at) < r.retickAfter() {
+			return true
+		}
+		tick := &pb.StockTick{Sku: s.SKU, At: timestamppb.New(now), PublishedVersion: pub.GetVersion()}
+		b, err := proto.Marshal(tick)
+		if err == nil {
+			_, err = em.Emit(s.SKU, b)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("emit tick for %s: %w", s.SKU, err))
+			return false
+		}
+		r.sent[s.SKU] = sentTick{version: snap.Version, at: now}
+		n++
+		ticks.Inc()
+		return true
+	})
+	return n, errors.Join(append(errs, err)...)
+}
+
+// partition is where goka's producers place key (sarama's hash partitioner
+// with goka's FNV-1a hasher).
+func (r *Reconciler) partition(key string) int32 {
+	h := r.hasher()
+	h.Write([]byte(key))
+	p := int32(h.Sum32()) % int32(r.o.Kafka.Partitions)
+	if p < 0 {
+		p = -p
+	}
+	return p
+}
