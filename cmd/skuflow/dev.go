@@ -32,6 +32,7 @@ var sampleFiles = []struct{ file, topic string }{
 
 type devFlags struct {
 	answers    answerFlags
+	feeds      feedServiceFlags
 	reconcile  time.Duration
 	data       string
 	httpAddr   string
@@ -66,6 +67,7 @@ broker on 127.0.0.1, every processor group and the gateway, all state under
 	cmd.Flags().BoolVar(&f.sample, "sample-data", false, "publish a small sample data set at start (idempotent)")
 	cmd.Flags().DurationVar(&f.reconcile, "reconcile-interval", 2*time.Second, "how often the availability topic is compared with the tables")
 	f.answers.register(cmd)
+	f.feeds.register(cmd)
 	return cmd
 }
 
@@ -84,7 +86,17 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 		return err
 	}
 	cfg := f.answers.config()
-	serve, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: cfg, DataDir: f.data, HTTPAddr: f.httpAddr, GRPCAddr: f.grpcAddr, Logger: log})
+	if f.feeds.adminTokenFile == "" {
+		if f.feeds.adminTokenFile, err = devAdminToken(f.data); err != nil {
+			return fmt.Errorf("admin token: %w", err)
+		}
+	}
+	feeds, err := f.feeds.factory(f.answers.staleAfter)
+	if err != nil {
+		return err
+	}
+	serve, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: cfg, DataDir: f.data, HTTPAddr: f.httpAddr, GRPCAddr: f.grpcAddr, Logger: log,
+		Services: []roles.ServiceFactory{feeds}})
 	if err != nil {
 		return err
 	}
@@ -111,6 +123,7 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 	}
 	fmt.Printf("skuflow dev: embedded Kafka broker at %s (data in %s)\n", b.Addrs()[0], f.data)
 	printURLs(serve.HTTPAddr(), serve.GRPCAddr())
+	fmt.Printf("  feeds:   POST http://%s/v1/merchants/{merchant}/feeds (admin token in %s)\n", hostPort(serve.HTTPAddr()), f.feeds.adminTokenFile)
 	fmt.Println("  try:     curl -s localhost:" + port(serve.HTTPAddr()) + "/v1/availability/SKU-1001")
 	go func() {
 		for !serve.Ready() && gctx.Err() == nil {

@@ -45,6 +45,7 @@ Local tables live under --data and are rebuilt from the changelogs if lost.`,
 func newServeCmd(g *globalFlags) *cobra.Command {
 	var cf clusterFlags
 	var af answerFlags
+	var ff feedServiceFlags
 	var data, httpAddr, grpcAddr string
 	cmd := &cobra.Command{
 		Use:   "serve --brokers host:port[,...]",
@@ -59,7 +60,12 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: af.config(), DataDir: data, HTTPAddr: httpAddr, GRPCAddr: grpcAddr, Logger: log})
+			feeds, err := ff.factory(af.staleAfter)
+			if err != nil {
+				return err
+			}
+			s, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: af.config(), DataDir: data, HTTPAddr: httpAddr, GRPCAddr: grpcAddr, Logger: log,
+				Services: []roles.ServiceFactory{feeds}})
 			if err != nil {
 				return err
 			}
@@ -72,6 +78,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&data, "data", "./data", "directory for the views' local copies of the tables")
 	cmd.Flags().StringVar(&httpAddr, "http", ":8080", "REST, health and metrics listen address")
 	cmd.Flags().StringVar(&grpcAddr, "grpc", ":9090", "gRPC listen address")
+	ff.register(cmd)
 	return cmd
 }
 

@@ -23,12 +23,13 @@ import (
 	"github.com/skuflow/skuflow/processors/policies"
 	"github.com/skuflow/skuflow/processors/reconcile"
 	"github.com/skuflow/skuflow/processors/stock"
+	"github.com/skuflow/skuflow/registry"
 	"github.com/skuflow/skuflow/views"
 )
 
 // Topics lists every topic skuflow's roles need.
 func Topics() []kafkacfg.Topic {
-	return slices.Concat(policies.Topics, stock.Topics)
+	return slices.Concat(policies.Topics, stock.Topics, registry.Topics)
 }
 
 // DefaultChannels are the channels answered when none are configured.

@@ -1,0 +1,480 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/skuflow/skuflow/feeds"
+	"github.com/skuflow/skuflow/feeds/outbox"
+	"github.com/skuflow/skuflow/inventory"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/registry"
+)
+
+func timestampOf(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+// RegisterGRPC registers FeedService and RegistryService.
+func (s *Service) RegisterGRPC(g *grpc.Server) {
+	pb.RegisterFeedServiceServer(g, s.feeds)
+	pb.RegisterRegistryServiceServer(g, s.registryS)
+}
+
+// RegisterHTTP registers the streamed upload on mux and the unary APIs on
+// the grpc-gateway mux.
+func (s *Service) RegisterHTTP(mux *http.ServeMux, gw *runtime.ServeMux) error {
+	mux.HandleFunc("POST /v1/merchants/{merchant}/feeds", s.handleUpload)
+	if err := pb.RegisterFeedServiceHandlerServer(context.Background(), gw, s.feeds); err != nil {
+		return err
+	}
+	return pb.RegisterRegistryServiceHandlerServer(context.Background(), gw, s.registryS)
+}
+
+// grpcToken is the bearer token of a gRPC call ("" if none).
+func grpcToken(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if t := registry.BearerToken(v); t != "" {
+			return t
+		}
+	}
+	return ""
+}
+
+// toStatus translates errors to gRPC statuses; messages never hold tokens.
+func (s *Service) toStatus(err error) error {
+	var owned *registry.LocationOwnedError
+	switch {
+	case err == nil:
+		return nil
+	case status.Code(err) != codes.Unknown:
+		return err
+	case errors.Is(err, registry.ErrUnauthenticated):
+		return status.Error(codes.Unauthenticated, "missing or invalid API token: send 'authorization: Bearer <token>'")
+	case errors.Is(err, registry.ErrPermissionDenied):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, registry.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, registry.ErrExists):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, registry.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.As(err, &owned):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, registry.ErrNotReady):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, outbox.ErrRetention):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	s.log.Error("feeds: internal error", "error", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// authorize checks a merchant token for merchant.
+func (s *Service) authorize(token, merchant string) (*pb.RegistryEntry, error) {
+	if token == "" {
+		return nil, registry.ErrUnauthenticated
+	}
+	e, err := s.reg.Authorize(token, merchant)
+	if errors.Is(err, registry.ErrPermissionDenied) {
+		return nil, status.Error(codes.PermissionDenied, "this token belongs to another merchant")
+	}
+	return e, err
+}
+
+// authorizeAdmin checks the admin token; merchant tokens are refused.
+func (s *Service) authorizeAdmin(ctx context.Context) error {
+	tok := grpcToken(ctx)
+	if !s.admin.Enabled() {
+		return status.Error(codes.PermissionDenied, "the admin API is disabled: start the gateway with --admin-token-file")
+	}
+	if s.admin.Check(tok) {
+		return nil
+	}
+	if tok != "" {
+		if _, err := s.reg.Authenticate(tok); err == nil {
+			return status.Error(codes.PermissionDenied, "merchant tokens may not use the admin API")
+		}
+	}
+	return status.Error(codes.Unauthenticated, "missing or invalid admin token: send 'authorization: Bearer <admin token>'")
+}
+
+// --- FeedService ---
+
+type feedServer struct {
+	pb.UnimplementedFeedServiceServer
+	s *Service
+}
+
+func (f *feedServer) UploadFeed(stream grpc.ClientStreamingServer[pb.UploadFeedRequest, pb.FeedStatus]) error {
+	s := f.s
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return status.Error(codes.InvalidArgument, "empty upload: the first message must name the merchant")
+	}
+	if err != nil {
+		return s.toStatus(err)
+	}
+	merchant := first.GetMerchant()
+	entry, err := s.authorize(grpcToken(stream.Context()), merchant)
+	if err != nil {
+		return s.toStatus(err)
+	}
+	in := s.begin(entry)
+	line := 0
+	var stop error
+	msg := first
+	for stop == nil {
+		if m := msg.GetMerchant(); m != "" && m != merchant {
+			stop = status.Errorf(codes.InvalidArgument, "message names merchant %q, the upload is for %q", m, merchant)
+			break
+		}
+		for _, r := range msg.GetRows() {
+			line++
+			if line > s.o.Limits.MaxRows {
+				stop = &feeds.LimitError{Line: line, Message: "the feed has more than the limit of " + itoa(s.o.Limits.MaxRows) + " rows (stopped at row " + itoa(line) + ")"}
+				break
+			}
+			row := feeds.Row{Line: line, SKU: r.GetSku(), Location: r.GetLocation(), OnHand: r.GetOnHand()}
+			if r.GetAsOf() != nil {
+				if err := r.GetAsOf().CheckValid(); err != nil {
+					in.reject(line, "as_of is not a valid time")
+					continue
+				}
+				row.AsOf = r.GetAsOf().AsTime()
+			}
+			if err := in.add(row); err != nil {
+				stop = err
+				break
+			}
+		}
+		if stop != nil {
+			break
+		}
+		msg, err = stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			stop = &feeds.TruncatedError{Line: line, Err: err}
+		}
+	}
+	st, storeErr := in.finish(stop)
+	if storeErr != nil {
+		return s.toStatus(storeErr)
+	}
+	var le *feeds.LimitError
+	var te *feeds.TruncatedError
+	switch {
+	case errors.As(stop, &le):
+		return status.Errorf(codes.ResourceExhausted, "feed %s: %s", st.FeedId, st.Error)
+	case errors.As(stop, &te):
+		return status.Errorf(codes.Canceled, "feed %s: %s", st.FeedId, st.Error)
+	case stop != nil:
+		return status.Errorf(status.Code(stop), "feed %s: %s", st.FeedId, st.Error)
+	}
+	return stream.SendAndClose(st)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func (f *feedServer) GetFeed(ctx context.Context, req *pb.GetFeedRequest) (*pb.FeedStatus, error) {
+	s := f.s
+	if _, err := s.authorize(grpcToken(ctx), req.GetMerchant()); err != nil {
+		return nil, s.toStatus(err)
+	}
+	st, ok := s.ob.Feed(req.GetFeedId())
+	if !ok || st.GetMerchant() != req.GetMerchant() {
+		return nil, status.Errorf(codes.NotFound, "feed %q not found on this gateway (feeds are answered by the gateway instance that received them, while the outbox retains them)", req.GetFeedId())
+	}
+	return st, nil
+}
+
+func (f *feedServer) ListLocations(ctx context.Context, req *pb.ListLocationsRequest) (*pb.ListLocationsResponse, error) {
+	s := f.s
+	entry, err := s.authorize(grpcToken(ctx), req.GetMerchant())
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	ttl := registry.StaleAfter(entry, s.o.DefaultStaleAfter)
+	now := s.now()
+	seen := s.ob.Locations(req.GetMerchant())
+	out := &pb.ListLocationsResponse{Merchant: req.GetMerchant(), StaleAfter: durationpb.New(ttl)}
+	for _, l := range entry.GetLocations() {
+		ls := &pb.LocationStatus{Location: l, Stale: true}
+		if last, ok := seen[l]; ok {
+			ls.LastFeedAt, ls.LastFeedId = timestamppb.New(last.At), last.FeedID
+			ls.StaleAt = timestamppb.New(last.At.Add(ttl))
+			ls.Stale = !now.Before(last.At.Add(ttl))
+		}
+		out.Locations = append(out.Locations, ls)
+	}
+	return out, nil
+}
+
+// --- REST upload ---
+
+var jsonOut = protojson.MarshalOptions{EmitUnpopulated: true}
+
+// httpStatus maps a gRPC code to its HTTP status, as grpc-gateway does.
+func httpStatus(c codes.Code) int { return runtime.HTTPStatusFromCode(c) }
+
+func writeError(w http.ResponseWriter, err error) {
+	st := status.Convert(err)
+	if st.Code() == codes.Unauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="skuflow"`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus(st.Code()))
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": int(st.Code()), "message": st.Message()})
+}
+
+// handleUpload is POST /v1/merchants/{merchant}/feeds: the body is read a
+// row at a time and accepted rows are stored in the outbox before the
+// answer, a skuflow.v1.FeedStatus in JSON.
+func (s *Service) handleUpload(w http.ResponseWriter, r *http.Request) {
+	merchant := r.PathValue("merchant")
+	entry, err := s.authorize(registry.BearerToken(r.Header.Get("Authorization")), merchant)
+	if err != nil {
+		writeError(w, s.toStatus(err))
+		return
+	}
+	format, err := feeds.FormatOf(r.Header.Get("Content-Type"))
+	if err != nil {
+		w.Header().Set("Accept-Post", "text/csv, application/x-ndjson")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnsupportedMediaType)
+		_ = json.NewEncoder(w).Encode(map[string]any{"code": int(codes.InvalidArgument), "message": err.Error()})
+		return
+	}
+	lim := s.o.Limits
+	if lim.MaxBodyBytes > 0 && r.ContentLength > lim.MaxBodyBytes {
+		writeError(w, status.Errorf(codes.ResourceExhausted, "body of %d bytes is larger than the limit of %d bytes; nothing was stored", r.ContentLength, lim.MaxBodyBytes))
+		return
+	}
+	in := s.begin(entry)
+	rd := feeds.NewReader(r.Body, format, lim)
+	var stop error
+	for {
+		row, err := rd.Next()
+		var re *feeds.RowError
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.As(err, &re) {
+			in.reject(re.Line, re.Reason)
+			continue
+		}
+		if err != nil {
+			stop = err
+			break
+		}
+		if err := in.add(row); err != nil {
+			stop = err
+			break
+		}
+	}
+	st, storeErr := in.finish(stop)
+	code := http.StatusOK
+	var le *feeds.LimitError
+	switch {
+	case storeErr != nil:
+		code = http.StatusInternalServerError
+	case errors.As(stop, &le):
+		code = http.StatusRequestEntityTooLarge
+	case stop != nil:
+		code = http.StatusBadRequest
+	}
+	if stop != nil {
+		// Whatever is left of the body is not read: close the connection
+		// rather than drain it.
+		w.Header().Set("Connection", "close")
+	}
+	b, err := jsonOut.Marshal(st)
+	if err != nil {
+		writeError(w, s.toStatus(err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", "/v1/merchants/"+merchant+"/feeds/"+st.FeedId)
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// --- RegistryService ---
+
+type registryServer struct {
+	pb.UnimplementedRegistryServiceServer
+	s *Service
+}
+
+func merchantOut(e *pb.RegistryEntry) *pb.Merchant {
+	return &pb.Merchant{MerchantId: e.GetMerchantId(), Locations: slices.Clone(e.GetLocations()), StaleAfter: e.GetStaleAfter(),
+		Tokens: int32(len(e.GetTokens())), Version: e.GetVersion(), UpdatedAt: e.GetUpdatedAt()}
+}
+
+func staleAfterOf(d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return 0, nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return 0, status.Errorf(codes.InvalidArgument, "stale_after: %v", err)
+	}
+	return d.AsDuration(), nil
+}
+
+func (a *registryServer) CreateMerchant(ctx context.Context, req *pb.CreateMerchantRequest) (*pb.MerchantToken, error) {
+	s := a.s
+	if err := s.authorizeAdmin(ctx); err != nil {
+		return nil, err
+	}
+	d, err := staleAfterOf(req.GetStaleAfter())
+	if err != nil {
+		return nil, err
+	}
+	tok, e, err := s.reg.Create(ctx, req.GetMerchantId(), req.GetLocations(), d)
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	return &pb.MerchantToken{Merchant: merchantOut(e), Token: tok}, nil
+}
+
+func (a *registryServer) GetMerchant(ctx context.Context, req *pb.GetMerchantRequest) (*pb.Merchant, error) {
+	s := a.s
+	if err := s.authorizeAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if err := inventory.ValidateID("merchant", req.GetMerchantId()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	e, err := s.reg.Get(req.GetMerchantId())
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	return merchantOut(e), nil
+}
+
+func (a *registryServer) ListMerchants(ctx context.Context, _ *pb.ListMerchantsRequest) (*pb.ListMerchantsResponse, error) {
+	s := a.s
+	if err := s.authorizeAdmin(ctx); err != nil {
+		return nil, err
+	}
+	all, err := s.reg.List()
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	out := &pb.ListMerchantsResponse{}
+	for _, e := range all {
+		out.Merchants = append(out.Merchants, merchantOut(e))
+	}
+	return out, nil
+}
+
+func (a *registryServer) AddLocations(ctx context.Context, req *pb.LocationsRequest) (*pb.Merchant, error) {
+	s := a.s
+	if err := s.authorizeAdmin(ctx); err != nil {
+		return nil, err
+	}
+	e, err := s.reg.AddLocations(ctx, req.GetMerchantId(), req.GetLocations())
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	return merchantOut(e), nil
+}
+
+func (a *registryServer) RemoveLocations(ctx context.Context, req *pb.LocationsRequest) (*pb.Merchant, error) {
+	s := a.s
+	if err := s.authorizeAdmin(ctx); err != nil {
+		return nil, err
+	}
+	e, err := s.reg.RemoveLocations(ctx, req.GetMerchantId(), req.GetLocations())
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	return merchantOut(e), nil
+}
+
+func (a *registryServer) SetStaleAfter(ctx context.Context, req *pb.SetStaleAfterRequest) (*pb.Merchant, error) {
+	s := a.s
+	if err := s.authorizeAdmin(ctx); err != nil {
+		return nil, err
+	}
+	d, err := staleAfterOf(req.GetStaleAfter())
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.reg.SetStaleAfter(ctx, req.GetMerchantId(), d)
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	return merchantOut(e), nil
+}
+
+func (a *registryServer) RotateToken(ctx context.Context, req *pb.RotateTokenRequest) (*pb.MerchantToken, error) {
+	s := a.s
+	if err := s.authorizeAdmin(ctx); err != nil {
+		return nil, err
+	}
+	tok, e, err := s.reg.RotateToken(ctx, req.GetMerchantId())
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	return &pb.MerchantToken{Merchant: merchantOut(e), Token: tok}, nil
+}
+
+func outboxStatus(st outbox.Status) *pb.OutboxStatus {
+	return &pb.OutboxStatus{FirstSequence: st.First, LastSequence: st.Last, Checkpoint: st.Checkpoint, Bytes: st.Bytes, Segments: int32(st.Segments)}
+}
+
+func (a *registryServer) Republish(ctx context.Context, req *pb.RepublishRequest) (*pb.OutboxStatus, error) {
+	s := a.s
+	if err := s.authorizeAdmin(ctx); err != nil {
+		return nil, err
+	}
+	var seq uint64
+	switch since := req.GetSince().(type) {
+	case *pb.RepublishRequest_Sequence:
+		seq = since.Sequence
+	case *pb.RepublishRequest_Time:
+		if err := since.Time.CheckValid(); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "time: %v", err)
+		}
+		var err error
+		if seq, err = s.ob.SequenceAt(since.Time.AsTime()); err != nil {
+			return nil, s.toStatus(err)
+		}
+	default:
+		return nil, status.Error(codes.InvalidArgument, "give a sequence or a time to re-publish from")
+	}
+	if _, err := s.ob.Rewind(seq); err != nil {
+		return nil, s.toStatus(err)
+	}
+	s.log.Info("outbox re-publication requested", "from_sequence", seq)
+	return outboxStatus(s.ob.Status()), nil
+}
+
+func (a *registryServer) GetOutbox(ctx context.Context, _ *pb.GetOutboxRequest) (*pb.OutboxStatus, error) {
+	s := a.s
+	if err := s.authorizeAdmin(ctx); err != nil {
+		return nil, err
+	}
+	return outboxStatus(s.ob.Status()), nil
+}

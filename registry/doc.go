@@ -1,0 +1,27 @@
+// Package registry is the merchant registry: which merchant owns which
+// locations, the merchant's staleness TTL, and the SHA-256 hashes of its API
+// tokens. Entries live in the compacted `merchant-registry` topic keyed by
+// merchant id and are read through a goka view, so every gateway instance
+// sees the same data without calling anything on the request path.
+//
+// Every change also publishes the matching policies to the `policies` topic
+// (processors/policies): a MerchantPolicy carrying the merchant's
+// stale_after, and a LocationPolicy of kind MERCHANT naming the merchant for
+// each of its locations (closed once removed). That is how the availability
+// calculus learns which locations are a merchant's and when their stock goes
+// stale.
+//
+// Tokens look like "skf1.<merchant>.<secret>": the merchant part says whose
+// hashes to compare with (in constant time), the secret is 32 random bytes.
+// Tokens are never logged, stored or put in errors; only hashes are kept.
+//
+// This package must not import gateway/ or cmd/; it translates nothing to
+// gRPC codes (the feeds service does).
+//
+// Example:
+//
+//	reg, err := registry.New(registry.Options{Kafka: k, DataDir: dir})
+//	go reg.Run(ctx)
+//	tok, m, err := reg.Create(ctx, "ACME", []string{"ACME-1"}, 6*time.Hour)
+//	merchant, err := reg.Authenticate(bearer) // "ACME" for tok
+package registry

@@ -1,0 +1,519 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/policies"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+)
+
+// Topic is the compacted topic of skuflow.v1.RegistryEntry keyed by
+// merchant id.
+const Topic goka.Table = "merchant-registry"
+
+// Topics the registry needs.
+var Topics = []kafkacfg.Topic{{Name: string(Topic), Compacted: true}}
+
+// Codec of the registry topic.
+var Codec = codecs.Proto[*pb.RegistryEntry]{New: func() *pb.RegistryEntry { return new(pb.RegistryEntry) }}
+
+// MaxLocations a merchant may own.
+const MaxLocations = 10_000
+
+// Registry errors; LocationOwnedError is returned as a value.
+var (
+	ErrNotFound = errors.New("merchant not found")
+	ErrExists   = errors.New("merchant already exists")
+	ErrInvalid  = errors.New("invalid registry request")
+	ErrNotReady = errors.New("merchant registry is still recovering")
+)
+
+// LocationOwnedError says a location belongs to another merchant.
+type LocationOwnedError struct{ Location, Owner string }
+
+func (e *LocationOwnedError) Error() string {
+	return fmt.Sprintf("location %q is owned by merchant %q", e.Location, e.Owner)
+}
+
+// Options configure a Registry.
+type Options struct {
+	Kafka kafkacfg.Options
+	// DataDir holds the view's local copy of the topic.
+	DataDir string
+	Logger  *slog.Logger
+	// Now is the clock of updated_at and of the policies' as_of.
+	Now func() time.Time
+	// WaitVisible bounds how long a change waits until the local view shows
+	// it (default 15s).
+	WaitVisible time.Duration
+}
+
+// Validate reports every problem with the options.
+func (o Options) Validate() error {
+	var errs []error
+	errs = append(errs, o.Kafka.Validate())
+	if o.DataDir == "" {
+		errs = append(errs, errors.New("registry: data directory is empty"))
+	}
+	if o.WaitVisible < 0 {
+		errs = append(errs, fmt.Errorf("registry: wait-visible %s is negative", o.WaitVisible))
+	}
+	return errors.Join(errs...)
+}
+
+// Registry reads the registry through a goka view and writes changes to
+// the registry and policies topics.
+type Registry struct {
+	log      *slog.Logger
+	now      func() time.Time
+	wait     time.Duration
+	view     *goka.View
+	entries  *goka.Emitter
+	policies *goka.Emitter
+
+	mu       sync.RWMutex // guards the view against its own shutdown
+	stopping bool
+	writeMu  sync.Mutex // serialises this instance's read-modify-writes
+}
+
+// New creates the view and the emitters; Run starts the view.
+func New(o Options) (*Registry, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Registry{log: log, now: o.Now, wait: o.WaitVisible}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.wait == 0 {
+		r.wait = 15 * time.Second
+	}
+	var err error
+	r.view, err = goka.NewView(o.Kafka.Brokers, Topic, Codec, append(o.Kafka.ViewOptions(),
+		goka.WithViewStorageBuilder(storage.DefaultBuilder(o.DataDir)))...)
+	if err != nil {
+		return nil, fmt.Errorf("registry view: %w", err)
+	}
+	// acks=all: an admin change that was answered must survive a broker loss.
+	c := o.Kafka.Sarama()
+	c.Producer.RequiredAcks = sarama.WaitForAll
+	eopts := append(o.Kafka.EmitterOptions(), goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(c)))
+	if r.entries, err = goka.NewEmitter(o.Kafka.Brokers, goka.Stream(Topic), Codec, eopts...); err != nil {
+		return nil, fmt.Errorf("registry emitter: %w", err)
+	}
+	if r.policies, err = goka.NewEmitter(o.Kafka.Brokers, policies.Topic, codecs.PolicyTable, eopts...); err != nil {
+		_ = r.entries.Finish()
+		return nil, fmt.Errorf("policies emitter: %w", err)
+	}
+	return r, nil
+}
+
+// Run keeps the view current until ctx is cancelled, then closes the
+// emitters.
+func (r *Registry) Run(ctx context.Context) error {
+	inner, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.view.Run(inner) }()
+	var err error
+	select {
+	case err = <-done:
+		r.stop()
+	case <-ctx.Done():
+		r.stop()
+		cancel()
+		err = <-done
+	}
+	return errors.Join(err, r.entries.Finish(), r.policies.Finish())
+}
+
+func (r *Registry) stop() {
+	r.mu.Lock()
+	r.stopping = true
+	r.mu.Unlock()
+}
+
+// Ready reports whether the view has recovered.
+func (r *Registry) Ready() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return !r.stopping && r.view.Recovered()
+}
+
+// Get returns the merchant's entry, ErrNotFound if there is none.
+func (r *Registry) Get(merchant string) (*pb.RegistryEntry, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.stopping || !r.view.Recovered() {
+		return nil, ErrNotReady
+	}
+	v, err := r.view.Get(merchant)
+	if err != nil {
+		return nil, fmt.Errorf("registry view get: %w", err)
+	}
+	e, _ := v.(*pb.RegistryEntry)
+	if e == nil {
+		return nil, ErrNotFound
+	}
+	return e, nil
+}
+
+// List returns every entry, sorted by merchant id.
+func (r *Registry) List() ([]*pb.RegistryEntry, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.stopping || !r.view.Recovered() {
+		return nil, ErrNotReady
+	}
+	it, err := r.view.Iterator()
+	if err != nil {
+		return nil, fmt.Errorf("registry view: %w", err)
+	}
+	defer it.Release()
+	var out []*pb.RegistryEntry
+	for it.Next() {
+		v, err := it.Value()
+		if err != nil {
+			return nil, fmt.Errorf("registry view: merchant %q: %w", it.Key(), err)
+		}
+		if e, ok := v.(*pb.RegistryEntry); ok && e != nil {
+			out = append(out, e)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b *pb.RegistryEntry) int { return compare(a.GetMerchantId(), b.GetMerchantId()) })
+	return out, nil
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Authenticate returns the merchant a token belongs to, or
+// ErrUnauthenticated.
+func (r *Registry) Authenticate(token string) (string, error) {
+	merchant, secret, ok := ParseToken(token)
+	if !ok || inventory.ValidateID("merchant", merchant) != nil {
+		return "", ErrUnauthenticated
+	}
+	e, err := r.Get(merchant)
+	if errors.Is(err, ErrNotFound) {
+		return "", ErrUnauthenticated
+	}
+	if err != nil {
+		return "", err
+	}
+	hashes := make([][]byte, 0, len(e.GetTokens()))
+	for _, t := range e.GetTokens() {
+		hashes = append(hashes, t.GetSha256())
+	}
+	if !matches(hashes, secret) {
+		return "", ErrUnauthenticated
+	}
+	return merchant, nil
+}
+
+// Authorize checks that token is a valid token of merchant:
+// ErrUnauthenticated if it is no valid token, ErrPermissionDenied if it is
+// another merchant's. It returns the merchant's entry.
+func (r *Registry) Authorize(token, merchant string) (*pb.RegistryEntry, error) {
+	owner, err := r.Authenticate(token)
+	if err != nil {
+		return nil, err
+	}
+	if owner != merchant {
+		return nil, ErrPermissionDenied
+	}
+	return r.Get(merchant)
+}
+
+func validLocations(locs []string) ([]string, error) {
+	var errs []error
+	for _, l := range locs {
+		if err := inventory.ValidateID("location", l); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return slices.Compact(slices.Sorted(slices.Values(locs))), nil
+}
+
+func validStaleAfter(d time.Duration) error {
+	if d < 0 || d > inventory.MaxStaleAfter {
+		return fmt.Errorf("%w: stale_after %s is outside 0..%s (0 means the default)", ErrInvalid, d, inventory.MaxStaleAfter)
+	}
+	return nil
+}
+
+// Create registers merchant with locations and stale-after (0: the
+// default), and returns its first token.
+func (r *Registry) Create(ctx context.Context, merchant string, locations []string, staleAfter time.Duration) (string, *pb.RegistryEntry, error) {
+	if err := inventory.ValidateID("merchant", merchant); err != nil {
+		return "", nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	locs, err := validLocations(locations)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := validStaleAfter(staleAfter); err != nil {
+		return "", nil, err
+	}
+	token, hash, err := NewToken(merchant)
+	if err != nil {
+		return "", nil, err
+	}
+	e, err := r.update(ctx, merchant, func(cur *pb.RegistryEntry, now time.Time) (*pb.RegistryEntry, error) {
+		if cur != nil {
+			return nil, ErrExists
+		}
+		next := &pb.RegistryEntry{MerchantId: merchant, Locations: locs, Tokens: []*pb.TokenHash{{Sha256: hash, CreatedAt: timestamppb.New(now)}}}
+		if staleAfter > 0 {
+			next.StaleAfter = durationpb.New(staleAfter)
+		}
+		return next, nil
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return token, e, nil
+}
+
+// AddLocations gives merchant the locations.
+func (r *Registry) AddLocations(ctx context.Context, merchant string, locations []string) (*pb.RegistryEntry, error) {
+	locs, err := validLocations(locations)
+	if err != nil {
+		return nil, err
+	}
+	return r.update(ctx, merchant, func(cur *pb.RegistryEntry, _ time.Time) (*pb.RegistryEntry, error) {
+		if cur == nil {
+			return nil, ErrNotFound
+		}
+		cur.Locations = slices.Compact(slices.Sorted(slices.Values(append(cur.Locations, locs...))))
+		return cur, nil
+	})
+}
+
+// RemoveLocations takes the locations away from merchant.
+func (r *Registry) RemoveLocations(ctx context.Context, merchant string, locations []string) (*pb.RegistryEntry, error) {
+	locs, err := validLocations(locations)
+	if err != nil {
+		return nil, err
+	}
+	return r.update(ctx, merchant, func(cur *pb.RegistryEntry, _ time.Time) (*pb.RegistryEntry, error) {
+		if cur == nil {
+			return nil, ErrNotFound
+		}
+		cur.Locations = slices.DeleteFunc(cur.Locations, func(l string) bool { _, found := slices.BinarySearch(locs, l); return found })
+		return cur, nil
+	})
+}
+
+// SetStaleAfter sets the merchant's TTL (0: the default).
+func (r *Registry) SetStaleAfter(ctx context.Context, merchant string, d time.Duration) (*pb.RegistryEntry, error) {
+	if err := validStaleAfter(d); err != nil {
+		return nil, err
+	}
+	return r.update(ctx, merchant, func(cur *pb.RegistryEntry, _ time.Time) (*pb.RegistryEntry, error) {
+		if cur == nil {
+			return nil, ErrNotFound
+		}
+		cur.StaleAfter = nil
+		if d > 0 {
+			cur.StaleAfter = durationpb.New(d)
+		}
+		return cur, nil
+	})
+}
+
+// RotateToken replaces the merchant's tokens with a new one.
+func (r *Registry) RotateToken(ctx context.Context, merchant string) (string, *pb.RegistryEntry, error) {
+	token, hash, err := NewToken(merchant)
+	if err != nil {
+		return "", nil, err
+	}
+	e, err := r.update(ctx, merchant, func(cur *pb.RegistryEntry, now time.Time) (*pb.RegistryEntry, error) {
+		if cur == nil {
+			return nil, ErrNotFound
+		}
+		cur.Tokens = []*pb.TokenHash{{Sha256: hash, CreatedAt: timestamppb.New(now)}}
+		return cur, nil
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return token, e, nil
+}
+
+// update applies fn to a copy of the merchant's entry (nil if none),
+// publishes the policies the change implies, then the entry, and waits until
+// the local view shows it.
+func (r *Registry) update(ctx context.Context, merchant string, fn func(cur *pb.RegistryEntry, now time.Time) (*pb.RegistryEntry, error)) (*pb.RegistryEntry, error) {
+	if err := inventory.ValidateID("merchant", merchant); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	cur, err := r.Get(merchant)
+	if errors.Is(err, ErrNotFound) {
+		cur, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := r.now().UTC()
+	if cur != nil && !now.After(cur.GetUpdatedAt().AsTime()) {
+		now = cur.GetUpdatedAt().AsTime().Add(time.Microsecond) // as_of must grow for the policies to win
+	}
+	var work *pb.RegistryEntry
+	if cur != nil {
+		work = proto.Clone(cur).(*pb.RegistryEntry)
+	}
+	next, err := fn(work, now)
+	if err != nil {
+		return nil, err
+	}
+	if len(next.Locations) > MaxLocations {
+		return nil, fmt.Errorf("%w: %d locations, at most %d per merchant", ErrInvalid, len(next.Locations), MaxLocations)
+	}
+	if err := r.checkOwners(merchant, next.Locations, cur.GetLocations()); err != nil {
+		return nil, err
+	}
+	next.Version = cur.GetVersion() + 1
+	next.UpdatedAt = timestamppb.New(now)
+	for _, ev := range policyEvents(cur, next, now) {
+		key, err := policies.KeyOf(ev)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.policies.EmitSync(key, ev); err != nil {
+			return nil, fmt.Errorf("publish policy %s: %w", key, err)
+		}
+	}
+	if err := r.entries.EmitSync(merchant, next); err != nil {
+		return nil, fmt.Errorf("publish registry entry: %w", err)
+	}
+	r.log.Info("merchant registry changed", "merchant", merchant, "version", next.Version, "locations", len(next.Locations))
+	return next, r.waitVisible(ctx, merchant, next.Version)
+}
+
+// checkOwners fails if a newly added location belongs to another merchant.
+func (r *Registry) checkOwners(merchant string, next, prev []string) error {
+	var added []string
+	for _, l := range next {
+		if !slices.Contains(prev, l) {
+			added = append(added, l)
+		}
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	all, err := r.List()
+	if err != nil {
+		return err
+	}
+	for _, e := range all {
+		if e.GetMerchantId() == merchant {
+			continue
+		}
+		for _, l := range added {
+			if _, found := slices.BinarySearch(e.GetLocations(), l); found {
+				return &LocationOwnedError{Location: l, Owner: e.GetMerchantId()}
+			}
+		}
+	}
+	return nil
+}
+
+// policyEvents are the policies a change from cur (nil: none) to next
+// implies: the merchant's TTL when it is new or changed, a merchant
+// location policy for every added location, and a closed one for every
+// removed location.
+func policyEvents(cur, next *pb.RegistryEntry, now time.Time) []*pb.PolicyEvent {
+	asOf := timestamppb.New(now)
+	var out []*pb.PolicyEvent
+	if cur == nil || !proto.Equal(cur.GetStaleAfter(), next.GetStaleAfter()) {
+		out = append(out, &pb.PolicyEvent{Policy: &pb.PolicyEvent_Merchant{Merchant: &pb.MerchantPolicy{
+			MerchantId: next.GetMerchantId(), StaleAfter: next.GetStaleAfter(), AsOf: asOf,
+		}}})
+	}
+	loc := func(l string, closed bool) *pb.PolicyEvent {
+		return &pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: &pb.LocationPolicy{
+			Location: l, Kind: pb.LocationKind_LOCATION_KIND_MERCHANT, MerchantId: next.GetMerchantId(), Closed: closed, AsOf: asOf,
+		}}}
+	}
+	for _, l := range next.GetLocations() {
+		if !slices.Contains(cur.GetLocations(), l) {
+			out = append(out, loc(l, false))
+		}
+	}
+	for _, l := range cur.GetLocations() {
+		if !slices.Contains(next.GetLocations(), l) {
+			out = append(out, loc(l, true))
+		}
+	}
+	return out
+}
+
+func (r *Registry) waitVisible(ctx context.Context, merchant string, version uint64) error {
+	deadline := time.NewTimer(r.wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		e, err := r.Get(merchant)
+		if err == nil && e.GetVersion() >= version {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("%w: change to merchant %q was written but is not visible after %s", ErrNotReady, merchant, r.wait)
+		case <-tick.C:
+		}
+	}
+}
+
+// StaleAfter is the merchant's TTL, or def when it sets none.
+func StaleAfter(e *pb.RegistryEntry, def time.Duration) time.Duration {
+	if d := e.GetStaleAfter().AsDuration(); d > 0 {
+		return d
+	}
+	return def
+}
+
+// Owns reports whether the entry lists location (locations are sorted).
+func Owns(e *pb.RegistryEntry, location string) bool {
+	_, found := slices.BinarySearch(e.GetLocations(), location)
+	return found
+}
