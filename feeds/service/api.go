@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -267,7 +268,11 @@ func (s *Service) handleUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	lim := s.o.Limits
 	if lim.MaxBodyBytes > 0 && r.ContentLength > lim.MaxBodyBytes {
-		writeError(w, status.Errorf(codes.ResourceExhausted, "body of %d bytes is larger than the limit of %d bytes; nothing was stored", r.ContentLength, lim.MaxBodyBytes))
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		_ = json.NewEncoder(w).Encode(map[string]any{"code": int(codes.ResourceExhausted),
+			"message": fmt.Sprintf("body of %d bytes is larger than the limit of %d bytes; nothing was stored", r.ContentLength, lim.MaxBodyBytes)})
 		return
 	}
 	in := s.begin(entry)

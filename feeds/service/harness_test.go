@@ -254,3 +254,5 @@ func supplyLevels(t *testing.T, k kafkacfg.Options) []*pb.StockLevel {
 	}
 	return out
 }
+
+func jsonUnmarshal(b []byte, m proto.Message) error { return protojson.Unmarshal(b, m) }
