@@ -33,3 +33,6 @@ func (c Proto[M]) Decode(data []byte) (any, error) {
 	}
 	return m, nil
 }
+
+// MarshalDeterministic encodes m as every skuflow codec does.
+func MarshalDeterministic(m proto.Message) ([]byte, error) { return marshal.Marshal(m) }

@@ -64,6 +64,16 @@ func StateToProto(s inventory.State) *pb.SkuState {
 			Location: r.Location, Units: r.Units, Cleared: r.Cleared, AsOfUnixNano: unixNano(r.AsOf),
 		})
 	}
+	for _, r := range s.Reservations {
+		m.Reservations = append(m.Reservations, &pb.ReservationState{
+			ReservationId: r.ID, OrderId: r.OrderID, Channel: r.Channel, Quantity: r.Quantity, Status: int32(r.Status),
+			Backorder: r.Backorder, RejectReason: int32(r.Reject), ReleaseReason: int32(r.Release),
+			DecidedAtUnixNano: unixNano(r.DecidedAt), ExpiresAtUnixNano: unixNano(r.ExpiresAt), ClosedAtUnixNano: unixNano(r.ClosedAt),
+		})
+	}
+	for _, u := range s.CapUsage {
+		m.CapUsage = append(m.CapUsage, &pb.CapUsageState{Channel: u.Channel, WindowStartUnixNano: unixNano(u.WindowStart), Used: u.Used})
+	}
 	return m
 }
 
@@ -105,6 +115,18 @@ func StateFromProto(m *pb.SkuState) inventory.State {
 			Location: r.GetLocation(), Units: r.GetUnits(), Cleared: r.GetCleared(), AsOf: fromUnixNano(r.GetAsOfUnixNano()),
 		})
 	}
+	for _, r := range m.GetReservations() {
+		s.Reservations = append(s.Reservations, inventory.Reservation{
+			ID: r.GetReservationId(), OrderID: r.GetOrderId(), Channel: r.GetChannel(), Quantity: r.GetQuantity(),
+			Status: inventory.ReservationStatus(r.GetStatus()), Backorder: r.GetBackorder(),
+			Reject: inventory.RejectReason(r.GetRejectReason()), Release: inventory.ReleaseReason(r.GetReleaseReason()),
+			DecidedAt: optionalTime(r.GetDecidedAtUnixNano()), ExpiresAt: optionalTime(r.GetExpiresAtUnixNano()),
+			ClosedAt: optionalTime(r.GetClosedAtUnixNano()),
+		})
+	}
+	for _, u := range m.GetCapUsage() {
+		s.CapUsage = append(s.CapUsage, inventory.CapUsage{Channel: u.GetChannel(), WindowStart: fromUnixNano(u.GetWindowStartUnixNano()), Used: u.GetUsed()})
+	}
 	return s
 }
 
@@ -116,3 +138,11 @@ func unixNano(t time.Time) int64 {
 }
 
 func fromUnixNano(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// optionalTime maps 0 (an unset time) back to the zero time.
+func optionalTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return fromUnixNano(n)
+}

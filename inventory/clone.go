@@ -12,5 +12,7 @@ func (s State) Clone() State {
 	out.ChannelRules = slices.Clone(s.ChannelRules)
 	out.SalesCaps = slices.Clone(s.SalesCaps)
 	out.SafetyOverrides = slices.Clone(s.SafetyOverrides)
+	out.Reservations = slices.Clone(s.Reservations)
+	out.CapUsage = slices.Clone(s.CapUsage)
 	return out
 }

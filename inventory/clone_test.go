@@ -10,8 +10,21 @@ import (
 	"github.com/skuflow/skuflow/inventory"
 )
 
-// richState has every slice of a State non-empty, at every depth.
+// richState has every slice of a State non-empty, at every depth: those the
+// events below do not fill (fields added later, e.g. for demand) get one
+// zero element, so Clone is checked on them too.
 func richState(t tb) inventory.State {
+	s := richStock(t)
+	v := reflect.ValueOf(&s).Elem()
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.Slice && f.Len() == 0 {
+			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
+		}
+	}
+	return s
+}
+
+func richStock(t tb) inventory.State {
 	return applyAll(t, inventory.State{},
 		lvl("WH-1", 10, at(1), 0),
 		adj("a", "WH-1", 1, at(2)),

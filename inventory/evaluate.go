@@ -249,8 +249,20 @@ func channelSnapshot(s State, locs []LocationSnapshot, channel string, now time.
 		case now.Before(c.WindowEnd):
 			next(c.WindowEnd)
 			cs.HasCap = true
-			cs.CapRemaining = max(0, c.Limit)
+			cs.CapRemaining = max(0, c.Limit-capUsed(s, c))
 			remaining = cs.CapRemaining
+		}
+	}
+	var backordered int64
+	for _, r := range s.Reservations {
+		if !r.holds(now) {
+			continue
+		}
+		next(r.ExpiresAt)
+		if r.Backorder {
+			backordered += r.Quantity
+		} else if r.Channel == channel {
+			cs.Reserved = min(cs.Reserved+r.Quantity, MaxUnits)
 		}
 	}
 	if !cs.Sellable {
@@ -262,7 +274,7 @@ func channelSnapshot(s State, locs []LocationSnapshot, channel string, now time.
 		cs.Reasons = append([]Reason{{Code: ReasonCapExhausted, Message: "sales cap on " + channel + " is exhausted until its window ends"}}, cs.Reasons...)
 	}
 	if !s.Backorder.AsOf.IsZero() {
-		cs.Backorderable = max(0, min(s.Backorder.Limit, remaining-cs.Available))
+		cs.Backorderable = max(0, min(s.Backorder.Limit-backordered, remaining-cs.Available))
 	}
 	return cs
 }

@@ -93,6 +93,9 @@ func invalidLevels() []struct {
 		{"as_of at the epoch (an unset protobuf timestamp)", mod(func(e *inventory.StockLevel) { e.AsOf = epoch }), "as_of"},
 		{"as_of at 2200", mod(func(e *inventory.StockLevel) { e.AsOf = firstAfter }), "as_of"},
 		{"as_of far future", mod(func(e *inventory.StockLevel) { e.AsOf = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC) }), "as_of"},
+		{"unknown area", mod(func(e *inventory.StockLevel) { e.Area = "attic" }), "area"},
+		{"area in another case", mod(func(e *inventory.StockLevel) { e.Area = "Floor" }), "area"},
+		{"area with a space", mod(func(e *inventory.StockLevel) { e.Area = " " }), "area"},
 	}
 }
 
@@ -128,6 +131,8 @@ func invalidAdjustments() []struct {
 		{"occurred_at before 1970", mod(func(e *inventory.StockAdjustment) { e.OccurredAt = beforeEpoch }), "occurred_at"},
 		{"occurred_at at the epoch (an unset protobuf timestamp)", mod(func(e *inventory.StockAdjustment) { e.OccurredAt = epoch }), "occurred_at"},
 		{"occurred_at at 2200", mod(func(e *inventory.StockAdjustment) { e.OccurredAt = firstAfter }), "occurred_at"},
+		{"unknown area", mod(func(e *inventory.StockAdjustment) { e.Area = "attic" }), "area"},
+		{"area in another case", mod(func(e *inventory.StockAdjustment) { e.Area = "BACKROOM" }), "area"},
 	}
 }
 
@@ -139,6 +144,8 @@ func TestStockLevelValidate(t *testing.T) {
 		lvl(long64, 1, epoch.Add(time.Nanosecond), 0),
 		lvl("WH-1", 1, lastValid, 0),
 		lvl("WH-1", 1, at(0).In(zonePlus2), 0),
+		lvlIn("ST-1", inventory.AreaFloor, 1, at(0), 0),
+		lvlIn("ST-1", inventory.AreaBackroom, 1, at(0), 0),
 	}
 	for _, ev := range valid {
 		if err := ev.Validate(); err != nil {
@@ -169,6 +176,8 @@ func TestStockAdjustmentValidate(t *testing.T) {
 		adj("id with spaces/and:colons", "WH-1", -inventory.MaxUnits, at(0)),
 		adj("e", long64, 5, epoch.Add(time.Nanosecond)),
 		adj("e", "WH-1", 5, lastValid),
+		adjIn("e", "ST-1", inventory.AreaFloor, 5, at(0)),
+		adjIn("e", "ST-1", inventory.AreaBackroom, -5, at(0)),
 	}
 	for _, ev := range valid {
 		if err := ev.Validate(); err != nil {
@@ -189,9 +198,9 @@ func TestStockAdjustmentValidate(t *testing.T) {
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {
-	l := inventory.StockLevel{OnHand: -1}
+	l := inventory.StockLevel{OnHand: -1, Area: "?"}
 	err := l.Validate()
-	for _, field := range []string{"sku", "location", "on_hand", "as_of"} {
+	for _, field := range []string{"sku", "location", "on_hand", "as_of", "area"} {
 		if err == nil || !strings.Contains(err.Error(), field) {
 			t.Errorf("StockLevel.Validate() = %v, want it to name %s", err, field)
 		}

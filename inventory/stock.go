@@ -21,6 +21,10 @@ type State struct {
 	SalesCaps       []SalesCapRule
 	Backorder       BackorderRule
 	SafetyOverrides []SafetyOverrideRule
+	// Demand (see reservation.go): reservations sorted by ID, and units
+	// accepted per channel in the current sales-cap window.
+	Reservations []Reservation
+	CapUsage     []CapUsage
 }
 
 // Location is the stock of the SKU at one area of one location.

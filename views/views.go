@@ -22,6 +22,7 @@ import (
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/orders"
 	"github.com/skuflow/skuflow/processors/policies"
 	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
@@ -195,6 +196,42 @@ func (p *Policies) GetPolicy(key string) (*pb.PolicyEvent, error) {
 		return nil, fmt.Errorf("policies view get %q: unexpected value type %T", key, v)
 	}
 	return ev, nil
+}
+
+// Orders is the goka view of the order saga's table.
+type Orders struct{ *table }
+
+// NewOrders creates the view; call Run to start it.
+func NewOrders(brokers []string, opts ...goka.ViewOption) (*Orders, error) {
+	t, err := newTable(brokers, orders.Table, codecs.Order{}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Orders{t}, nil
+}
+
+// Get returns the order and whether it exists.
+func (o *Orders) Get(id string) (inventory.Order, bool, error) {
+	v, err := o.get(id)
+	if err != nil || v == nil {
+		return inventory.Order{}, false, err
+	}
+	ord, ok := v.(inventory.Order)
+	if !ok {
+		return inventory.Order{}, false, fmt.Errorf("orders view get %q: unexpected value type %T", id, v)
+	}
+	return ord, true, nil
+}
+
+// Each calls fn for every order until fn returns false.
+func (o *Orders) Each(fn func(inventory.Order) bool) error {
+	return o.each(func(_ string, v any) bool {
+		ord, ok := v.(inventory.Order)
+		if !ok {
+			return true
+		}
+		return fn(ord)
+	})
 }
 
 // Availability is a goka view of the compacted availability topic: the

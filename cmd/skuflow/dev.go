@@ -96,7 +96,7 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 		return err
 	}
 	serve, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: cfg, DataDir: f.data, HTTPAddr: f.httpAddr, GRPCAddr: f.grpcAddr, Logger: log,
-		Services: []roles.ServiceFactory{feeds}})
+		Services: []roles.ServiceFactory{feeds, roles.OrdersService(roles.DefaultOrdersConfig)}})
 	if err != nil {
 		return err
 	}

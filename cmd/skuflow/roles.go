@@ -65,7 +65,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			s, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: af.config(), DataDir: data, HTTPAddr: httpAddr, GRPCAddr: grpcAddr, Logger: log,
-				Services: []roles.ServiceFactory{feeds}})
+				Services: []roles.ServiceFactory{feeds, roles.OrdersService(roles.DefaultOrdersConfig)}})
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,7 @@ import (
 // The pure domain may import only these standard packages: no I/O, no
 // network, no randomness, no clock.
 var domainAllowed = []string{
-	"encoding/binary", "errors", "fmt", "hash", "hash/fnv", "regexp", "slices", "sort", "strings", "time", "maps", "cmp", "math",
+	"encoding/binary", "errors", "fmt", "hash", "hash/fnv", "regexp", "slices", "sort", "strconv", "strings", "time", "maps", "cmp", "math",
 }
 
 // Modules the domain must never depend on, even transitively.

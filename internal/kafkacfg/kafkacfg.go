@@ -119,6 +119,20 @@ func (o Options) EmitterOptions() []goka.EmitterOption {
 	}
 }
 
+// LowLatencyEmitterOptions configure an emitter for request paths (a
+// gateway waiting on the answer): batches are sent at once instead of every
+// 100 ms.
+func (o Options) LowLatencyEmitterOptions() []goka.EmitterOption {
+	c := o.Sarama()
+	c.Producer.Flush.Frequency = 0
+	c.Producer.Flush.Bytes = 0
+	c.Producer.Flush.Messages = 0
+	return []goka.EmitterOption{
+		goka.WithEmitterTopicManagerBuilder(o.topicManagerBuilder()),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(c)),
+	}
+}
+
 // Topic is a topic skuflow needs to exist.
 type Topic struct {
 	Name string

@@ -20,6 +20,7 @@ import (
 	"github.com/skuflow/skuflow/gateway"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/orders"
 	"github.com/skuflow/skuflow/processors/policies"
 	"github.com/skuflow/skuflow/processors/reconcile"
 	"github.com/skuflow/skuflow/processors/stock"
@@ -29,7 +30,7 @@ import (
 
 // Topics lists every topic skuflow's roles need.
 func Topics() []kafkacfg.Topic {
-	return slices.Concat(policies.Topics, stock.Topics, registry.Topics)
+	return slices.Concat(policies.Topics, stock.Topics, orders.Topics, registry.Topics)
 }
 
 // DefaultChannels are the channels answered when none are configured.
@@ -98,7 +99,7 @@ func Process(ctx context.Context, o ProcessOptions) error {
 		), extra...)
 	}
 	var rec *reconcile.Reconciler
-	var stockExtra []goka.ProcessorOption
+	var stockExtra, ordersExtra []goka.ProcessorOption
 	if o.ReconcileInterval >= 0 {
 		interval := o.ReconcileInterval
 		if interval == 0 {
@@ -111,6 +112,7 @@ func Process(ctx context.Context, o ProcessOptions) error {
 			return err
 		}
 		stockExtra = append(stockExtra, goka.WithRebalanceCallback(rec.Rebalanced))
+		ordersExtra = append(ordersExtra, goka.WithRebalanceCallback(rec.RebalancedOrders))
 	}
 	sp, err := stock.New(o.Kafka.Brokers, o.Config, log, opts(stock.Group, stockExtra...)...)
 	if err != nil {
@@ -120,7 +122,11 @@ func Process(ctx context.Context, o ProcessOptions) error {
 	if err != nil {
 		return err
 	}
-	log.Info("processors starting", "groups", []goka.Group{policies.Group, stock.Group}, "brokers", o.Kafka.Brokers)
+	op, err := orders.New(o.Kafka.Brokers, log, opts(orders.Group, ordersExtra...)...)
+	if err != nil {
+		return err
+	}
+	log.Info("processors starting", "groups", []goka.Group{policies.Group, stock.Group, orders.Group}, "brokers", o.Kafka.Brokers)
 	g, gctx := errgroup.WithContext(ctx)
 	run := func(name string, r func(context.Context) error) {
 		g.Go(func() error {
@@ -132,6 +138,7 @@ func Process(ctx context.Context, o ProcessOptions) error {
 	}
 	run("policies processor", pp.Run)
 	run("stock processor", sp.Run)
+	run("orders processor", op.Run)
 	if rec != nil {
 		run("reconciler", rec.Run)
 	}

@@ -33,8 +33,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/orders"
 	"github.com/skuflow/skuflow/processors/policies"
 	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
@@ -86,10 +88,12 @@ type Reconciler struct {
 	stock  *views.Stock
 	pols   *views.Policies
 	avail  *views.Availability
+	orders *views.Orders
 	hasher func() hash.Hash32
 
-	mu    sync.Mutex
-	owned map[int32]bool // nil: every partition
+	mu          sync.Mutex
+	owned       map[int32]bool // stock partitions; nil: every partition
+	ownedOrders map[int32]bool // orders partitions; nil: every partition
 
 	// sent remembers the ticks of recent scans, so a SKU whose tick is still
 	// queued behind a replay flood is not ticked again every Interval.
@@ -130,6 +134,9 @@ func New(o Options) (*Reconciler, error) {
 	if r.avail, err = views.NewAvailability(o.Kafka.Brokers, vopts("availability")...); err != nil {
 		return nil, err
 	}
+	if r.orders, err = views.NewOrders(o.Kafka.Brokers, vopts("orders")...); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -145,14 +152,30 @@ func (r *Reconciler) Rebalanced(a goka.Assignment) {
 	r.mu.Unlock()
 }
 
+// RebalancedOrders restricts order deadline ticks to the partitions this
+// process's orders processor owns; pass it to goka.WithRebalanceCallback.
+func (r *Reconciler) RebalancedOrders(a goka.Assignment) {
+	owned := make(map[int32]bool, len(a))
+	for p := range a {
+		owned[p] = true
+	}
+	r.mu.Lock()
+	r.ownedOrders = owned
+	r.mu.Unlock()
+}
+
 // Run scans every Interval until ctx is cancelled.
 func (r *Reconciler) Run(ctx context.Context) error {
 	em, err := goka.NewEmitter(r.o.Kafka.Brokers, stock.TicksTopic, new(codec.Bytes), r.o.Kafka.EmitterOptions()...)
 	if err != nil {
 		return fmt.Errorf("reconciler emitter: %w", err)
 	}
+	oem, err := goka.NewEmitter(r.o.Kafka.Brokers, orders.Topic, new(codec.Bytes), r.o.Kafka.EmitterOptions()...)
+	if err != nil {
+		return errors.Join(fmt.Errorf("reconciler emitter: %w", err), em.Finish())
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	for _, v := range []interface{ Run(context.Context) error }{r.stock, r.pols, r.avail} {
+	for _, v := range []interface{ Run(context.Context) error }{r.stock, r.pols, r.avail, r.orders} {
 		g.Go(func() error {
 			if err := v.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
 				return err
@@ -169,19 +192,20 @@ func (r *Reconciler) Run(ctx context.Context) error {
 				return nil
 			case <-t.C:
 			}
-			if !r.stock.Ready() || !r.pols.Ready() || !r.avail.Ready() {
+			if !r.stock.Ready() || !r.pols.Ready() || !r.avail.Ready() || !r.orders.Ready() {
 				continue
 			}
 			n, err := r.Sweep(em)
-			if err != nil && !errors.Is(err, views.ErrNotReady) {
+			m, oerr := r.SweepOrders(oem)
+			if err = errors.Join(err, oerr); err != nil && !errors.Is(err, views.ErrNotReady) {
 				r.log.Warn("reconcile scan failed", "err", err)
-			} else if n > 0 {
-				r.log.Debug("reconcile scan", "ticks", n)
+			} else if n+m > 0 {
+				r.log.Debug("reconcile scan", "stock_ticks", n, "order_ticks", m)
 			}
 		}
 	})
 	err = g.Wait()
-	return errors.Join(err, em.Finish())
+	return errors.Join(err, em.Finish(), oem.Finish())
 }
 
 // Sweep scans once and emits a tick per SKU whose answer changed. It is not
@@ -210,7 +234,11 @@ func (r *Reconciler) Sweep(em *goka.Emitter) (int, error) {
 			errs = append(errs, err)
 			return false
 		}
-		if pub.GetVersion() == snap.Version {
+		// A reservation past its TTL must be released in the state, even
+		// when that does not change the answer.
+		due := inventory.DueAt(s)
+		dueNow := !due.IsZero() && !now.Before(due)
+		if pub.GetVersion() == snap.Version && !dueNow {
 			delete(r.sent, s.SKU)
 			return true
 		}
@@ -227,6 +255,39 @@ func (r *Reconciler) Sweep(em *goka.Emitter) (int, error) {
 			return false
 		}
 		r.sent[s.SKU] = sentTick{version: snap.Version, at: now}
+		n++
+		ticks.Inc()
+		return true
+	})
+	return n, errors.Join(append(errs, err)...)
+}
+
+// SweepOrders emits an OrderTick for every pending order of the owned
+// partitions whose decision deadline has passed. Not safe for concurrent use.
+func (r *Reconciler) SweepOrders(em *goka.Emitter) (int, error) {
+	now := r.o.Now().UTC()
+	r.mu.Lock()
+	owned := r.ownedOrders
+	r.mu.Unlock()
+	n := 0
+	var errs []error
+	err := r.orders.Each(func(o inventory.Order) bool {
+		if o.Final() || now.Before(o.DecideBy) || (owned != nil && !owned[r.partition(o.ID)]) {
+			return true
+		}
+		key := "order/" + o.ID
+		if st, ok := r.sent[key]; ok && now.Sub(st.at) < r.retickAfter() {
+			return true
+		}
+		b, err := codecs.MarshalDeterministic(&pb.OrderCommand{Command: &pb.OrderCommand_Tick{Tick: &pb.OrderTick{OrderId: o.ID, At: timestamppb.New(now)}}})
+		if err == nil {
+			_, err = em.Emit(o.ID, b)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("emit order tick for %s: %w", o.ID, err))
+			return false
+		}
+		r.sent[key] = sentTick{at: now}
 		n++
 		ticks.Inc()
 		return true

@@ -29,8 +29,13 @@ const (
 	// SkuPoliciesTopic carries skuflow.v1.SkuPolicyEvent keyed by SKU.
 	SkuPoliciesTopic goka.Stream = "sku-policies"
 	// TicksTopic carries skuflow.v1.StockTick keyed by SKU: the
-	// reconciler's requests to re-evaluate and re-publish.
+	// reconciler's requests to expire due reservations and re-publish.
 	TicksTopic goka.Stream = "stock-ticks"
+	// DemandTopic carries skuflow.v1.DemandEvent keyed by SKU: reservation
+	// requests, releases and fulfilments.
+	DemandTopic goka.Stream = "demand"
+	// OutcomesTopic carries skuflow.v1.ReservationOutcome keyed by order id.
+	OutcomesTopic goka.Stream = "reservation-outcomes"
 	// AvailabilityTopic carries skuflow.v1.Availability keyed by SKU,
 	// compacted: the latest answer per SKU, published only on change.
 	AvailabilityTopic goka.Stream = "availability"
@@ -46,6 +51,8 @@ var Topics = []kafkacfg.Topic{
 	{Name: string(SupplyTopic)},
 	{Name: string(SkuPoliciesTopic)},
 	{Name: string(TicksTopic)},
+	{Name: string(DemandTopic)},
+	{Name: string(OutcomesTopic)},
 	{Name: string(AvailabilityTopic), Compacted: true},
 	{Name: string(deadletter.Topic)},
 }
@@ -73,9 +80,11 @@ func Define(cfg Config, log *slog.Logger) *goka.GroupGraph {
 		goka.Input(SupplyTopic, new(codec.Bytes), h.event(codecs.DecodeSupplyEvent)),
 		goka.Input(SkuPoliciesTopic, new(codec.Bytes), h.event(codecs.DecodeSkuPolicyEvent)),
 		goka.Input(TicksTopic, new(codec.Bytes), h.tick),
+		goka.Input(DemandTopic, new(codec.Bytes), h.demand),
 		goka.Lookup(policies.Table, codecs.PolicyTable),
 		goka.Persist(codecs.State{}),
 		goka.Output(AvailabilityTopic, codecs.Availability),
+		goka.Output(OutcomesTopic, codecs.Outcome),
 		deadletter.Output(),
 	)
 }
@@ -123,17 +132,55 @@ func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.Proces
 			return
 		}
 		ctx.SetValue(next)
-		pol := h.policies(ctx, next)
-		before := inventory.Evaluate(prev, pol, ctx.Timestamp())
-		after := inventory.Evaluate(next, pol, ctx.Timestamp())
-		if before.Version != after.Version {
-			ctx.Emit(AvailabilityTopic, ctx.Key(), codecs.SnapshotToProto(after))
-		}
+		h.publishIfChanged(ctx, prev, next, h.policies(ctx, next), ctx.Timestamp())
 	}
 }
 
-// tick re-evaluates a SKU at the tick's time and publishes the answer if it
-// differs from the version the reconciler saw published.
+// demand decides reservation requests and applies releases and
+// fulfilments. Every request gets its outcome on the outcomes topic, a
+// duplicate the recorded one again (the first may have been lost in a crash
+// between the table write and the emit).
+func (h handler) demand(ctx goka.Context, msg any) {
+	raw, ok := input(ctx, h.log, msg)
+	if !ok {
+		return
+	}
+	ev, err := codecs.DecodeDemandEvent(raw)
+	if err != nil {
+		deadletter.Send(ctx, h.log, raw, err.Error())
+		return
+	}
+	if ev.EventSKU() != ctx.Key() {
+		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the event's sku %q", ctx.Key(), ev.EventSKU()))
+		return
+	}
+	prev := State(ctx)
+	pol := h.policies(ctx, prev)
+	next, out, res, err := inventory.Demand(prev, ev, pol, ctx.Timestamp())
+	if err != nil {
+		deadletter.Send(ctx, h.log, raw, err.Error())
+		return
+	}
+	if res.Changed {
+		ctx.SetValue(next)
+		h.publishIfChanged(ctx, prev, next, pol, ctx.Timestamp())
+	}
+	if out != nil {
+		ctx.Emit(OutcomesTopic, out.OrderID, codecs.OutcomeToProto(*out))
+	}
+}
+
+func (h handler) publishIfChanged(ctx goka.Context, prev, next inventory.State, pol inventory.Policies, at time.Time) {
+	before := inventory.Evaluate(prev, pol, at)
+	after := inventory.Evaluate(next, pol, at)
+	if before.Version != after.Version {
+		ctx.Emit(AvailabilityTopic, ctx.Key(), codecs.SnapshotToProto(after))
+	}
+}
+
+// tick expires the SKU's due reservations at the tick's time, re-evaluates
+// it then, and publishes the answer if it differs from the version the
+// reconciler saw published.
 func (h handler) tick(ctx goka.Context, msg any) {
 	raw, ok := input(ctx, h.log, msg)
 	if !ok {
@@ -152,7 +199,12 @@ func (h handler) tick(ctx goka.Context, msg any) {
 	if !ok {
 		return // nothing known about this SKU: nothing to publish
 	}
-	snap := inventory.Evaluate(s, h.policies(ctx, s), t.GetAt().AsTime())
+	at := t.GetAt().AsTime()
+	if expired, res := inventory.Expire(s, at); res.Changed {
+		s = expired
+		ctx.SetValue(s)
+	}
+	snap := inventory.Evaluate(s, h.policies(ctx, s), at)
 	if snap.Version != t.GetPublishedVersion() {
 		ctx.Emit(AvailabilityTopic, ctx.Key(), codecs.SnapshotToProto(snap))
 	}

@@ -35,8 +35,13 @@ type SkuState struct {
 	SalesCaps       []*SalesCapState       `protobuf:"bytes,4,rep,name=sales_caps,json=salesCaps,proto3" json:"sales_caps,omitempty"`
 	Backorder       *BackorderState        `protobuf:"bytes,5,opt,name=backorder,proto3" json:"backorder,omitempty"`
 	SafetyOverrides []*SafetyOverrideState `protobuf:"bytes,6,rep,name=safety_overrides,json=safetyOverrides,proto3" json:"safety_overrides,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Reservations decided for this SKU, sorted by reservation id. Closed ones
+	// are kept for a while so duplicates get the same outcome.
+	Reservations []*ReservationState `protobuf:"bytes,7,rep,name=reservations,proto3" json:"reservations,omitempty"`
+	// Units accepted within each channel's current sales-cap window.
+	CapUsage      []*CapUsageState `protobuf:"bytes,8,rep,name=cap_usage,json=capUsage,proto3" json:"cap_usage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SkuState) Reset() {
@@ -111,6 +116,205 @@ func (x *SkuState) GetSafetyOverrides() []*SafetyOverrideState {
 	return nil
 }
 
+func (x *SkuState) GetReservations() []*ReservationState {
+	if x != nil {
+		return x.Reservations
+	}
+	return nil
+}
+
+func (x *SkuState) GetCapUsage() []*CapUsageState {
+	if x != nil {
+		return x.CapUsage
+	}
+	return nil
+}
+
+type ReservationState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReservationId string                 `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
+	OrderId       string                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Channel       string                 `protobuf:"bytes,3,opt,name=channel,proto3" json:"channel,omitempty"`
+	Quantity      int64                  `protobuf:"varint,4,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// 1 held, 2 released, 3 fulfilled, 4 rejected.
+	Status            int32 `protobuf:"varint,5,opt,name=status,proto3" json:"status,omitempty"`
+	Backorder         bool  `protobuf:"varint,6,opt,name=backorder,proto3" json:"backorder,omitempty"`
+	RejectReason      int32 `protobuf:"varint,7,opt,name=reject_reason,json=rejectReason,proto3" json:"reject_reason,omitempty"`
+	ReleaseReason     int32 `protobuf:"varint,8,opt,name=release_reason,json=releaseReason,proto3" json:"release_reason,omitempty"`
+	DecidedAtUnixNano int64 `protobuf:"varint,9,opt,name=decided_at_unix_nano,json=decidedAtUnixNano,proto3" json:"decided_at_unix_nano,omitempty"`
+	ExpiresAtUnixNano int64 `protobuf:"varint,10,opt,name=expires_at_unix_nano,json=expiresAtUnixNano,proto3" json:"expires_at_unix_nano,omitempty"`
+	ClosedAtUnixNano  int64 `protobuf:"varint,11,opt,name=closed_at_unix_nano,json=closedAtUnixNano,proto3" json:"closed_at_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ReservationState) Reset() {
+	*x = ReservationState{}
+	mi := &file_skuflow_v1_state_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReservationState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReservationState) ProtoMessage() {}
+
+func (x *ReservationState) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_state_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReservationState.ProtoReflect.Descriptor instead.
+func (*ReservationState) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReservationState) GetReservationId() string {
+	if x != nil {
+		return x.ReservationId
+	}
+	return ""
+}
+
+func (x *ReservationState) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ReservationState) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *ReservationState) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *ReservationState) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *ReservationState) GetBackorder() bool {
+	if x != nil {
+		return x.Backorder
+	}
+	return false
+}
+
+func (x *ReservationState) GetRejectReason() int32 {
+	if x != nil {
+		return x.RejectReason
+	}
+	return 0
+}
+
+func (x *ReservationState) GetReleaseReason() int32 {
+	if x != nil {
+		return x.ReleaseReason
+	}
+	return 0
+}
+
+func (x *ReservationState) GetDecidedAtUnixNano() int64 {
+	if x != nil {
+		return x.DecidedAtUnixNano
+	}
+	return 0
+}
+
+func (x *ReservationState) GetExpiresAtUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresAtUnixNano
+	}
+	return 0
+}
+
+func (x *ReservationState) GetClosedAtUnixNano() int64 {
+	if x != nil {
+		return x.ClosedAtUnixNano
+	}
+	return 0
+}
+
+type CapUsageState struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	Channel             string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	WindowStartUnixNano int64                  `protobuf:"varint,2,opt,name=window_start_unix_nano,json=windowStartUnixNano,proto3" json:"window_start_unix_nano,omitempty"`
+	Used                int64                  `protobuf:"varint,3,opt,name=used,proto3" json:"used,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *CapUsageState) Reset() {
+	*x = CapUsageState{}
+	mi := &file_skuflow_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapUsageState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapUsageState) ProtoMessage() {}
+
+func (x *CapUsageState) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapUsageState.ProtoReflect.Descriptor instead.
+func (*CapUsageState) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CapUsageState) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *CapUsageState) GetWindowStartUnixNano() int64 {
+	if x != nil {
+		return x.WindowStartUnixNano
+	}
+	return 0
+}
+
+func (x *CapUsageState) GetUsed() int64 {
+	if x != nil {
+		return x.Used
+	}
+	return 0
+}
+
 type ChannelRuleState struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Channel       string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
@@ -122,7 +326,7 @@ type ChannelRuleState struct {
 
 func (x *ChannelRuleState) Reset() {
 	*x = ChannelRuleState{}
-	mi := &file_skuflow_v1_state_proto_msgTypes[1]
+	mi := &file_skuflow_v1_state_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -134,7 +338,7 @@ func (x *ChannelRuleState) String() string {
 func (*ChannelRuleState) ProtoMessage() {}
 
 func (x *ChannelRuleState) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_state_proto_msgTypes[1]
+	mi := &file_skuflow_v1_state_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -147,7 +351,7 @@ func (x *ChannelRuleState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelRuleState.ProtoReflect.Descriptor instead.
 func (*ChannelRuleState) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{1}
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ChannelRuleState) GetChannel() string {
@@ -185,7 +389,7 @@ type SalesCapState struct {
 
 func (x *SalesCapState) Reset() {
 	*x = SalesCapState{}
-	mi := &file_skuflow_v1_state_proto_msgTypes[2]
+	mi := &file_skuflow_v1_state_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -197,7 +401,7 @@ func (x *SalesCapState) String() string {
 func (*SalesCapState) ProtoMessage() {}
 
 func (x *SalesCapState) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_state_proto_msgTypes[2]
+	mi := &file_skuflow_v1_state_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -210,7 +414,7 @@ func (x *SalesCapState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SalesCapState.ProtoReflect.Descriptor instead.
 func (*SalesCapState) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SalesCapState) GetChannel() string {
@@ -265,7 +469,7 @@ type BackorderState struct {
 
 func (x *BackorderState) Reset() {
 	*x = BackorderState{}
-	mi := &file_skuflow_v1_state_proto_msgTypes[3]
+	mi := &file_skuflow_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -277,7 +481,7 @@ func (x *BackorderState) String() string {
 func (*BackorderState) ProtoMessage() {}
 
 func (x *BackorderState) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_state_proto_msgTypes[3]
+	mi := &file_skuflow_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -290,7 +494,7 @@ func (x *BackorderState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackorderState.ProtoReflect.Descriptor instead.
 func (*BackorderState) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BackorderState) GetLimit() int64 {
@@ -319,7 +523,7 @@ type SafetyOverrideState struct {
 
 func (x *SafetyOverrideState) Reset() {
 	*x = SafetyOverrideState{}
-	mi := &file_skuflow_v1_state_proto_msgTypes[4]
+	mi := &file_skuflow_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +535,7 @@ func (x *SafetyOverrideState) String() string {
 func (*SafetyOverrideState) ProtoMessage() {}
 
 func (x *SafetyOverrideState) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_state_proto_msgTypes[4]
+	mi := &file_skuflow_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +548,7 @@ func (x *SafetyOverrideState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SafetyOverrideState.ProtoReflect.Descriptor instead.
 func (*SafetyOverrideState) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SafetyOverrideState) GetLocation() string {
@@ -395,7 +599,7 @@ type LocationState struct {
 
 func (x *LocationState) Reset() {
 	*x = LocationState{}
-	mi := &file_skuflow_v1_state_proto_msgTypes[5]
+	mi := &file_skuflow_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +611,7 @@ func (x *LocationState) String() string {
 func (*LocationState) ProtoMessage() {}
 
 func (x *LocationState) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_state_proto_msgTypes[5]
+	mi := &file_skuflow_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +624,7 @@ func (x *LocationState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocationState.ProtoReflect.Descriptor instead.
 func (*LocationState) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LocationState) GetLocation() string {
@@ -483,7 +687,7 @@ type AppliedAdjustment struct {
 
 func (x *AppliedAdjustment) Reset() {
 	*x = AppliedAdjustment{}
-	mi := &file_skuflow_v1_state_proto_msgTypes[6]
+	mi := &file_skuflow_v1_state_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +699,7 @@ func (x *AppliedAdjustment) String() string {
 func (*AppliedAdjustment) ProtoMessage() {}
 
 func (x *AppliedAdjustment) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_state_proto_msgTypes[6]
+	mi := &file_skuflow_v1_state_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +712,7 @@ func (x *AppliedAdjustment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedAdjustment.ProtoReflect.Descriptor instead.
 func (*AppliedAdjustment) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_skuflow_v1_state_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AppliedAdjustment) GetEventId() string {
@@ -537,7 +741,7 @@ var File_skuflow_v1_state_proto protoreflect.FileDescriptor
 const file_skuflow_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"\x16skuflow/v1/state.proto\x12\n" +
-	"skuflow.v1\"\xd8\x02\n" +
+	"skuflow.v1\"\xd2\x03\n" +
 	"\bSkuState\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x127\n" +
 	"\tlocations\x18\x02 \x03(\v2\x19.skuflow.v1.LocationStateR\tlocations\x12A\n" +
@@ -545,7 +749,26 @@ const file_skuflow_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"sales_caps\x18\x04 \x03(\v2\x19.skuflow.v1.SalesCapStateR\tsalesCaps\x128\n" +
 	"\tbackorder\x18\x05 \x01(\v2\x1a.skuflow.v1.BackorderStateR\tbackorder\x12J\n" +
-	"\x10safety_overrides\x18\x06 \x03(\v2\x1f.skuflow.v1.SafetyOverrideStateR\x0fsafetyOverrides\"o\n" +
+	"\x10safety_overrides\x18\x06 \x03(\v2\x1f.skuflow.v1.SafetyOverrideStateR\x0fsafetyOverrides\x12@\n" +
+	"\freservations\x18\a \x03(\v2\x1c.skuflow.v1.ReservationStateR\freservations\x126\n" +
+	"\tcap_usage\x18\b \x03(\v2\x19.skuflow.v1.CapUsageStateR\bcapUsage\"\x9d\x03\n" +
+	"\x10ReservationState\x12%\n" +
+	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x19\n" +
+	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x18\n" +
+	"\achannel\x18\x03 \x01(\tR\achannel\x12\x1a\n" +
+	"\bquantity\x18\x04 \x01(\x03R\bquantity\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\x05R\x06status\x12\x1c\n" +
+	"\tbackorder\x18\x06 \x01(\bR\tbackorder\x12#\n" +
+	"\rreject_reason\x18\a \x01(\x05R\frejectReason\x12%\n" +
+	"\x0erelease_reason\x18\b \x01(\x05R\rreleaseReason\x12/\n" +
+	"\x14decided_at_unix_nano\x18\t \x01(\x03R\x11decidedAtUnixNano\x12/\n" +
+	"\x14expires_at_unix_nano\x18\n" +
+	" \x01(\x03R\x11expiresAtUnixNano\x12-\n" +
+	"\x13closed_at_unix_nano\x18\v \x01(\x03R\x10closedAtUnixNano\"r\n" +
+	"\rCapUsageState\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x123\n" +
+	"\x16window_start_unix_nano\x18\x02 \x01(\x03R\x13windowStartUnixNano\x12\x12\n" +
+	"\x04used\x18\x03 \x01(\x03R\x04used\"o\n" +
 	"\x10ChannelRuleState\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x1a\n" +
 	"\bsellable\x18\x02 \x01(\bR\bsellable\x12%\n" +
@@ -590,28 +813,32 @@ func file_skuflow_v1_state_proto_rawDescGZIP() []byte {
 	return file_skuflow_v1_state_proto_rawDescData
 }
 
-var file_skuflow_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_skuflow_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_skuflow_v1_state_proto_goTypes = []any{
 	(*SkuState)(nil),            // 0: skuflow.v1.SkuState
-	(*ChannelRuleState)(nil),    // 1: skuflow.v1.ChannelRuleState
-	(*SalesCapState)(nil),       // 2: skuflow.v1.SalesCapState
-	(*BackorderState)(nil),      // 3: skuflow.v1.BackorderState
-	(*SafetyOverrideState)(nil), // 4: skuflow.v1.SafetyOverrideState
-	(*LocationState)(nil),       // 5: skuflow.v1.LocationState
-	(*AppliedAdjustment)(nil),   // 6: skuflow.v1.AppliedAdjustment
+	(*ReservationState)(nil),    // 1: skuflow.v1.ReservationState
+	(*CapUsageState)(nil),       // 2: skuflow.v1.CapUsageState
+	(*ChannelRuleState)(nil),    // 3: skuflow.v1.ChannelRuleState
+	(*SalesCapState)(nil),       // 4: skuflow.v1.SalesCapState
+	(*BackorderState)(nil),      // 5: skuflow.v1.BackorderState
+	(*SafetyOverrideState)(nil), // 6: skuflow.v1.SafetyOverrideState
+	(*LocationState)(nil),       // 7: skuflow.v1.LocationState
+	(*AppliedAdjustment)(nil),   // 8: skuflow.v1.AppliedAdjustment
 }
 var file_skuflow_v1_state_proto_depIdxs = []int32{
-	5, // 0: skuflow.v1.SkuState.locations:type_name -> skuflow.v1.LocationState
-	1, // 1: skuflow.v1.SkuState.channel_rules:type_name -> skuflow.v1.ChannelRuleState
-	2, // 2: skuflow.v1.SkuState.sales_caps:type_name -> skuflow.v1.SalesCapState
-	3, // 3: skuflow.v1.SkuState.backorder:type_name -> skuflow.v1.BackorderState
-	4, // 4: skuflow.v1.SkuState.safety_overrides:type_name -> skuflow.v1.SafetyOverrideState
-	6, // 5: skuflow.v1.LocationState.adjustments:type_name -> skuflow.v1.AppliedAdjustment
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	7, // 0: skuflow.v1.SkuState.locations:type_name -> skuflow.v1.LocationState
+	3, // 1: skuflow.v1.SkuState.channel_rules:type_name -> skuflow.v1.ChannelRuleState
+	4, // 2: skuflow.v1.SkuState.sales_caps:type_name -> skuflow.v1.SalesCapState
+	5, // 3: skuflow.v1.SkuState.backorder:type_name -> skuflow.v1.BackorderState
+	6, // 4: skuflow.v1.SkuState.safety_overrides:type_name -> skuflow.v1.SafetyOverrideState
+	1, // 5: skuflow.v1.SkuState.reservations:type_name -> skuflow.v1.ReservationState
+	2, // 6: skuflow.v1.SkuState.cap_usage:type_name -> skuflow.v1.CapUsageState
+	8, // 7: skuflow.v1.LocationState.adjustments:type_name -> skuflow.v1.AppliedAdjustment
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_skuflow_v1_state_proto_init() }
@@ -625,7 +852,7 @@ func file_skuflow_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skuflow_v1_state_proto_rawDesc), len(file_skuflow_v1_state_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,193 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/inventory"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/views"
+)
+
+// OrderBus is how the reservation API reaches the order saga: publish
+// commands, read the saga's table.
+type OrderBus interface {
+	Place(ctx context.Context, c inventory.PlaceOrder) error
+	Cancel(ctx context.Context, orderID string) error
+	Get(orderID string) (inventory.Order, bool, error)
+	Ready() bool
+}
+
+// OrdersOptions configure the reservation API.
+type OrdersOptions struct {
+	Bus OrderBus
+	// DefaultTTL is the reservation TTL when a request sets none.
+	DefaultTTL time.Duration
+	// DecisionTimeout is how long the saga waits for every line's outcome.
+	DecisionTimeout time.Duration
+	// Wait bounds how long PlaceOrder and CancelOrder wait for the saga
+	// (within the caller's own deadline).
+	Wait time.Duration
+	// Poll is how often the saga's table is read while waiting.
+	Poll   time.Duration
+	Logger *slog.Logger
+}
+
+type ordersServer struct {
+	pb.UnimplementedReservationServiceServer
+	o   OrdersOptions
+	log *slog.Logger
+}
+
+// NewOrders returns the ReservationService as a gateway Service.
+func NewOrders(o OrdersOptions) Service {
+	if o.Poll <= 0 {
+		o.Poll = 10 * time.Millisecond
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &ordersServer{o: o, log: log}
+}
+
+func (s *ordersServer) RegisterGRPC(g *grpc.Server) { pb.RegisterReservationServiceServer(g, s) }
+
+func (s *ordersServer) RegisterHTTP(_ *http.ServeMux, gw *runtime.ServeMux) error {
+	return pb.RegisterReservationServiceHandlerServer(context.Background(), gw, s)
+}
+
+func (s *ordersServer) Ready() bool { return s.o.Bus.Ready() }
+
+func (s *ordersServer) PlaceOrder(ctx context.Context, req *pb.PlaceOrderRequest) (*pb.Order, error) {
+	ttl := s.o.DefaultTTL
+	if d := req.GetReservationTtl(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "reservation_ttl: %v", err)
+		}
+		ttl = d.AsDuration()
+	}
+	cmd := inventory.PlaceOrder{OrderID: req.GetOrderId(), Channel: req.GetChannel(), ReservationTTL: ttl, DecisionTimeout: s.o.DecisionTimeout}
+	for _, l := range req.GetLines() {
+		cmd.Lines = append(cmd.Lines, inventory.OrderLine{SKU: l.GetSku(), Quantity: l.GetQuantity()})
+	}
+	if err := cmd.Validate(); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if o, found, err := s.o.Bus.Get(cmd.OrderID); err != nil {
+		return nil, s.lookupError(err)
+	} else if found {
+		if err := sameOrder(o, cmd); err != nil {
+			return nil, err
+		}
+		if o.Final() {
+			return codecs.OrderToProto(o), nil
+		}
+	}
+	if err := s.o.Bus.Place(ctx, cmd); err != nil {
+		return nil, s.publishError(ctx, err)
+	}
+	return s.waitFor(ctx, cmd.OrderID, func(o inventory.Order) bool { return o.Final() })
+}
+
+func sameOrder(o inventory.Order, c inventory.PlaceOrder) error {
+	same := o.Channel == c.Channel && o.ReservationTTL == c.ReservationTTL && len(o.Lines) == len(c.Lines)
+	for i := 0; same && i < len(c.Lines); i++ {
+		same = o.Lines[i].SKU == c.Lines[i].SKU && o.Lines[i].Quantity == c.Lines[i].Quantity
+	}
+	if !same {
+		return status.Errorf(codes.AlreadyExists, "order id %q was already used for a different order", c.OrderID)
+	}
+	return nil
+}
+
+func (s *ordersServer) GetOrder(_ context.Context, req *pb.GetOrderRequest) (*pb.Order, error) {
+	if err := inventory.ValidateRef("order_id", req.GetOrderId()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	o, found, err := s.o.Bus.Get(req.GetOrderId())
+	if err != nil {
+		return nil, s.lookupError(err)
+	}
+	if !found {
+		return nil, status.Errorf(codes.NotFound, "order %q is not known", req.GetOrderId())
+	}
+	return codecs.OrderToProto(o), nil
+}
+
+func (s *ordersServer) CancelOrder(ctx context.Context, req *pb.CancelOrderRequest) (*pb.Order, error) {
+	id := req.GetOrderId()
+	if err := inventory.ValidateRef("order_id", id); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	o, found, err := s.o.Bus.Get(id)
+	if err != nil {
+		return nil, s.lookupError(err)
+	}
+	if !found {
+		return nil, status.Errorf(codes.NotFound, "order %q is not known", id)
+	}
+	if o.Status == inventory.OrderCancelled || o.Status == inventory.OrderRejected {
+		return codecs.OrderToProto(o), nil
+	}
+	if err := s.o.Bus.Cancel(ctx, id); err != nil {
+		return nil, s.publishError(ctx, err)
+	}
+	return s.waitFor(ctx, id, func(o inventory.Order) bool {
+		return o.Status == inventory.OrderCancelled || o.Status == inventory.OrderRejected
+	})
+}
+
+// waitFor polls the saga's table until done holds, the wait bound passes or
+// the caller gives up.
+func (s *ordersServer) waitFor(ctx context.Context, id string, done func(inventory.Order) bool) (*pb.Order, error) {
+	if s.o.Wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.o.Wait)
+		defer cancel()
+	}
+	t := time.NewTicker(s.o.Poll)
+	defer t.Stop()
+	for {
+		o, found, err := s.o.Bus.Get(id)
+		if err != nil && !errors.Is(err, views.ErrNotReady) {
+			return nil, s.lookupError(err)
+		}
+		if found && done(o) {
+			return codecs.OrderToProto(o), nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return nil, status.Error(codes.Canceled, "request cancelled while waiting for the order")
+			}
+			return nil, status.Errorf(codes.DeadlineExceeded, "order %q is still being decided; retry PlaceOrder with the same id or GetOrder it later", id)
+		case <-t.C:
+		}
+	}
+}
+
+func (s *ordersServer) lookupError(err error) error {
+	if errors.Is(err, views.ErrNotReady) {
+		return status.Error(codes.Unavailable, "order views are still recovering; retry shortly")
+	}
+	s.log.Error("order lookup failed", "err", err)
+	return status.Error(codes.Unavailable, "order lookup failed")
+}
+
+func (s *ordersServer) publishError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return status.Error(codes.DeadlineExceeded, "could not publish the order before the deadline")
+	}
+	s.log.Error("publishing an order command failed", "err", err)
+	return status.Error(codes.Unavailable, "could not publish the order; retry with the same id")
+}

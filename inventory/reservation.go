@@ -1,0 +1,437 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Demand: reservations held by carts in checkout, decided by the SKU's
+// processor one at a time, so of N carts racing for the last k units exactly
+// k win.
+
+// ReservationStatus is where a reservation is in its lifecycle.
+type ReservationStatus int
+
+// Reservation statuses; the numbers are stored in the table.
+const (
+	StatusHeld      ReservationStatus = 1
+	StatusReleased  ReservationStatus = 2
+	StatusFulfilled ReservationStatus = 3
+	StatusRejected  ReservationStatus = 4
+)
+
+// RejectReason says why a reservation was not accepted; the numbers match
+// skuflow.v1.RejectReason.
+type RejectReason int
+
+// Reject reasons.
+const (
+	RejectInsufficient RejectReason = 1
+	RejectNotSellable  RejectReason = 2
+	RejectCapExceeded  RejectReason = 3
+	// RejectReleased: a release for the id arrived before its request.
+	RejectReleased RejectReason = 4
+	// RejectTimeout and RejectCancelled are set by the order saga on lines
+	// that were not decided before the order ended.
+	RejectTimeout   RejectReason = 5
+	RejectCancelled RejectReason = 6
+)
+
+// ReleaseReason says why units were given back; numbers match
+// skuflow.v1.ReleaseReason.
+type ReleaseReason int
+
+// Release reasons.
+const (
+	ReleaseCancelled   ReleaseReason = 1
+	ReleaseExpired     ReleaseReason = 2
+	ReleaseCompensated ReleaseReason = 3
+)
+
+// Limits on demand.
+const (
+	MaxReservationTTL = 30 * 24 * time.Hour
+	// ClosedRetention is how long a closed reservation is remembered, so a
+	// duplicate request still gets its original outcome.
+	ClosedRetention = 7 * 24 * time.Hour
+	MaxRefLength    = 128
+)
+
+var refPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
+
+// ValidateRef checks a reservation or order id: 1 to 128 characters of
+// A-Z a-z 0-9 . _ - :
+func ValidateRef(kind, id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%s is empty", kind)
+	case len(id) > MaxRefLength:
+		return fmt.Errorf("%s is %d bytes, longer than %d", kind, len(id), MaxRefLength)
+	case !refPattern.MatchString(id):
+		return fmt.Errorf("%s %q has characters outside A-Z a-z 0-9 . _ - :", kind, id)
+	}
+	return nil
+}
+
+func validRef(kind, id string) error {
+	if err := ValidateRef(kind, id); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	return nil
+}
+
+// ReservationRequested asks to hold Quantity units on Channel for TTL.
+type ReservationRequested struct {
+	ReservationID string
+	OrderID       string
+	SKU           string
+	Channel       string
+	Quantity      int64
+	TTL           time.Duration
+}
+
+// ReservationReleased gives a reservation's units back.
+type ReservationReleased struct {
+	ReservationID string
+	SKU           string
+	Reason        ReleaseReason
+}
+
+// ReservationFulfilled says the reservation shipped from Location at
+// FulfilledAt. It consumes the stock there exactly once, as an adjustment of
+// -Quantity with event id "fulfil:<reservation id>": an absolute level with
+// as_of at or after FulfilledAt already reflects the shipment and
+// supersedes it, one before does not.
+type ReservationFulfilled struct {
+	ReservationID string
+	SKU           string
+	Location      string
+	Area          string
+	FulfilledAt   time.Time
+}
+
+func (ReservationRequested) isEvent() {}
+func (ReservationReleased) isEvent()  {}
+func (ReservationFulfilled) isEvent() {}
+
+func (e ReservationRequested) EventSKU() string { return e.SKU }
+func (e ReservationReleased) EventSKU() string  { return e.SKU }
+func (e ReservationFulfilled) EventSKU() string { return e.SKU }
+
+// Validate implements Event.
+func (e ReservationRequested) Validate() error {
+	errs := []error{validRef("reservation_id", e.ReservationID), validRef("order_id", e.OrderID),
+		validID("sku", e.SKU), validID("channel", e.Channel)}
+	if e.Quantity < 1 || e.Quantity > MaxUnits {
+		errs = append(errs, fmt.Errorf("%w: quantity %d is outside 1..%d", ErrInvalidEvent, e.Quantity, int64(MaxUnits)))
+	}
+	if e.TTL <= 0 || e.TTL > MaxReservationTTL {
+		errs = append(errs, fmt.Errorf("%w: ttl %s is outside (0, %s]", ErrInvalidEvent, e.TTL, MaxReservationTTL))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate implements Event.
+func (e ReservationReleased) Validate() error {
+	errs := []error{validRef("reservation_id", e.ReservationID), validID("sku", e.SKU)}
+	if e.Reason < ReleaseCancelled || e.Reason > ReleaseCompensated {
+		errs = append(errs, fmt.Errorf("%w: release reason %d is not cancelled, expired or compensated", ErrInvalidEvent, int(e.Reason)))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate implements Event.
+func (e ReservationFulfilled) Validate() error {
+	return errors.Join(validRef("reservation_id", e.ReservationID), validID("sku", e.SKU),
+		validID("location", e.Location), checkArea(e.Area), checkTime("fulfilled_at", e.FulfilledAt))
+}
+
+// Reservation is a decided request: held, or closed (released, fulfilled,
+// rejected) and remembered for ClosedRetention.
+type Reservation struct {
+	ID        string
+	OrderID   string
+	Channel   string
+	Quantity  int64
+	Status    ReservationStatus
+	Backorder bool
+	Reject    RejectReason
+	Release   ReleaseReason
+	DecidedAt time.Time
+	ExpiresAt time.Time
+	ClosedAt  time.Time
+}
+
+// holds reports whether r holds units at now.
+func (r Reservation) holds(now time.Time) bool {
+	return r.Status == StatusHeld && now.Before(r.ExpiresAt)
+}
+
+// CapUsage counts units accepted on a channel within the cap window that
+// starts at WindowStart.
+type CapUsage struct {
+	Channel     string
+	WindowStart time.Time
+	Used        int64
+}
+
+// Outcome is the decision on a reservation request; a duplicate request
+// yields the same Outcome again.
+type Outcome struct {
+	ReservationID string
+	OrderID       string
+	SKU           string
+	Quantity      int64
+	Accepted      bool
+	Backorder     bool
+	Reason        RejectReason
+	Message       string
+	DecidedAt     time.Time
+}
+
+// OutcomeOf describes a decided reservation.
+func OutcomeOf(sku string, r Reservation) Outcome {
+	o := Outcome{ReservationID: r.ID, OrderID: r.OrderID, SKU: sku, Quantity: r.Quantity, DecidedAt: r.DecidedAt}
+	if r.Status == StatusRejected {
+		o.Reason, o.Message = r.Reject, rejectMessage(r.Reject, r.Channel)
+		return o
+	}
+	o.Accepted, o.Backorder = true, r.Backorder
+	return o
+}
+
+func rejectMessage(r RejectReason, channel string) string {
+	switch r {
+	case RejectInsufficient:
+		return "not enough units available on " + channel
+	case RejectNotSellable:
+		return "sku may not be sold on " + channel
+	case RejectCapExceeded:
+		return "sales cap on " + channel + " does not allow that many units"
+	case RejectReleased:
+		return "reservation was released before it was decided"
+	}
+	return "rejected"
+}
+
+// ErrUnknownChannel rejects a request for a channel that is not configured.
+var ErrUnknownChannel = errors.New("channel is not configured")
+
+// Demand applies a demand event (request, release or fulfilment) at t,
+// deciding requests against the SKU's availability under p. Reservations due
+// at t are expired first. It returns the outcome for a request (also for a
+// duplicate, which changes nothing) and nil otherwise.
+func Demand(s State, ev Event, p Policies, t time.Time) (State, *Outcome, Result, error) {
+	if ev == nil {
+		return s, nil, Result{}, fmt.Errorf("%w: no event", ErrInvalidEvent)
+	}
+	if err := ev.Validate(); err != nil {
+		return s, nil, Result{}, err
+	}
+	if s.SKU != "" && s.SKU != ev.EventSKU() {
+		return s, nil, Result{}, fmt.Errorf("%w: event for sku %q applied to state of sku %q", ErrInvalidEvent, ev.EventSKU(), s.SKU)
+	}
+	t = t.UTC()
+	switch e := ev.(type) {
+	case ReservationRequested:
+		return request(s, e, p, t)
+	case ReservationReleased:
+		next, res := release(s, e.SKU, e.ReservationID, e.Reason, t)
+		return next, nil, res, nil
+	case ReservationFulfilled:
+		next, res, err := fulfil(s, e, t)
+		return next, nil, res, err
+	}
+	return s, nil, Result{}, fmt.Errorf("%w: %T is not a demand event", ErrInvalidEvent, ev)
+}
+
+func findReservation(rs []Reservation, id string) (int, bool) {
+	return slices.BinarySearchFunc(rs, id, func(r Reservation, id string) int { return strings.Compare(r.ID, id) })
+}
+
+// withReservation returns a copy of s with r stored (replacing or inserting).
+func withReservation(s State, sku string, r Reservation) State {
+	out := s
+	out.SKU = sku
+	out.Reservations = slices.Clone(s.Reservations)
+	i, found := findReservation(out.Reservations, r.ID)
+	if found {
+		out.Reservations[i] = r
+	} else {
+		out.Reservations = slices.Insert(out.Reservations, i, r)
+	}
+	return out
+}
+
+func request(s State, e ReservationRequested, p Policies, t time.Time) (State, *Outcome, Result, error) {
+	if i, found := findReservation(s.Reservations, e.ReservationID); found {
+		o := OutcomeOf(e.SKU, s.Reservations[i])
+		return s, &o, Result{}, nil
+	}
+	if !slices.Contains(p.Channels, e.Channel) {
+		return s, nil, Result{}, fmt.Errorf("%w: %w: %q", ErrInvalidEvent, ErrUnknownChannel, e.Channel)
+	}
+	s, _ = Expire(s, t)
+	s = prune(s, t)
+	snap := Evaluate(s, p, t)
+	var ch ChannelSnapshot
+	for _, c := range snap.Channels {
+		if c.Channel == e.Channel {
+			ch = c
+		}
+	}
+	r := Reservation{ID: e.ReservationID, OrderID: e.OrderID, Channel: e.Channel, Quantity: e.Quantity, DecidedAt: t}
+	switch {
+	case !ch.Sellable:
+		r.Status, r.Reject = StatusRejected, RejectNotSellable
+	case ch.HasCap && e.Quantity > ch.CapRemaining:
+		r.Status, r.Reject = StatusRejected, RejectCapExceeded
+	case e.Quantity <= ch.Available:
+		r.Status = StatusHeld
+	case e.Quantity <= ch.Backorderable:
+		r.Status, r.Backorder = StatusHeld, true
+	default:
+		r.Status, r.Reject = StatusRejected, RejectInsufficient
+	}
+	if r.Status == StatusHeld {
+		r.ExpiresAt = t.Add(e.TTL)
+		s = useCap(s, e.Channel, e.Quantity, t)
+	} else {
+		r.ClosedAt = t
+	}
+	next := withReservation(s, e.SKU, r)
+	o := OutcomeOf(e.SKU, r)
+	return next, &o, Result{Changed: true}, nil
+}
+
+// useCap counts accepted units against the channel's active cap window.
+func useCap(s State, channel string, qty int64, t time.Time) State {
+	c, ok := activeCap(s, channel, t)
+	if !ok {
+		return s
+	}
+	out := s
+	out.CapUsage = slices.Clone(s.CapUsage)
+	i, found := slices.BinarySearchFunc(out.CapUsage, channel, func(u CapUsage, c string) int { return strings.Compare(u.Channel, c) })
+	switch {
+	case !found:
+		out.CapUsage = slices.Insert(out.CapUsage, i, CapUsage{Channel: channel, WindowStart: c.WindowStart, Used: qty})
+	case !out.CapUsage[i].WindowStart.Equal(c.WindowStart):
+		out.CapUsage[i] = CapUsage{Channel: channel, WindowStart: c.WindowStart, Used: qty}
+	default:
+		out.CapUsage[i].Used = min(out.CapUsage[i].Used+qty, MaxUnits)
+	}
+	return out
+}
+
+func activeCap(s State, channel string, t time.Time) (SalesCapRule, bool) {
+	i, found := slices.BinarySearchFunc(s.SalesCaps, channel, func(r SalesCapRule, c string) int { return strings.Compare(r.Channel, c) })
+	if !found {
+		return SalesCapRule{}, false
+	}
+	c := s.SalesCaps[i]
+	return c, !c.Cleared && !t.Before(c.WindowStart) && t.Before(c.WindowEnd)
+}
+
+// capUsed is the units accepted in the channel's current window.
+func capUsed(s State, c SalesCapRule) int64 {
+	for _, u := range s.CapUsage {
+		if u.Channel == c.Channel && u.WindowStart.Equal(c.WindowStart) {
+			return u.Used
+		}
+	}
+	return 0
+}
+
+func release(s State, sku, id string, reason ReleaseReason, t time.Time) (State, Result) {
+	i, found := findReservation(s.Reservations, id)
+	if !found {
+		// Released before it was requested (reordering, or a compensation
+		// racing the request): remember it, so the request is rejected.
+		return withReservation(s, sku, Reservation{ID: id, Status: StatusRejected, Reject: RejectReleased,
+			Release: reason, DecidedAt: t, ClosedAt: t}), Result{Changed: true}
+	}
+	r := s.Reservations[i]
+	if r.Status != StatusHeld {
+		return s, Result{}
+	}
+	r.Status, r.Release, r.ClosedAt = StatusReleased, reason, t
+	return withReservation(s, sku, r), Result{Changed: true}
+}
+
+func fulfil(s State, e ReservationFulfilled, t time.Time) (State, Result, error) {
+	i, found := findReservation(s.Reservations, e.ReservationID)
+	var r Reservation
+	if found {
+		r = s.Reservations[i]
+	}
+	changed := false
+	if found && r.Status == StatusHeld {
+		r.Status, r.ClosedAt = StatusFulfilled, t
+		s = withReservation(s, e.SKU, r)
+		changed = true
+	}
+	if !found || r.Quantity == 0 {
+		return s, Result{Changed: changed}, fmt.Errorf("%w: fulfilment of unknown reservation %q", ErrInvalidEvent, e.ReservationID)
+	}
+	next, res, err := applyAdjustment(s, StockAdjustment{EventID: "fulfil:" + e.ReservationID, SKU: e.SKU,
+		Location: e.Location, Area: e.Area, Delta: -r.Quantity, OccurredAt: e.FulfilledAt})
+	if err != nil {
+		return s, Result{Changed: changed}, err
+	}
+	return next, Result{Changed: changed || res.Changed}, nil
+}
+
+// Expire releases every held reservation whose TTL has run out at t.
+func Expire(s State, t time.Time) (State, Result) {
+	var out *State
+	for i, r := range s.Reservations {
+		if r.Status != StatusHeld || t.Before(r.ExpiresAt) {
+			continue
+		}
+		if out == nil {
+			c := s
+			c.Reservations = slices.Clone(s.Reservations)
+			out = &c
+		}
+		r.Status, r.Release, r.ClosedAt = StatusReleased, ReleaseExpired, t
+		out.Reservations[i] = r
+	}
+	if out == nil {
+		return s, Result{}
+	}
+	return *out, Result{Changed: true}
+}
+
+// prune forgets reservations closed more than ClosedRetention before t.
+func prune(s State, t time.Time) State {
+	cut := t.Add(-ClosedRetention)
+	keep := slices.IndexFunc(s.Reservations, func(r Reservation) bool {
+		return r.Status != StatusHeld && r.ClosedAt.Before(cut)
+	})
+	if keep < 0 {
+		return s
+	}
+	out := s
+	out.Reservations = slices.DeleteFunc(slices.Clone(s.Reservations), func(r Reservation) bool {
+		return r.Status != StatusHeld && r.ClosedAt.Before(cut)
+	})
+	return out
+}
+
+// DueAt is the earliest time a held reservation expires (zero if none): the
+// reconciler ticks the SKU once it has passed, so expiry changes the state
+// within seconds even with no other traffic.
+func DueAt(s State) time.Time {
+	var due time.Time
+	for _, r := range s.Reservations {
+		if r.Status == StatusHeld && (due.IsZero() || r.ExpiresAt.Before(due)) {
+			due = r.ExpiresAt
+		}
+	}
+	return due
+}

@@ -1,0 +1,140 @@
+// Package orders is the order saga group, keyed by order id: it turns a
+// placed order into one reservation request per line on the demand topic,
+// collects the outcomes, and ends with every line reserved or none held,
+// releasing (compensating) accepted lines when a line fails, the order is
+// cancelled or its decision deadline passes. Its state lives in its own
+// table; the rules are inventory.ApplyOrder.
+package orders
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+
+	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/deadletter"
+	"github.com/skuflow/skuflow/processors/stock"
+)
+
+const (
+	// Group is the goka group; its table is Table.
+	Group goka.Group = "skuflow-orders"
+	// Topic carries skuflow.v1.OrderCommand keyed by order id.
+	Topic goka.Stream = "orders"
+)
+
+// Table holds inventory.Order per order id.
+var Table = goka.GroupTable(Group)
+
+// Topics the group needs before it starts.
+var Topics = []kafkacfg.Topic{
+	{Name: string(Topic)},
+	{Name: string(Table), Compacted: true},
+	{Name: string(stock.OutcomesTopic)},
+	{Name: string(stock.DemandTopic)},
+	{Name: string(deadletter.Topic)},
+}
+
+// Define returns the group graph.
+func Define(log *slog.Logger) *goka.GroupGraph {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := handler{log: log.With("group", string(Group))}
+	return goka.DefineGroup(Group,
+		goka.Input(Topic, new(codec.Bytes), h.command),
+		goka.Input(stock.OutcomesTopic, new(codec.Bytes), h.outcome),
+		goka.Persist(codecs.Order{}),
+		goka.Output(stock.DemandTopic, new(codec.Bytes)),
+		deadletter.Output(),
+	)
+}
+
+// New builds the processor.
+func New(brokers []string, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	opts = append([]goka.ProcessorOption{goka.WithNilHandling(goka.NilProcess)}, opts...)
+	p, err := goka.NewProcessor(brokers, Define(log), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("orders processor: %w", err)
+	}
+	return p, nil
+}
+
+type handler struct{ log *slog.Logger }
+
+func (h handler) command(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	if raw == nil {
+		deadletter.Send(ctx, h.log, nil, "empty message value (tombstone) on a stream topic")
+		return
+	}
+	in, id, err := codecs.DecodeOrderCommand(raw)
+	if err != nil {
+		deadletter.Send(ctx, h.log, raw, err.Error())
+		return
+	}
+	if id != ctx.Key() {
+		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the command's order id %q", ctx.Key(), id))
+		return
+	}
+	at := ctx.Timestamp()
+	if t, ok := in.(inventory.OrderTick); ok {
+		at = t.At
+	}
+	h.apply(ctx, raw, in, at)
+}
+
+func (h handler) outcome(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	if raw == nil {
+		deadletter.Send(ctx, h.log, nil, "empty message value (tombstone) on a stream topic")
+		return
+	}
+	o, err := codecs.DecodeOutcome(raw)
+	if err != nil {
+		deadletter.Send(ctx, h.log, raw, err.Error())
+		return
+	}
+	if o.OrderID != ctx.Key() {
+		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the outcome's order id %q", ctx.Key(), o.OrderID))
+		return
+	}
+	h.apply(ctx, raw, o, ctx.Timestamp())
+}
+
+// apply runs the saga rule and performs its effects.
+func (h handler) apply(ctx goka.Context, raw []byte, in any, at time.Time) {
+	cur, found := ctx.Value().(inventory.Order)
+	next, eff, res, err := inventory.ApplyOrder(cur, found, in, at)
+	if err != nil {
+		deadletter.Send(ctx, h.log, raw, err.Error())
+		return
+	}
+	if res.Changed {
+		ctx.SetValue(next)
+	}
+	for _, r := range eff.Requests {
+		h.emitDemand(ctx, r)
+	}
+	for _, r := range eff.Releases {
+		h.emitDemand(ctx, r)
+	}
+}
+
+func (h handler) emitDemand(ctx goka.Context, ev inventory.Event) {
+	env, err := codecs.DemandEventToProto(ev)
+	if err == nil {
+		var b []byte
+		b, err = codecs.MarshalDeterministic(env)
+		if err == nil {
+			ctx.Emit(stock.DemandTopic, ev.EventSKU(), b)
+			return
+		}
+	}
+	ctx.Fail(fmt.Errorf("encode demand event: %w", err))
+}
