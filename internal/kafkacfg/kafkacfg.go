@@ -7,6 +7,7 @@ package kafkacfg
 import (
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
 	"time"
 
@@ -92,13 +93,28 @@ func (o Options) topicManagerBuilder() goka.TopicManagerBuilder {
 }
 
 // ProcessorOptions configure a goka processor.
+//
+// goka's *WithConfig builders write the client id (and the producer's
+// partitioner) into the config they are given each time they build a
+// client, while clients built earlier read it: every client gets a config
+// of its own, or the race detector sees a processor's consumer group
+// rebalancing while its lookup views connect.
 func (o Options) ProcessorOptions() []goka.ProcessorOption {
-	c := o.Sarama()
 	return []goka.ProcessorOption{
 		goka.WithTopicManagerBuilder(o.topicManagerBuilder()),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(c)),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(c)),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(c)),
+		goka.WithConsumerGroupBuilder(func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
+			return goka.ConsumerGroupBuilderWithConfig(o.Sarama())(brokers, group, clientID)
+		}),
+		goka.WithConsumerSaramaBuilder(o.consumerBuilder()),
+		goka.WithProducerBuilder(func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
+			return goka.ProducerBuilderWithConfig(o.Sarama())(brokers, clientID, hasher)
+		}),
+	}
+}
+
+func (o Options) consumerBuilder() goka.SaramaConsumerBuilder {
+	return func(brokers []string, clientID string) (sarama.Consumer, error) {
+		return goka.SaramaConsumerBuilderWithConfig(o.Sarama())(brokers, clientID)
 	}
 }
 
@@ -106,7 +122,7 @@ func (o Options) ProcessorOptions() []goka.ProcessorOption {
 func (o Options) ViewOptions() []goka.ViewOption {
 	return []goka.ViewOption{
 		goka.WithViewTopicManagerBuilder(o.topicManagerBuilder()),
-		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(o.Sarama())),
+		goka.WithViewConsumerSaramaBuilder(o.consumerBuilder()),
 		goka.WithViewAutoReconnect(),
 	}
 }
