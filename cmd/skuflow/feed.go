@@ -30,6 +30,7 @@ import (
 	"github.com/skuflow/skuflow/feeds/service"
 	"github.com/skuflow/skuflow/internal/roles"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/registry"
 )
 
 // feedServiceFlags configure the merchant feeds service of serve and dev.
@@ -580,6 +581,7 @@ which locations, its staleness TTL and its API token. Every command needs
 				return emitToken(w, &out, f.tokenOut)
 			}},
 	}
+	cmd.AddCommand(newMerchantRestoreCmd())
 	for _, s := range subs {
 		var a apiFlags
 		var f merchantFlags
@@ -633,4 +635,36 @@ func emitToken(w io.Writer, out *pb.MerchantToken, tokenOut string) error {
 	}
 	fmt.Fprintf(w, "token written to %s\n", tokenOut)
 	return nil
+}
+
+func newMerchantRestoreCmd() *cobra.Command {
+	var cf clusterFlags
+	var from string
+	cmd := &cobra.Command{
+		Use:   "restore --brokers host:port --from <data>/feeds/registry",
+		Short: "Re-publish the registry from a stopped gateway's local copy after a broker loss",
+		Long: `After a Kafka cluster lost its data, re-publish the merchant registry (and the
+merchant and location policies it implies) from a stopped gateway's local
+copy of it, before that copy is wiped. See "Recovering from a broker loss" in
+the README.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := cf.options("skuflow-merchant-restore")
+			if err != nil {
+				return err
+			}
+			if from == "" {
+				return errors.New("--from is required, e.g. --from ./data/feeds/registry")
+			}
+			n, err := registry.Restore(k, from)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "restored %d merchants from %s\n", n, from)
+			return nil
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().StringVar(&from, "from", "", "the gateway's registry view directory, <data>/feeds/registry (required)")
+	return cmd
 }

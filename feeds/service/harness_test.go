@@ -97,9 +97,14 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		prev := st.stop
 		st.stop = func() { stopP(); prev() }
 	}
-	testkit.Eventually(t, 30*time.Second, func() error {
-		if !s.Ready() {
-			return fmt.Errorf("gateway not ready")
+	testkit.Eventually(t, 30*time.Second, func() error { // /readyz covers the feeds service too
+		resp, err := http.Get(st.base + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("gateway not ready: %d", resp.StatusCode)
 		}
 		return nil
 	})

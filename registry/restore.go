@@ -1,0 +1,88 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/syndtr/goleveldb/leveldb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/processors/policies"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+)
+
+// Restore re-publishes the registry from a gateway's local copy of it (the
+// view's LevelDB under viewDir, e.g. <data>/feeds/registry) to a cluster
+// that lost it, with the policies every entry implies. Run it, with the
+// gateway stopped, after a broker loss and before the view's directory is
+// wiped. It returns how many merchants it restored.
+func Restore(k kafkacfg.Options, viewDir string) (int, error) {
+	if err := k.Validate(); err != nil {
+		return 0, err
+	}
+	dirs, err := filepath.Glob(filepath.Join(viewDir, string(Topic)+".*"))
+	if err != nil {
+		return 0, err
+	}
+	if len(dirs) == 0 {
+		return 0, fmt.Errorf("registry restore: no local copy of %s under %s", Topic, viewDir)
+	}
+	var entries []*pb.RegistryEntry
+	for _, d := range dirs {
+		db, err := leveldb.OpenFile(d, nil)
+		if err != nil {
+			return 0, fmt.Errorf("registry restore: %s: %w", d, err)
+		}
+		it := db.NewIterator(nil, nil)
+		for it.Next() {
+			if strings.HasPrefix(string(it.Key()), "__") {
+				continue // goka's offset bookkeeping
+			}
+			e := new(pb.RegistryEntry)
+			if err := proto.Unmarshal(it.Value(), e); err != nil {
+				it.Release()
+				db.Close()
+				return 0, fmt.Errorf("registry restore: merchant %q: %w", it.Key(), err)
+			}
+			entries = append(entries, e)
+		}
+		it.Release()
+		err = errors.Join(it.Error(), db.Close())
+		if err != nil {
+			return 0, fmt.Errorf("registry restore: %s: %w", d, err)
+		}
+	}
+	if err := k.EnsureTopics(append(Topics, policies.Topics...)...); err != nil {
+		return 0, err
+	}
+	c := k.Sarama()
+	c.Producer.RequiredAcks = sarama.WaitForAll
+	eopts := append(k.EmitterOptions(), goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(c)))
+	reg, err := goka.NewEmitter(k.Brokers, goka.Stream(Topic), Codec, eopts...)
+	if err != nil {
+		return 0, err
+	}
+	pol, err := goka.NewEmitter(k.Brokers, policies.Topic, codecs.PolicyTable, eopts...)
+	if err != nil {
+		return 0, errors.Join(err, reg.Finish())
+	}
+	var errs []error
+	for _, e := range entries {
+		for _, ev := range policyEvents(nil, e, e.GetUpdatedAt().AsTime()) {
+			key, err := policies.KeyOf(ev)
+			if err == nil {
+				err = pol.EmitSync(key, ev)
+			}
+			errs = append(errs, err)
+		}
+		errs = append(errs, reg.EmitSync(e.GetMerchantId(), e))
+	}
+	errs = append(errs, reg.Finish(), pol.Finish())
+	return len(entries), errors.Join(errs...)
+}
