@@ -24,6 +24,9 @@ type OrderBus interface {
 	Place(ctx context.Context, c inventory.PlaceOrder) error
 	Cancel(ctx context.Context, orderID string) error
 	Get(orderID string) (inventory.Order, bool, error)
+	// Changed returns a channel closed at the order's next update (a
+	// fallback poll covers implementations that never close it).
+	Changed(orderID string) <-chan struct{}
 	Ready() bool
 }
 
@@ -37,7 +40,8 @@ type OrdersOptions struct {
 	// Wait bounds how long PlaceOrder and CancelOrder wait for the saga
 	// (within the caller's own deadline).
 	Wait time.Duration
-	// Poll is how often the saga's table is read while waiting.
+	// Poll is how often the saga's table is read while waiting, should a
+	// change notification be missed.
 	Poll   time.Duration
 	Logger *slog.Logger
 }
@@ -51,7 +55,7 @@ type ordersServer struct {
 // NewOrders returns the ReservationService as a gateway Service.
 func NewOrders(o OrdersOptions) Service {
 	if o.Poll <= 0 {
-		o.Poll = 10 * time.Millisecond
+		o.Poll = 250 * time.Millisecond
 	}
 	log := o.Logger
 	if log == nil {
@@ -158,6 +162,7 @@ func (s *ordersServer) waitFor(ctx context.Context, id string, done func(invento
 	t := time.NewTicker(s.o.Poll)
 	defer t.Stop()
 	for {
+		changed := s.o.Bus.Changed(id)
 		o, found, err := s.o.Bus.Get(id)
 		if err != nil && !errors.Is(err, views.ErrNotReady) {
 			return nil, s.lookupError(err)
@@ -171,6 +176,7 @@ func (s *ordersServer) waitFor(ctx context.Context, id string, done func(invento
 				return nil, status.Error(codes.Canceled, "request cancelled while waiting for the order")
 			}
 			return nil, status.Errorf(codes.DeadlineExceeded, "order %q is still being decided; retry PlaceOrder with the same id or GetOrder it later", id)
+		case <-changed:
 		case <-t.C:
 		}
 	}

@@ -245,8 +245,10 @@ func outcome(o Order, c Outcome) (Order, OrderEffects, Result, error) {
 	l := o.Lines[i]
 	switch {
 	case l.Status == LinePending:
-	case l.Status == LineRejected && (l.Reject == RejectTimeout || l.Reject == RejectCancelled) && c.Accepted:
-		// Accepted after the order ended: give the units back at once.
+	case c.Accepted && l.Status != LineAccepted:
+		// Accepted after the line ended (the order failed, was cancelled or
+		// timed out, or the SKU side decided a redelivered request anew):
+		// give the units back at once. Releases are idempotent.
 		return o, OrderEffects{Releases: []ReservationReleased{releaseFor(l, ReleaseCompensated)}}, Result{}, nil
 	default:
 		return o, OrderEffects{}, Result{}, nil // a duplicate

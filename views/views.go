@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skuflow/skuflow/codecs"
@@ -198,16 +199,50 @@ func (p *Policies) GetPolicy(key string) (*pb.PolicyEvent, error) {
 	return ev, nil
 }
 
-// Orders is the goka view of the order saga's table.
-type Orders struct{ *table }
+// Orders is the goka view of the order saga's table. Callers waiting for an
+// order to change get notified (Changed) instead of polling the table.
+type Orders struct {
+	*table
+	wmu     sync.Mutex
+	waiters map[string]chan struct{}
+}
 
 // NewOrders creates the view; call Run to start it.
 func NewOrders(brokers []string, opts ...goka.ViewOption) (*Orders, error) {
+	o := &Orders{waiters: map[string]chan struct{}{}}
+	opts = append(opts, goka.WithViewCallback(func(ctx goka.UpdateContext, s storage.Storage, key string, value []byte) error {
+		err := goka.DefaultUpdate(ctx, s, key, value)
+		o.notify(key)
+		return err
+	}))
 	t, err := newTable(brokers, orders.Table, codecs.Order{}, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &Orders{t}, nil
+	o.table = t
+	return o, nil
+}
+
+// Changed returns a channel closed at the next update of the order. Take
+// it before reading the order, so an update in between is not missed.
+func (o *Orders) Changed(id string) <-chan struct{} {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	ch, ok := o.waiters[id]
+	if !ok {
+		ch = make(chan struct{})
+		o.waiters[id] = ch
+	}
+	return ch
+}
+
+func (o *Orders) notify(id string) {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	if ch, ok := o.waiters[id]; ok {
+		close(ch)
+		delete(o.waiters, id)
+	}
 }
 
 // Get returns the order and whether it exists.

@@ -69,6 +69,8 @@ func (b *orderBus) Ready() bool { return b.view.Ready() }
 
 func (b *orderBus) Get(id string) (inventory.Order, bool, error) { return b.view.Get(id) }
 
+func (b *orderBus) Changed(id string) <-chan struct{} { return b.view.Changed(id) }
+
 func (b *orderBus) Place(ctx context.Context, c inventory.PlaceOrder) error {
 	return b.send(ctx, c.OrderID, &pb.OrderCommand{Command: &pb.OrderCommand_Place{Place: codecs.PlaceOrderToProto(c)}})
 }

@@ -245,8 +245,18 @@ func (s *Serve) HTTPAddr() string { return s.gw.HTTPAddr() }
 // GRPCAddr is the bound gRPC address.
 func (s *Serve) GRPCAddr() string { return s.gw.GRPCAddr() }
 
-// Ready reports whether the views have recovered.
-func (s *Serve) Ready() bool { return s.stock.Ready() && s.policies.Ready() }
+// Ready reports whether the views, and every service, have recovered.
+func (s *Serve) Ready() bool {
+	if !s.stock.Ready() || !s.policies.Ready() {
+		return false
+	}
+	for _, svc := range s.services {
+		if !svc.Ready() {
+			return false
+		}
+	}
+	return true
+}
 
 // Run serves until ctx is cancelled. The gateway stops first, so requests
 // still in flight during its graceful shutdown are answered from a live view.

@@ -1,0 +1,277 @@
+package roles_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/skuflow/skuflow/internal/roles"
+	"github.com/skuflow/skuflow/internal/testkit"
+	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/stock"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+)
+
+// orderStack runs processors and a gateway with the reservation API on the
+// embedded broker; restart replaces both on the same data.
+type orderStack struct {
+	t        *testing.T
+	k        kafkaOpts
+	cfg      stock.Config
+	ocfg     roles.OrdersConfig
+	procDir  string
+	serveDir string
+	stop     []context.CancelFunc
+	avail    pb.AvailabilityServiceClient
+	orders   pb.ReservationServiceClient
+}
+
+func startOrderStack(t *testing.T, ocfg roles.OrdersConfig, reconcile time.Duration) *orderStack {
+	b := testkit.StartBroker(t)
+	s := &orderStack{t: t, k: b.Kafka, ocfg: ocfg, procDir: t.TempDir(), serveDir: t.TempDir(),
+		cfg: stock.Config{Channels: []string{"web"}, DefaultStaleAfter: time.Hour}}
+	s.start(reconcile)
+	return s
+}
+
+func (s *orderStack) start(reconcile time.Duration) {
+	t := s.t
+	s.stop = append(s.stop, testkit.Go(t, func(ctx context.Context) error {
+		return roles.Process(ctx, roles.ProcessOptions{Kafka: s.k, Config: s.cfg, DataDir: s.procDir, ReconcileInterval: reconcile})
+	}))
+	srv, err := roles.NewServe(roles.ServeOptions{Kafka: s.k, Config: s.cfg, DataDir: s.serveDir, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+		Services: []roles.ServiceFactory{roles.OrdersService(s.ocfg)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stop = append(s.stop, testkit.Go(t, srv.Run))
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	s.avail, s.orders = pb.NewAvailabilityServiceClient(conn), pb.NewReservationServiceClient(conn)
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if !srv.Ready() {
+			return fmt.Errorf("gateway not ready")
+		}
+		return nil
+	})
+}
+
+// restart stops the gateway and the processors, then starts them again on
+// the same LevelDB directories.
+func (s *orderStack) restart(reconcile time.Duration) {
+	for i := len(s.stop) - 1; i >= 0; i-- {
+		s.stop[i]()
+	}
+	s.stop = nil
+	s.start(reconcile)
+}
+
+func (s *orderStack) webAvailable(sku string) (int64, int64, error) {
+	a, err := s.avail.GetAvailability(context.Background(), &pb.GetAvailabilityRequest{Sku: sku})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, c := range a.GetChannels() {
+		if c.GetChannel() == "web" {
+			return c.GetAvailable(), c.GetReserved(), nil
+		}
+	}
+	return 0, 0, fmt.Errorf("no web channel in %v", a)
+}
+
+// TestLastUnitsRace: 1,000 concurrent PlaceOrder calls of one unit each, for
+// a SKU with 10 units, through the real gateway and the embedded broker.
+// Exactly 10 are reserved and 990 rejected, availability ends at 0, and all
+// of it holds after a restart.
+func TestLastUnitsRace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded broker")
+	}
+	s := startOrderStack(t, roles.OrdersConfig{DefaultTTL: time.Hour, DecisionTimeout: 2 * time.Minute, Wait: 2 * time.Minute}, time.Second)
+	const sku, units, carts = "SKU-RACE", 10, 1000
+	emitEvents(t, s.k, string(stock.SupplyTopic), []inventory.Event{
+		inventory.StockLevel{SKU: sku, Location: "WH-1", OnHand: units, AsOf: time.Now().Add(-time.Minute), Sequence: 1},
+	})
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if n, _, err := s.webAvailable(sku); err != nil || n != units {
+			return fmt.Errorf("available %d, %v", n, err)
+		}
+		return nil
+	})
+
+	var wg sync.WaitGroup
+	results := make([]*pb.Order, carts)
+	errs := make([]error, carts)
+	start := time.Now()
+	for i := range carts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = s.orders.PlaceOrder(context.Background(), &pb.PlaceOrderRequest{
+				OrderId: fmt.Sprintf("race-%04d", i), Channel: "web", Lines: []*pb.OrderLine{{Sku: sku, Quantity: 1}},
+			})
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d concurrent PlaceOrder calls answered in %s", carts, time.Since(start).Round(time.Millisecond))
+	reserved, rejected := 0, 0
+	for i, o := range results {
+		if errs[i] != nil {
+			t.Fatalf("order %d: %v", i, errs[i])
+		}
+		switch o.GetStatus() {
+		case pb.OrderStatus_ORDER_STATUS_RESERVED:
+			reserved++
+		case pb.OrderStatus_ORDER_STATUS_REJECTED:
+			rejected++
+			if r := o.GetLines()[0].GetRejectReason(); r != pb.RejectReason_REJECT_REASON_INSUFFICIENT {
+				t.Errorf("order %d rejected with %v, want INSUFFICIENT", i, r)
+			}
+		default:
+			t.Errorf("order %d ended %v", i, o.GetStatus())
+		}
+	}
+	if reserved != units || rejected != carts-units {
+		t.Fatalf("%d reserved, %d rejected; want %d and %d", reserved, rejected, units, carts-units)
+	}
+	check := func() {
+		t.Helper()
+		testkit.Eventually(t, 30*time.Second, func() error {
+			n, held, err := s.webAvailable(sku)
+			if err != nil || n != 0 || held != units {
+				return fmt.Errorf("available %d, reserved %d (%v); want 0 and %d", n, held, err, units)
+			}
+			return nil
+		})
+	}
+	check()
+	// A retried PlaceOrder returns the same result and reserves nothing more.
+	for i := range 20 {
+		again, err := s.orders.PlaceOrder(context.Background(), &pb.PlaceOrderRequest{
+			OrderId: fmt.Sprintf("race-%04d", i), Channel: "web", Lines: []*pb.OrderLine{{Sku: sku, Quantity: 1}},
+		})
+		if err != nil || again.GetStatus() != results[i].GetStatus() {
+			t.Fatalf("retry of order %d: %v, %v; first answer %v", i, again.GetStatus(), err, results[i].GetStatus())
+		}
+	}
+	s.restart(time.Second)
+	check()
+	for i, o := range results {
+		got, err := s.orders.GetOrder(context.Background(), &pb.GetOrderRequest{OrderId: o.GetOrderId()})
+		if err != nil || got.GetStatus() != o.GetStatus() {
+			t.Fatalf("after restart, order %d: %v, %v; want %v", i, got.GetStatus(), err, o.GetStatus())
+		}
+	}
+}
+
+// TestImpossibleLineHoldsNothing: an order whose last line cannot be
+// reserved ends REJECTED and holds no units on any line.
+func TestImpossibleLineHoldsNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded broker")
+	}
+	s := startOrderStack(t, roles.OrdersConfig{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, time.Second)
+	now := time.Now().Add(-time.Minute)
+	emitEvents(t, s.k, string(stock.SupplyTopic), []inventory.Event{
+		inventory.StockLevel{SKU: "SKU-A", Location: "WH-1", OnHand: 5, AsOf: now, Sequence: 1},
+		inventory.StockLevel{SKU: "SKU-B", Location: "WH-1", OnHand: 7, AsOf: now, Sequence: 1},
+		inventory.StockLevel{SKU: "SKU-C", Location: "WH-1", OnHand: 1, AsOf: now, Sequence: 1},
+	})
+	for _, sku := range []string{"SKU-A", "SKU-B", "SKU-C"} {
+		testkit.Eventually(t, 30*time.Second, func() error {
+			_, _, err := s.webAvailable(sku)
+			return err
+		})
+	}
+	cases := []struct {
+		id    string
+		lines []*pb.OrderLine
+	}{
+		{"multi-1", []*pb.OrderLine{{Sku: "SKU-A", Quantity: 2}, {Sku: "SKU-B", Quantity: 3}, {Sku: "SKU-C", Quantity: 2}}},
+		{"multi-2", []*pb.OrderLine{{Sku: "SKU-C", Quantity: 5}, {Sku: "SKU-A", Quantity: 5}, {Sku: "SKU-B", Quantity: 7}}},
+		{"multi-3", []*pb.OrderLine{{Sku: "SKU-A", Quantity: 1}, {Sku: "SKU-NONE", Quantity: 1}}},
+	}
+	for _, c := range cases {
+		o, err := s.orders.PlaceOrder(context.Background(), &pb.PlaceOrderRequest{OrderId: c.id, Channel: "web", Lines: c.lines})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.GetStatus() != pb.OrderStatus_ORDER_STATUS_REJECTED {
+			t.Fatalf("%s ended %v, want REJECTED: %v", c.id, o.GetStatus(), o)
+		}
+		for _, l := range o.GetLines() {
+			if l.GetStatus() == pb.LineStatus_LINE_STATUS_ACCEPTED {
+				t.Errorf("%s: line %s still accepted in a rejected order", c.id, l.GetSku())
+			}
+		}
+	}
+	want := map[string]int64{"SKU-A": 5, "SKU-B": 7, "SKU-C": 1}
+	for sku, n := range want {
+		testkit.Eventually(t, 30*time.Second, func() error {
+			got, held, err := s.webAvailable(sku)
+			if err != nil || got != n || held != 0 {
+				return fmt.Errorf("%s: available %d reserved %d (%v); want %d and 0", sku, got, held, err, n)
+			}
+			return nil
+		})
+	}
+}
+
+// TestReservationExpires: an unconfirmed reservation's units come back
+// after its TTL with no further traffic for the SKU, in queries and in the
+// published availability topic.
+func TestReservationExpires(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded broker")
+	}
+	s := startOrderStack(t, roles.OrdersConfig{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, 200*time.Millisecond)
+	published := availabilityView(t, s.k)
+	emitEvents(t, s.k, string(stock.SupplyTopic), []inventory.Event{
+		inventory.StockLevel{SKU: "SKU-EXP", Location: "WH-1", OnHand: 4, AsOf: time.Now().Add(-time.Minute), Sequence: 1},
+	})
+	testkit.Eventually(t, 30*time.Second, func() error {
+		_, _, err := s.webAvailable("SKU-EXP")
+		return err
+	})
+	o, err := s.orders.PlaceOrder(context.Background(), &pb.PlaceOrderRequest{OrderId: "exp-1", Channel: "web",
+		Lines: []*pb.OrderLine{{Sku: "SKU-EXP", Quantity: 3}}, ReservationTtl: durationpb.New(2 * time.Second)})
+	if err != nil || o.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED {
+		t.Fatalf("place: %v %v", o.GetStatus(), err)
+	}
+	placed := time.Now()
+	if n, held, err := s.webAvailable("SKU-EXP"); err != nil || n != 1 || held != 3 {
+		t.Fatalf("while held: available %d reserved %d (%v); want 1 and 3", n, held, err)
+	}
+	testkit.Eventually(t, 30*time.Second, func() error {
+		n, held, err := s.webAvailable("SKU-EXP")
+		if err != nil || n != 4 || held != 0 {
+			return fmt.Errorf("available %d reserved %d (%v)", n, held, err)
+		}
+		return nil
+	})
+	t.Logf("query showed the units back %s after placing (TTL 2s)", time.Since(placed).Round(time.Millisecond))
+	// The published topic catches up through the reconciler's tick, which
+	// also releases the reservation in the SKU's state.
+	testkit.Eventually(t, 30*time.Second, func() error {
+		a, err := published.Get("SKU-EXP")
+		if err != nil || a == nil {
+			return fmt.Errorf("published: %v %v", a, err)
+		}
+		for _, c := range a.GetChannels() {
+			if c.GetChannel() == "web" && (c.GetAvailable() != 4 || c.GetReserved() != 0) {
+				return fmt.Errorf("published web available %d reserved %d", c.GetAvailable(), c.GetReserved())
+			}
+		}
+		return nil
+	})
+	t.Logf("availability topic showed the units back %s after placing (TTL 2s)", time.Since(placed).Round(time.Millisecond))
+}
