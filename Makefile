@@ -46,6 +46,7 @@ run: build ## start skuflow dev (embedded broker + processors + gateway) with sa
 
 bench: build ## throughput beside baselines measured in the same run (see BENCHMARKS.md)
 	$(BIN)/skuflow bench
+	$(BIN)/skuflow bench --scenarios feeds-sarama,feeds --messages 1000000
 
 clean:
 	rm -rf $(BIN) $(DATA)

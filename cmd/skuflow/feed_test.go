@@ -218,3 +218,15 @@ func TestFeedSurvivesKill9BeforePublishing(t *testing.T) {
 		t.Errorf("merchant list with a merchant token: exit %d\n%s", code, out)
 	}
 }
+
+// TestFeedsBenchSmoke runs the feeds benchmark scenarios on a few rows, so
+// the 1,000,000-row run in `make bench` cannot rot.
+func TestFeedsBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts embedded brokers and a gateway")
+	}
+	out, code := run(t, 120*time.Second, "", "bench", "--scenarios", "feeds-sarama,feeds", "--messages", "300", "--keys", "30", "--partitions", "2")
+	if code != 0 || !regexp.MustCompile(`(?m)^feeds-sarama\s+\d+`).MatchString(out) || !regexp.MustCompile(`(?m)^feeds\s+\d+\s.*MiB`).MatchString(out) {
+		t.Fatalf("bench exit %d:\n%s", code, out)
+	}
+}
