@@ -52,10 +52,21 @@ type ordersServer struct {
 	log *slog.Logger
 }
 
-// NewOrders returns the ReservationService as a gateway Service.
+// NewOrders returns the ReservationService as a gateway Service. Zero
+// durations take defaults (TTL 15m, decision timeout 10s, wait 15s), so a
+// server left unconfigured never blames its callers.
 func NewOrders(o OrdersOptions) Service {
 	if o.Poll <= 0 {
 		o.Poll = 250 * time.Millisecond
+	}
+	if o.DefaultTTL <= 0 {
+		o.DefaultTTL = 15 * time.Minute
+	}
+	if o.DecisionTimeout <= 0 {
+		o.DecisionTimeout = 10 * time.Second
+	}
+	if o.Wait <= 0 {
+		o.Wait = 15 * time.Second
 	}
 	log := o.Logger
 	if log == nil {

@@ -18,7 +18,7 @@
 //     OnHand): re-sending or reordering levels never lets an older one win, and
 //     an exact tie is broken by the larger count so the result never depends on
 //     arrival order.
-//   - An adjustment is applied at most once per (location, EventID). An
+//   - An adjustment is applied at most once per (location, area, EventID). An
 //     adjustment that occurred at or before the location's winning level's AsOf
 //     is already reflected in that level and is ignored; adjustments after it
 //     are kept and summed on top. When a newer level wins, the adjustments it

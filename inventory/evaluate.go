@@ -115,6 +115,10 @@ func (s State) LocationIDs() []string {
 //	available(channel, now) = max(0, min(usable(channel) - reserved(channel), remaining cap(channel)))
 //	usable(channel) = sum over eligible, open, non-stale locations of max(0, on_hand - safety stock)
 //
+// where, because locations are shared between channels, usable - reserved is
+// taken over every set of channels containing the channel and the least is
+// used (see settle): a unit held on one channel is not offered on another.
+//
 // A location is stale when it is a merchant's and its newest level is at
 // least the merchant's TTL old at now (or it has no level at all).
 func Evaluate(s State, p Policies, now time.Time) Snapshot {
@@ -150,9 +154,13 @@ func Evaluate(s State, p Policies, now time.Time) Snapshot {
 	}
 	chans := sortedChannels(p.Channels)
 	snap.Channels = make([]ChannelSnapshot, 0, len(chans))
+	acc := make([]channelAcc, 0, len(chans))
 	for _, c := range chans {
-		snap.Channels = append(snap.Channels, channelSnapshot(s, snap.Locations, c, now, next))
+		a := channelTerms(s, snap.Locations, c, now, next)
+		snap.Channels = append(snap.Channels, a.cs)
+		acc = append(acc, a)
 	}
+	settle(s, snap.Locations, snap.Channels, acc, now)
 	snap.Version = snap.digest()
 	return snap
 }
@@ -176,7 +184,7 @@ func locationSnapshot(s State, areas []Location, p Policies, now time.Time) Loca
 	if !ok {
 		pol = LocationPolicy{Location: id, Kind: KindWarehouse}
 	}
-	ls := LocationSnapshot{ID: id, Kind: pol.Kind, MerchantID: pol.MerchantID, Closed: pol.Closed, Channels: pol.Channels}
+	ls := LocationSnapshot{ID: id, Kind: pol.Kind, MerchantID: pol.MerchantID, Closed: pol.Closed, Channels: slices.Clone(pol.Channels)}
 	for _, a := range areas {
 		n := a.OnHand()
 		ls.OnHand = min(ls.OnHand+n, MaxUnits)
@@ -210,7 +218,17 @@ func locationSnapshot(s State, areas []Location, p Policies, now time.Time) Loca
 	return ls
 }
 
-func channelSnapshot(s State, locs []LocationSnapshot, channel string, now time.Time, next func(time.Time)) ChannelSnapshot {
+// channelAcc is a channel's terms before the stock shared with other
+// channels is settled.
+type channelAcc struct {
+	cs          ChannelSnapshot
+	remaining   int64 // units the channel's cap still accepts
+	backordered int64
+}
+
+// channelTerms computes a channel's eligibility, usable supply, reasons,
+// reservations and cap; settle then derives Available and Backorderable.
+func channelTerms(s State, locs []LocationSnapshot, channel string, now time.Time, next func(time.Time)) channelAcc {
 	cs := ChannelSnapshot{Channel: channel, Sellable: true}
 	if i, found := slices.BinarySearchFunc(s.ChannelRules, channel, func(r ChannelRule, c string) int {
 		return compareStrings(r.Channel, c)
@@ -218,18 +236,7 @@ func channelSnapshot(s State, locs []LocationSnapshot, channel string, now time.
 		cs.Sellable = s.ChannelRules[i].Sellable
 	}
 	for _, l := range locs {
-		var code ReasonCode
-		var msg string
-		switch {
-		case l.Closed:
-			code, msg = ReasonLocationClosed, "location is closed"
-		case len(l.Channels) > 0 && !slices.Contains(l.Channels, channel):
-			code, msg = ReasonLocationIneligible, "location does not fulfil "+channel
-		case l.Stale && l.HasLevel:
-			code, msg = ReasonLocationStale, "merchant stock is stale: its newest level is older than the merchant's TTL"
-		case l.Stale:
-			code, msg = ReasonLocationStale, "merchant location has reported no stock level"
-		}
+		code, msg := excluded(l, channel)
 		if code == 0 {
 			cs.Usable = min(cs.Usable+l.Usable, MaxUnits)
 			continue
@@ -238,7 +245,7 @@ func channelSnapshot(s State, locs []LocationSnapshot, channel string, now time.
 			cs.Reasons = append(cs.Reasons, Reason{Code: code, Location: l.ID, Message: msg})
 		}
 	}
-	remaining := int64(MaxUnits)
+	a := channelAcc{remaining: MaxUnits}
 	if i, found := slices.BinarySearchFunc(s.SalesCaps, channel, func(r SalesCapRule, c string) int {
 		return compareStrings(r.Channel, c)
 	}); found && !s.SalesCaps[i].Cleared {
@@ -250,33 +257,123 @@ func channelSnapshot(s State, locs []LocationSnapshot, channel string, now time.
 			next(c.WindowEnd)
 			cs.HasCap = true
 			cs.CapRemaining = max(0, c.Limit-capUsed(s, c))
-			remaining = cs.CapRemaining
+			a.remaining = cs.CapRemaining
 		}
 	}
-	var backordered int64
 	for _, r := range s.Reservations {
 		if !r.holds(now) {
 			continue
 		}
 		next(r.ExpiresAt)
 		if r.Backorder {
-			backordered += r.Quantity
+			a.backordered += r.Quantity
 		} else if r.Channel == channel {
 			cs.Reserved = min(cs.Reserved+r.Quantity, MaxUnits)
 		}
 	}
 	if !cs.Sellable {
 		cs.Reasons = append([]Reason{{Code: ReasonNotSellable, Message: "sku may not be sold on " + channel}}, cs.Reasons...)
-		return cs
 	}
-	cs.Available = max(0, min(cs.Usable-cs.Reserved, remaining))
-	if cs.HasCap && cs.CapRemaining == 0 {
-		cs.Reasons = append([]Reason{{Code: ReasonCapExhausted, Message: "sales cap on " + channel + " is exhausted until its window ends"}}, cs.Reasons...)
+	a.cs = cs
+	return a
+}
+
+// excluded says why a location does not count for a channel (0: it counts).
+func excluded(l LocationSnapshot, channel string) (ReasonCode, string) {
+	switch {
+	case l.Closed:
+		return ReasonLocationClosed, "location is closed"
+	case channel != "" && len(l.Channels) > 0 && !slices.Contains(l.Channels, channel):
+		return ReasonLocationIneligible, "location does not fulfil " + channel
+	case l.Stale && l.HasLevel:
+		return ReasonLocationStale, "merchant stock is stale: its newest level is older than the merchant's TTL"
+	case l.Stale:
+		return ReasonLocationStale, "merchant location has reported no stock level"
 	}
-	if !s.Backorder.AsOf.IsZero() {
-		cs.Backorderable = max(0, min(s.Backorder.Limit-backordered, remaining-cs.Available))
+	return 0, ""
+}
+
+// maxExactChannels bounds the subset enumeration in settle.
+const maxExactChannels = 12
+
+// settle derives each channel's Available and Backorderable. A location
+// often serves several channels, so a unit reserved on one channel is not
+// available on another: the units a channel can still sell are, by Hall's
+// theorem on the locations-to-channels supply graph,
+//
+//	min over channel sets S containing it of usable(locations serving S) − reserved(S)
+//
+// which never sells a unit twice and never hides one that is free.
+// Reservations on channels no longer configured count against every open,
+// non-stale location.
+func settle(s State, locs []LocationSnapshot, chans []ChannelSnapshot, acc []channelAcc, now time.Time) {
+	n := len(chans)
+	reserved := make([]int64, n, n+1)
+	for j := range chans {
+		reserved[j] = chans[j].Reserved
 	}
-	return cs
+	var orphan int64
+	for _, r := range s.Reservations {
+		if r.holds(now) && !r.Backorder && !slices.ContainsFunc(chans, func(c ChannelSnapshot) bool { return c.Channel == r.Channel }) {
+			orphan = min(orphan+r.Quantity, MaxUnits)
+		}
+	}
+	serves := make([]uint64, len(locs))
+	for li, l := range locs {
+		for j, c := range chans {
+			if code, _ := excluded(l, c.Channel); code == 0 {
+				serves[li] |= 1 << j
+			}
+		}
+	}
+	if orphan > 0 {
+		for li, l := range locs {
+			if code, _ := excluded(l, ""); code == 0 {
+				serves[li] |= 1 << n
+			}
+		}
+		reserved = append(reserved, orphan)
+	}
+	m := len(reserved)
+	bound := func(set uint64) int64 {
+		var u, r int64
+		for li, l := range locs {
+			if serves[li]&set != 0 {
+				u = min(u+l.Usable, MaxUnits)
+			}
+		}
+		for j := range m {
+			if set&(1<<j) != 0 {
+				r = min(r+reserved[j], MaxUnits)
+			}
+		}
+		return u - r
+	}
+	all := uint64(1)<<m - 1
+	for j := range chans {
+		cs := &chans[j]
+		stock := int64(MaxUnits)
+		if m <= maxExactChannels {
+			for set := uint64(1); set <= all; set++ {
+				if set&(1<<j) != 0 {
+					stock = min(stock, bound(set))
+				}
+			}
+		} else {
+			stock = min(bound(1<<j), bound(all)) // both are valid upper bounds
+		}
+		if !cs.Sellable {
+			continue
+		}
+		remaining := acc[j].remaining
+		cs.Available = max(0, min(stock, remaining))
+		if cs.HasCap && cs.CapRemaining == 0 {
+			cs.Reasons = append([]Reason{{Code: ReasonCapExhausted, Message: "sales cap on " + cs.Channel + " is exhausted until its window ends"}}, cs.Reasons...)
+		}
+		if !s.Backorder.AsOf.IsZero() {
+			cs.Backorderable = max(0, min(s.Backorder.Limit-acc[j].backordered, remaining-cs.Available))
+		}
+	}
 }
 
 func compareStrings(a, b string) int {

@@ -1,8 +1,6 @@
 package inventory_test
 
 import (
-	"flag"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -12,24 +10,6 @@ import (
 
 	"github.com/skuflow/skuflow/inventory"
 )
-
-// defaultRapidChecks is how many cases each rapid property runs when
-// -rapid.checks is not given: twice rapid's default, which the pure
-// domain affords (the whole package stays well under 30 s with -race).
-// -short divides it by 5, as rapid does.
-const defaultRapidChecks = "200"
-
-func TestMain(m *testing.M) {
-	flag.Parse()
-	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "rapid.checks" })
-	if !set {
-		if err := flag.Set("rapid.checks", defaultRapidChecks); err != nil {
-			panic(err)
-		}
-	}
-	os.Exit(m.Run())
-}
 
 // tb is what the helpers need from *testing.T, *testing.F and *rapid.T alike.
 type tb interface {

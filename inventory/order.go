@@ -41,6 +41,9 @@ const (
 const (
 	MaxOrderLines      = 100
 	MaxDecisionTimeout = 10 * time.Minute
+	// MaxOrderIDLength leaves room in reservation ids (MaxRefLength) for
+	// the ":<line>" suffix.
+	MaxOrderIDLength = MaxRefLength - 4
 )
 
 // ErrOrderConflict rejects an order id reused for a different order.
@@ -97,6 +100,9 @@ type OrderEffects struct {
 // Validate reports every problem with the command.
 func (c PlaceOrder) Validate() error {
 	errs := []error{validRef("order_id", c.OrderID), validID("channel", c.Channel)}
+	if len(c.OrderID) > MaxOrderIDLength {
+		errs = append(errs, fmt.Errorf("%w: order_id is %d bytes, longer than %d", ErrInvalidEvent, len(c.OrderID), MaxOrderIDLength))
+	}
 	if len(c.Lines) == 0 || len(c.Lines) > MaxOrderLines {
 		errs = append(errs, fmt.Errorf("%w: an order has 1 to %d lines, this one %d", ErrInvalidEvent, MaxOrderLines, len(c.Lines)))
 	}

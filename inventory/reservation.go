@@ -269,7 +269,15 @@ func withReservation(s State, sku string, r Reservation) State {
 
 func request(s State, e ReservationRequested, p Policies, t time.Time) (State, *Outcome, Result, error) {
 	if i, found := findReservation(s.Reservations, e.ReservationID); found {
-		o := OutcomeOf(e.SKU, s.Reservations[i])
+		r := s.Reservations[i]
+		if r.OrderID == "" {
+			// Released before it was requested: the request is rejected, and
+			// its outcome must reach its order like any other.
+			r.OrderID, r.Channel, r.Quantity = e.OrderID, e.Channel, e.Quantity
+			o := OutcomeOf(e.SKU, r)
+			return withReservation(s, e.SKU, r), &o, Result{Changed: true}, nil
+		}
+		o := OutcomeOf(e.SKU, r)
 		return s, &o, Result{}, nil
 	}
 	if !slices.Contains(p.Channels, e.Channel) {
@@ -365,25 +373,22 @@ func release(s State, sku, id string, reason ReleaseReason, t time.Time) (State,
 
 func fulfil(s State, e ReservationFulfilled, t time.Time) (State, Result, error) {
 	i, found := findReservation(s.Reservations, e.ReservationID)
-	var r Reservation
-	if found {
-		r = s.Reservations[i]
+	if !found || s.Reservations[i].Quantity == 0 {
+		return s, Result{}, fmt.Errorf("%w: fulfilment of unknown reservation %q", ErrInvalidEvent, e.ReservationID)
 	}
-	changed := false
-	if found && r.Status == StatusHeld {
-		r.Status, r.ClosedAt = StatusFulfilled, t
-		s = withReservation(s, e.SKU, r)
-		changed = true
+	r := s.Reservations[i]
+	if r.Status == StatusFulfilled {
+		return s, Result{}, nil // shipped once already: a duplicate
 	}
-	if !found || r.Quantity == 0 {
-		return s, Result{Changed: changed}, fmt.Errorf("%w: fulfilment of unknown reservation %q", ErrInvalidEvent, e.ReservationID)
-	}
-	next, res, err := applyAdjustment(s, StockAdjustment{EventID: "fulfil:" + e.ReservationID, SKU: e.SKU,
+	// The units left the location whatever happened to the hold (it may
+	// have expired or been released meanwhile): consume them once.
+	next, _, err := applyAdjustment(s, StockAdjustment{EventID: "fulfil:" + e.ReservationID, SKU: e.SKU,
 		Location: e.Location, Area: e.Area, Delta: -r.Quantity, OccurredAt: e.FulfilledAt})
 	if err != nil {
-		return s, Result{Changed: changed}, err
+		return s, Result{}, err
 	}
-	return next, Result{Changed: changed || res.Changed}, nil
+	r.Status, r.ClosedAt = StatusFulfilled, t
+	return withReservation(next, e.SKU, r), Result{Changed: true}, nil
 }
 
 // Expire releases every held reservation whose TTL has run out at t.

@@ -17,6 +17,7 @@ import (
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors"
 	"github.com/skuflow/skuflow/processors/deadletter"
 	"github.com/skuflow/skuflow/processors/stock"
 )
@@ -115,9 +116,7 @@ func (h handler) apply(ctx goka.Context, raw []byte, in any, at time.Time) {
 		deadletter.Send(ctx, h.log, raw, err.Error())
 		return
 	}
-	if res.Changed {
-		ctx.SetValue(next)
-	}
+	processors.Store(ctx, next, res.Changed)
 	for _, r := range eff.Requests {
 		h.emitDemand(ctx, r)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors"
 	"github.com/skuflow/skuflow/processors/deadletter"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 )
@@ -96,9 +97,7 @@ func (h handler) policy(ctx goka.Context, msg any) {
 		deadletter.Send(ctx, h.log, raw, err.Error())
 		return
 	}
-	if changed {
-		ctx.SetValue(next)
-	}
+	processors.Store(ctx, next, changed)
 }
 
 func current(ctx goka.Context) *pb.PolicyEvent {

@@ -184,10 +184,19 @@ func (h *harness) expectStored(what, key string, want *pb.PolicyEvent) {
 	}
 }
 
+// expectQuiet fails if the table changed. The processor may rewrite a
+// key's unchanged value (processors.Store heals a changelog left behind by a
+// crash), so every changelog write must equal the value the table holds.
 func (h *harness) expectQuiet(what string) {
 	h.t.Helper()
-	if n := drain(h.changelog); n != 0 {
-		h.t.Errorf("%s: %d table writes, want none", what, n)
+	for {
+		k, v, ok := h.changelog.Next()
+		if !ok {
+			break
+		}
+		if cur := h.gkt.TableValue(policies.Table, k); !proto.Equal(cur.(proto.Message), v.(proto.Message)) {
+			h.t.Errorf("%s: wrote %v under %s, the table holds %v", what, v, k, cur)
+		}
 	}
 	if d := h.deadLetters(); len(d) != 0 {
 		h.t.Errorf("%s: dead-lettered %v", what, d)

@@ -16,6 +16,7 @@ import (
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors"
 	"github.com/skuflow/skuflow/processors/deadletter"
 	"github.com/skuflow/skuflow/processors/policies"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
@@ -128,11 +129,10 @@ func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.Proces
 			deadletter.Send(ctx, h.log, raw, err.Error())
 			return
 		}
-		if !res.Changed {
-			return
+		processors.Store(ctx, next, res.Changed)
+		if res.Changed {
+			h.publishIfChanged(ctx, prev, next, h.policies(ctx, next), ctx.Timestamp())
 		}
-		ctx.SetValue(next)
-		h.publishIfChanged(ctx, prev, next, h.policies(ctx, next), ctx.Timestamp())
 	}
 }
 
@@ -161,8 +161,8 @@ func (h handler) demand(ctx goka.Context, msg any) {
 		deadletter.Send(ctx, h.log, raw, err.Error())
 		return
 	}
+	processors.Store(ctx, next, res.Changed)
 	if res.Changed {
-		ctx.SetValue(next)
 		h.publishIfChanged(ctx, prev, next, pol, ctx.Timestamp())
 	}
 	if out != nil {
@@ -200,10 +200,8 @@ func (h handler) tick(ctx goka.Context, msg any) {
 		return // nothing known about this SKU: nothing to publish
 	}
 	at := t.GetAt().AsTime()
-	if expired, res := inventory.Expire(s, at); res.Changed {
-		s = expired
-		ctx.SetValue(s)
-	}
+	s, res := inventory.Expire(s, at)
+	processors.Store(ctx, s, res.Changed)
 	snap := inventory.Evaluate(s, h.policies(ctx, s), at)
 	if snap.Version != t.GetPublishedVersion() {
 		ctx.Emit(AvailabilityTopic, ctx.Key(), codecs.SnapshotToProto(snap))

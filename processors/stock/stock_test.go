@@ -206,7 +206,10 @@ func (h *harness) deadLetters() []*pb.DeadLetter {
 	return out
 }
 
-// expectQuiet fails if anything was published or written to the table.
+// expectQuiet fails if anything was published or the table changed. The
+// processor may rewrite a key's unchanged value (processors.Store heals a
+// changelog left behind by a crash), so every changelog write must equal
+// the value the table holds.
 func (h *harness) expectQuiet(what string) {
 	h.t.Helper()
 	if a := h.availabilities(); len(a) != 0 {
@@ -215,8 +218,18 @@ func (h *harness) expectQuiet(what string) {
 	if d := h.deadLetters(); len(d) != 0 {
 		h.t.Errorf("%s: dead-lettered %d messages: %v", what, len(d), d)
 	}
-	if c := drain(h.changelog); len(c) != 0 {
-		h.t.Errorf("%s: wrote the table %d times: %v", what, len(c), c)
+	h.expectOnlyRewrites(what)
+}
+
+// expectOnlyRewrites fails if a changelog write differs from the value the
+// table holds for its key.
+func (h *harness) expectOnlyRewrites(what string) {
+	h.t.Helper()
+	for _, c := range drain(h.changelog) {
+		cur, _ := h.state(c.key)
+		if !reflect.DeepEqual(c.value, cur) {
+			h.t.Errorf("%s: wrote %v to the table, which holds %v", what, c.value, cur)
+		}
 	}
 }
 

@@ -1219,7 +1219,7 @@ func (x *OrderLineState) GetMessage() string {
 
 type PlaceOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Chosen by the client; retries must reuse it. 1-64 of A-Z a-z 0-9 . _ -
+	// Chosen by the client; retries must reuse it. 1-124 of A-Z a-z 0-9 . _ - :
 	OrderId string       `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	Channel string       `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
 	Lines   []*OrderLine `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`

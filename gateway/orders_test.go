@@ -1,0 +1,1010 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/gateway"
+	"github.com/skuflow/skuflow/internal/testkit"
+	"github.com/skuflow/skuflow/inventory"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/views"
+)
+
+// memBus is an OrderBus that runs the real rules in memory: a published
+// command goes through inventory.ApplyOrder, every reservation request and
+// release it emits through inventory.Demand on the SKU's state, and every
+// outcome back through ApplyOrder, until nothing is left to deliver. What
+// the pipeline would dead-letter is kept in dead. With stall set the SKU side
+// never answers: requests queue up in held (a pipeline that never decides).
+type memBus struct {
+	mu      sync.Mutex
+	now     time.Time
+	pol     inventory.Policies
+	skus    map[string]inventory.State
+	orders  map[string]inventory.Order
+	waiters map[string]chan struct{}
+	places  int
+	cancels int
+	stall   bool
+	held    []inventory.Event
+	dead    []error
+	ready   bool
+}
+
+func newMemBus(states ...inventory.State) *memBus {
+	b := &memBus{
+		now:     now,
+		pol:     inventory.Policies{Channels: channels, DefaultStaleAfter: defaultStaleAfter},
+		skus:    map[string]inventory.State{},
+		orders:  map[string]inventory.Order{},
+		waiters: map[string]chan struct{}{},
+		ready:   true,
+	}
+	for _, s := range states {
+		b.skus[s.SKU] = s
+	}
+	return b
+}
+
+func (b *memBus) Place(_ context.Context, c inventory.PlaceOrder) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.places++
+	b.run(c.OrderID, c)
+	return nil
+}
+
+func (b *memBus) Cancel(_ context.Context, id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cancels++
+	b.run(id, inventory.CancelOrder{OrderID: id})
+	return nil
+}
+
+func (b *memBus) Get(id string) (inventory.Order, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.ready {
+		return inventory.Order{}, false, views.ErrNotReady
+	}
+	o, ok := b.orders[id]
+	return o, ok, nil
+}
+
+func (b *memBus) Changed(id string) <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ch, ok := b.waiters[id]
+	if !ok {
+		ch = make(chan struct{})
+		b.waiters[id] = ch
+	}
+	return ch
+}
+
+func (b *memBus) Ready() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ready
+}
+
+type sagaInput struct {
+	id string
+	in any
+}
+
+// run delivers a saga input and everything that follows from it.
+func (b *memBus) run(id string, in any) {
+	queue := []sagaInput{{id, in}}
+	for len(queue) > 0 {
+		m := queue[0]
+		queue = queue[1:]
+		cur, found := b.orders[m.id]
+		next, eff, res, err := inventory.ApplyOrder(cur, found, m.in, b.now)
+		if err != nil {
+			b.dead = append(b.dead, err)
+			continue
+		}
+		if res.Changed {
+			b.orders[m.id] = next
+			if ch, ok := b.waiters[m.id]; ok {
+				close(ch)
+				delete(b.waiters, m.id)
+			}
+		}
+		var evs []inventory.Event
+		for _, r := range eff.Requests {
+			evs = append(evs, r)
+		}
+		for _, r := range eff.Releases {
+			evs = append(evs, r)
+		}
+		for _, ev := range evs {
+			if b.stall {
+				b.held = append(b.held, ev)
+				continue
+			}
+			if out := b.demand(ev); out != nil {
+				queue = append(queue, sagaInput{out.OrderID, *out})
+			}
+		}
+	}
+}
+
+func (b *memBus) demand(ev inventory.Event) *inventory.Outcome {
+	s, ok := b.skus[ev.EventSKU()]
+	if !ok {
+		s = inventory.State{SKU: ev.EventSKU()}
+	}
+	next, out, res, err := inventory.Demand(s, ev, b.pol, b.now)
+	if err != nil {
+		b.dead = append(b.dead, err)
+		return nil
+	}
+	if res.Changed {
+		b.skus[ev.EventSKU()] = next
+	}
+	return out
+}
+
+// redeliverHeld delivers the requests held while stalled (a late, maybe
+// duplicate, delivery).
+func (b *memBus) redeliverHeld() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	held := b.held
+	b.held = nil
+	for _, ev := range held {
+		if out := b.demand(ev); out != nil {
+			b.run(out.OrderID, *out)
+		}
+	}
+}
+
+func (b *memBus) setStall(v bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stall = v
+}
+
+func (b *memBus) setReady(v bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ready = v
+}
+
+// counts returns how many place and cancel commands were published.
+func (b *memBus) counts() (places, cancels int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.places, b.cancels
+}
+
+// available is the SKU's answer on channel now, per the real rules.
+func (b *memBus) available(sku, channel string) (available, reserved int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range inventory.Evaluate(b.skus[sku], b.pol, b.now).Channels {
+		if c.Channel == channel {
+			return c.Available, c.Reserved
+		}
+	}
+	return -1, -1
+}
+
+func (b *memBus) deadLetters() []error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]error(nil), b.dead...)
+}
+
+// SKUs of the reservation tests.
+const (
+	skuTen  = "ORD-TEN"  // 10 units
+	skuOne  = "ORD-ONE"  // 1 unit
+	skuNS   = "ORD-NS"   // 5 units, not sellable on marketplace
+	skuCap  = "ORD-CAP"  // 10 units, web capped at 2
+	skuBack = "ORD-BACK" // 1 unit, 3 more as backorders
+)
+
+func busStates(t *testing.T) []inventory.State {
+	t.Helper()
+	build := func(sku string, evs ...inventory.Event) inventory.State {
+		s := inventory.State{SKU: sku}
+		for _, ev := range evs {
+			next, _, err := inventory.Apply(s, ev, now)
+			if err != nil {
+				t.Fatalf("fixture %s: %v", sku, err)
+			}
+			s = next
+		}
+		return s
+	}
+	level := func(sku string, n int64) inventory.Event {
+		return inventory.StockLevel{SKU: sku, Location: "WH-1", OnHand: n, AsOf: now.Add(-time.Hour)}
+	}
+	return []inventory.State{
+		build(skuTen, level(skuTen, 10)),
+		build(skuOne, level(skuOne, 1)),
+		build(skuNS, level(skuNS, 5), inventory.ChannelEligibility{SKU: skuNS, Channel: "marketplace", AsOf: now.Add(-time.Hour)}),
+		build(skuCap, level(skuCap, 10), inventory.SalesCap{SKU: skuCap, Channel: "web", Limit: 2,
+			WindowStart: now.Add(-time.Hour), WindowEnd: now.Add(time.Hour), AsOf: now.Add(-time.Hour)}),
+		build(skuBack, level(skuBack, 1), inventory.BackorderLimit{SKU: skuBack, Limit: 3, AsOf: now.Add(-time.Hour)}),
+	}
+}
+
+// ordEnv is a gateway serving the ReservationService over a memBus.
+type ordEnv struct {
+	bus  *memBus
+	rs   pb.ReservationServiceClient
+	http *http.Client
+	base string
+}
+
+const ordDefaultTTL = 15 * time.Minute
+
+func startOrders(t *testing.T, wait time.Duration) *ordEnv {
+	t.Helper()
+	e := &ordEnv{bus: newMemBus(busStates(t)...)}
+	lookups := views.NewMemory()
+	lookups.SetReady(true)
+	opts := options(lookups, lookups)
+	opts.Services = []gateway.Service{gateway.NewOrders(gateway.OrdersOptions{
+		Bus: e.bus, DefaultTTL: ordDefaultTTL, DecisionTimeout: 30 * time.Second, Wait: wait, Poll: 20 * time.Millisecond,
+	})}
+	srv, err := gateway.New(opts)
+	if err != nil {
+		t.Fatalf("gateway.New: %v", err)
+	}
+	testkit.Go(t, srv.Run)
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("grpc.NewClient: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	e.rs = pb.NewReservationServiceClient(conn)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	e.http = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	e.base = "http://" + srv.HTTPAddr()
+	return e
+}
+
+func orderReq(id, channel string, lines ...*pb.OrderLine) *pb.PlaceOrderRequest {
+	return &pb.PlaceOrderRequest{OrderId: id, Channel: channel, Lines: lines}
+}
+
+func ol(sku string, qty int64) *pb.OrderLine { return &pb.OrderLine{Sku: sku, Quantity: qty} }
+
+func (e *ordEnv) do(t *testing.T, method, path string, body []byte) response {
+	t.Helper()
+	req, err := http.NewRequest(method, e.base+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// postOrder sends req as the REST JSON body of POST /v1/orders.
+func (e *ordEnv) postOrder(t *testing.T, req *pb.PlaceOrderRequest) response {
+	t.Helper()
+	body, err := protojson.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.do(t, http.MethodPost, "/v1/orders", body)
+}
+
+func restOrder(t *testing.T, r response) *pb.Order {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d, want 200: %s", r.status, r.body)
+	}
+	var o pb.Order
+	if err := protojson.Unmarshal(r.body, &o); err != nil {
+		t.Fatalf("body %s is not an Order: %v", r.body, err)
+	}
+	return &o
+}
+
+func orderPath(id string) string { return "/v1/orders/" + url.PathEscape(id) }
+
+type wantLine struct {
+	status    pb.LineStatus
+	reason    pb.RejectReason
+	backorder bool
+}
+
+func checkOrder(t *testing.T, what string, o *pb.Order, id string, st pb.OrderStatus, lines ...wantLine) {
+	t.Helper()
+	if o.GetOrderId() != id || o.GetStatus() != st {
+		t.Errorf("%s: order %s status %v, want %s %v (%v)", what, o.GetOrderId(), o.GetStatus(), id, st, o)
+	}
+	if len(o.GetLines()) != len(lines) {
+		t.Fatalf("%s: %d lines, want %d", what, len(o.GetLines()), len(lines))
+	}
+	for i, l := range o.GetLines() {
+		w := lines[i]
+		if l.GetStatus() != w.status || l.GetRejectReason() != w.reason || l.GetBackorder() != w.backorder {
+			t.Errorf("%s: line %d = %v, want %v %v backorder=%v", what, i+1, l, w.status, w.reason, w.backorder)
+		}
+		if l.GetReservationId() != inventory.ReservationIDFor(id, i) {
+			t.Errorf("%s: line %d reservation id %q", what, i+1, l.GetReservationId())
+		}
+		if w.reason != pb.RejectReason_REJECT_REASON_UNSPECIFIED && w.reason != pb.RejectReason_REJECT_REASON_CANCELLED && l.GetMessage() == "" {
+			t.Errorf("%s: rejected line %d has no message", what, i+1)
+		}
+	}
+	if st == pb.OrderStatus_ORDER_STATUS_REJECTED && o.GetReason() == "" {
+		t.Errorf("%s: rejected order has no reason", what)
+	}
+}
+
+var (
+	accepted = wantLine{status: pb.LineStatus_LINE_STATUS_ACCEPTED}
+	released = wantLine{status: pb.LineStatus_LINE_STATUS_RELEASED}
+)
+
+func refused(r pb.RejectReason) wantLine {
+	return wantLine{status: pb.LineStatus_LINE_STATUS_REJECTED, reason: r}
+}
+
+func rctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// placeCases are orders against busStates, in the order they are placed,
+// with the saga's final answer.
+var placeCases = []struct {
+	name  string
+	req   *pb.PlaceOrderRequest
+	st    pb.OrderStatus
+	lines []wantLine
+}{
+	{"every line available", orderReq("o-res", "web", ol(skuTen, 2), ol(skuOne, 1)),
+		pb.OrderStatus_ORDER_STATUS_RESERVED, []wantLine{accepted, accepted}},
+	{"the last unit is gone", orderReq("o-gone", "web", ol(skuOne, 1)),
+		pb.OrderStatus_ORDER_STATUS_REJECTED, []wantLine{refused(pb.RejectReason_REJECT_REASON_INSUFFICIENT)}},
+	{"one impossible line releases the others", orderReq("o-mix", "web", ol(skuTen, 3), ol(skuOne, 1)),
+		pb.OrderStatus_ORDER_STATUS_REJECTED, []wantLine{released, refused(pb.RejectReason_REJECT_REASON_INSUFFICIENT)}},
+	{"not sellable on the channel", orderReq("o-ns", "marketplace", ol(skuNS, 1)),
+		pb.OrderStatus_ORDER_STATUS_REJECTED, []wantLine{refused(pb.RejectReason_REJECT_REASON_NOT_SELLABLE)}},
+	{"over the sales cap", orderReq("o-cap", "web", ol(skuCap, 3)),
+		pb.OrderStatus_ORDER_STATUS_REJECTED, []wantLine{refused(pb.RejectReason_REJECT_REASON_CAP_EXCEEDED)}},
+	{"a backorder", orderReq("o-back", "web", ol(skuBack, 3)),
+		pb.OrderStatus_ORDER_STATUS_RESERVED, []wantLine{{status: pb.LineStatus_LINE_STATUS_ACCEPTED, backorder: true}}},
+}
+
+// afterPlaceCases checks what placeCases leave held: only reserved orders'
+// units, nothing of a rejected order.
+func afterPlaceCases(t *testing.T, b *memBus) {
+	t.Helper()
+	for _, c := range []struct {
+		sku             string
+		channel         string
+		avail, reserved int64
+	}{
+		{skuTen, "web", 8, 2}, // o-mix's 3 units were given back
+		{skuOne, "web", 0, 1},
+		{skuNS, "web", 5, 0},
+		{skuCap, "web", 2, 0},
+		{skuBack, "web", 1, 0}, // a backorder holds no stock
+	} {
+		if a, r := b.available(c.sku, c.channel); a != c.avail || r != c.reserved {
+			t.Errorf("%s on %s: %d available, %d reserved; want %d and %d", c.sku, c.channel, a, r, c.avail, c.reserved)
+		}
+	}
+	if d := b.deadLetters(); len(d) != 0 {
+		t.Errorf("the pipeline refused messages: %v", d)
+	}
+}
+
+func TestPlaceOrderGRPC(t *testing.T) {
+	e := startOrders(t, 5*time.Second)
+	for _, tc := range placeCases {
+		o, err := e.rs.PlaceOrder(rctx(t), tc.req)
+		if err != nil {
+			t.Fatalf("%s: PlaceOrder: %v", tc.name, err)
+		}
+		checkOrder(t, tc.name, o, tc.req.GetOrderId(), tc.st, tc.lines...)
+		got, err := e.rs.GetOrder(rctx(t), &pb.GetOrderRequest{OrderId: tc.req.GetOrderId()})
+		if err != nil || !proto.Equal(got, o) {
+			t.Errorf("%s: GetOrder = %v, %v; want the placed answer %v", tc.name, got, err, o)
+		}
+	}
+	afterPlaceCases(t, e.bus)
+	gone, err := e.rs.GetOrder(rctx(t), &pb.GetOrderRequest{OrderId: "o-gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(gone.GetLines()[0].GetMessage(), "not enough units available on web") ||
+		!strings.Contains(gone.GetReason(), "line 1 ("+skuOne+")") {
+		t.Errorf("rejection explains %q / %q", gone.GetReason(), gone.GetLines()[0].GetMessage())
+	}
+	o, err := e.rs.GetOrder(rctx(t), &pb.GetOrderRequest{OrderId: "o-res"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.GetReservationTtl().AsDuration() != ordDefaultTTL || !o.GetPlacedAt().AsTime().Equal(now) || o.GetChannel() != "web" {
+		t.Errorf("o-res %v, want the default ttl %v, placed at %v on web", o, ordDefaultTTL, now)
+	}
+}
+
+func TestPlaceOrderREST(t *testing.T) {
+	e := startOrders(t, 5*time.Second)
+	for _, tc := range placeCases {
+		r := e.postOrder(t, tc.req)
+		o := restOrder(t, r)
+		checkOrder(t, tc.name, o, tc.req.GetOrderId(), tc.st, tc.lines...)
+		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("%s: content type %q", tc.name, ct)
+		}
+		g := e.do(t, http.MethodGet, orderPath(tc.req.GetOrderId()), nil)
+		if got := restOrder(t, g); !proto.Equal(got, o) {
+			t.Errorf("%s: GET = %v, want %v", tc.name, got, o)
+		}
+	}
+	afterPlaceCases(t, e.bus)
+	// The JSON names statuses and reasons, as the OpenAPI document says.
+	var raw struct {
+		Status string `json:"status"`
+		Lines  []struct {
+			Status       string `json:"status"`
+			RejectReason string `json:"rejectReason"`
+			Message      string `json:"message"`
+		} `json:"lines"`
+	}
+	if err := json.Unmarshal(e.do(t, http.MethodGet, orderPath("o-mix"), nil).body, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if raw.Status != "ORDER_STATUS_REJECTED" || len(raw.Lines) != 2 || raw.Lines[0].Status != "LINE_STATUS_RELEASED" ||
+		raw.Lines[1].RejectReason != "REJECT_REASON_INSUFFICIENT" || raw.Lines[1].Message == "" {
+		t.Errorf("JSON %+v", raw)
+	}
+	// A hand-written body: snake or camel case, quantities as numbers or
+	// strings, a ttl as a duration string.
+	body := `{"order_id":"o-json","channel":"web","lines":[{"sku":"` + skuTen + `","quantity":1},{"sku":"` + skuNS + `","quantity":"2"}],"reservationTtl":"90s"}`
+	o := restOrder(t, e.do(t, http.MethodPost, "/v1/orders", []byte(body)))
+	checkOrder(t, "hand-written JSON", o, "o-json", pb.OrderStatus_ORDER_STATUS_RESERVED, accepted, accepted)
+	if o.GetReservationTtl().AsDuration() != 90*time.Second {
+		t.Errorf("ttl %v, want 90s", o.GetReservationTtl().AsDuration())
+	}
+}
+
+// A retried PlaceOrder returns the same order and publishes nothing once the
+// order is final; over gRPC and REST alike.
+func TestPlaceOrderRetryIsIdempotent(t *testing.T) {
+	e := startOrders(t, 5*time.Second)
+	for _, req := range []*pb.PlaceOrderRequest{
+		orderReq("o-ok", "web", ol(skuTen, 4)),
+		orderReq("o-no", "web", ol(skuTen, 1), ol(skuOne, 2)),
+	} {
+		first, err := e.rs.PlaceOrder(rctx(t), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		places, _ := e.bus.counts()
+		avail, reserved := e.bus.available(skuTen, "web")
+		for i := range 3 {
+			again, err := e.rs.PlaceOrder(rctx(t), req)
+			if err != nil || !proto.Equal(again, first) {
+				t.Fatalf("%s retry %d over gRPC: %v, %v; want %v", req.GetOrderId(), i, again, err, first)
+			}
+			if rest := restOrder(t, e.postOrder(t, req)); !proto.Equal(rest, first) {
+				t.Fatalf("%s retry %d over REST: %v, want %v", req.GetOrderId(), i, rest, first)
+			}
+		}
+		if p, _ := e.bus.counts(); p != places {
+			t.Errorf("%s: retries published %d more orders", req.GetOrderId(), p-places)
+		}
+		if a, r := e.bus.available(skuTen, "web"); a != avail || r != reserved {
+			t.Errorf("%s: retries moved %s to %d available, %d reserved; was %d, %d", req.GetOrderId(), skuTen, a, r, avail, reserved)
+		}
+	}
+	if a, r := e.bus.available(skuTen, "web"); a != 6 || r != 4 {
+		t.Errorf("%s: %d available, %d reserved; want 6 and 4", skuTen, a, r)
+	}
+}
+
+// A retry while the order is still undecided publishes it again; the saga
+// re-requests the undecided lines and the SKU side answers duplicates with
+// their first decision, so nothing is reserved twice.
+func TestPlaceOrderRetryWhilePending(t *testing.T) {
+	e := startOrders(t, 300*time.Millisecond)
+	req := orderReq("o-slow", "web", ol(skuTen, 3), ol(skuOne, 1))
+	e.bus.setStall(true)
+	if _, err := e.rs.PlaceOrder(rctx(t), req); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("PlaceOrder on a stalled pipeline: %v, want DeadlineExceeded", err)
+	}
+	pending, err := e.rs.GetOrder(rctx(t), &pb.GetOrderRequest{OrderId: "o-slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOrder(t, "stalled", pending, "o-slow", pb.OrderStatus_ORDER_STATUS_PENDING,
+		wantLine{status: pb.LineStatus_LINE_STATUS_PENDING}, wantLine{status: pb.LineStatus_LINE_STATUS_PENDING})
+
+	e.bus.setStall(false)
+	o, err := e.rs.PlaceOrder(rctx(t), req)
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	checkOrder(t, "retry", o, "o-slow", pb.OrderStatus_ORDER_STATUS_RESERVED, accepted, accepted)
+	if p, _ := e.bus.counts(); p != 2 {
+		t.Errorf("%d orders published, want 2 (the first and the retry of an undecided order)", p)
+	}
+	// The first requests arrive after all: duplicates, nothing more held.
+	e.bus.redeliverHeld()
+	if a, r := e.bus.available(skuTen, "web"); a != 7 || r != 3 {
+		t.Errorf("%s: %d available, %d reserved; want 7 and 3", skuTen, a, r)
+	}
+	if a, r := e.bus.available(skuOne, "web"); a != 0 || r != 1 {
+		t.Errorf("%s: %d available, %d reserved; want 0 and 1", skuOne, a, r)
+	}
+	if got, err := e.rs.GetOrder(rctx(t), &pb.GetOrderRequest{OrderId: "o-slow"}); err != nil || !proto.Equal(got, o) {
+		t.Errorf("after the late duplicates: %v, %v; want %v", got, err, o)
+	}
+	if d := e.bus.deadLetters(); len(d) != 0 {
+		t.Errorf("dead letters %v", d)
+	}
+}
+
+func TestPlaceOrderSameIDDifferentOrder(t *testing.T) {
+	e := startOrders(t, 5*time.Second)
+	if _, err := e.rs.PlaceOrder(rctx(t), orderReq("o-1", "web", ol(skuTen, 1), ol(skuNS, 1))); err != nil {
+		t.Fatal(err)
+	}
+	places, _ := e.bus.counts()
+	for name, req := range map[string]*pb.PlaceOrderRequest{
+		"another quantity":       orderReq("o-1", "web", ol(skuTen, 2), ol(skuNS, 1)),
+		"another sku":            orderReq("o-1", "web", ol(skuTen, 1), ol(skuCap, 1)),
+		"lines in another order": orderReq("o-1", "web", ol(skuNS, 1), ol(skuTen, 1)),
+		"one line fewer":         orderReq("o-1", "web", ol(skuTen, 1)),
+		"another channel":        orderReq("o-1", "store-pickup", ol(skuTen, 1), ol(skuNS, 1)),
+		"another ttl": {OrderId: "o-1", Channel: "web", Lines: []*pb.OrderLine{ol(skuTen, 1), ol(skuNS, 1)},
+			ReservationTtl: durationpb.New(time.Hour)},
+	} {
+		_, err := e.rs.PlaceOrder(rctx(t), req)
+		if status.Code(err) != codes.AlreadyExists || !strings.Contains(status.Convert(err).Message(), `"o-1"`) {
+			t.Errorf("%s over gRPC: %v, want AlreadyExists naming the order id", name, err)
+		}
+		r := e.postOrder(t, req)
+		if r.status != http.StatusConflict {
+			t.Errorf("%s over REST: status %d, want 409: %s", name, r.status, r.body)
+		} else if b := errorBody(t, r); b.Code != codes.AlreadyExists || !strings.Contains(b.Message, "already used for a different order") {
+			t.Errorf("%s over REST: %+v", name, b)
+		}
+	}
+	if p, _ := e.bus.counts(); p != places {
+		t.Errorf("conflicting orders published %d commands", p-places)
+	}
+	if a, r := e.bus.available(skuTen, "web"); a != 9 || r != 1 {
+		t.Errorf("%s: %d available, %d reserved; want 9 and 1", skuTen, a, r)
+	}
+}
+
+func TestPlaceOrderMalformed(t *testing.T) {
+	e := startOrders(t, 5*time.Second)
+	long := orderReq("o-long", "web")
+	for i := range inventory.MaxOrderLines + 1 {
+		long.Lines = append(long.Lines, ol(fmt.Sprintf("SKU-%03d", i), 1))
+	}
+	withTTL := func(d *durationpb.Duration) *pb.PlaceOrderRequest {
+		r := orderReq("o-ttl", "web", ol(skuTen, 1))
+		r.ReservationTtl = d
+		return r
+	}
+	cases := []struct {
+		name string
+		req  *pb.PlaceOrderRequest
+		want []string
+	}{
+		{"no lines", orderReq("o-1", "web"), []string{"1 to 100 lines, this one 0"}},
+		{"too many lines", long, []string{"this one 101"}},
+		{"quantity 0", orderReq("o-1", "web", ol(skuTen, 0)), []string{"line 1", "quantity 0 is outside"}},
+		{"negative quantity", orderReq("o-1", "web", ol(skuTen, 1), ol(skuOne, -2)), []string{"line 2", "quantity -2"}},
+		{"quantity over the limit", orderReq("o-1", "web", ol(skuTen, inventory.MaxUnits+1)), []string{"quantity"}},
+		{"duplicate sku", orderReq("o-1", "web", ol(skuTen, 1), ol(skuOne, 1), ol(skuTen, 2)), []string{"line 3", skuTen, "appears twice"}},
+		{"empty sku", orderReq("o-1", "web", ol("", 1)), []string{"sku is empty"}},
+		{"bad sku", orderReq("o-1", "web", ol("a/b", 1)), []string{`sku "a/b"`}},
+		{"empty id", orderReq("", "web", ol(skuTen, 1)), []string{"order_id is empty"}},
+		{"id with a space", orderReq("bad id", "web", ol(skuTen, 1)), []string{`order_id "bad id" has characters outside`}},
+		{"id too long", orderReq(strings.Repeat("o", inventory.MaxRefLength+1), "web", ol(skuTen, 1)), []string{"order_id", "longer than 128"}},
+		{"no channel", orderReq("o-1", "", ol(skuTen, 1)), []string{"channel is empty"}},
+		{"negative ttl", withTTL(durationpb.New(-5 * time.Second)), []string{"reservation ttl -5s is outside"}},
+		{"zero ttl", withTTL(durationpb.New(0)), []string{"reservation ttl 0s is outside"}},
+		{"ttl over 30 days", withTTL(durationpb.New(31 * 24 * time.Hour)), []string{"reservation ttl 744h0m0s is outside"}},
+		{"everything wrong at once", orderReq("bad id", "", ol(skuTen, 0), ol(skuTen, 1)),
+			[]string{"order_id", "channel is empty", "quantity 0", "appears twice"}},
+	}
+	check := func(t *testing.T, what string, code codes.Code, msg string, want []string) {
+		t.Helper()
+		if code != codes.InvalidArgument {
+			t.Errorf("%s: code %v (%q), want InvalidArgument", what, code, msg)
+		}
+		for _, w := range want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: message %q does not mention %q", what, msg, w)
+			}
+		}
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.rs.PlaceOrder(rctx(t), tc.req)
+			check(t, "gRPC", status.Code(err), status.Convert(err).Message(), tc.want)
+			r := e.postOrder(t, tc.req)
+			if r.status != http.StatusBadRequest {
+				t.Errorf("REST: status %d, want 400: %s", r.status, r.body)
+			} else {
+				b := errorBody(t, r)
+				check(t, "REST", b.Code, b.Message, tc.want)
+			}
+		})
+	}
+	// A duration protobuf itself rejects (gRPC only: JSON cannot say it).
+	_, err := e.rs.PlaceOrder(rctx(t), withTTL(&durationpb.Duration{Seconds: 1, Nanos: -1}))
+	check(t, "invalid duration", status.Code(err), status.Convert(err).Message(), []string{"reservation_ttl"})
+	// Bodies that are not a PlaceOrderRequest at all.
+	for name, body := range map[string]string{
+		"not JSON":         `{"orderId":`,
+		"bad ttl string":   `{"orderId":"o-1","channel":"web","lines":[{"sku":"` + skuTen + `","quantity":1}],"reservationTtl":"soon"}`,
+		"quantity as text": `{"orderId":"o-1","channel":"web","lines":[{"sku":"` + skuTen + `","quantity":"one"}]}`,
+		"lines not a list": `{"orderId":"o-1","channel":"web","lines":{"sku":"x"}}`,
+	} {
+		r := e.do(t, http.MethodPost, "/v1/orders", []byte(body))
+		if r.status != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400: %s", name, r.status, r.body)
+		}
+	}
+	if p, _ := e.bus.counts(); p != 0 {
+		t.Errorf("malformed orders published %d commands", p)
+	}
+}
+
+// A pipeline that never decides: DeadlineExceeded / 504 once the Wait bound
+// passes, not later; a caller's shorter deadline ends the wait sooner.
+func TestPlaceOrderDeadline(t *testing.T) {
+	const wait = 400 * time.Millisecond
+	e := startOrders(t, wait)
+	e.bus.setStall(true)
+	begin := time.Now()
+	_, err := e.rs.PlaceOrder(rctx(t), orderReq("o-1", "web", ol(skuTen, 1)))
+	took := time.Since(begin)
+	if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(status.Convert(err).Message(), "still being decided") {
+		t.Errorf("gRPC: %v, want DeadlineExceeded", err)
+	}
+	if took < wait || took > wait+3*time.Second {
+		t.Errorf("gRPC answered after %v, want just after the %v wait bound", took, wait)
+	}
+
+	begin = time.Now()
+	r := e.postOrder(t, orderReq("o-2", "web", ol(skuTen, 1)))
+	took = time.Since(begin)
+	if r.status != http.StatusGatewayTimeout {
+		t.Errorf("REST: status %d, want 504: %s", r.status, r.body)
+	} else if b := errorBody(t, r); b.Code != codes.DeadlineExceeded {
+		t.Errorf("REST body %+v", b)
+	}
+	if took < wait || took > wait+3*time.Second {
+		t.Errorf("REST answered after %v, want just after the %v wait bound", took, wait)
+	}
+
+	short, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	begin = time.Now()
+	_, err = e.rs.PlaceOrder(short, orderReq("o-3", "web", ol(skuTen, 1)))
+	if status.Code(err) != codes.DeadlineExceeded || time.Since(begin) > wait {
+		t.Errorf("caller deadline 100ms: %v after %v, want DeadlineExceeded before the wait bound", err, time.Since(begin))
+	}
+	// Nothing was decided, so nothing is held.
+	if a, r := e.bus.available(skuTen, "web"); a != 10 || r != 0 {
+		t.Errorf("%s: %d available, %d reserved while stalled", skuTen, a, r)
+	}
+}
+
+func TestGetOrder(t *testing.T) {
+	e := startOrders(t, 5*time.Second)
+	_, err := e.rs.GetOrder(rctx(t), &pb.GetOrderRequest{OrderId: "o-404"})
+	if status.Code(err) != codes.NotFound || !strings.Contains(status.Convert(err).Message(), "o-404") {
+		t.Errorf("unknown order over gRPC: %v, want NotFound", err)
+	}
+	if r := e.do(t, http.MethodGet, orderPath("o-404"), nil); r.status != http.StatusNotFound {
+		t.Errorf("unknown order over REST: %d, want 404: %s", r.status, r.body)
+	}
+	_, err = e.rs.GetOrder(rctx(t), &pb.GetOrderRequest{OrderId: "bad id"})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("bad id over gRPC: %v, want InvalidArgument", err)
+	}
+	if r := e.do(t, http.MethodGet, orderPath("bad id"), nil); r.status != http.StatusBadRequest {
+		t.Errorf("bad id over REST: %d, want 400: %s", r.status, r.body)
+	}
+	placed, err := e.rs.PlaceOrder(rctx(t), orderReq("shop.eu_7-42", "web", ol(skuTen, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := restOrder(t, e.do(t, http.MethodGet, orderPath("shop.eu_7-42"), nil)); !proto.Equal(got, placed) {
+		t.Errorf("GET = %v, want %v", got, placed)
+	}
+}
+
+// Order ids may contain ':' (inventory.ValidateRef allows it); REST must
+// reach such an order too, although ':' also starts a custom method.
+func TestOrderIDWithColonOverREST(t *testing.T) {
+	e := startOrders(t, 5*time.Second)
+	placed := restOrder(t, e.postOrder(t, orderReq("cart:42", "web", ol(skuTen, 1))))
+	checkOrder(t, "place", placed, "cart:42", pb.OrderStatus_ORDER_STATUS_RESERVED, accepted)
+	for _, path := range []string{"/v1/orders/cart:42", "/v1/orders/cart%3A42"} {
+		r := e.do(t, http.MethodGet, path, nil)
+		if r.status != http.StatusOK {
+			t.Errorf("GET %s: %d %s, want the order", path, r.status, r.body)
+			continue
+		}
+		if got := restOrder(t, r); !proto.Equal(got, placed) {
+			t.Errorf("GET %s = %v, want %v", path, got, placed)
+		}
+	}
+	for _, path := range []string{"/v1/orders/cart:42:cancel", "/v1/orders/cart%3A42:cancel"} {
+		r := e.do(t, http.MethodPost, path, nil)
+		if r.status != http.StatusOK {
+			t.Errorf("POST %s: %d %s, want the cancelled order", path, r.status, r.body)
+			continue
+		}
+		if got := restOrder(t, r); got.GetStatus() != pb.OrderStatus_ORDER_STATUS_CANCELLED {
+			t.Errorf("POST %s = %v, want cancelled", path, got)
+		}
+	}
+}
+
+func TestCancelOrder(t *testing.T) {
+	e := startOrders(t, 5*time.Second)
+	if _, err := e.rs.PlaceOrder(rctx(t), orderReq("o-1", "web", ol(skuTen, 4), ol(skuOne, 1))); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := e.bus.available(skuTen, "web"); a != 6 {
+		t.Fatalf("%s: %d available after the order, want 6", skuTen, a)
+	}
+	o, err := e.rs.CancelOrder(rctx(t), &pb.CancelOrderRequest{OrderId: "o-1"})
+	if err != nil {
+		t.Fatalf("CancelOrder: %v", err)
+	}
+	checkOrder(t, "cancel", o, "o-1", pb.OrderStatus_ORDER_STATUS_CANCELLED, released, released)
+	for sku, want := range map[string]int64{skuTen: 10, skuOne: 1} {
+		if a, r := e.bus.available(sku, "web"); a != want || r != 0 {
+			t.Errorf("%s after cancel: %d available, %d reserved; want %d, 0", sku, a, r, want)
+		}
+	}
+	_, cancels := e.bus.counts()
+	again, err := e.rs.CancelOrder(rctx(t), &pb.CancelOrderRequest{OrderId: "o-1"})
+	if err != nil || !proto.Equal(again, o) {
+		t.Errorf("second cancel: %v, %v; want %v", again, err, o)
+	}
+	if _, c := e.bus.counts(); c != cancels {
+		t.Errorf("a second cancel published %d commands", c-cancels)
+	}
+	// A retried PlaceOrder of the cancelled order answers it, reserving
+	// nothing.
+	if got, err := e.rs.PlaceOrder(rctx(t), orderReq("o-1", "web", ol(skuTen, 4), ol(skuOne, 1))); err != nil || !proto.Equal(got, o) {
+		t.Errorf("place after cancel: %v, %v; want the cancelled order", got, err)
+	}
+	if a, _ := e.bus.available(skuTen, "web"); a != 10 {
+		t.Errorf("%s: %d available after re-placing a cancelled order", skuTen, a)
+	}
+
+	// Over REST.
+	restOrder(t, e.postOrder(t, orderReq("o-2", "web", ol(skuTen, 2))))
+	r := e.do(t, http.MethodPost, orderPath("o-2")+":cancel", nil)
+	checkOrder(t, "REST cancel", restOrder(t, r), "o-2", pb.OrderStatus_ORDER_STATUS_CANCELLED, released)
+	if a, _ := e.bus.available(skuTen, "web"); a != 10 {
+		t.Errorf("%s: %d available after the REST cancel", skuTen, a)
+	}
+
+	// A rejected order is answered as it is, nothing published.
+	rej, err := e.rs.PlaceOrder(rctx(t), orderReq("o-3", "web", ol(skuTen, 11)))
+	if err != nil || rej.GetStatus() != pb.OrderStatus_ORDER_STATUS_REJECTED {
+		t.Fatalf("o-3: %v, %v", rej, err)
+	}
+	_, cancels = e.bus.counts()
+	if got, err := e.rs.CancelOrder(rctx(t), &pb.CancelOrderRequest{OrderId: "o-3"}); err != nil || !proto.Equal(got, rej) {
+		t.Errorf("cancel of a rejected order: %v, %v; want it unchanged", got, err)
+	}
+	if _, c := e.bus.counts(); c != cancels {
+		t.Error("cancelling a rejected order published a command")
+	}
+
+	_, err = e.rs.CancelOrder(rctx(t), &pb.CancelOrderRequest{OrderId: "o-404"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("cancel of an unknown order: %v, want NotFound", err)
+	}
+	if r := e.do(t, http.MethodPost, orderPath("o-404")+":cancel", nil); r.status != http.StatusNotFound {
+		t.Errorf("REST cancel of an unknown order: %d, want 404", r.status)
+	}
+	if _, err := e.rs.CancelOrder(rctx(t), &pb.CancelOrderRequest{OrderId: "bad id"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("cancel with a bad id: %v, want InvalidArgument", err)
+	}
+	if d := e.bus.deadLetters(); len(d) != 0 {
+		t.Errorf("dead letters %v", d)
+	}
+}
+
+// Before the saga's view has recovered: /readyz and every call answer 503 /
+// Unavailable, and nothing is published.
+func TestOrdersNotReady(t *testing.T) {
+	e := startOrders(t, 5*time.Second)
+	e.bus.setReady(false)
+	if r := e.do(t, http.MethodGet, "/readyz", nil); r.status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz: %d, want 503", r.status)
+	}
+	req := orderReq("o-1", "web", ol(skuTen, 1))
+	if _, err := e.rs.PlaceOrder(rctx(t), req); status.Code(err) != codes.Unavailable {
+		t.Errorf("PlaceOrder: %v, want Unavailable", err)
+	}
+	if r := e.postOrder(t, req); r.status != http.StatusServiceUnavailable {
+		t.Errorf("POST /v1/orders: %d, want 503: %s", r.status, r.body)
+	}
+	if _, err := e.rs.GetOrder(rctx(t), &pb.GetOrderRequest{OrderId: "o-1"}); status.Code(err) != codes.Unavailable {
+		t.Errorf("GetOrder: %v, want Unavailable", err)
+	}
+	if r := e.do(t, http.MethodGet, orderPath("o-1"), nil); r.status != http.StatusServiceUnavailable {
+		t.Errorf("GET /v1/orders/o-1: %d, want 503", r.status)
+	}
+	if _, err := e.rs.CancelOrder(rctx(t), &pb.CancelOrderRequest{OrderId: "o-1"}); status.Code(err) != codes.Unavailable {
+		t.Errorf("CancelOrder: %v, want Unavailable", err)
+	}
+	if p, c := e.bus.counts(); p+c != 0 {
+		t.Errorf("published %d places and %d cancels while not ready", p, c)
+	}
+	e.bus.setReady(true)
+	if r := e.do(t, http.MethodGet, "/readyz", nil); r.status != http.StatusOK {
+		t.Errorf("/readyz once ready: %d, want 200", r.status)
+	}
+	if _, err := e.rs.PlaceOrder(rctx(t), req); err != nil {
+		t.Errorf("PlaceOrder once ready: %v", err)
+	}
+}
+
+// Many clients race for the last units of a SKU: exactly as many orders are
+// reserved as there are units.
+func TestPlaceOrderConcurrentLastUnits(t *testing.T) {
+	e := startOrders(t, 5*time.Second)
+	const clients = 40
+	var wg sync.WaitGroup
+	results := make([]*pb.Order, clients)
+	errs := make([]error, clients)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = e.rs.PlaceOrder(rctx(t), orderReq(fmt.Sprintf("race-%02d", i), "web", ol(skuTen, 1)))
+		}()
+	}
+	wg.Wait()
+	reserved := 0
+	for i, o := range results {
+		if errs[i] != nil {
+			t.Fatalf("client %d: %v", i, errs[i])
+		}
+		switch o.GetStatus() {
+		case pb.OrderStatus_ORDER_STATUS_RESERVED:
+			reserved++
+		case pb.OrderStatus_ORDER_STATUS_REJECTED:
+			if o.GetLines()[0].GetRejectReason() != pb.RejectReason_REJECT_REASON_INSUFFICIENT {
+				t.Errorf("client %d rejected for %v", i, o.GetLines()[0].GetRejectReason())
+			}
+		default:
+			t.Errorf("client %d: %v", i, o)
+		}
+	}
+	if reserved != 10 {
+		t.Errorf("%d reserved, want 10", reserved)
+	}
+	if a, r := e.bus.available(skuTen, "web"); a != 0 || r != 10 {
+		t.Errorf("%s: %d available, %d reserved; want 0 and 10", skuTen, a, r)
+	}
+}
+
+// The fake bus follows the real rules: its SKU states are exactly the fold
+// of the requests and releases its saga emitted, and every order it holds is
+// the fold of its inputs.
+func TestMemBusFollowsTheRules(t *testing.T) {
+	b := newMemBus(busStates(t)...)
+	ctx := t.Context()
+	for _, p := range []inventory.PlaceOrder{
+		{OrderID: "a", Channel: "web", Lines: []inventory.OrderLine{{SKU: skuOne, Quantity: 1}}, ReservationTTL: time.Minute, DecisionTimeout: time.Second},
+		{OrderID: "b", Channel: "web", Lines: []inventory.OrderLine{{SKU: skuTen, Quantity: 2}, {SKU: skuOne, Quantity: 1}}, ReservationTTL: time.Minute, DecisionTimeout: time.Second},
+	} {
+		if err := b.Place(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _, _ := b.Get("a")
+	bo, _, _ := b.Get("b")
+	if a.Status != inventory.OrderReserved || bo.Status != inventory.OrderRejected || bo.Lines[0].Status != inventory.LineReleased {
+		t.Fatalf("a %+v\nb %+v", a, bo)
+	}
+	// The same messages, folded by hand.
+	s := busStates(t)[0] // skuTen
+	req := inventory.ReservationRequested{ReservationID: "b:1", OrderID: "b", SKU: skuTen, Channel: "web", Quantity: 2, TTL: time.Minute}
+	s, out, _, err := inventory.Demand(s, req, b.pol, now)
+	if err != nil || !out.Accepted {
+		t.Fatalf("request: %v %v", out, err)
+	}
+	s, _, _, err = inventory.Demand(s, inventory.ReservationReleased{ReservationID: "b:1", SKU: skuTen, Reason: inventory.ReleaseCompensated}, b.pol, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := codecs.State{}.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	got, err := codecs.State{}.Encode(b.skus[skuTen])
+	b.mu.Unlock()
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("bus state of %s differs from the hand fold", skuTen)
+	}
+	// A waiter is woken by the order's next change.
+	ch := b.Changed("c")
+	if err := b.Place(ctx, inventory.PlaceOrder{OrderID: "c", Channel: "web", Lines: []inventory.OrderLine{{SKU: skuTen, Quantity: 1}},
+		ReservationTTL: time.Minute, DecisionTimeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	default:
+		t.Error("Changed channel not closed by the order's update")
+	}
+}
+
+// The last unit of a warehouse that serves every channel can be reserved
+// once, whatever channel the orders come from.
+func TestLastUnitIsReservedOnceAcrossChannels(t *testing.T) {
+	e := startOrders(t, 5*time.Second)
+	web, err := e.rs.PlaceOrder(rctx(t), orderReq("o-web", "web", ol(skuOne, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOrder(t, "web", web, "o-web", pb.OrderStatus_ORDER_STATUS_RESERVED, accepted)
+	mkt, err := e.rs.PlaceOrder(rctx(t), orderReq("o-mkt", "marketplace", ol(skuOne, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOrder(t, "marketplace", mkt, "o-mkt", pb.OrderStatus_ORDER_STATUS_REJECTED, refused(pb.RejectReason_REJECT_REASON_INSUFFICIENT))
+	for _, ch := range channels {
+		if a, _ := e.bus.available(skuOne, ch); a != 0 {
+			t.Errorf("%s: %d available on %s with its only unit reserved", skuOne, a, ch)
+		}
+	}
+}
