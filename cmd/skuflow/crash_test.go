@@ -68,7 +68,9 @@ func TestProcessorCrashMidStream(t *testing.T) {
 		}
 		return ev.EventSKU(), m
 	}, supply)
-	sv := startView(t, k, func(o []goka.ViewOption) (interface{ Run(context.Context) error }, error) { return views.NewStock(k.Brokers, o...) })
+	sv := startView(t, k, func(o []goka.ViewOption) (interface{ Run(context.Context) error }, error) {
+		return views.NewStock(k.Brokers, o...)
+	})
 	stockView := sv.(*views.Stock)
 	testkit.Eventually(t, 60*time.Second, func() error {
 		for _, sku := range skus {
@@ -88,7 +90,9 @@ func TestProcessorCrashMidStream(t *testing.T) {
 		}
 		cmds = append(cmds, c)
 	}
-	ov := startView(t, k, func(o []goka.ViewOption) (interface{ Run(context.Context) error }, error) { return views.NewOrders(k.Brokers, o...) })
+	ov := startView(t, k, func(o []goka.ViewOption) (interface{ Run(context.Context) error }, error) {
+		return views.NewOrders(k.Brokers, o...)
+	})
 	orderView := ov.(*views.Orders)
 	final := func() int {
 		n := 0
