@@ -377,6 +377,9 @@ func fulfil(s State, e ReservationFulfilled, t time.Time) (State, Result, error)
 		return s, Result{}, fmt.Errorf("%w: fulfilment of unknown reservation %q", ErrInvalidEvent, e.ReservationID)
 	}
 	r := s.Reservations[i]
+	if r.Status == StatusRejected {
+		return s, Result{}, fmt.Errorf("%w: fulfilment of reservation %q, which was rejected", ErrInvalidEvent, e.ReservationID)
+	}
 	if r.Status == StatusFulfilled {
 		return s, Result{}, nil // shipped once already: a duplicate
 	}

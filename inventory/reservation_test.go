@@ -363,9 +363,8 @@ func TestDemandDecisions(t *testing.T) {
 			req:  dmReq("R", "O", "web", 7, minute),
 			want: inventory.Outcome{Quantity: 7, Reason: inventory.RejectCapExceeded, Message: "sales cap on web does not allow that many units"}},
 		{name: "released before requested", before: []inventory.Event{dmRel("R", inventory.ReleaseCompensated)},
-			req: dmReq("R", "O", "web", 1, minute),
-			// OrderID and Quantity are checked in TestKnownBugReleasedFirstOutcomeLosesOrder.
-			want: inventory.Outcome{Reason: inventory.RejectReleased, Message: "reservation was released before it was decided"}},
+			req:  dmReq("R", "O", "web", 1, minute),
+			want: inventory.Outcome{Quantity: 1, Reason: inventory.RejectReleased, Message: "reservation was released before it was decided"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := dmApply(t, dmStock(t, 5, 3), tt.supply...)
@@ -376,12 +375,9 @@ func TestDemandDecisions(t *testing.T) {
 				t.Fatal("no outcome")
 			}
 			want := tt.want
-			want.ReservationID, want.SKU, want.DecidedAt = "R", sku, at(2)
-			if want.Reason != inventory.RejectReleased {
-				want.OrderID = "O"
-			} else {
-				want.DecidedAt = at(1)
-				out.OrderID, out.Quantity = want.OrderID, want.Quantity
+			want.ReservationID, want.OrderID, want.SKU, want.DecidedAt = "R", "O", sku, at(2)
+			if want.Reason == inventory.RejectReleased {
+				want.DecidedAt = at(1) // decided when the release came
 			}
 			if !reflect.DeepEqual(*out, want) {
 				t.Fatalf("outcome %+v\nwant    %+v", *out, want)
@@ -568,16 +564,15 @@ func TestFulfilment(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------
-// Known bugs, each reproduced by a test that fails until it is fixed.
+// Bugs found by these tests: regression tests for the fixed ones, and a
+// skipped reproduction for each still open.
 
 // A release that arrives before its request makes the request rejected
 // with RejectReleased, and the outcome is published keyed by its OrderID.
-// The placeholder the release left has no order id and no quantity, so the
-// outcome carries OrderID "" and Quantity 0: it is keyed by "" on the
-// outcomes topic, never reaches the order's saga (which then waits for its
-// deadline and reports a timeout instead of the real reason), and its
-// quantity is wrong.
-func TestKnownBugReleasedFirstOutcomeLosesOrder(t *testing.T) {
+// It used to carry the placeholder's OrderID "" and Quantity 0: keyed by ""
+// on the outcomes topic, it never reached the order's saga, which waited
+// for its deadline and reported a timeout instead of the real reason.
+func TestFixedBugReleasedFirstOutcomeLosesOrder(t *testing.T) {
 	p := dmPolicies()
 	s, _, _ := dmDemand(t, dmStock(t, 5, 0), dmRel("O-1:1", inventory.ReleaseCompensated), p, at(1))
 	_, out, _ := dmDemand(t, s, dmReq("O-1:1", "O-1", "web", 2, time.Minute), p, at(2))
@@ -586,10 +581,10 @@ func TestKnownBugReleasedFirstOutcomeLosesOrder(t *testing.T) {
 	}
 }
 
-// Never oversell: reserved units are counted only on the reservation's own
-// channel, so a unit in a warehouse that serves two channels can be held
-// once on each. One unit, two accepted reservations.
-func TestKnownBugOversellAcrossChannels(t *testing.T) {
+// Never oversell: reserved units used to be counted only on the
+// reservation's own channel, so a unit in a warehouse serving two channels
+// could be held once on each. One unit, two accepted reservations.
+func TestFixedBugOversellAcrossChannels(t *testing.T) {
 	p := dmPolicies()
 	s := dmStock(t, 1, 0)
 	s, outs := dmDemandAll(t, s, p, at(1), dmReq("R-1", "O-1", "web", 1, time.Hour), dmReq("R-2", "O-2", "app", 1, time.Hour))
@@ -601,10 +596,10 @@ func TestKnownBugOversellAcrossChannels(t *testing.T) {
 
 // Demand's contract (like Apply's) is that an error leaves the state
 // unchanged. A fulfilment of a held reservation whose stock adjustment
-// collides with an existing "fulfil:<id>" adjustment returns an error
-// together with a state in which the reservation is already fulfilled,
-// and Result.Changed true.
-func TestKnownBugFulfilmentErrorChangesState(t *testing.T) {
+// collided with an existing "fulfil:<id>" adjustment used to return the
+// error together with a state in which the reservation was fulfilled, and
+// Result.Changed true.
+func TestFixedBugFulfilmentErrorChangesState(t *testing.T) {
 	p := dmPolicies()
 	s := dmStock(t, 5, 0)
 	// Any producer may send an adjustment with this id; the saga's ids are
@@ -622,9 +617,9 @@ func TestKnownBugFulfilmentErrorChangesState(t *testing.T) {
 }
 
 // Fulfilment consumes stock exactly once. A redelivered fulfilment with
-// another time is refused as a conflicting duplicate, but one naming
-// another location is applied again there.
-func TestKnownBugFulfilmentConsumedTwiceAtAnotherLocation(t *testing.T) {
+// another time was refused as a conflicting duplicate, but one naming
+// another location was applied again there.
+func TestFixedBugFulfilmentConsumedTwiceAtAnotherLocation(t *testing.T) {
 	p := dmPolicies()
 	s := dmApply(t, dmStock(t, 5, 0), dmLevel("WH-2", 5, t0, 1))
 	s, _, _ = dmDemand(t, s, dmReq("R-1", "O-1", "web", 2, time.Hour), p, at(1))
@@ -632,6 +627,33 @@ func TestKnownBugFulfilmentConsumedTwiceAtAnotherLocation(t *testing.T) {
 	next, _, _, err := inventory.Demand(s, dmFul("R-1", "WH-2", at(5)), p, at(7))
 	if got := inventory.Evaluate(next, p, at(8)).OnHand; err == nil && got != 8 {
 		t.Fatalf("after two fulfilments of one 2-unit reservation: on hand %d, want 8 (or the second refused)", got)
+	}
+}
+
+// A decision is final: a duplicate request gets the first outcome, for
+// ClosedRetention. A fulfilment of a reservation that was rejected (never
+// held anything) is applied anyway: it consumes the units it never
+// reserved from the location and marks the reservation fulfilled, after
+// which OutcomeOf, and so every redelivered request, says accepted.
+func TestFixedBugFulfilmentOfRejectedReservation(t *testing.T) {
+	p := dmPolicies()
+	for name, setup := range map[string][]inventory.Event{
+		"insufficient":   {dmReq("R-1", "O-1", "web", 3, time.Hour)},
+		"released first": {dmRel("R-1", inventory.ReleaseCompensated), dmReq("R-1", "O-1", "web", 3, time.Hour)},
+	} {
+		s, outs := dmDemandAll(t, dmStock(t, 2, 0), p, at(1), setup...)
+		first := outs[len(outs)-1]
+		if first.Accepted {
+			t.Fatalf("%s: setup accepted %+v", name, first)
+		}
+		next, _, _, _ := inventory.Demand(s, dmFul("R-1", "WH-1", at(2)), p, at(2))
+		_, again, _ := dmDemand(t, next, dmReq("R-1", "O-1", "web", 3, time.Hour), p, at(3))
+		if !reflect.DeepEqual(*again, first) {
+			t.Errorf("%s: after a fulfilment, the duplicate request gets %+v, first %+v", name, *again, first)
+		}
+		if got := inventory.Evaluate(next, p, at(3)).OnHand; got != 2 {
+			t.Errorf("%s: a fulfilment of a rejected reservation took units it never held: on hand %d, want 2", name, got)
+		}
 	}
 }
 
@@ -1088,10 +1110,16 @@ func (sm *dmMachine) request(t *rapid.T) {
 		t.Fatalf("rejection without a message: %+v", *out)
 	}
 	want.outcome = out
-	// Never oversell: what is held on the channel fits its usable units
-	// at the moment of acceptance.
-	if out.Accepted && !out.Backorder && sm.m.reserved(req.Channel, sm.now) > sm.m.usable(req.Channel) {
-		t.Fatalf("accepted %s: %d units held on %s, %d usable", id, sm.m.reserved(req.Channel, sm.now), req.Channel, sm.m.usable(req.Channel))
+	// Never oversell: at the moment of acceptance, every unit held can be
+	// served by a location eligible for its channel (web from WH-1 only,
+	// app from WH-1 and ST-1).
+	if out.Accepted && !out.Backorder {
+		m := sm.m
+		wh, st := m.onHand("WH-1"), max(0, m.onHand("ST-1")-1)
+		rWeb, rApp := m.reserved("web", sm.now), m.reserved("app", sm.now)
+		if rWeb > wh || rApp > wh+st || rWeb+rApp > wh+st {
+			t.Fatalf("accepted %s: web holds %d, app %d, with %d units at WH-1 and %d usable at ST-1", id, rWeb, rApp, wh, st)
+		}
 	}
 }
 
@@ -1299,7 +1327,6 @@ func dmFuzzStarts(t tb) []inventory.State {
 		dmReq("R-7", "O-3", "app", 1, time.Hour),
 		dmRel("R-6", inventory.ReleaseCancelled),
 		dmReq("R-8", "O-3", "web", 1, time.Hour),
-		dmFul("R-8", "WH-1", at(1)),
 	)
 	return []inventory.State{{}, {SKU: sku}, dmStock(t, 1, 0), rich}
 }
@@ -1322,6 +1349,7 @@ func FuzzDemand(f *testing.F) {
 	f.Add(uint8(1), "R-9", "", "", int64(0), int64(0), uint8(9), "", uint8(0), int64(0), int64(3))
 	f.Add(uint8(2), "R-3", "", "", int64(0), int64(0), uint8(0), "ST-1", uint8(1), int64(5), int64(6))
 	f.Add(uint8(2), "R-7", "", "", int64(0), int64(0), uint8(0), "WH-1", uint8(0), int64(9), int64(10))
+	f.Add(uint8(2), "R-2", "", "", int64(0), int64(0), uint8(0), "WH-1", uint8(0), int64(5), int64(6))
 	f.Add(uint8(2), "R-5", "", "", int64(0), int64(0), uint8(0), "WH-1", uint8(3), int64(-99999999999), int64(10))
 	f.Add(uint8(3), "R-1", "", "", int64(0), int64(0), uint8(0), "WH-1", uint8(0), int64(5), int64(6))
 	f.Add(uint8(4), "", "", "", int64(0), int64(0), uint8(0), "", uint8(0), int64(0), int64(0))
@@ -1351,11 +1379,6 @@ func FuzzDemand(f *testing.F) {
 				if !inventory.IsInvalid(err) {
 					t.Fatalf("error %v is not an invalid-event error", err)
 				}
-				if ful, ok := ev.(inventory.ReservationFulfilled); ok && errors.Is(err, inventory.ErrConflictingDuplicate) {
-					if r, _ := dmFind(s, ful.ReservationID); r.Status == inventory.StatusHeld {
-						continue // TestKnownBugFulfilmentErrorChangesState
-					}
-				}
 				if out != nil || res.Changed || !reflect.DeepEqual(next, s) {
 					t.Fatalf("Demand(%+v) failed with %v but changed something: %+v, %+v", ev, err, out, res)
 				}
@@ -1368,6 +1391,17 @@ func FuzzDemand(f *testing.F) {
 				t.Fatal("no change reported but the state changed")
 			}
 			dmCheckState(t, next)
+			// Decisions are final: every decided reservation still known
+			// keeps its outcome.
+			for _, r := range s.Reservations {
+				after, ok := dmFind(next, r.ID)
+				if !ok || r.OrderID == "" {
+					continue // pruned, or a release still waiting for its request
+				}
+				if a, b := inventory.OutcomeOf(sku, r), inventory.OutcomeOf(sku, after); !reflect.DeepEqual(a, b) {
+					t.Fatalf("%+v changed the decision on %s from %+v to %+v", ev, r.ID, a, b)
+				}
+			}
 			snap := inventory.Evaluate(next, p, now)
 			for _, c := range snap.Channels {
 				if c.Available < 0 || c.Backorderable < 0 {

@@ -41,6 +41,8 @@ type Options struct {
 	Messages   int
 	Keys       int
 	Partitions int
+	// Clients is the number of concurrent clients in request scenarios.
+	Clients int
 	// Scenarios to run (default: all, in order).
 	Scenarios []string
 }
@@ -53,6 +55,9 @@ func (o Options) Validate() error {
 	}
 	if o.Keys < 1 || o.Keys > o.Messages {
 		errs = append(errs, fmt.Errorf("keys %d must be within 1..messages", o.Keys))
+	}
+	if o.Clients < 0 || o.Clients > 10_000 {
+		errs = append(errs, fmt.Errorf("clients %d is outside 0..10000", o.Clients))
 	}
 	if o.Partitions < 1 || o.Partitions > 64 {
 		errs = append(errs, fmt.Errorf("partitions %d is outside 1..64", o.Partitions))
@@ -75,6 +80,10 @@ type Result struct {
 	StateBytes  int64   `json:"state_bytes,omitempty"`
 	StateKeys   int     `json:"state_keys,omitempty"`
 	Description string  `json:"description"`
+	// Request scenarios: concurrent clients and latency percentiles.
+	Clients int     `json:"clients,omitempty"`
+	P50Ms   float64 `json:"p50_ms,omitempty"`
+	P99Ms   float64 `json:"p99_ms,omitempty"`
 }
 
 type scenario struct {
@@ -104,7 +113,8 @@ func Run(ctx context.Context, o Options, self string, w io.Writer, progress io.W
 	for _, name := range names {
 		fmt.Fprintf(progress, "bench: %s (%d messages, %d keys, %d partitions)...\n", name, o.Messages, o.Keys, o.Partitions)
 		cmd := exec.CommandContext(ctx, self, "bench", "--scenario", name, "--child",
-			"--messages", strconv.Itoa(o.Messages), "--keys", strconv.Itoa(o.Keys), "--partitions", strconv.Itoa(o.Partitions))
+			"--messages", strconv.Itoa(o.Messages), "--keys", strconv.Itoa(o.Keys), "--partitions", strconv.Itoa(o.Partitions),
+			"--clients", strconv.Itoa(o.Clients))
 		cmd.Stderr = progress
 		out, err := cmd.Output()
 		if err != nil {
@@ -143,6 +153,16 @@ func Print(w io.Writer, results []Result) {
 			float64(r.PeakRSSKiB)/1024, r.Description)
 	}
 	tw.Flush()
+	for _, r := range results {
+		if r.Clients > 0 {
+			fmt.Fprintf(w, "%s: %d concurrent clients, %.0f requests/s, latency p50 %.1f ms, p99 %.1f ms\n",
+				r.Scenario, r.Clients, r.PerSecond, r.P50Ms, r.P99Ms)
+		}
+	}
+	if b, o := by["orders-roundtrip"], by["orders"]; b.P50Ms > 0 && o.P50Ms > 0 {
+		fmt.Fprintf(w, "PlaceOrder vs one broker round trip: throughput %.2fx, p50 %.1fx, p99 %.1fx\n",
+			o.PerSecond/b.PerSecond, o.P50Ms/b.P50Ms, o.P99Ms/b.P99Ms)
+	}
 	if s, ok := by["stock"]; ok && s.StateKeys > 0 {
 		per := float64(s.StateBytes) / float64(s.StateKeys)
 		fmt.Fprintf(w, "stock state on disk (LevelDB): %d bytes for %d SKUs = %.0f bytes/SKU = %.0f MiB per million SKUs\n",
@@ -179,8 +199,11 @@ func Child(ctx context.Context, o Options, name string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r.Scenario, r.Description, r.Messages = name, sc.description, o.Messages
-	r.PerSecond = float64(o.Messages) / r.Seconds
+	r.Scenario, r.Description = name, sc.description
+	if r.Messages == 0 {
+		r.Messages = o.Messages
+	}
+	r.PerSecond = float64(r.Messages) / r.Seconds
 	return json.NewEncoder(w).Encode(r)
 }
 

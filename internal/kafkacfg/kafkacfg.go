@@ -70,6 +70,10 @@ func (o Options) Sarama() *sarama.Config {
 	c.Consumer.Group.Session.Timeout = 6 * time.Second
 	c.Metadata.Retry.Max = 5
 	c.Metadata.Retry.Backoff = 200 * time.Millisecond
+	// goka flushes produced batches every 100 ms; a PlaceOrder crosses
+	// three processors, so that alone would cost ~300 ms. Batches still
+	// fill up under load (Flush.Bytes).
+	c.Producer.Flush.Frequency = 5 * time.Millisecond
 	if o.ClientID != "" {
 		c.ClientID = o.ClientID
 	}

@@ -1,0 +1,206 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/internal/roles"
+	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/stock"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+)
+
+// The order scenarios measure PlaceOrder end to end — gateway, orders
+// topic, saga, demand topic, SKU decision, outcome, saga, table, answer —
+// with --clients concurrent gRPC clients placing --messages/100 orders of
+// one to three lines, beside the same clients doing one raw broker round
+// trip each (produce a message, wait until a consumer sees it).
+func init() {
+	scenarios["orders-roundtrip"] = scenario{"baseline: one produce -> consume round trip per request (sarama)", runRoundTrip}
+	scenarios["orders"] = scenario{"PlaceOrder over gRPC through the saga and the SKU processors (orders/s)", runOrders}
+	order = append(order, "orders-roundtrip", "orders")
+}
+
+func requests(o Options) int { return max(50, o.Messages/100) }
+
+func clients(o Options) int {
+	if o.Clients > 0 {
+		return o.Clients
+	}
+	return 32
+}
+
+// drive runs n requests over c clients and returns the elapsed time and
+// latency percentiles.
+func drive(c, n int, do func(i int) error) (time.Duration, float64, float64, error) {
+	lat := make([]time.Duration, n)
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	next := make(chan int)
+	start := time.Now()
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t := time.Now()
+				if err := do(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+				lat[i] = time.Since(t)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	ms := func(q float64) float64 { return float64(lat[int(q*float64(n-1))]) / float64(time.Millisecond) }
+	return elapsed, ms(0.50), ms(0.99), first
+}
+
+func runRoundTrip(ctx context.Context, o Options, dir string) (Result, error) {
+	b, k, err := cluster(o, dir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.Close()
+	if err := k.EnsureTopics(kafkacfg.Topic{Name: "bench-rt"}); err != nil {
+		return Result{}, err
+	}
+	cfg := k.Sarama()
+	// Send at once, as the gateway's order emitter does.
+	cfg.Producer.Flush.Frequency, cfg.Producer.Flush.Bytes, cfg.Producer.Flush.Messages = 0, 0, 0
+	prod, err := sarama.NewSyncProducer(k.Brokers, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	defer prod.Close()
+	cons, err := sarama.NewConsumer(k.Brokers, k.Sarama())
+	if err != nil {
+		return Result{}, err
+	}
+	defer cons.Close()
+	var mu sync.Mutex
+	waiting := map[string]chan struct{}{}
+	for p := range int32(o.Partitions) {
+		pc, err := cons.ConsumePartition("bench-rt", p, sarama.OffsetNewest)
+		if err != nil {
+			return Result{}, err
+		}
+		defer pc.Close()
+		go func() {
+			for m := range pc.Messages() {
+				mu.Lock()
+				if ch, ok := waiting[string(m.Key)]; ok {
+					close(ch)
+					delete(waiting, string(m.Key))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	n, c := requests(o), clients(o)
+	elapsed, p50, p99, err := drive(c, n, func(i int) error {
+		key := fmt.Sprintf("rt-%d", i)
+		ch := make(chan struct{})
+		mu.Lock()
+		waiting[key] = ch
+		mu.Unlock()
+		if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: "bench-rt", Key: sarama.StringEncoder(key), Value: sarama.StringEncoder("x")}); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	return Result{Seconds: elapsed.Seconds(), Messages: n, Clients: c, P50Ms: p50, P99Ms: p99}, err
+}
+
+func runOrders(ctx context.Context, o Options, dir string) (Result, error) {
+	b, k, err := cluster(o, dir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.Close()
+	cfg := stock.Config{Channels: []string{"web"}, DefaultStaleAfter: 24 * time.Hour}
+	pctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = roles.Process(pctx, roles.ProcessOptions{Kafka: k, Config: cfg, DataDir: filepath.Join(dir, "proc"), ReconcileInterval: -1})
+	}()
+	srv, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: cfg, DataDir: filepath.Join(dir, "serve"),
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Services: []roles.ServiceFactory{roles.OrdersService(roles.DefaultOrdersConfig)}})
+	if err != nil {
+		return Result{}, err
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = srv.Run(pctx) }()
+	skus := min(o.Keys, 1000)
+	var supply [][]byte
+	var keys []string
+	for i := range skus {
+		ev := inventory.StockLevel{SKU: fmt.Sprintf("SKU-%05d", i), Location: "WH-1", OnHand: 1_000_000, AsOf: time.Now().Add(-time.Hour), Sequence: 1}
+		v, err := codecs.EncodeSupplyEvent(ev)
+		if err != nil {
+			return Result{}, err
+		}
+		keys, supply = append(keys, ev.SKU), append(supply, v)
+	}
+	if err := produce(k, string(stock.SupplyTopic), keys, supply); err != nil {
+		return Result{}, err
+	}
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return Result{}, err
+	}
+	defer conn.Close()
+	avail, orders := pb.NewAvailabilityServiceClient(conn), pb.NewReservationServiceClient(conn)
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		_, err := avail.GetAvailability(ctx, &pb.GetAvailabilityRequest{Sku: keys[len(keys)-1]})
+		if err == nil && srv.Ready() {
+			break
+		}
+		if time.Now().After(deadline) {
+			return Result{}, fmt.Errorf("stack not ready: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	n, c := requests(o), clients(o)
+	elapsed, p50, p99, err := drive(c, n, func(i int) error {
+		req := &pb.PlaceOrderRequest{OrderId: fmt.Sprintf("bench-%d", i), Channel: "web"}
+		for j := range 1 + i%3 {
+			req.Lines = append(req.Lines, &pb.OrderLine{Sku: keys[(i*7+j*13)%len(keys)], Quantity: 1})
+		}
+		out, err := orders.PlaceOrder(ctx, req)
+		if err == nil && out.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED {
+			err = fmt.Errorf("order %s ended %v", req.OrderId, out.GetStatus())
+		}
+		return err
+	})
+	return Result{Seconds: elapsed.Seconds(), Messages: n, Clients: c, P50Ms: p50, P99Ms: p99}, err
+}
