@@ -1,6 +1,10 @@
 package processors
 
-import "github.com/lovoo/goka"
+import (
+	"fmt"
+
+	"github.com/lovoo/goka"
+)
 
 // Store writes next to the group table when changed, and otherwise
 // rewrites the value the table already holds for the key.
@@ -21,4 +25,16 @@ func Store(ctx goka.Context, next any, changed bool) {
 	if cur := ctx.Value(); cur != nil {
 		ctx.SetValue(cur)
 	}
+}
+
+// NewProcessor builds a group's processor with the settings every skuflow
+// group shares: nil values reach the callbacks (which dead-letter them)
+// instead of being dropped silently.
+func NewProcessor(brokers []string, g *goka.GroupGraph, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	opts = append([]goka.ProcessorOption{goka.WithNilHandling(goka.NilProcess)}, opts...)
+	p, err := goka.NewProcessor(brokers, g, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s processor: %w", g.Group(), err)
+	}
+	return p, nil
 }

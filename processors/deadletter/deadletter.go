@@ -43,3 +43,14 @@ func Send(ctx goka.Context, log *slog.Logger, raw []byte, reason string) {
 	log.Warn("dead-lettered input message", "group", ctx.Group(), "topic", ctx.Topic(),
 		"partition", ctx.Partition(), "offset", ctx.Offset(), "key", ctx.Key(), "reason", reason)
 }
+
+// Value returns an input message's raw bytes. A nil value (a tombstone) has
+// no place on a stream topic: it is dead-lettered and ok is false.
+func Value(ctx goka.Context, log *slog.Logger, msg any) (raw []byte, ok bool) {
+	raw, _ = msg.([]byte)
+	if raw == nil {
+		Send(ctx, log, nil, "empty message value (tombstone) on a stream topic")
+		return nil, false
+	}
+	return raw, true
+}

@@ -71,20 +71,14 @@ func Define(log *slog.Logger) *goka.GroupGraph {
 
 // New builds the processor.
 func New(brokers []string, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, error) {
-	opts = append([]goka.ProcessorOption{goka.WithNilHandling(goka.NilProcess)}, opts...)
-	p, err := goka.NewProcessor(brokers, Define(log), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("policies processor: %w", err)
-	}
-	return p, nil
+	return processors.NewProcessor(brokers, Define(log), opts...)
 }
 
 type handler struct{ log *slog.Logger }
 
 func (h handler) policy(ctx goka.Context, msg any) {
-	raw, _ := msg.([]byte)
-	if raw == nil {
-		deadletter.Send(ctx, h.log, nil, "empty message value (tombstone) on a stream topic")
+	raw, ok := deadletter.Value(ctx, h.log, msg)
+	if !ok {
 		return
 	}
 	ev, err := codecs.DecodePolicyEvent(raw)

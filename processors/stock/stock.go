@@ -93,12 +93,7 @@ func Define(cfg Config, log *slog.Logger) *goka.GroupGraph {
 // New builds the processor. Pass kafka.ProcessorOptions() for a real cluster,
 // or goka.WithTester in unit tests.
 func New(brokers []string, cfg Config, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, error) {
-	opts = append([]goka.ProcessorOption{goka.WithNilHandling(goka.NilProcess)}, opts...)
-	p, err := goka.NewProcessor(brokers, Define(cfg, log), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("stock processor: %w", err)
-	}
-	return p, nil
+	return processors.NewProcessor(brokers, Define(cfg, log), opts...)
 }
 
 type handler struct {
@@ -110,7 +105,7 @@ type handler struct {
 // publish the answer if it changed.
 func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.ProcessCallback {
 	return func(ctx goka.Context, msg any) {
-		raw, ok := input(ctx, h.log, msg)
+		raw, ok := deadletter.Value(ctx, h.log, msg)
 		if !ok {
 			return
 		}
@@ -141,7 +136,7 @@ func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.Proces
 // duplicate the recorded one again (the first may have been lost in a crash
 // between the table write and the emit).
 func (h handler) demand(ctx goka.Context, msg any) {
-	raw, ok := input(ctx, h.log, msg)
+	raw, ok := deadletter.Value(ctx, h.log, msg)
 	if !ok {
 		return
 	}
@@ -182,7 +177,7 @@ func (h handler) publishIfChanged(ctx goka.Context, prev, next inventory.State, 
 // it then, and publishes the answer if it differs from the version the
 // reconciler saw published.
 func (h handler) tick(ctx goka.Context, msg any) {
-	raw, ok := input(ctx, h.log, msg)
+	raw, ok := deadletter.Value(ctx, h.log, msg)
 	if !ok {
 		return
 	}
@@ -206,15 +201,6 @@ func (h handler) tick(ctx goka.Context, msg any) {
 	if snap.Version != t.GetPublishedVersion() {
 		ctx.Emit(AvailabilityTopic, ctx.Key(), codecs.SnapshotToProto(snap))
 	}
-}
-
-func input(ctx goka.Context, log *slog.Logger, msg any) ([]byte, bool) {
-	raw, _ := msg.([]byte)
-	if raw == nil {
-		deadletter.Send(ctx, log, nil, "empty message value (tombstone) on a stream topic")
-		return nil, false
-	}
-	return raw, true
 }
 
 // policies gathers the location and merchant policies of s's locations
