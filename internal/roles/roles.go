@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -114,17 +115,12 @@ func Process(ctx context.Context, o ProcessOptions) error {
 		stockExtra = append(stockExtra, goka.WithRebalanceCallback(rec.Rebalanced))
 		ordersExtra = append(ordersExtra, goka.WithRebalanceCallback(rec.RebalancedOrders))
 	}
-	sp, err := stock.New(o.Kafka.Brokers, o.Config, log, opts(stock.Group, stockExtra...)...)
-	if err != nil {
-		return err
+	newStock := func() (*goka.Processor, error) {
+		return stock.New(o.Kafka.Brokers, o.Config, log, opts(stock.Group, stockExtra...)...)
 	}
-	pp, err := policies.New(o.Kafka.Brokers, log, opts(policies.Group)...)
-	if err != nil {
-		return err
-	}
-	op, err := orders.New(o.Kafka.Brokers, log, opts(orders.Group, ordersExtra...)...)
-	if err != nil {
-		return err
+	newPolicies := func() (*goka.Processor, error) { return policies.New(o.Kafka.Brokers, log, opts(policies.Group)...) }
+	newOrders := func() (*goka.Processor, error) {
+		return orders.New(o.Kafka.Brokers, log, opts(orders.Group, ordersExtra...)...)
 	}
 	log.Info("processors starting", "groups", []goka.Group{policies.Group, stock.Group, orders.Group}, "brokers", o.Kafka.Brokers)
 	g, gctx := errgroup.WithContext(ctx)
@@ -136,9 +132,9 @@ func Process(ctx context.Context, o ProcessOptions) error {
 			return nil
 		})
 	}
-	run("policies processor", pp.Run)
-	run("stock processor", sp.Run)
-	run("orders processor", op.Run)
+	run("policies processor", restarting(log, newPolicies))
+	run("stock processor", restarting(log, newStock))
+	run("orders processor", restarting(log, newOrders))
 	if rec != nil {
 		run("reconciler", rec.Run)
 	}
@@ -285,6 +281,31 @@ func (s *Serve) Run(ctx context.Context) error {
 		return err
 	})
 	return g.Wait()
+}
+
+// restarting runs a processor, building it anew after a failure that a
+// fresh start recovers from: a table offset that compaction or retention
+// removed between goka looking it up and fetching it ("offset is outside
+// the range"). Other errors, and more than five restarts, end the role.
+func restarting(log *slog.Logger, build func() (*goka.Processor, error)) func(context.Context) error {
+	return func(ctx context.Context) error {
+		for attempt := 1; ; attempt++ {
+			p, err := build()
+			if err != nil {
+				return err
+			}
+			err = p.Run(ctx)
+			if err == nil || ctx.Err() != nil || attempt > 5 || !strings.Contains(err.Error(), "outside the range of offsets") {
+				return err
+			}
+			log.Warn("processor stopped on a vanished offset; restarting it", "attempt", attempt, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+			}
+		}
+	}
 }
 
 func logger(l *slog.Logger) *slog.Logger {
