@@ -28,7 +28,7 @@
 //			reject(re)
 //			continue
 //		case err != nil:
-//			stop(err)
+//			return err
 //		}
 //		accept(row)
 //	}

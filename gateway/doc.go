@@ -3,7 +3,8 @@
 // OpenAPI, plus /healthz, /readyz and /metrics. It answers from views/ only
 // and never calls another service on the hot path.
 //
-// Errors are translated to gRPC codes here and nowhere else: a caller's
+// Errors are translated to gRPC codes at the edge (here, and in the APIs
+// served beside it such as feeds/service), never in the domain: a caller's
 // mistake is InvalidArgument (HTTP 400), an unknown SKU NotFound (404), a view
 // that has not recovered yet Unavailable (503). Internal is reserved for
 // skuflow's own faults.

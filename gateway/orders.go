@@ -165,11 +165,8 @@ func (s *ordersServer) CancelOrder(ctx context.Context, req *pb.CancelOrderReque
 // waitFor polls the saga's table until done holds, the wait bound passes or
 // the caller gives up.
 func (s *ordersServer) waitFor(ctx context.Context, id string, done func(inventory.Order) bool) (*pb.Order, error) {
-	if s.o.Wait > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.o.Wait)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.Wait)
+	defer cancel()
 	t := time.NewTicker(s.o.Poll)
 	defer t.Stop()
 	for {

@@ -256,7 +256,12 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-sctx.Done():
 			s.grpc.Stop()
 		}
-		if herr != nil && !errors.Is(herr, context.DeadlineExceeded) {
+		if errors.Is(herr, context.DeadlineExceeded) {
+			// Requests still running (long uploads) are cut off rather than
+			// left running after Run returns.
+			herr = s.http.Close()
+		}
+		if herr != nil {
 			return fmt.Errorf("gateway: HTTP shutdown: %w", herr)
 		}
 		return nil

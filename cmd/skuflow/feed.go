@@ -360,6 +360,9 @@ func newFeedStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if merchant == "" {
+				return errors.New("--merchant is required")
+			}
 			endpoint, err := a.endpoint("/v1/merchants/" + url.PathEscape(merchant) + "/feeds/" + url.PathEscape(args[0]))
 			if err != nil {
 				return err
@@ -391,6 +394,9 @@ func newFeedLocationsCmd() *cobra.Command {
 			token, err := a.token("token-file")
 			if err != nil {
 				return err
+			}
+			if merchant == "" {
+				return errors.New("--merchant is required")
 			}
 			endpoint, err := a.endpoint("/v1/merchants/" + url.PathEscape(merchant) + "/locations")
 			if err != nil {

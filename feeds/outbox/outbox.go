@@ -246,7 +246,11 @@ func (ob *Outbox) recover(seg *segment, last bool) error {
 		}
 		off += n
 		seg.last = rec.GetSequence()
-		seg.newest = rec.GetReceivedAt().AsTime()
+		// Concurrent feeds interleave, so receive times are not in order:
+		// keep the segment's newest, not its last.
+		if at := rec.GetReceivedAt().AsTime(); at.After(seg.newest) {
+			seg.newest = at
+		}
 		ob.index(rec)
 	}
 	seg.size = off
@@ -402,12 +406,19 @@ func (ob *Outbox) append(recs []*pb.OutboxRecord) (uint64, uint64, error) {
 		return 0, 0, fmt.Errorf("outbox: write: %w", err)
 	}
 	if err := ob.active.Sync(); err != nil {
+		// Not acknowledged: remove the bytes, or the next append would
+		// reuse these sequence numbers after them.
+		_ = ob.active.Truncate(seg.size)
 		return 0, 0, fmt.Errorf("outbox: fsync: %w", err)
 	}
 	last := first + uint64(len(recs)) - 1
 	seg.size += int64(len(buf))
 	seg.last = last
-	seg.newest = recs[len(recs)-1].GetReceivedAt().AsTime()
+	for _, r := range recs {
+		if at := r.GetReceivedAt().AsTime(); at.After(seg.newest) {
+			seg.newest = at
+		}
+	}
 	ob.next = last + 1
 	for _, r := range recs {
 		ob.index(r)

@@ -183,3 +183,24 @@ func TestCheckpointRewindAndRetention(t *testing.T) {
 		t.Fatalf("checkpoint after reopen %d, want 12", cp)
 	}
 }
+
+// TestSequenceAtWithInterleavedFeeds: concurrent feeds interleave, so a
+// segment's last record is not its newest. SequenceAt must still find the
+// first record received at or after t (review finding: it used the last
+// record's time and skipped the segment).
+func TestSequenceAtWithInterleavedFeeds(t *testing.T) {
+	ob, err := outbox.Open(outbox.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	base := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	for _, at := range []time.Time{base, base.Add(5 * time.Minute), base} {
+		if _, _, err := ob.AppendRows("f", "M", at, levels(1, "L")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seq, err := ob.SequenceAt(base.Add(3 * time.Minute)); err != nil || seq != 2 {
+		t.Fatalf("SequenceAt(10:03) = %d, %v; want 2, the row received at 10:05", seq, err)
+	}
+}

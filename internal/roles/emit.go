@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/lovoo/goka"
@@ -142,7 +143,16 @@ func Emit(ctx context.Context, o EmitOptions) (EmitSummary, error) {
 		return sum, fmt.Errorf("emitter: %w", err)
 	}
 	var failed atomic.Int64
-	var firstErr atomic.Value
+	var errMu sync.Mutex
+	var firstErr error
+	fail := func(err error) {
+		failed.Add(1)
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+	}
 	sc := bufio.NewScanner(o.Input)
 	sc.Buffer(make([]byte, 64*1024), MaxEmitLine)
 	line := 0
@@ -166,14 +176,12 @@ func Emit(ctx context.Context, o EmitOptions) (EmitSummary, error) {
 		sum.Emitted++ // attempted; failures are subtracted below
 		p, err := em.Emit(key, value)
 		if err != nil {
-			failed.Add(1)
-			firstErr.CompareAndSwap(nil, err)
+			fail(err)
 			continue
 		}
 		p.Then(func(err error) {
 			if err != nil {
-				failed.Add(1)
-				firstErr.CompareAndSwap(nil, err)
+				fail(err)
 			}
 		})
 	}
@@ -186,7 +194,9 @@ func Emit(ctx context.Context, o EmitOptions) (EmitSummary, error) {
 	errs = append(errs, scanErr, ctx.Err(), finishErr)
 	if n := failed.Load(); n > 0 {
 		sum.Emitted -= int(n)
-		errs = append(errs, fmt.Errorf("%d events failed to publish, first: %v", n, firstErr.Load()))
+		errMu.Lock()
+		errs = append(errs, fmt.Errorf("%d events failed to publish, first: %w", n, firstErr))
+		errMu.Unlock()
 	}
 	if sum.Rejected > 0 {
 		errs = append(errs, fmt.Errorf("%d invalid lines rejected", sum.Rejected))

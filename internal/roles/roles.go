@@ -286,7 +286,9 @@ func (s *Serve) Run(ctx context.Context) error {
 // restarting runs a processor, building it anew after a failure that a
 // fresh start recovers from: a table offset that compaction or retention
 // removed between goka looking it up and fetching it ("offset is outside
-// the range"). Other errors, and more than five restarts, end the role.
+// the range"; goka wraps the broker error in text, so the text is what can
+// be matched). Other errors, and more than five restarts in a row, end the
+// role.
 func restarting(log *slog.Logger, build func() (*goka.Processor, error)) func(context.Context) error {
 	return func(ctx context.Context) error {
 		for attempt := 1; ; attempt++ {
@@ -294,7 +296,11 @@ func restarting(log *slog.Logger, build func() (*goka.Processor, error)) func(co
 			if err != nil {
 				return err
 			}
+			started := time.Now()
 			err = p.Run(ctx)
+			if time.Since(started) > 10*time.Minute {
+				attempt = 1 // a long healthy run starts the count afresh
+			}
 			if err == nil || ctx.Err() != nil || attempt > 5 || !strings.Contains(err.Error(), "outside the range of offsets") {
 				return err
 			}

@@ -143,22 +143,24 @@ func New(o Options) (*Reconciler, error) {
 // Rebalanced restricts the reconciler to the partitions this process's
 // stock processor owns; pass it to goka.WithRebalanceCallback.
 func (r *Reconciler) Rebalanced(a goka.Assignment) {
-	owned := make(map[int32]bool, len(a))
-	for p := range a {
-		owned[p] = true
-	}
+	owned := partitions(a)
 	r.mu.Lock()
 	r.owned = owned
 	r.mu.Unlock()
 }
 
-// RebalancedOrders restricts order deadline ticks to the partitions this
-// process's orders processor owns; pass it to goka.WithRebalanceCallback.
-func (r *Reconciler) RebalancedOrders(a goka.Assignment) {
+func partitions(a goka.Assignment) map[int32]bool {
 	owned := make(map[int32]bool, len(a))
 	for p := range a {
 		owned[p] = true
 	}
+	return owned
+}
+
+// RebalancedOrders restricts order deadline ticks to the partitions this
+// process's orders processor owns; pass it to goka.WithRebalanceCallback.
+func (r *Reconciler) RebalancedOrders(a goka.Assignment) {
+	owned := partitions(a)
 	r.mu.Lock()
 	r.ownedOrders = owned
 	r.mu.Unlock()
@@ -217,6 +219,13 @@ func (r *Reconciler) Sweep(em *goka.Emitter) (int, error) {
 	r.mu.Lock()
 	owned := r.owned
 	r.mu.Unlock()
+	// Forget ticks old enough to be repeated anyway, so entries for
+	// finished orders and for partitions now owned elsewhere go away.
+	for k, st := range r.sent {
+		if now.Sub(st.at) >= r.retickAfter() {
+			delete(r.sent, k)
+		}
+	}
 	n := 0
 	var errs []error
 	err := r.stock.Each(func(s inventory.State) bool {
@@ -224,15 +233,25 @@ func (r *Reconciler) Sweep(em *goka.Emitter) (int, error) {
 			return true
 		}
 		pol, err := policies.Gather(s, r.pols.GetPolicy, r.o.Config.Policies())
-		if err != nil {
+		if errors.Is(err, views.ErrNotReady) {
 			errs = append(errs, err)
 			return false
 		}
+		if err != nil {
+			errs = append(errs, err) // one SKU's problem must not stall the rest
+			return true
+		}
 		snap := inventory.Evaluate(s, pol, now)
 		pub, err := r.avail.Get(s.SKU)
-		if err != nil {
+		if errors.Is(err, views.ErrNotReady) {
 			errs = append(errs, err)
 			return false
+		}
+		if err != nil {
+			// The published value does not decode (a stray producer?):
+			// tick the SKU so the processor publishes a good one over it.
+			errs = append(errs, err)
+			pub = nil
 		}
 		// A reservation past its TTL must be released in the state, even
 		// when that does not change the answer.
@@ -252,7 +271,7 @@ func (r *Reconciler) Sweep(em *goka.Emitter) (int, error) {
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("emit tick for %s: %w", s.SKU, err))
-			return false
+			return true
 		}
 		r.sent[s.SKU] = sentTick{version: snap.Version, at: now}
 		n++
@@ -285,7 +304,7 @@ func (r *Reconciler) SweepOrders(em *goka.Emitter) (int, error) {
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("emit order tick for %s: %w", o.ID, err))
-			return false
+			return true
 		}
 		r.sent[key] = sentTick{at: now}
 		n++
