@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 	"google.golang.org/protobuf/proto"
@@ -115,13 +114,10 @@ func New(o Options) (*Registry, error) {
 		return nil, fmt.Errorf("registry view: %w", err)
 	}
 	// acks=all: an admin change that was answered must survive a broker loss.
-	c := o.Kafka.Sarama()
-	c.Producer.RequiredAcks = sarama.WaitForAll
-	eopts := append(o.Kafka.EmitterOptions(), goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(c)))
-	if r.entries, err = goka.NewEmitter(o.Kafka.Brokers, goka.Stream(Topic), Codec, eopts...); err != nil {
+	if r.entries, err = goka.NewEmitter(o.Kafka.Brokers, goka.Stream(Topic), Codec, o.Kafka.ReliableEmitterOptions()...); err != nil {
 		return nil, fmt.Errorf("registry emitter: %w", err)
 	}
-	if r.policies, err = goka.NewEmitter(o.Kafka.Brokers, policies.Topic, codecs.PolicyTable, eopts...); err != nil {
+	if r.policies, err = goka.NewEmitter(o.Kafka.Brokers, policies.Topic, codecs.PolicyTable, o.Kafka.ReliableEmitterOptions()...); err != nil {
 		_ = r.entries.Finish()
 		return nil, fmt.Errorf("policies emitter: %w", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/syndtr/goleveldb/leveldb"
 	"google.golang.org/protobuf/proto"
@@ -61,14 +60,11 @@ func Restore(k kafkacfg.Options, viewDir string) (int, error) {
 	if err := k.EnsureTopics(append(Topics, policies.Topics...)...); err != nil {
 		return 0, err
 	}
-	c := k.Sarama()
-	c.Producer.RequiredAcks = sarama.WaitForAll
-	eopts := append(k.EmitterOptions(), goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(c)))
-	reg, err := goka.NewEmitter(k.Brokers, goka.Stream(Topic), Codec, eopts...)
+	reg, err := goka.NewEmitter(k.Brokers, goka.Stream(Topic), Codec, k.ReliableEmitterOptions()...)
 	if err != nil {
 		return 0, err
 	}
-	pol, err := goka.NewEmitter(k.Brokers, policies.Topic, codecs.PolicyTable, eopts...)
+	pol, err := goka.NewEmitter(k.Brokers, policies.Topic, codecs.PolicyTable, k.ReliableEmitterOptions()...)
 	if err != nil {
 		return 0, errors.Join(err, reg.Finish())
 	}

@@ -139,6 +139,18 @@ func (o Options) EmitterOptions() []goka.EmitterOption {
 	}
 }
 
+// ReliableEmitterOptions configure an emitter whose writes must survive a
+// broker loss once acknowledged (acks=all). Each call builds its own sarama
+// config: goka writes into the config it is given.
+func (o Options) ReliableEmitterOptions() []goka.EmitterOption {
+	c := o.Sarama()
+	c.Producer.RequiredAcks = sarama.WaitForAll
+	return []goka.EmitterOption{
+		goka.WithEmitterTopicManagerBuilder(o.topicManagerBuilder()),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(c)),
+	}
+}
+
 // LowLatencyEmitterOptions configure an emitter for request paths (a
 // gateway waiting on the answer): batches are sent at once instead of every
 // 100 ms.
