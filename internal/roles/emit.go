@@ -39,70 +39,61 @@ var EmitTopics = map[string]string{
 // parseLine turns one JSON line for topic into its message key and bytes,
 // validating it as the processors will.
 func parseLine(topic string, line []byte) (string, []byte, error) {
+	var env proto.Message
+	var key func() (string, error)
 	switch topic {
-	case string(stock.SupplyTopic), string(stock.SkuPoliciesTopic):
-		var ev inventory.Event
-		var err error
-		if topic == string(stock.SupplyTopic) {
-			var env pb.SupplyEvent
-			if err := protojson.Unmarshal(line, &env); err != nil {
-				return "", nil, fmt.Errorf("not a skuflow.v1.SupplyEvent: %v", err)
-			}
-			ev, err = codecs.SupplyEventFromProto(&env)
-		} else {
-			var env pb.SkuPolicyEvent
-			if err := protojson.Unmarshal(line, &env); err != nil {
-				return "", nil, fmt.Errorf("not a skuflow.v1.SkuPolicyEvent: %v", err)
-			}
-			ev, err = codecs.SkuPolicyEventFromProto(&env)
-		}
-		if err == nil {
-			err = ev.Validate()
-		}
-		if err != nil {
-			return "", nil, err
-		}
-		var env proto.Message
-		if topic == string(stock.SupplyTopic) {
-			env, err = codecs.SupplyEventToProto(ev)
-		} else {
-			env, err = codecs.SkuPolicyEventToProto(ev)
-		}
-		if err != nil {
-			return "", nil, err
-		}
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(env)
-		return ev.EventSKU(), b, err
+	case string(stock.SupplyTopic):
+		e := new(pb.SupplyEvent)
+		env, key = e, func() (string, error) { return validSKU(codecs.SupplyEventFromProto(e)) }
+	case string(stock.SkuPoliciesTopic):
+		e := new(pb.SkuPolicyEvent)
+		env, key = e, func() (string, error) { return validSKU(codecs.SkuPolicyEventFromProto(e)) }
 	case string(policies.Topic):
-		var env pb.PolicyEvent
-		if err := protojson.Unmarshal(line, &env); err != nil {
-			return "", nil, fmt.Errorf("not a skuflow.v1.PolicyEvent: %v", err)
-		}
-		key, err := policies.KeyOf(&env)
-		if err != nil {
-			return "", nil, err
-		}
-		if l := env.GetLocation(); l != nil {
-			p, err := codecs.LocationPolicyFromProto(l)
-			if err == nil {
-				err = p.Validate()
-			}
-			if err != nil {
-				return "", nil, err
-			}
-		} else {
-			p, err := codecs.MerchantPolicyFromProto(env.GetMerchant())
-			if err == nil {
-				err = p.Validate()
-			}
-			if err != nil {
-				return "", nil, err
-			}
-		}
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&env)
-		return key, b, err
+		e := new(pb.PolicyEvent)
+		env, key = e, func() (string, error) { return validPolicy(e) }
+	default:
+		return "", nil, fmt.Errorf("topic %q is not one emit publishes to", topic)
 	}
-	return "", nil, fmt.Errorf("topic %q is not one emit publishes to", topic)
+	if err := protojson.Unmarshal(line, env); err != nil {
+		return "", nil, fmt.Errorf("not a %s: %v", env.ProtoReflect().Descriptor().FullName(), err)
+	}
+	k, err := key()
+	if err != nil {
+		return "", nil, err
+	}
+	b, err := codecs.MarshalDeterministic(env)
+	return k, b, err
+}
+
+// validSKU validates a SKU-keyed event and returns its key.
+func validSKU(ev inventory.Event, err error) (string, error) {
+	if err == nil {
+		err = ev.Validate()
+	}
+	if err != nil {
+		return "", err
+	}
+	return ev.EventSKU(), nil
+}
+
+// validPolicy validates a location or merchant policy and returns its key.
+func validPolicy(env *pb.PolicyEvent) (string, error) {
+	key, err := policies.KeyOf(env)
+	if err != nil {
+		return "", err
+	}
+	if l := env.GetLocation(); l != nil {
+		p, err := codecs.LocationPolicyFromProto(l)
+		if err == nil {
+			err = p.Validate()
+		}
+		return key, err
+	}
+	p, err := codecs.MerchantPolicyFromProto(env.GetMerchant())
+	if err == nil {
+		err = p.Validate()
+	}
+	return key, err
 }
 
 // EmitOptions configure Emit.
