@@ -315,6 +315,7 @@ func (r *Registry) AddLocations(ctx context.Context, merchant string, locations 
 			return nil, ErrNotFound
 		}
 		cur.Locations = slices.Compact(slices.Sorted(slices.Values(append(cur.Locations, locs...))))
+		cur.RemovedLocations = slices.DeleteFunc(cur.RemovedLocations, func(l string) bool { _, found := slices.BinarySearch(locs, l); return found })
 		return cur, nil
 	})
 }
@@ -329,6 +330,12 @@ func (r *Registry) RemoveLocations(ctx context.Context, merchant string, locatio
 		if cur == nil {
 			return nil, ErrNotFound
 		}
+		for _, l := range cur.Locations {
+			if _, found := slices.BinarySearch(locs, l); found {
+				cur.RemovedLocations = append(cur.RemovedLocations, l)
+			}
+		}
+		cur.RemovedLocations = slices.Compact(slices.Sorted(slices.Values(cur.RemovedLocations)))
 		cur.Locations = slices.DeleteFunc(cur.Locations, func(l string) bool { _, found := slices.BinarySearch(locs, l); return found })
 		return cur, nil
 	})

@@ -9,6 +9,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/syndtr/goleveldb/leveldb"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
@@ -70,7 +71,7 @@ func Restore(k kafkacfg.Options, viewDir string) (int, error) {
 	}
 	var errs []error
 	for _, e := range entries {
-		for _, ev := range policyEvents(nil, e, e.GetUpdatedAt().AsTime()) {
+		for _, ev := range restoreEvents(e) {
 			key, err := policies.KeyOf(ev)
 			if err == nil {
 				err = pol.EmitSync(key, ev)
@@ -81,4 +82,18 @@ func Restore(k kafkacfg.Options, viewDir string) (int, error) {
 	}
 	errs = append(errs, reg.Finish(), pol.Finish())
 	return len(entries), errors.Join(errs...)
+}
+
+// restoreEvents are the policies a restored entry republishes: its merchant
+// policy, its locations open, and the locations it lost closed.
+func restoreEvents(e *pb.RegistryEntry) []*pb.PolicyEvent {
+	at := e.GetUpdatedAt().AsTime()
+	out := policyEvents(nil, e, at)
+	for _, l := range e.GetRemovedLocations() {
+		out = append(out, &pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: &pb.LocationPolicy{
+			Location: l, Kind: pb.LocationKind_LOCATION_KIND_MERCHANT, MerchantId: e.GetMerchantId(), Closed: true,
+			AsOf: timestamppb.New(at),
+		}}})
+	}
+	return out
 }

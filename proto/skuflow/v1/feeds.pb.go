@@ -1319,15 +1319,19 @@ func (x *OutboxStatus) GetOldestReceivedAt() *timestamppb.Timestamp {
 // keyed by merchant id. A tombstone removes nothing: merchants are never
 // deleted, only emptied of locations and tokens.
 type RegistryEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MerchantId    string                 `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
-	Locations     []string               `protobuf:"bytes,2,rep,name=locations,proto3" json:"locations,omitempty"`
-	StaleAfter    *durationpb.Duration   `protobuf:"bytes,3,opt,name=stale_after,json=staleAfter,proto3" json:"stale_after,omitempty"`
-	Tokens        []*TokenHash           `protobuf:"bytes,4,rep,name=tokens,proto3" json:"tokens,omitempty"`
-	Version       uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	MerchantId string                 `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
+	Locations  []string               `protobuf:"bytes,2,rep,name=locations,proto3" json:"locations,omitempty"`
+	StaleAfter *durationpb.Duration   `protobuf:"bytes,3,opt,name=stale_after,json=staleAfter,proto3" json:"stale_after,omitempty"`
+	Tokens     []*TokenHash           `protobuf:"bytes,4,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	Version    uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Locations taken away from the merchant (sorted), so that restoring the
+	// registry after a broker loss republishes them as closed: re-published
+	// outbox rows for them must not count as a warehouse's stock.
+	RemovedLocations []string `protobuf:"bytes,7,rep,name=removed_locations,json=removedLocations,proto3" json:"removed_locations,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RegistryEntry) Reset() {
@@ -1398,6 +1402,13 @@ func (x *RegistryEntry) GetVersion() uint64 {
 func (x *RegistryEntry) GetUpdatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *RegistryEntry) GetRemovedLocations() []string {
+	if x != nil {
+		return x.RemovedLocations
 	}
 	return nil
 }
@@ -1674,7 +1685,7 @@ const file_skuflow_v1_feeds_proto_rawDesc = "" +
 	"checkpoint\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x1a\n" +
 	"\bsegments\x18\x05 \x01(\x05R\bsegments\x12H\n" +
-	"\x12oldest_received_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x10oldestReceivedAt\"\x8e\x02\n" +
+	"\x12oldest_received_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x10oldestReceivedAt\"\xbb\x02\n" +
 	"\rRegistryEntry\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12\x1c\n" +
@@ -1684,7 +1695,8 @@ const file_skuflow_v1_feeds_proto_rawDesc = "" +
 	"\x06tokens\x18\x04 \x03(\v2\x15.skuflow.v1.TokenHashR\x06tokens\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\x04R\aversion\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"^\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12+\n" +
+	"\x11removed_locations\x18\a \x03(\tR\x10removedLocations\"^\n" +
 	"\tTokenHash\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\fR\x06sha256\x129\n" +
 	"\n" +
