@@ -101,8 +101,8 @@ func (s *ordersServer) PlaceOrder(ctx context.Context, req *pb.PlaceOrderRequest
 	if o, found, err := s.o.Bus.Get(cmd.OrderID); err != nil {
 		return nil, s.lookupError(err)
 	} else if found {
-		if err := sameOrder(o, cmd); err != nil {
-			return nil, err
+		if !o.SameOrder(cmd) {
+			return nil, status.Errorf(codes.AlreadyExists, "order id %q was already used for a different order", cmd.OrderID)
 		}
 		if o.Final() {
 			return codecs.OrderToProto(o), nil
@@ -112,17 +112,6 @@ func (s *ordersServer) PlaceOrder(ctx context.Context, req *pb.PlaceOrderRequest
 		return nil, s.publishError(ctx, err)
 	}
 	return s.waitFor(ctx, cmd.OrderID, func(o inventory.Order) bool { return o.Final() })
-}
-
-func sameOrder(o inventory.Order, c inventory.PlaceOrder) error {
-	same := o.Channel == c.Channel && o.ReservationTTL == c.ReservationTTL && len(o.Lines) == len(c.Lines)
-	for i := 0; same && i < len(c.Lines); i++ {
-		same = o.Lines[i].SKU == c.Lines[i].SKU && o.Lines[i].Quantity == c.Lines[i].Quantity
-	}
-	if !same {
-		return status.Errorf(codes.AlreadyExists, "order id %q was already used for a different order", c.OrderID)
-	}
-	return nil
 }
 
 func (s *ordersServer) GetOrder(_ context.Context, req *pb.GetOrderRequest) (*pb.Order, error) {

@@ -131,7 +131,9 @@ func (c PlaceOrder) Validate() error {
 // ReservationIDFor is the reservation id of an order's line i.
 func ReservationIDFor(orderID string, i int) string { return orderID + ":" + strconv.Itoa(i+1) }
 
-func (o Order) sameOrder(c PlaceOrder) bool {
+// SameOrder reports whether c places this order again (same channel, TTL
+// and lines), as a retry would, rather than a different order under its id.
+func (o Order) SameOrder(c PlaceOrder) bool {
 	if o.Channel != c.Channel || o.ReservationTTL != c.ReservationTTL || len(o.Lines) != len(c.Lines) {
 		return false
 	}
@@ -177,7 +179,7 @@ func place(o Order, found bool, c PlaceOrder, t time.Time) (Order, OrderEffects,
 		return o, OrderEffects{}, Result{}, err
 	}
 	if found {
-		if !o.sameOrder(c) {
+		if !o.SameOrder(c) {
 			return o, OrderEffects{}, Result{}, fmt.Errorf("%w: %q", ErrOrderConflict, c.OrderID)
 		}
 		// A redelivered or retried order: re-request lines still undecided

@@ -105,17 +105,8 @@ type handler struct {
 // publish the answer if it changed.
 func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.ProcessCallback {
 	return func(ctx goka.Context, msg any) {
-		raw, ok := deadletter.Value(ctx, h.log, msg)
+		raw, ev, ok := h.decode(ctx, msg, decode)
 		if !ok {
-			return
-		}
-		ev, err := decode(raw)
-		if err != nil {
-			deadletter.Send(ctx, h.log, raw, err.Error())
-			return
-		}
-		if ev.EventSKU() != ctx.Key() {
-			deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the event's sku %q", ctx.Key(), ev.EventSKU()))
 			return
 		}
 		prev := State(ctx)
@@ -136,17 +127,8 @@ func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.Proces
 // duplicate the recorded one again (the first may have been lost in a crash
 // between the table write and the emit).
 func (h handler) demand(ctx goka.Context, msg any) {
-	raw, ok := deadletter.Value(ctx, h.log, msg)
+	raw, ev, ok := h.decode(ctx, msg, codecs.DecodeDemandEvent)
 	if !ok {
-		return
-	}
-	ev, err := codecs.DecodeDemandEvent(raw)
-	if err != nil {
-		deadletter.Send(ctx, h.log, raw, err.Error())
-		return
-	}
-	if ev.EventSKU() != ctx.Key() {
-		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the event's sku %q", ctx.Key(), ev.EventSKU()))
 		return
 	}
 	prev := State(ctx)
@@ -163,6 +145,26 @@ func (h handler) demand(ctx goka.Context, msg any) {
 	if out != nil {
 		ctx.Emit(OutcomesTopic, out.OrderID, codecs.OutcomeToProto(*out))
 	}
+}
+
+// decode turns an input message into a domain event of the message's SKU,
+// dead-lettering it (ok false) when it is a tombstone, undecodable, or keyed
+// by another SKU.
+func (h handler) decode(ctx goka.Context, msg any, decode func([]byte) (inventory.Event, error)) ([]byte, inventory.Event, bool) {
+	raw, ok := deadletter.Value(ctx, h.log, msg)
+	if !ok {
+		return nil, nil, false
+	}
+	ev, err := decode(raw)
+	if err != nil {
+		deadletter.Send(ctx, h.log, raw, err.Error())
+		return nil, nil, false
+	}
+	if ev.EventSKU() != ctx.Key() {
+		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the event's sku %q", ctx.Key(), ev.EventSKU()))
+		return nil, nil, false
+	}
+	return raw, ev, true
 }
 
 func (h handler) publishIfChanged(ctx goka.Context, prev, next inventory.State, pol inventory.Policies, at time.Time) {
