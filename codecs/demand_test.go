@@ -725,15 +725,7 @@ func TestStateWithReservationsRoundTrip(t *testing.T) {
 // recorded outcome comes back.
 func TestDecodedStateRemembersOutcomes(t *testing.T) {
 	s, outs := demandState(t)
-	data, err := codecs.State{}.Encode(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := codecs.State{}.Decode(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := v.(inventory.State)
+	dec := canonical(t, s)
 	for _, o := range outs {
 		dup := request(o.ReservationID, o.OrderID, max(o.Quantity, 1), "web", time.Hour)
 		_, got, res, err := inventory.Demand(dec, dup, demandChannels, at(100))

@@ -20,7 +20,7 @@ func (State) Encode(value any) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("codecs: cannot encode %T, want inventory.State", value)
 	}
-	return marshal.Marshal(StateToProto(s))
+	return appendState(make([]byte, 0, 256), s), nil
 }
 
 // Decode implements goka.Codec.

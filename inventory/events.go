@@ -3,7 +3,7 @@ package inventory
 import (
 	"errors"
 	"fmt"
-	"regexp"
+	"strings"
 	"time"
 )
 
@@ -21,7 +21,21 @@ var ErrInvalidEvent = errors.New("invalid event")
 // ErrConflictingDuplicate reports an event id seen before with different content.
 var ErrConflictingDuplicate = errors.New("conflicting duplicate event id")
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+// idChars reports whether id has only A-Z a-z 0-9 . _ - and the bytes in
+// extra (a loop: the check runs on every event, where a regexp was a
+// measurable part of the stock processor's time).
+func idChars(id, extra string) bool {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		case strings.IndexByte(extra, c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateID checks a SKU or location id: 1 to 64 characters of
 // A-Z a-z 0-9 . _ - (so ids are safe in URL paths and logs).
@@ -31,7 +45,7 @@ func ValidateID(kind, id string) error {
 		return fmt.Errorf("%s is empty", kind)
 	case len(id) > MaxIDLength:
 		return fmt.Errorf("%s is %d bytes, longer than %d", kind, len(id), MaxIDLength)
-	case !idPattern.MatchString(id):
+	case !idChars(id, ""):
 		return fmt.Errorf("%s %q has characters outside A-Z a-z 0-9 . _ -", kind, id)
 	}
 	return nil

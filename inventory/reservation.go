@@ -3,7 +3,6 @@ package inventory
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -61,8 +60,6 @@ const (
 	MaxRefLength    = 128
 )
 
-var refPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
-
 // ValidateRef checks a reservation or order id: 1 to 128 characters of
 // A-Z a-z 0-9 . _ - :
 func ValidateRef(kind, id string) error {
@@ -71,7 +68,7 @@ func ValidateRef(kind, id string) error {
 		return fmt.Errorf("%s is empty", kind)
 	case len(id) > MaxRefLength:
 		return fmt.Errorf("%s is %d bytes, longer than %d", kind, len(id), MaxRefLength)
-	case !refPattern.MatchString(id):
+	case !idChars(id, ":"):
 		return fmt.Errorf("%s %q has characters outside A-Z a-z 0-9 . _ - :", kind, id)
 	}
 	return nil

@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite the generated block of topology
 
 // graphs are every processor group skuflow runs, with the topics it creates.
 func graphs() []*goka.GroupGraph {
-	return []*goka.GroupGraph{policies.Define(nil), stock.Define(stock.Config{}, nil), orders.Define(nil)}
+	return []*goka.GroupGraph{policies.Define(nil), stock.Define(stock.Config{}, nil, nil), orders.Define(nil)}
 }
 
 func topics() []kafkacfg.Topic { return roles.Topics() }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
@@ -27,6 +28,7 @@ import (
 	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/util"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/skuflow/skuflow/broker"
 	"github.com/skuflow/skuflow/codecs"
@@ -34,6 +36,7 @@ import (
 	"github.com/skuflow/skuflow/inventory"
 	"github.com/skuflow/skuflow/processors/policies"
 	"github.com/skuflow/skuflow/processors/stock"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 )
 
 // Options size a run.
@@ -72,14 +75,16 @@ func (o Options) Validate() error {
 
 // Result is what one scenario measured.
 type Result struct {
-	Scenario    string  `json:"scenario"`
-	Messages    int     `json:"messages"`
-	Seconds     float64 `json:"seconds"`
-	PerSecond   float64 `json:"per_second"`
-	PeakRSSKiB  int64   `json:"peak_rss_kib"`
-	StateBytes  int64   `json:"state_bytes,omitempty"`
-	StateKeys   int     `json:"state_keys,omitempty"`
-	Description string  `json:"description"`
+	Scenario   string  `json:"scenario"`
+	Messages   int     `json:"messages"`
+	Seconds    float64 `json:"seconds"`
+	PerSecond  float64 `json:"per_second"`
+	PeakRSSKiB int64   `json:"peak_rss_kib"`
+	StateBytes int64   `json:"state_bytes,omitempty"`
+	StateKeys  int     `json:"state_keys,omitempty"`
+	// Published is how many answers the stock processor published.
+	Published   int    `json:"published,omitempty"`
+	Description string `json:"description"`
 	// Request scenarios: concurrent clients and latency percentiles.
 	Clients int     `json:"clients,omitempty"`
 	P50Ms   float64 `json:"p50_ms,omitempty"`
@@ -96,7 +101,7 @@ var order = []string{"sarama", "goka-sum", "stock"}
 var scenarios = map[string]scenario{
 	"sarama":   {"raw sarama produce+consume (goka's producer settings)", runSarama},
 	"goka-sum": {"trivial goka processor: sum per key into a table, emit per message", runGokaSum},
-	"stock":    {"skuflow stock processor: supply events -> state table -> availability", runStock},
+	"stock":    {"skuflow stock processor: supply events -> state table -> every final answer on availability", runStock},
 }
 
 // Run runs every scenario in a child process (self, with ChildArgs) and
@@ -162,6 +167,9 @@ func Print(w io.Writer, results []Result) {
 	if b, o := by["orders-roundtrip"], by["orders"]; b.P50Ms > 0 && o.P50Ms > 0 {
 		fmt.Fprintf(w, "PlaceOrder vs one broker round trip: throughput %.2fx, p50 %.1fx, p99 %.1fx\n",
 			o.PerSecond/b.PerSecond, o.P50Ms/b.P50Ms, o.P99Ms/b.P99Ms)
+	}
+	if s, ok := by["stock"]; ok && s.Published > 0 {
+		fmt.Fprintf(w, "stock published %d answers for %d supply events over %d SKUs (coalesced while behind)\n", s.Published, s.Messages, s.StateKeys)
 	}
 	if s, ok := by["stock"]; ok && s.StateKeys > 0 {
 		per := float64(s.StateBytes) / float64(s.StateKeys)
@@ -377,19 +385,49 @@ func runStock(ctx context.Context, o Options, dir string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	var got atomic.Int64
 	cfg := stock.Config{Channels: []string{"marketplace", "store-pickup", "web"}, DefaultStaleAfter: 24 * time.Hour}
-	stateDir := filepath.Join(dir, "goka")
-	p, err := stock.New(k.Brokers, cfg, nil, append(k.ProcessorOptions(), goka.WithLogger(quiet{}),
-		goka.WithStorageBuilder(storage.DefaultBuilder(stateDir)),
-		goka.WithContextWrapper(func(c goka.Context) goka.Context { got.Add(1); return c }))...)
+	want, err := finalAnswers(cfg, keys, vals)
 	if err != nil {
 		return Result{}, err
 	}
-	r, err := runProcessor(ctx, p, &got, func() error { return produce(k, string(stock.SupplyTopic), keys, vals) }, o)
+	// The run ends when every message was handed to a callback and every
+	// SKU's final answer is on the availability topic.
+	pub, err := watchAvailability(k, want)
+	if err != nil {
+		return Result{}, err
+	}
+	defer pub.close()
+	backlog, err := stock.NewBacklog(stock.BacklogOptions{Kafka: k})
+	if err != nil {
+		return Result{}, err
+	}
+	var got atomic.Int64
+	stateDir := filepath.Join(dir, "goka")
+	p, err := stock.New(k.Brokers, cfg, nil, backlog, append(k.ProcessorOptions(), goka.WithLogger(quiet{}),
+		goka.WithStorageBuilder(storage.DefaultBuilder(stateDir)),
+		goka.WithRebalanceCallback(backlog.Rebalanced),
+		goka.WithContextWrapper(func(c goka.Context) goka.Context {
+			if c.Topic() == stock.SupplyTopic {
+				got.Add(1)
+			}
+			return c
+		}))...)
+	if err != nil {
+		return Result{}, err
+	}
+	bctx, stopBacklog := context.WithCancel(ctx)
+	backlogDone := make(chan error, 1)
+	go func() { backlogDone <- backlog.Run(bctx) }()
+	defer func() {
+		stopBacklog()
+		<-backlogDone
+	}()
+	r, err := runProcessor(ctx, p, &got, func() error { return produce(k, string(stock.SupplyTopic), keys, vals) }, o,
+		func(ctx context.Context) error { return waitCount(ctx, &pub.matched, int64(len(want)), nil) })
 	if err != nil {
 		return r, err
 	}
+	r.Published = int(pub.messages.Load())
 	// The processor has stopped: compact each partition's LevelDB so the
 	// size is the live state, not overwritten versions awaiting compaction.
 	tables, _ := filepath.Glob(filepath.Join(stateDir, string(stock.Table)+".*"))
@@ -407,13 +445,87 @@ func runStock(ctx context.Context, o Options, dir string) (Result, error) {
 		}
 		r.StateBytes += dirSize(t)
 	}
-	r.StateKeys = distinct(keys)
+	r.StateKeys = len(want)
 	return r, nil
 }
 
+// finalAnswers folds the messages through the pure rules and returns each
+// SKU's final answer version, as the processor must end up publishing it
+// (no location policies: every location uses the defaults).
+func finalAnswers(cfg stock.Config, keys []string, vals [][]byte) (map[string]string, error) {
+	states := map[string]inventory.State{}
+	for i, v := range vals {
+		ev, err := codecs.DecodeSupplyEvent(v)
+		if err != nil {
+			return nil, err
+		}
+		s, ok := states[keys[i]]
+		if !ok {
+			s = inventory.State{SKU: keys[i]}
+		}
+		if s, _, err = inventory.Apply(s, ev, time.Time{}); err != nil {
+			return nil, err
+		}
+		states[keys[i]] = s
+	}
+	want := make(map[string]string, len(states))
+	for sku, s := range states {
+		pol, err := policies.Gather(s, func(string) (*pb.PolicyEvent, error) { return nil, nil }, cfg.Policies())
+		if err != nil {
+			return nil, err
+		}
+		want[sku] = inventory.Evaluate(s, pol, time.Time{}).Version
+	}
+	return want, nil
+}
+
+// availabilityWatch consumes the availability topic and counts the SKUs
+// whose latest published answer is the wanted one.
+type availabilityWatch struct {
+	matched  atomic.Int64
+	messages atomic.Int64
+	close    func()
+}
+
+func watchAvailability(k kafkacfg.Options, want map[string]string) (*availabilityWatch, error) {
+	c, err := sarama.NewConsumer(k.Brokers, k.Sarama())
+	if err != nil {
+		return nil, err
+	}
+	w := &availabilityWatch{close: func() { c.Close() }}
+	var mu sync.Mutex
+	at := map[string]bool{} // SKU -> latest published answer is the wanted one
+	for p := range int32(k.Partitions) {
+		pc, err := c.ConsumePartition(string(stock.AvailabilityTopic), p, sarama.OffsetOldest)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		go func() {
+			for m := range pc.Messages() {
+				w.messages.Add(1)
+				var a pb.Availability
+				ok := proto.Unmarshal(m.Value, &a) == nil && a.GetVersion() == want[string(m.Key)]
+				mu.Lock()
+				if was := at[string(m.Key)]; was != ok {
+					at[string(m.Key)] = ok
+					if ok {
+						w.matched.Add(1)
+					} else {
+						w.matched.Add(-1)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	return w, nil
+}
+
 // runProcessor starts p, waits until it is running, produces, and times
-// from the first produce until every message was handed to a callback.
-func runProcessor(ctx context.Context, p *goka.Processor, got *atomic.Int64, produce func() error, o Options) (Result, error) {
+// from the first produce until every message was handed to a callback and
+// every done function has returned.
+func runProcessor(ctx context.Context, p *goka.Processor, got *atomic.Int64, produce func() error, o Options, done ...func(context.Context) error) (Result, error) {
 	pctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- p.Run(pctx) }()
@@ -429,6 +541,14 @@ func runProcessor(ctx context.Context, p *goka.Processor, got *atomic.Int64, pro
 	go func() { perr <- produce() }()
 	if err := waitCount(ctx, got, int64(o.Messages), errc); err != nil {
 		return Result{}, err
+	}
+	if os.Getenv("SKUFLOW_BENCH_DEBUG") != "" {
+		fmt.Fprintf(os.Stderr, "all messages handed to callbacks after %s\n", time.Since(start))
+	}
+	for _, d := range done {
+		if err := d(ctx); err != nil {
+			return Result{}, err
+		}
 	}
 	elapsed := time.Since(start)
 	if err := <-perr; err != nil {

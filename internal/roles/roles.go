@@ -49,7 +49,14 @@ type ProcessOptions struct {
 	// ReconcileInterval is how often the published availability topic is
 	// compared with the tables (0: DefaultReconcileInterval, <0: never).
 	ReconcileInterval time.Duration
-	Logger            *slog.Logger
+	// DeferLag is how far (in messages) an input partition must be behind
+	// its head for the stock processor to coalesce its availability
+	// publishing (0: stock.DefaultDeferLag, <0: never); see stock.Backlog.
+	DeferLag int64
+	// MaxDefer bounds how long an answer is held back (0:
+	// stock.DefaultMaxDefer).
+	MaxDefer time.Duration
+	Logger   *slog.Logger
 }
 
 // DefaultReconcileInterval is the reconciler's default scan period.
@@ -77,6 +84,9 @@ func (o ProcessOptions) Validate() error {
 	errs = append(errs, o.Kafka.Validate(), validateConfig(o.Config))
 	if o.DataDir == "" {
 		errs = append(errs, errors.New("data directory is empty"))
+	}
+	if o.MaxDefer < 0 {
+		errs = append(errs, fmt.Errorf("maximum publish deferral %s is negative", o.MaxDefer))
 	}
 	return errors.Join(errs...)
 }
@@ -112,11 +122,28 @@ func Process(ctx context.Context, o ProcessOptions) error {
 		if err != nil {
 			return err
 		}
-		stockExtra = append(stockExtra, goka.WithRebalanceCallback(rec.Rebalanced))
 		ordersExtra = append(ordersExtra, goka.WithRebalanceCallback(rec.RebalancedOrders))
 	}
+	var backlog *stock.Backlog
+	if o.DeferLag >= 0 {
+		var err error
+		backlog, err = stock.NewBacklog(stock.BacklogOptions{Kafka: o.Kafka, Lag: o.DeferLag, MaxDefer: o.MaxDefer, Logger: log})
+		if err != nil {
+			return err
+		}
+	}
+	if rec != nil || backlog != nil {
+		stockExtra = append(stockExtra, goka.WithRebalanceCallback(func(a goka.Assignment) {
+			if rec != nil {
+				rec.Rebalanced(a)
+			}
+			if backlog != nil {
+				backlog.Rebalanced(a)
+			}
+		}))
+	}
 	newStock := func() (*goka.Processor, error) {
-		return stock.New(o.Kafka.Brokers, o.Config, log, opts(stock.Group, stockExtra...)...)
+		return stock.New(o.Kafka.Brokers, o.Config, log, backlog, opts(stock.Group, stockExtra...)...)
 	}
 	newPolicies := func() (*goka.Processor, error) { return policies.New(o.Kafka.Brokers, log, opts(policies.Group)...) }
 	newOrders := func() (*goka.Processor, error) {
@@ -137,6 +164,9 @@ func Process(ctx context.Context, o ProcessOptions) error {
 	run("orders processor", restarting(log, newOrders))
 	if rec != nil {
 		run("reconciler", rec.Run)
+	}
+	if backlog != nil {
+		run("stock backlog", backlog.Run)
 	}
 	return g.Wait()
 }

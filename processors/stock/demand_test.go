@@ -684,7 +684,7 @@ func TestDemandTopicsDeclared(t *testing.T) {
 			t.Errorf("topics %q lack %q", names, want)
 		}
 	}
-	g := stock.Define(cfg, nil)
+	g := stock.Define(cfg, nil, nil)
 	if in := g.InputStreams().Topics(); !slices.Contains(in, string(stock.DemandTopic)) {
 		t.Errorf("group inputs %q lack %s", in, stock.DemandTopic)
 	}

@@ -45,6 +45,11 @@ const (
 // Table is the group table: inventory.State per SKU.
 var Table = goka.GroupTable(Group)
 
+// TableCodec is the table's codec, for the processor and for views: the
+// State codec with a cache of decoded states, shared by every reader in the
+// process (one codec per topic, as goka's tester requires).
+var TableCodec goka.Codec = codecs.NewStateCache(codecs.DefaultStateCacheSKUs)
+
 // Topics the group needs before it starts. The table's changelog is listed
 // too, so views can start before the processor has run once.
 var Topics = []kafkacfg.Topic{
@@ -71,19 +76,20 @@ func (c Config) Policies() inventory.Policies {
 	return inventory.Policies{Channels: c.Channels, DefaultStaleAfter: c.DefaultStaleAfter}
 }
 
-// Define returns the group graph.
-func Define(cfg Config, log *slog.Logger) *goka.GroupGraph {
+// Define returns the group graph. With a Backlog (nil: none) the processor
+// holds back publishing while it is far behind its inputs; see Backlog.
+func Define(cfg Config, log *slog.Logger, b *Backlog) *goka.GroupGraph {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := handler{log: log.With("group", string(Group)), cfg: cfg}
+	h := handler{log: log.With("group", string(Group)), cfg: cfg, backlog: b}
 	return goka.DefineGroup(Group,
 		goka.Input(SupplyTopic, new(codec.Bytes), h.event(codecs.DecodeSupplyEvent)),
 		goka.Input(SkuPoliciesTopic, new(codec.Bytes), h.event(codecs.DecodeSkuPolicyEvent)),
 		goka.Input(TicksTopic, new(codec.Bytes), h.tick),
 		goka.Input(DemandTopic, new(codec.Bytes), h.demand),
 		goka.Lookup(policies.Table, codecs.PolicyTable),
-		goka.Persist(codecs.State{}),
+		goka.Persist(TableCodec),
 		goka.Output(AvailabilityTopic, codecs.Availability),
 		goka.Output(OutcomesTopic, codecs.Outcome),
 		deadletter.Output(),
@@ -91,33 +97,36 @@ func Define(cfg Config, log *slog.Logger) *goka.GroupGraph {
 }
 
 // New builds the processor. Pass kafka.ProcessorOptions() for a real cluster,
-// or goka.WithTester in unit tests.
-func New(brokers []string, cfg Config, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, error) {
-	return processors.NewProcessor(brokers, Define(cfg, log), opts...)
+// or goka.WithTester in unit tests. b may be nil; otherwise run it beside
+// the processor and pass b.Rebalanced to goka.WithRebalanceCallback.
+func New(brokers []string, cfg Config, log *slog.Logger, b *Backlog, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	return processors.NewProcessor(brokers, Define(cfg, log, b), opts...)
 }
 
 type handler struct {
-	log *slog.Logger
-	cfg Config
+	log     *slog.Logger
+	cfg     Config
+	backlog *Backlog
 }
 
 // event is the callback for SKU-keyed event topics: decode, apply, store,
 // publish the answer if it changed.
 func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.ProcessCallback {
 	return func(ctx goka.Context, msg any) {
+		behind := h.backlog.observe(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 		raw, ev, ok := h.decode(ctx, msg, decode)
 		if !ok {
 			return
 		}
 		prev := State(ctx)
-		next, res, err := inventory.Apply(prev, ev, ctx.Timestamp())
+		next, res, err := inventory.Apply(prev, ev, eventTime(ctx))
 		if err != nil {
 			deadletter.Send(ctx, h.log, raw, err.Error())
 			return
 		}
 		processors.Store(ctx, next, res.Changed)
 		if res.Changed {
-			h.publishIfChanged(ctx, prev, next, h.policies(ctx, next), ctx.Timestamp())
+			h.publish(ctx, prev, next, func() inventory.Policies { return h.policies(ctx, next) }, eventTime(ctx), behind)
 		}
 	}
 }
@@ -127,20 +136,21 @@ func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.Proces
 // duplicate the recorded one again (the first may have been lost in a crash
 // between the table write and the emit).
 func (h handler) demand(ctx goka.Context, msg any) {
+	behind := h.backlog.observe(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 	raw, ev, ok := h.decode(ctx, msg, codecs.DecodeDemandEvent)
 	if !ok {
 		return
 	}
 	prev := State(ctx)
 	pol := h.policies(ctx, prev)
-	next, out, res, err := inventory.Demand(prev, ev, pol, ctx.Timestamp())
+	next, out, res, err := inventory.Demand(prev, ev, pol, eventTime(ctx))
 	if err != nil {
 		deadletter.Send(ctx, h.log, raw, err.Error())
 		return
 	}
 	processors.Store(ctx, next, res.Changed)
 	if res.Changed {
-		h.publishIfChanged(ctx, prev, next, pol, ctx.Timestamp())
+		h.publish(ctx, prev, next, func() inventory.Policies { return pol }, eventTime(ctx), behind)
 	}
 	if out != nil {
 		ctx.Emit(OutcomesTopic, out.OrderID, codecs.OutcomeToProto(*out))
@@ -167,11 +177,34 @@ func (h handler) decode(ctx goka.Context, msg any, decode func([]byte) (inventor
 	return raw, ev, true
 }
 
-func (h handler) publishIfChanged(ctx goka.Context, prev, next inventory.State, pol inventory.Policies, at time.Time) {
-	before := inventory.Evaluate(prev, pol, at)
-	after := inventory.Evaluate(next, pol, at)
-	if before.Version != after.Version {
-		ctx.Emit(AvailabilityTopic, ctx.Key(), codecs.SnapshotToProto(after))
+// publish publishes the SKU's answer after a change from prev to next at
+// event time at, if the answer changed. While the input partition is
+// behind (and a Backlog is set) it defers instead: the first deferred
+// change records the answer before it, later ones only their time, and
+// the first change once caught up, or the Backlog's deferred tick, publishes
+// the answer if it differs from the one before the deferral.
+func (h handler) publish(ctx goka.Context, prev, next inventory.State, pol func() inventory.Policies, at time.Time, behind bool) {
+	p, sku := ctx.Partition(), ctx.Key()
+	if behind && h.backlog.extend(p, sku, at) {
+		return
+	}
+	if d, ok := h.backlog.take(p, sku); ok {
+		h.emitIfNew(ctx, inventory.Evaluate(next, pol(), at), d.before)
+		return
+	}
+	pl := pol()
+	before := inventory.Evaluate(prev, pl, at).Version
+	if behind {
+		h.backlog.hold(p, sku, before, at)
+		return
+	}
+	h.emitIfNew(ctx, inventory.Evaluate(next, pl, at), before)
+}
+
+// emitIfNew publishes snap unless its version is published.
+func (h handler) emitIfNew(ctx goka.Context, snap inventory.Snapshot, published string) {
+	if snap.Version != published {
+		ctx.Emit(AvailabilityTopic, ctx.Key(), codecs.SnapshotToProto(snap))
 	}
 }
 
@@ -192,6 +225,10 @@ func (h handler) tick(ctx goka.Context, msg any) {
 		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the tick's sku %q", ctx.Key(), t.GetSku()))
 		return
 	}
+	if t.GetDeferred() {
+		h.flush(ctx)
+		return
+	}
 	s, ok := ctx.Value().(inventory.State)
 	if !ok {
 		return // nothing known about this SKU: nothing to publish
@@ -199,10 +236,25 @@ func (h handler) tick(ctx goka.Context, msg any) {
 	at := t.GetAt().AsTime()
 	s, res := inventory.Expire(s, at)
 	processors.Store(ctx, s, res.Changed)
-	snap := inventory.Evaluate(s, h.policies(ctx, s), at)
-	if snap.Version != t.GetPublishedVersion() {
-		ctx.Emit(AvailabilityTopic, ctx.Key(), codecs.SnapshotToProto(snap))
+	h.emitIfNew(ctx, inventory.Evaluate(s, h.policies(ctx, s), at), t.GetPublishedVersion())
+}
+
+// flush handles the Backlog's deferred tick: it publishes the SKU's
+// deferred answer, evaluated at the latest deferred change's time, if it
+// differs from the answer before the deferral. Without a deferral here
+// (already published by a later change, or deferred by the instance that
+// owned the partition before a rebalance, whose loss the reconciler heals)
+// it does nothing. It writes nothing to the table.
+func (h handler) flush(ctx goka.Context) {
+	d, ok := h.backlog.take(ctx.Partition(), ctx.Key())
+	if !ok {
+		return
 	}
+	s, ok := ctx.Value().(inventory.State)
+	if !ok {
+		return
+	}
+	h.emitIfNew(ctx, inventory.Evaluate(s, h.policies(ctx, s), d.at), d.before)
 }
 
 // policies gathers the location and merchant policies of s's locations
@@ -227,3 +279,9 @@ func State(ctx goka.Context) inventory.State {
 	}
 	return inventory.State{SKU: ctx.Key()}
 }
+
+// eventTime is the message's timestamp in UTC. sarama gives it in the local
+// zone; the domain compares times zone-blind, but a state stored with UTC
+// times is deep-equal to its own decoding, which the table codec's cache
+// relies on.
+func eventTime(ctx goka.Context) time.Time { return ctx.Timestamp().UTC() }

@@ -84,7 +84,7 @@ type harness struct {
 func start(t *testing.T) *harness {
 	t.Helper()
 	gkt := tester.New(t)
-	p, err := stock.New(nil, cfg, nil, goka.WithTester(gkt))
+	p, err := stock.New(nil, cfg, nil, nil, goka.WithTester(gkt))
 	if err != nil {
 		t.Fatalf("stock.New: %v", err)
 	}

@@ -749,15 +749,20 @@ func (x *SafetyStockOverride) GetAsOf() *timestamppb.Timestamp {
 // StockTick is the envelope of the `stock-ticks` topic (keyed by SKU,
 // co-partitioned with `supply`): the reconciler's nudge to re-evaluate a
 // SKU at `at`, because its answer changes on its own at that time or
-// differs from what was last published.
+// differs from what was last published; or the stock processor's own
+// request (`deferred`) to publish an answer it held back during a backlog.
 type StockTick struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Sku   string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
 	At    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
 	// The version the reconciler saw on the availability topic.
 	PublishedVersion string `protobuf:"bytes,3,opt,name=published_version,json=publishedVersion,proto3" json:"published_version,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Set by the stock processor's backlog flusher: publish the answer this
+	// instance deferred for the SKU, if it still holds one (otherwise the
+	// tick changes and publishes nothing).
+	Deferred      bool `protobuf:"varint,4,opt,name=deferred,proto3" json:"deferred,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StockTick) Reset() {
@@ -809,6 +814,13 @@ func (x *StockTick) GetPublishedVersion() string {
 		return x.PublishedVersion
 	}
 	return ""
+}
+
+func (x *StockTick) GetDeferred() bool {
+	if x != nil {
+		return x.Deferred
+	}
+	return false
 }
 
 var File_skuflow_v1_policies_proto protoreflect.FileDescriptor
@@ -865,11 +877,12 @@ const file_skuflow_v1_policies_proto_rawDesc = "" +
 	"\blocation\x18\x02 \x01(\tR\blocation\x12\x14\n" +
 	"\x05units\x18\x03 \x01(\x03R\x05units\x12\x18\n" +
 	"\acleared\x18\x04 \x01(\bR\acleared\x12/\n" +
-	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"v\n" +
+	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\x92\x01\n" +
 	"\tStockTick\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12+\n" +
-	"\x11published_version\x18\x03 \x01(\tR\x10publishedVersion*\x7f\n" +
+	"\x11published_version\x18\x03 \x01(\tR\x10publishedVersion\x12\x1a\n" +
+	"\bdeferred\x18\x04 \x01(\bR\bdeferred*\x7f\n" +
 	"\fLocationKind\x12\x1d\n" +
 	"\x19LOCATION_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17LOCATION_KIND_WAREHOUSE\x10\x01\x12\x17\n" +

@@ -1,0 +1,441 @@
+package stock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/internal/kafkacfg"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+)
+
+// Backlog defaults.
+const (
+	DefaultDeferLag      = 1000
+	DefaultMaxDefer      = 5 * time.Second
+	DefaultBacklogPeriod = 50 * time.Millisecond
+)
+
+// BacklogOptions configure a Backlog.
+type BacklogOptions struct {
+	Kafka kafkacfg.Options
+	// Lag is how many messages an input partition must be behind its head
+	// for the processor to hold back publishing (0: DefaultDeferLag).
+	Lag int64
+	// MaxDefer bounds how long an answer is held back while the backlog
+	// lasts (0: DefaultMaxDefer).
+	MaxDefer time.Duration
+	// Period between refreshes of the partitions' heads (0:
+	// DefaultBacklogPeriod).
+	Period time.Duration
+	Logger *slog.Logger
+}
+
+func (o *BacklogOptions) defaults() {
+	if o.Lag == 0 {
+		o.Lag = DefaultDeferLag
+	}
+	if o.MaxDefer == 0 {
+		o.MaxDefer = DefaultMaxDefer
+	}
+	if o.Period == 0 {
+		o.Period = DefaultBacklogPeriod
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every problem with the options.
+func (o BacklogOptions) Validate() error {
+	var errs []error
+	errs = append(errs, o.Kafka.Validate())
+	if o.Lag < 0 {
+		errs = append(errs, fmt.Errorf("defer-publish lag %d is negative", o.Lag))
+	}
+	if o.MaxDefer < 0 {
+		errs = append(errs, fmt.Errorf("maximum publish deferral %s is negative", o.MaxDefer))
+	}
+	if o.Period < 0 {
+		errs = append(errs, fmt.Errorf("backlog period %s is negative", o.Period))
+	}
+	return errors.Join(errs...)
+}
+
+var (
+	inputLag = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "skuflow_stock_input_lag_messages",
+		Help: "Messages between the stock processor's position and the head of each input partition it owns.",
+	}, []string{"topic", "partition"})
+	deferredSKUs = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "skuflow_stock_deferred_skus",
+		Help: "SKUs whose availability answer is held back while the stock processor works through a backlog.",
+	})
+	deferredFlushes = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "skuflow_stock_deferred_flushes_total",
+		Help: "Deferred-publish ticks the stock processor sent itself.",
+	})
+)
+
+// Backlog lets the stock processor coalesce its availability publishing
+// during a replay flood. Only a SKU's latest answer matters on the compacted
+// availability topic, and while an input partition is far behind its head
+// every answer computed from it is about to be superseded: evaluating and
+// publishing each one would spend most of the processor's time on answers
+// nobody will read. So while a partition is more than Lag messages behind,
+// the processor folds events into the table as always (queries, which read
+// the table, stay right) but only records the SKU as deferred, with the
+// answer it last published. When the partition has caught up, or a SKU has
+// been deferred for MaxDefer, the Backlog sends the processor a deferred
+// StockTick for the SKU, and the processor publishes the answer if it
+// differs from the one published before the deferral. A SKU is therefore
+// evaluated and published about once per backlog instead of once per event.
+//
+// The deferral records live in memory. They are lost in a crash or when the
+// partition moves to another instance; the reconciler then finds the
+// published answer behind the table and ticks the SKU, as it does for any
+// other lost publish.
+//
+// Create it with NewBacklog, pass it to New, run it with Run beside the
+// processor, and pass Rebalanced to goka.WithRebalanceCallback.
+type Backlog struct {
+	o      BacklogOptions
+	log    *slog.Logger
+	topics []string
+	now    func() time.Time
+
+	// heads fetches the input partitions' high-water marks; send emits a
+	// deferred tick. Both are set by NewBacklog (tests replace them).
+	heads func() (map[string]map[int32]int64, error)
+	send  func(sku string, at time.Time) error
+	close func() error
+
+	mu    sync.Mutex
+	parts map[int32]*backlogPart
+}
+
+type backlogPart struct {
+	mu      sync.Mutex
+	pos     map[string]int64 // input topic -> next offset to process
+	head    map[string]int64 // input topic -> high-water mark
+	pending map[string]*deferral
+	queue   []queued // deferrals in order of since, for MaxDefer
+}
+
+// deferral is one SKU's held-back answer.
+type deferral struct {
+	// before is the version of the answer published before the deferral.
+	before string
+	// at is the event time of the latest deferred change: the answer is
+	// evaluated then, as the change's own publish would have been.
+	at time.Time
+	// since is when the deferral began, or its last flush was sent.
+	since time.Time
+	// flushed is set once a deferred tick was sent for it.
+	flushed bool
+}
+
+type queued struct {
+	sku   string
+	since time.Time
+}
+
+// NewBacklog connects to the cluster for the inputs' heads and for the
+// deferred ticks.
+func NewBacklog(o BacklogOptions) (*Backlog, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	o.defaults()
+	client, err := sarama.NewClient(o.Kafka.Brokers, o.Kafka.Sarama())
+	if err != nil {
+		return nil, fmt.Errorf("stock backlog: %w", err)
+	}
+	em, err := goka.NewEmitter(o.Kafka.Brokers, TicksTopic, new(codec.Bytes), o.Kafka.EmitterOptions()...)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("stock backlog emitter: %w", err), client.Close())
+	}
+	b := newBacklog(o)
+	b.heads = func() (map[string]map[int32]int64, error) { return headOffsets(client, b.topics) }
+	b.send = func(sku string, at time.Time) error {
+		v, err := codecs.MarshalDeterministic(&pb.StockTick{Sku: sku, At: timestamppb.New(at), Deferred: true})
+		if err != nil {
+			return err
+		}
+		pr, err := em.Emit(sku, v)
+		if err != nil {
+			return err
+		}
+		pr.Then(func(err error) {
+			if err != nil {
+				// The deferral stays; it is sent again after MaxDefer.
+				b.log.Warn("deferred tick not delivered", "sku", sku, "err", err)
+			}
+		})
+		return nil
+	}
+	b.close = func() error { return errors.Join(em.Finish(), client.Close()) }
+	return b, nil
+}
+
+func newBacklog(o BacklogOptions) *Backlog {
+	o.defaults()
+	return &Backlog{
+		o:      o,
+		log:    o.Logger.With("component", "stock-backlog"),
+		topics: []string{string(SupplyTopic), string(SkuPoliciesTopic), string(DemandTopic)},
+		now:    time.Now,
+		parts:  map[int32]*backlogPart{},
+	}
+}
+
+// Run refreshes the heads and sends deferred ticks every Period until ctx
+// ends.
+func (b *Backlog) Run(ctx context.Context) error {
+	defer func() {
+		if b.close != nil {
+			if err := b.close(); err != nil {
+				b.log.Warn("closing", "err", err)
+			}
+		}
+	}()
+	t := time.NewTicker(b.o.Period)
+	defer t.Stop()
+	for {
+		b.Step()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Step refreshes the heads once and sends the deferred ticks that are due:
+// every unflushed deferral of a partition that has caught up, and every
+// deferral older than MaxDefer.
+func (b *Backlog) Step() {
+	heads, err := b.heads()
+	if err != nil {
+		b.log.Warn("reading input heads", "err", err)
+	}
+	now := b.now()
+	b.mu.Lock()
+	parts := make(map[int32]*backlogPart, len(b.parts))
+	for p, bp := range b.parts {
+		parts[p] = bp
+	}
+	b.mu.Unlock()
+	var due []string
+	pending := 0
+	for p, bp := range parts {
+		due = append(due, bp.step(p, heads, err == nil, b.o.Lag, b.o.MaxDefer, now)...)
+		bp.mu.Lock()
+		pending += len(bp.pending)
+		bp.mu.Unlock()
+	}
+	deferredSKUs.Set(float64(pending))
+	for _, sku := range due {
+		if err := b.send(sku, now); err != nil {
+			// The deferral stays; it is sent again after MaxDefer.
+			b.log.Warn("sending deferred tick", "sku", sku, "err", err)
+			continue
+		}
+		deferredFlushes.Inc()
+	}
+}
+
+// step updates the partition's heads and returns the SKUs due a deferred
+// tick. Without fresh heads (headsOK false) a partition is not taken to have
+// caught up.
+func (bp *backlogPart) step(p int32, heads map[string]map[int32]int64, headsOK bool, lag int64, maxDefer time.Duration, now time.Time) []string {
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	caughtUp := headsOK
+	for topic, hs := range heads {
+		h, ok := hs[p]
+		if !ok {
+			continue
+		}
+		bp.head[topic] = h
+		if pos, ok := bp.pos[topic]; ok {
+			inputLag.WithLabelValues(topic, strconv.Itoa(int(p))).Set(float64(max(0, h-pos)))
+			if h-pos > lag {
+				caughtUp = false
+			}
+		}
+	}
+	var due []string
+	flush := func(sku string, d *deferral) {
+		d.flushed, d.since = true, now
+		bp.queue = append(bp.queue, queued{sku, now})
+		due = append(due, sku)
+	}
+	// Deferred for MaxDefer (or flushed that long ago without an answer,
+	// e.g. a tick lost to a rebalance): send (again).
+	for len(bp.queue) > 0 && now.Sub(bp.queue[0].since) >= maxDefer {
+		q := bp.queue[0]
+		bp.queue = bp.queue[1:]
+		if d, ok := bp.pending[q.sku]; ok && d.since.Equal(q.since) {
+			flush(q.sku, d)
+		}
+	}
+	if caughtUp {
+		for sku, d := range bp.pending {
+			if !d.flushed {
+				flush(sku, d)
+			}
+		}
+	}
+	if len(bp.queue) == 0 {
+		bp.queue = nil // let a drained queue's array go
+	}
+	return due
+}
+
+// Rebalanced forgets the partitions this instance no longer owns; pass it
+// to goka.WithRebalanceCallback.
+func (b *Backlog) Rebalanced(a goka.Assignment) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for p := range b.parts {
+		if _, ok := a[p]; !ok {
+			delete(b.parts, p)
+		}
+	}
+}
+
+func (b *Backlog) part(p int32) *backlogPart {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bp := b.parts[p]
+	if bp == nil {
+		bp = &backlogPart{pos: map[string]int64{}, head: map[string]int64{}, pending: map[string]*deferral{}}
+		b.parts[p] = bp
+	}
+	return bp
+}
+
+// observe records that the processor has reached offset on topic's
+// partition, and reports whether that partition is more than Lag messages
+// behind its head. A nil Backlog is never behind.
+func (b *Backlog) observe(topic string, p int32, offset int64) bool {
+	if b == nil {
+		return false
+	}
+	bp := b.part(p)
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	bp.pos[topic] = offset + 1
+	h, ok := bp.head[topic]
+	return ok && h-(offset+1) > b.o.Lag
+}
+
+// extend moves an existing deferral's evaluation time to at, and reports
+// whether the SKU was deferred.
+func (b *Backlog) extend(p int32, sku string, at time.Time) bool {
+	if b == nil {
+		return false
+	}
+	bp := b.part(p)
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	d, ok := bp.pending[sku]
+	if ok && at.After(d.at) {
+		d.at = at
+	}
+	return ok
+}
+
+// hold starts deferring sku's answer; before is the published answer's
+// version.
+func (b *Backlog) hold(p int32, sku, before string, at time.Time) {
+	bp := b.part(p)
+	now := b.now()
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	bp.pending[sku] = &deferral{before: before, at: at, since: now}
+	bp.queue = append(bp.queue, queued{sku, now})
+}
+
+// take ends sku's deferral and returns it.
+func (b *Backlog) take(p int32, sku string) (deferral, bool) {
+	if b == nil {
+		return deferral{}, false
+	}
+	bp := b.part(p)
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	d, ok := bp.pending[sku]
+	if !ok {
+		return deferral{}, false
+	}
+	delete(bp.pending, sku)
+	return *d, true
+}
+
+// headOffsets asks each partition leader for the high-water marks of
+// topics' partitions, one request per broker.
+func headOffsets(client sarama.Client, topics []string) (map[string]map[int32]int64, error) {
+	version := int16(0)
+	if client.Config().Version.IsAtLeast(sarama.V0_10_1_0) {
+		version = 1
+	}
+	reqs := map[*sarama.Broker]*sarama.OffsetRequest{}
+	for _, t := range topics {
+		parts, err := client.Partitions(t)
+		if err != nil {
+			return nil, fmt.Errorf("partitions of %s: %w", t, err)
+		}
+		for _, p := range parts {
+			br, err := client.Leader(t, p)
+			if err != nil {
+				return nil, fmt.Errorf("leader of %s/%d: %w", t, p, err)
+			}
+			r := reqs[br]
+			if r == nil {
+				r = &sarama.OffsetRequest{Version: version}
+				reqs[br] = r
+			}
+			r.AddBlock(t, p, sarama.OffsetNewest, 1)
+		}
+	}
+	out := make(map[string]map[int32]int64, len(topics))
+	var errs []error
+	for br, r := range reqs {
+		resp, err := br.GetAvailableOffsets(r)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("offsets from %s: %w", br.Addr(), err))
+			continue
+		}
+		for t, blocks := range resp.Blocks {
+			for p, blk := range blocks {
+				if blk.Err != sarama.ErrNoError {
+					errs = append(errs, fmt.Errorf("offset of %s/%d: %w", t, p, blk.Err))
+					continue
+				}
+				off := blk.Offset
+				if version == 0 && len(blk.Offsets) > 0 {
+					off = blk.Offsets[0]
+				}
+				if out[t] == nil {
+					out[t] = map[int32]int64{}
+				}
+				out[t][p] = off
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
