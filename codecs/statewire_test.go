@@ -6,7 +6,6 @@ import (
 	"math"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -89,79 +88,6 @@ func TestAppendStateMatchesProto(t *testing.T) {
 	})
 }
 
-// A StateCache gives exactly what the plain codec gives, for any sequence
-// of encodes and decodes of any states, including bytes it never saw and
-// SKUs evicted from a small cache.
-func TestPropertyStateCacheIsTheCodec(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		c := codecs.NewStateCache(rapid.IntRange(1, 3).Draw(t, "size"))
-		var seen [][]byte
-		for range rapid.IntRange(1, 30).Draw(t, "steps") {
-			if len(seen) > 0 && rapid.Bool().Draw(t, "decode") {
-				data := rapid.SampledFrom(seen).Draw(t, "bytes")
-				got, errC := c.Decode(data)
-				want, errP := codecs.State{}.Decode(data)
-				if (errC == nil) != (errP == nil) || !reflect.DeepEqual(got, want) {
-					t.Fatalf("cache decoded %x to %#v (%v), codec to %#v (%v)", data, got, errC, want, errP)
-				}
-				if c.Len() > 3 {
-					t.Fatalf("cache holds %d SKUs", c.Len())
-				}
-				continue
-			}
-			// Mostly states of a few SKUs, as the processor's reads are;
-			// in canonical form (as decoded), which every state the domain
-			// reaches is (TestPropertyReachableStatesRoundTrip).
-			s := drawState(t)
-			s.SKU = rapid.SampledFrom([]string{"a", "b", "c", "d", s.SKU}).Draw(t, "sku")
-			s = canonical(t, s)
-			got, err := c.Encode(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, _ := codecs.State{}.Encode(s)
-			if !bytes.Equal(got, want) {
-				t.Fatalf("cache encoded %x, codec %x", got, want)
-			}
-			seen = append(seen, got)
-			if rapid.Bool().Draw(t, "corrupt") {
-				bad := append(bytes.Clone(got), 0xff)
-				seen = append(seen, bad)
-			}
-		}
-	})
-}
-
-// Every reader of a decoded state gets the same answer when many
-// goroutines encode and decode the same SKUs (run with -race).
-func TestStateCacheConcurrentUse(t *testing.T) {
-	c := codecs.NewStateCache(2)
-	states := make([][]byte, 4)
-	for i := range states {
-		s := applyAll(t, lvl("WH-1", int64(i), at(i), 1))
-		s.SKU = []string{"a", "b", "c"}[i%3]
-		states[i], _ = codecs.State{}.Encode(s)
-	}
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 500 {
-				data := states[(g+i)%len(states)]
-				v, err := c.Decode(data)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if again, _ := c.Encode(v); !bytes.Equal(again, data) {
-					t.Errorf("decoded state re-encodes to %x, want %x", again, data)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-}
-
 // canonical is s as the table gives it back: encoded, then decoded.
 func canonical(t interface{ Fatal(...any) }, s inventory.State) inventory.State {
 	data, err := codecs.State{}.Encode(s)
@@ -177,9 +103,9 @@ func canonical(t interface{ Fatal(...any) }, s inventory.State) inventory.State 
 
 // Every state the domain reaches (stock and policy events, reservation
 // requests and releases, expiry, in any order and at any valid times, some
-// in other zones) decodes from its encoding deep-equal to itself. The
-// StateCache relies on it: it hands out the state it encoded in place of
-// decoding the bytes again.
+// in other zones) decodes from its encoding deep-equal to itself. The stock
+// processor relies on it: it keeps using the state it wrote in place of
+// reading the table's bytes back, and must behave the same either way.
 func TestPropertyReachableStatesRoundTrip(t *testing.T) {
 	zoned := time.FixedZone("UTC-5", -5*60*60)
 	rapid.Check(t, func(t *rapid.T) {

@@ -145,7 +145,7 @@ func (s *Stock) Each(fn func(inventory.State) bool) error {
 
 // NewStock creates the view; call Run to start it.
 func NewStock(brokers []string, opts ...goka.ViewOption) (*Stock, error) {
-	t, err := newTable(brokers, stock.Table, stock.TableCodec, opts...)
+	t, err := newTable(brokers, stock.Table, codecs.State{}, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func TestProcessorCrashMidStream(t *testing.T) {
 	cfg := stock.Config{Channels: []string{"web"}, DefaultStaleAfter: time.Hour}
 	data := t.TempDir()
 	startProc := func() *exec.Cmd {
-		cmd := exec.Command(binary, "process", "--brokers", b.Addrs()[0], "--partitions", fmt.Sprint(k.Partitions),
+		cmd := exec.Command(binary, "process", "--brokers", b.Addrs()[0], "--partitions", fmt.Sprint(k.Partitions), "--metrics", "127.0.0.1:0",
 			"--replication", "1", "--data", data, "--channels", "web", "--reconcile-interval", "1s", "--log-level", "warn")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {

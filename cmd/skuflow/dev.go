@@ -34,6 +34,7 @@ type devFlags struct {
 	answers    answerFlags
 	feeds      feedServiceFlags
 	reconcile  time.Duration
+	backlog    backlogFlags
 	data       string
 	httpAddr   string
 	grpcAddr   string
@@ -66,6 +67,7 @@ broker on 127.0.0.1, every processor group and the gateway, all state under
 	cmd.Flags().IntVar(&f.partitions, "partitions", 8, "partitions of skuflow's topics")
 	cmd.Flags().BoolVar(&f.sample, "sample-data", false, "publish a small sample data set at start (idempotent)")
 	cmd.Flags().DurationVar(&f.reconcile, "reconcile-interval", 2*time.Second, "how often the availability topic is compared with the tables")
+	f.backlog.register(cmd)
 	f.answers.register(cmd)
 	f.feeds.register(cmd)
 	return cmd
@@ -102,7 +104,7 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return roles.Process(gctx, roles.ProcessOptions{Kafka: k, Config: cfg, DataDir: f.data, ReconcileInterval: f.reconcile, Logger: log})
+		return roles.Process(gctx, f.backlog.apply(roles.ProcessOptions{Kafka: k, Config: cfg, DataDir: f.data, ReconcileInterval: f.reconcile, Logger: log}))
 	})
 	g.Go(func() error { return serve.Run(gctx) })
 	if f.sample {

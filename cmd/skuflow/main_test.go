@@ -92,7 +92,7 @@ func TestBadFlagsGiveClearErrors(t *testing.T) {
 
 func TestUnreachableBrokersFailFast(t *testing.T) {
 	start := time.Now()
-	out, code := run(t, 60*time.Second, "", "process", "--brokers", "127.0.0.1:1", "--data", t.TempDir())
+	out, code := run(t, 60*time.Second, "", "process", "--brokers", "127.0.0.1:1", "--metrics", "127.0.0.1:0", "--data", t.TempDir())
 	if code == 0 || !strings.Contains(out, "127.0.0.1:1") {
 		t.Fatalf("exit %d, want an error naming the broker:\n%s", code, out)
 	}

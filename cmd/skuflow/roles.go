@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skuflow/skuflow/internal/roles"
+	"github.com/skuflow/skuflow/processors/stock"
 )
 
 func newProcessCmd(g *globalFlags) *cobra.Command {
@@ -15,6 +16,8 @@ func newProcessCmd(g *globalFlags) *cobra.Command {
 	var af answerFlags
 	var data string
 	var reconcile time.Duration
+	var bf backlogFlags
+	var metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "process --brokers host:port[,...]",
 		Short: "Run skuflow's processor groups against a Kafka cluster",
@@ -31,15 +34,39 @@ Local tables live under --data and are rebuilt from the changelogs if lost.`,
 			if err != nil {
 				return err
 			}
-			return roles.Process(cmd.Context(), roles.ProcessOptions{Kafka: k, Config: af.config(), DataDir: data,
-				ReconcileInterval: reconcile, Logger: log})
+			return roles.Process(cmd.Context(), bf.apply(roles.ProcessOptions{Kafka: k, Config: af.config(), DataDir: data,
+				ReconcileInterval: reconcile, MetricsAddr: metricsAddr, Logger: log}))
 		},
 	}
 	cf.register(cmd)
 	af.register(cmd)
 	cmd.Flags().StringVar(&data, "data", "./data", "directory for the processors' local tables")
 	cmd.Flags().DurationVar(&reconcile, "reconcile-interval", roles.DefaultReconcileInterval, "how often the availability topic is compared with the tables (negative: never)")
+	bf.register(cmd)
+	cmd.Flags().StringVar(&metricsAddr, "metrics", ":8081", "Prometheus /metrics listen address, input lag included (empty: none)")
 	return cmd
+}
+
+// backlogFlags set how the stock processor coalesces publishing while it
+// is behind its inputs.
+type backlogFlags struct {
+	lag      int64
+	maxDefer time.Duration
+}
+
+func (f *backlogFlags) register(cmd *cobra.Command) {
+	cmd.Flags().Int64Var(&f.lag, "defer-publish-lag", stock.DefaultDeferLag,
+		"messages an input partition must be behind its head for availability publishing to be coalesced (0 or negative: never coalesce)")
+	cmd.Flags().DurationVar(&f.maxDefer, "max-publish-defer", stock.DefaultMaxDefer,
+		"longest an answer is held back while the processor works through a backlog")
+}
+
+func (f backlogFlags) apply(o roles.ProcessOptions) roles.ProcessOptions {
+	o.DeferLag, o.MaxDefer = f.lag, f.maxDefer
+	if o.DeferLag == 0 {
+		o.DeferLag = -1 // 0 would mean the default in ProcessOptions; on the command line it means never
+	}
+	return o
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {

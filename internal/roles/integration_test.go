@@ -42,9 +42,10 @@ func TestPipelineEndToEnd(t *testing.T) {
 	b := testkit.StartBroker(t)
 	k := b.Kafka
 	procDir := t.TempDir()
+	metricsAddr := freeAddr(t)
 
 	stopProc := testkit.Go(t, func(ctx context.Context) error {
-		return roles.Process(ctx, roles.ProcessOptions{Kafka: k, Config: testConfig, DataDir: procDir})
+		return roles.Process(ctx, roles.ProcessOptions{Kafka: k, Config: testConfig, DataDir: procDir, MetricsAddr: metricsAddr})
 	})
 	srv, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: testConfig, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"})
 	if err != nil {
@@ -67,6 +68,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 	want := model(first)
 	checkAll(t, client, srv.HTTPAddr(), want)
 	checkDeadLetter(t, k, "SKU-BAD")
+	// The processor's own metrics endpoint shows its input lag.
+	waitMetric(t, metricsAddr, `skuflow_stock_input_lag_messages{partition="`, `topic="supply"} 0`)
 
 	// Restart the processor on the same LevelDB, with more events in between.
 	stopProc()

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/skuflow/skuflow/gateway"
@@ -56,7 +59,10 @@ type ProcessOptions struct {
 	// MaxDefer bounds how long an answer is held back (0:
 	// stock.DefaultMaxDefer).
 	MaxDefer time.Duration
-	Logger   *slog.Logger
+	// MetricsAddr serves Prometheus metrics (the processors' lag among
+	// them) at /metrics ("": none).
+	MetricsAddr string
+	Logger      *slog.Logger
 }
 
 // DefaultReconcileInterval is the reconciler's default scan period.
@@ -98,6 +104,14 @@ func Process(ctx context.Context, o ProcessOptions) error {
 		return err
 	}
 	log := logger(o.Logger)
+	var metrics net.Listener
+	if o.MetricsAddr != "" {
+		var err error
+		if metrics, err = net.Listen("tcp", o.MetricsAddr); err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		defer metrics.Close()
+	}
 	if err := o.Kafka.EnsureTopics(Topics()...); err != nil {
 		return err
 	}
@@ -168,7 +182,28 @@ func Process(ctx context.Context, o ProcessOptions) error {
 	if backlog != nil {
 		run("stock backlog", backlog.Run)
 	}
+	if metrics != nil {
+		log.Info("processor metrics", "url", "http://"+metrics.Addr().String()+"/metrics")
+		run("metrics server", func(ctx context.Context) error { return serveMetrics(ctx, metrics) })
+	}
 	return g.Wait()
+}
+
+// serveMetrics serves /metrics on ln until ctx ends.
+func serveMetrics(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // ServeOptions configure the serving role.

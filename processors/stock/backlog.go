@@ -370,6 +370,20 @@ func (b *Backlog) hold(p int32, sku, before string, at time.Time) {
 	bp.queue = append(bp.queue, queued{sku, now})
 }
 
+// published records that sku's answer on the topic is now version, if the
+// SKU is deferred (a reconciler tick published it meanwhile).
+func (b *Backlog) published(p int32, sku, version string) {
+	if b == nil {
+		return
+	}
+	bp := b.part(p)
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	if d, ok := bp.pending[sku]; ok {
+		d.before = version
+	}
+}
+
 // take ends sku's deferral and returns it.
 func (b *Backlog) take(p int32, sku string) (deferral, bool) {
 	if b == nil {

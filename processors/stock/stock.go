@@ -45,11 +45,6 @@ const (
 // Table is the group table: inventory.State per SKU.
 var Table = goka.GroupTable(Group)
 
-// TableCodec is the table's codec, for the processor and for views: the
-// State codec with a cache of decoded states, shared by every reader in the
-// process (one codec per topic, as goka's tester requires).
-var TableCodec goka.Codec = codecs.NewStateCache(codecs.DefaultStateCacheSKUs)
-
 // Topics the group needs before it starts. The table's changelog is listed
 // too, so views can start before the processor has run once.
 var Topics = []kafkacfg.Topic{
@@ -82,14 +77,14 @@ func Define(cfg Config, log *slog.Logger, b *Backlog) *goka.GroupGraph {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := handler{log: log.With("group", string(Group)), cfg: cfg, backlog: b}
+	h := handler{log: log.With("group", string(Group)), cfg: cfg, backlog: b, states: newStates()}
 	return goka.DefineGroup(Group,
 		goka.Input(SupplyTopic, new(codec.Bytes), h.event(codecs.DecodeSupplyEvent)),
 		goka.Input(SkuPoliciesTopic, new(codec.Bytes), h.event(codecs.DecodeSkuPolicyEvent)),
 		goka.Input(TicksTopic, new(codec.Bytes), h.tick),
 		goka.Input(DemandTopic, new(codec.Bytes), h.demand),
 		goka.Lookup(policies.Table, codecs.PolicyTable),
-		goka.Persist(TableCodec),
+		goka.Persist(codecs.State{}),
 		goka.Output(AvailabilityTopic, codecs.Availability),
 		goka.Output(OutcomesTopic, codecs.Outcome),
 		deadletter.Output(),
@@ -107,6 +102,7 @@ type handler struct {
 	log     *slog.Logger
 	cfg     Config
 	backlog *Backlog
+	states  *states
 }
 
 // event is the callback for SKU-keyed event topics: decode, apply, store,
@@ -118,13 +114,13 @@ func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.Proces
 		if !ok {
 			return
 		}
-		prev := State(ctx)
+		prev := h.state(ctx)
 		next, res, err := inventory.Apply(prev, ev, eventTime(ctx))
 		if err != nil {
 			deadletter.Send(ctx, h.log, raw, err.Error())
 			return
 		}
-		processors.Store(ctx, next, res.Changed)
+		h.states.store(ctx, next, res.Changed)
 		if res.Changed {
 			h.publish(ctx, prev, next, func() inventory.Policies { return h.policies(ctx, next) }, eventTime(ctx), behind)
 		}
@@ -141,14 +137,14 @@ func (h handler) demand(ctx goka.Context, msg any) {
 	if !ok {
 		return
 	}
-	prev := State(ctx)
+	prev := h.state(ctx)
 	pol := h.policies(ctx, prev)
 	next, out, res, err := inventory.Demand(prev, ev, pol, eventTime(ctx))
 	if err != nil {
 		deadletter.Send(ctx, h.log, raw, err.Error())
 		return
 	}
-	processors.Store(ctx, next, res.Changed)
+	h.states.store(ctx, next, res.Changed)
 	if res.Changed {
 		h.publish(ctx, prev, next, func() inventory.Policies { return pol }, eventTime(ctx), behind)
 	}
@@ -229,14 +225,17 @@ func (h handler) tick(ctx goka.Context, msg any) {
 		h.flush(ctx)
 		return
 	}
-	s, ok := ctx.Value().(inventory.State)
+	s, ok := h.states.get(ctx)
 	if !ok {
 		return // nothing known about this SKU: nothing to publish
 	}
 	at := t.GetAt().AsTime()
 	s, res := inventory.Expire(s, at)
-	processors.Store(ctx, s, res.Changed)
-	h.emitIfNew(ctx, inventory.Evaluate(s, h.policies(ctx, s), at), t.GetPublishedVersion())
+	h.states.store(ctx, s, res.Changed)
+	snap := inventory.Evaluate(s, h.policies(ctx, s), at)
+	h.emitIfNew(ctx, snap, t.GetPublishedVersion())
+	// Published now, or already: a deferral of the SKU compares with it.
+	h.backlog.published(ctx.Partition(), ctx.Key(), snap.Version)
 }
 
 // flush handles the Backlog's deferred tick: it publishes the SKU's
@@ -250,7 +249,7 @@ func (h handler) flush(ctx goka.Context) {
 	if !ok {
 		return
 	}
-	s, ok := ctx.Value().(inventory.State)
+	s, ok := h.states.get(ctx)
 	if !ok {
 		return
 	}
@@ -272,9 +271,9 @@ func (h handler) policies(ctx goka.Context, s inventory.State) inventory.Policie
 	return pol
 }
 
-// State returns the SKU's state from the group table, or an empty state.
-func State(ctx goka.Context) inventory.State {
-	if s, ok := ctx.Value().(inventory.State); ok {
+// state returns the SKU's state, or an empty state.
+func (h handler) state(ctx goka.Context) inventory.State {
+	if s, ok := h.states.get(ctx); ok {
 		return s
 	}
 	return inventory.State{SKU: ctx.Key()}
@@ -282,6 +281,6 @@ func State(ctx goka.Context) inventory.State {
 
 // eventTime is the message's timestamp in UTC. sarama gives it in the local
 // zone; the domain compares times zone-blind, but a state stored with UTC
-// times is deep-equal to its own decoding, which the table codec's cache
-// relies on.
+// times is deep-equal to its own decoding, which the remembered states
+// rely on (see states).
 func eventTime(ctx goka.Context) time.Time { return ctx.Timestamp().UTC() }
