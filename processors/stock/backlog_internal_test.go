@@ -1,0 +1,495 @@
+package stock
+
+import (
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// fakeCluster stands in for what a Backlog reaches over the network and
+// for its clock: settable heads (or an error reading them), a log of the
+// deferred ticks sent (or an error sending them), and a manual clock.
+type fakeCluster struct {
+	mu       sync.Mutex
+	heads    map[string]map[int32]int64
+	headsErr error
+	sendErr  error
+	sent     []sentTick
+	attempts int
+	now      time.Time
+}
+
+type sentTick struct {
+	sku string
+	at  time.Time
+}
+
+var backlogT0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+// newFakeBacklog returns a Backlog on a fake cluster whose clock reads
+// backlogT0.
+func newFakeBacklog(lag int64, maxDefer time.Duration) (*Backlog, *fakeCluster) {
+	c := &fakeCluster{heads: map[string]map[int32]int64{}, now: backlogT0}
+	b := newBacklog(BacklogOptions{Lag: lag, MaxDefer: maxDefer, Period: time.Hour})
+	b.heads = c.readHeads
+	b.send = c.send
+	b.now = c.clock
+	return b, c
+}
+
+func (c *fakeCluster) readHeads() (map[string]map[int32]int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]map[int32]int64{}
+	for t, ps := range c.heads {
+		out[t] = maps.Clone(ps)
+	}
+	return out, c.headsErr
+}
+
+func (c *fakeCluster) send(sku string, at time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.attempts++
+	if c.sendErr != nil {
+		return c.sendErr
+	}
+	c.sent = append(c.sent, sentTick{sku, at})
+	return nil
+}
+
+func (c *fakeCluster) clock() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// at sets the clock to backlogT0 + d.
+func (c *fakeCluster) at(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = backlogT0.Add(d)
+}
+
+func (c *fakeCluster) setHead(topic string, p int32, head int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.heads[topic] == nil {
+		c.heads[topic] = map[int32]int64{}
+	}
+	c.heads[topic][p] = head
+}
+
+func (c *fakeCluster) setHeadsErr(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.headsErr = err
+}
+
+func (c *fakeCluster) setSendErr(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sendErr = err
+}
+
+// takeSent returns the SKUs of the ticks sent since the last call, sorted,
+// and checks that each was sent at the clock's time.
+func (c *fakeCluster) takeSent(t *testing.T) []string {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var skus []string
+	for _, s := range c.sent {
+		if !s.at.Equal(c.now) {
+			t.Errorf("tick for %s sent with time %v, want the clock's %v", s.sku, s.at, c.now)
+		}
+		skus = append(skus, s.sku)
+	}
+	c.sent = nil
+	slices.Sort(skus)
+	return skus
+}
+
+func expectSent(t *testing.T, c *fakeCluster, what string, want ...string) {
+	t.Helper()
+	if got := c.takeSent(t); !slices.Equal(got, want) {
+		t.Errorf("%s: sent deferred ticks for %q, want %q", what, got, want)
+	}
+}
+
+func gaugeValue(t *testing.T, g prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatalf("reading metric: %v", err)
+	}
+	if m.Gauge != nil {
+		return m.Gauge.GetValue()
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	t.Fatalf("metric is neither a gauge nor a counter: %v", &m)
+	return 0
+}
+
+// supplyIn is the input topic the tests observe.
+const supplyIn = string(SupplyTopic)
+
+func TestBacklogObserveBehindOnlyPastLag(t *testing.T) {
+	b, c := newFakeBacklog(10, time.Hour)
+	c.setHead(supplyIn, 0, 100)
+	c.setHead(supplyIn, 1, 100)
+
+	// No head known yet: never behind, however far the offset.
+	if b.observe(supplyIn, 0, 0) {
+		t.Error("behind before any head was read")
+	}
+	b.Step() // reads heads for partition 0, the only one seen so far
+
+	for _, tc := range []struct {
+		offset int64
+		behind bool
+	}{
+		{0, true},   // 100 - 1 = 99 behind
+		{88, true},  // 100 - 89 = 11 > 10
+		{89, false}, // 100 - 90 = 10, not more than Lag
+		{90, false},
+		{99, false},
+		{150, false}, // past the (stale) head
+		{50, true},   // a redelivery from further back is behind again
+	} {
+		if got := b.observe(supplyIn, 0, tc.offset); got != tc.behind {
+			t.Errorf("observe(offset %d) with head 100, lag 10 = %v, want %v", tc.offset, got, tc.behind)
+		}
+	}
+	// Heads are per topic and per partition.
+	if b.observe(string(DemandTopic), 0, 0) {
+		t.Error("behind on a topic whose head is unknown")
+	}
+	if b.observe(supplyIn, 1, 0) {
+		t.Error("partition 1 behind before a Step read its head")
+	}
+	b.Step()
+	if !b.observe(supplyIn, 1, 0) {
+		t.Error("partition 1 not behind after a Step read its head")
+	}
+	// A head missing from a later read keeps the last one known.
+	c.mu.Lock()
+	delete(c.heads[supplyIn], 0)
+	c.mu.Unlock()
+	b.Step()
+	if !b.observe(supplyIn, 0, 0) {
+		t.Error("partition 0 forgot its head when a read did not include it")
+	}
+}
+
+func TestNilBacklogIsNeverBehind(t *testing.T) {
+	var b *Backlog
+	if b.observe(supplyIn, 0, 0) {
+		t.Error("nil Backlog behind")
+	}
+	if b.extend(0, "SKU-1", backlogT0) {
+		t.Error("nil Backlog extended a deferral")
+	}
+	if d, ok := b.take(0, "SKU-1"); ok {
+		t.Errorf("nil Backlog returned deferral %+v", d)
+	}
+}
+
+func TestBacklogExtendAndTake(t *testing.T) {
+	b, _ := newFakeBacklog(10, time.Hour)
+	if b.extend(0, "A", backlogT0) {
+		t.Error("extend reported a deferral that was never held")
+	}
+	b.hold(0, "A", "v0", backlogT0.Add(time.Second))
+	if !b.extend(0, "A", backlogT0.Add(3*time.Second)) {
+		t.Error("extend did not find the deferral")
+	}
+	if !b.extend(0, "A", backlogT0.Add(2*time.Second)) { // earlier: kept, time unchanged
+		t.Error("extend did not find the deferral")
+	}
+	if b.extend(1, "A", backlogT0) {
+		t.Error("a deferral on partition 0 was found on partition 1")
+	}
+	d, ok := b.take(0, "A")
+	if !ok || d.before != "v0" || !d.at.Equal(backlogT0.Add(3*time.Second)) {
+		t.Errorf("take = %+v, %v; want before v0 at the latest change's time", d, ok)
+	}
+	if _, ok := b.take(0, "A"); ok {
+		t.Error("a deferral was taken twice")
+	}
+}
+
+func TestBacklogPublishedUpdatesOnlyAPendingDeferral(t *testing.T) {
+	var nb *Backlog
+	nb.published(0, "A", "v") // safe on nil
+
+	b, _ := newFakeBacklog(10, time.Hour)
+	b.published(0, "A", "v1")
+	if d, ok := b.take(0, "A"); ok {
+		t.Errorf("published created deferral %+v", d)
+	}
+	b.hold(0, "A", "v0", backlogT0)
+	b.published(0, "A", "v1")
+	b.published(1, "A", "v2") // another partition's
+	if d, ok := b.take(0, "A"); !ok || d.before != "v1" || !d.at.Equal(backlogT0) {
+		t.Errorf("take = %+v, %v; want the deferral with before v1", d, ok)
+	}
+}
+
+func TestBacklogStepFlushesCaughtUpPartitionOnce(t *testing.T) {
+	b, c := newFakeBacklog(10, time.Hour)
+	c.setHead(supplyIn, 0, 100)
+	b.observe(supplyIn, 0, 0)
+	b.Step()
+	if !b.observe(supplyIn, 0, 50) {
+		t.Fatal("not behind at offset 50 of 100")
+	}
+	b.hold(0, "A", "va", backlogT0)
+	b.hold(0, "B", "vb", backlogT0)
+	c.at(time.Second)
+	b.Step()
+	expectSent(t, c, "still behind")
+	if got := gaugeValue(t, deferredSKUs); got != 2 {
+		t.Errorf("deferred SKUs gauge %v, want 2", got)
+	}
+
+	b.observe(supplyIn, 0, 95) // within Lag of the head
+	c.at(2 * time.Second)
+	b.Step()
+	expectSent(t, c, "caught up", "A", "B")
+	if got := gaugeValue(t, inputLag.WithLabelValues(supplyIn, "0")); got != 4 {
+		t.Errorf("input lag gauge %v, want 4 (head 100, next offset 96)", got)
+	}
+	c.at(3 * time.Second)
+	b.Step()
+	expectSent(t, c, "second step")
+	// Sent but not yet answered: still pending.
+	if got := gaugeValue(t, deferredSKUs); got != 2 {
+		t.Errorf("deferred SKUs gauge %v, want 2 until the ticks are handled", got)
+	}
+	if _, ok := b.take(0, "A"); !ok {
+		t.Fatal("the flushed deferral of A is gone before its tick was handled")
+	}
+	b.Step()
+	if got := gaugeValue(t, deferredSKUs); got != 1 {
+		t.Errorf("deferred SKUs gauge %v, want 1 after A's tick", got)
+	}
+	b.take(0, "B")
+	b.Step()
+	if got := gaugeValue(t, deferredSKUs); got != 0 {
+		t.Errorf("deferred SKUs gauge %v, want 0", got)
+	}
+	expectSent(t, c, "after the ticks")
+
+	// A new deferral on the caught-up partition (a burst within the Lag is
+	// not deferred, but a new backlog is) is flushed by the next caught-up
+	// Step, once.
+	b.hold(0, "A", "va2", backlogT0)
+	b.Step()
+	b.Step()
+	expectSent(t, c, "new deferral", "A")
+}
+
+func TestBacklogStepMaxDeferWhileBehind(t *testing.T) {
+	const maxDefer = 5 * time.Second
+	b, c := newFakeBacklog(10, maxDefer)
+	c.setHead(supplyIn, 0, 1000)
+	b.observe(supplyIn, 0, 0)
+	b.Step()
+	b.hold(0, "A", "va", backlogT0)
+	c.at(2 * time.Second)
+	b.hold(0, "B", "vb", backlogT0.Add(2*time.Second))
+
+	c.at(maxDefer - time.Millisecond)
+	b.Step()
+	expectSent(t, c, "before MaxDefer")
+	c.at(maxDefer)
+	b.Step()
+	expectSent(t, c, "A deferred for MaxDefer", "A")
+	c.at(maxDefer + time.Second)
+	b.Step()
+	expectSent(t, c, "A just sent, B not due")
+	c.at(2*time.Second + maxDefer)
+	b.Step()
+	expectSent(t, c, "B deferred for MaxDefer", "B")
+	// A's tick was not handled (lost, say): sent again MaxDefer after it.
+	c.at(2*maxDefer - time.Millisecond)
+	b.Step()
+	expectSent(t, c, "A not due again yet")
+	c.at(2 * maxDefer)
+	b.Step()
+	expectSent(t, c, "A still pending after another MaxDefer", "A")
+	// Once handled, nothing is sent for it again.
+	b.take(0, "A")
+	b.take(0, "B")
+	c.at(10 * maxDefer)
+	b.Step()
+	expectSent(t, c, "after the ticks were handled")
+}
+
+// A deferral taken and held again starts a new MaxDefer period: the old
+// one's queue entry must not flush it early.
+func TestBacklogMaxDeferCountsFromTheNewDeferral(t *testing.T) {
+	const maxDefer = 5 * time.Second
+	b, c := newFakeBacklog(10, maxDefer)
+	c.setHead(supplyIn, 0, 1000)
+	b.observe(supplyIn, 0, 0)
+	b.Step()
+	b.hold(0, "A", "v1", backlogT0)
+	c.at(time.Second)
+	b.take(0, "A")
+	c.at(2 * time.Second)
+	b.hold(0, "A", "v2", backlogT0.Add(2*time.Second))
+	c.at(maxDefer)
+	b.Step()
+	expectSent(t, c, "the first deferral's MaxDefer")
+	c.at(2*time.Second + maxDefer)
+	b.Step()
+	expectSent(t, c, "the second deferral's MaxDefer", "A")
+}
+
+func TestBacklogHeadsErrorBlocksOnlyTheCaughtUpFlush(t *testing.T) {
+	const maxDefer = 5 * time.Second
+	b, c := newFakeBacklog(10, maxDefer)
+	c.setHead(supplyIn, 0, 100)
+	b.observe(supplyIn, 0, 0)
+	b.Step()
+	b.observe(supplyIn, 0, 50)
+	b.hold(0, "A", "va", backlogT0)
+	c.at(3 * time.Second)
+	b.hold(0, "B", "vb", backlogT0.Add(3*time.Second))
+
+	// Caught up, but the heads read fails (here with a partial answer that
+	// would say caught up): not trusted.
+	b.observe(supplyIn, 0, 99)
+	c.setHeadsErr(errors.New("broker unreachable"))
+	c.at(4 * time.Second)
+	b.Step()
+	expectSent(t, c, "heads unreadable")
+	c.at(maxDefer)
+	b.Step()
+	expectSent(t, c, "heads unreadable, A deferred for MaxDefer", "A")
+
+	c.setHeadsErr(nil)
+	c.at(maxDefer + time.Millisecond)
+	b.Step()
+	expectSent(t, c, "heads readable again", "B")
+}
+
+func TestBacklogRebalancedForgetsUnassignedPartitions(t *testing.T) {
+	const maxDefer = 5 * time.Second
+	b, c := newFakeBacklog(10, maxDefer)
+	for p := range int32(3) {
+		c.setHead(supplyIn, p, 100)
+		b.observe(supplyIn, p, 0)
+	}
+	b.Step()
+	b.hold(0, "A", "va", backlogT0)
+	b.hold(1, "B", "vb", backlogT0)
+	b.hold(2, "C", "vc", backlogT0)
+
+	b.Rebalanced(goka.Assignment{0: -1, 2: -1})
+	if b.observe(supplyIn, 1, 0) {
+		t.Error("a partition assigned anew is behind before its head was read again")
+	}
+	for _, p := range []int32{0, 2} {
+		b.observe(supplyIn, p, 99) // caught up
+	}
+	c.at(time.Second)
+	b.Step()
+	if got := gaugeValue(t, deferredSKUs); got != 2 {
+		t.Errorf("deferred SKUs gauge %v, want 2 (A and C)", got)
+	}
+	expectSent(t, c, "caught up after the rebalance", "A", "C")
+	c.at(time.Second + maxDefer)
+	b.Step()
+	expectSent(t, c, "MaxDefer after the rebalance", "A", "C")
+	if _, ok := b.take(1, "B"); ok {
+		t.Error("the deferral of an unassigned partition survived the rebalance")
+	}
+}
+
+func TestBacklogSendErrorKeepsTheDeferral(t *testing.T) {
+	const maxDefer = 5 * time.Second
+	b, c := newFakeBacklog(10, maxDefer)
+	c.setHead(supplyIn, 0, 100)
+	b.observe(supplyIn, 0, 0)
+	b.Step()
+	b.observe(supplyIn, 0, 50)
+	b.hold(0, "A", "va", backlogT0)
+	b.observe(supplyIn, 0, 99)
+	flushes := gaugeValue(t, deferredFlushes)
+
+	c.setSendErr(errors.New("producer closed"))
+	c.at(time.Second)
+	b.Step()
+	if c.attempts != 1 {
+		t.Fatalf("%d send attempts, want 1", c.attempts)
+	}
+	if got := gaugeValue(t, deferredFlushes); got != flushes {
+		t.Errorf("flush counter moved by %v on a failed send", got-flushes)
+	}
+	c.setSendErr(nil)
+	c.at(time.Second + maxDefer)
+	b.Step()
+	expectSent(t, c, "retry after MaxDefer", "A")
+	if got := gaugeValue(t, deferredFlushes); got != flushes+1 {
+		t.Errorf("flush counter moved by %v, want 1", got-flushes)
+	}
+	if d, ok := b.take(0, "A"); !ok || d.before != "va" {
+		t.Errorf("deferral after the retry: %+v, %v", d, ok)
+	}
+}
+
+// Step runs on its own goroutine beside the processor's callbacks; the race
+// detector checks the locking.
+func TestBacklogConcurrentStepAndCallbacks(t *testing.T) {
+	b, c := newFakeBacklog(5, time.Millisecond)
+	for p := range int32(4) {
+		c.setHead(supplyIn, p, 1000)
+	}
+	done := make(chan struct{})
+	stepped := make(chan struct{})
+	go func() {
+		defer close(stepped)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			c.at(time.Duration(i) * time.Millisecond)
+			b.Step()
+			if i%50 == 0 {
+				b.Rebalanced(goka.Assignment{0: -1, 1: -1, 2: -1, 3: -1})
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for p := range int32(4) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for off := range int64(2000) {
+				sku := string(rune('A' + off%7))
+				if b.observe(supplyIn, p, off) && !b.extend(p, sku, backlogT0) {
+					b.hold(p, sku, "v", backlogT0)
+				} else if off%3 == 0 {
+					b.take(p, sku)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	<-stepped
+}
