@@ -305,16 +305,29 @@ func (bp *backlogPart) step(p int32, heads map[string]map[int32]int64, headsOK b
 	return due
 }
 
-// Rebalanced forgets the partitions this instance no longer owns; pass it
-// to goka.WithRebalanceCallback.
+// Rebalanced forgets the partitions this instance no longer owns (their
+// lag too) and starts tracking the assigned ones, so their heads are read
+// before the first message arrives; pass it to goka.WithRebalanceCallback.
 func (b *Backlog) Rebalanced(a goka.Assignment) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for p := range b.parts {
 		if _, ok := a[p]; !ok {
 			delete(b.parts, p)
+			for _, t := range b.topics {
+				inputLag.DeleteLabelValues(t, strconv.Itoa(int(p)))
+			}
 		}
 	}
+	for p := range a {
+		if b.parts[p] == nil {
+			b.parts[p] = newBacklogPart()
+		}
+	}
+}
+
+func newBacklogPart() *backlogPart {
+	return &backlogPart{pos: map[string]int64{}, head: map[string]int64{}, pending: map[string]*deferral{}}
 }
 
 func (b *Backlog) part(p int32) *backlogPart {
@@ -322,7 +335,7 @@ func (b *Backlog) part(p int32) *backlogPart {
 	defer b.mu.Unlock()
 	bp := b.parts[p]
 	if bp == nil {
-		bp = &backlogPart{pos: map[string]int64{}, head: map[string]int64{}, pending: map[string]*deferral{}}
+		bp = newBacklogPart()
 		b.parts[p] = bp
 	}
 	return bp

@@ -493,3 +493,26 @@ func TestBacklogConcurrentStepAndCallbacks(t *testing.T) {
 	close(done)
 	<-stepped
 }
+
+// An assigned partition's heads are read at the next Step, so the first
+// message of a replay is already known to be behind; a dropped partition's
+// lag is no longer exported.
+func TestBacklogRebalancedTracksAssignedPartitions(t *testing.T) {
+	b, c := newFakeBacklog(10, 5*time.Second)
+	c.setHead(supplyIn, 4, 100)
+	c.setHead(supplyIn, 5, 100)
+	b.Rebalanced(goka.Assignment{4: -1, 5: -1})
+	b.Step()
+	if !b.observe(supplyIn, 4, 0) {
+		t.Error("the first message of an assigned partition 90 behind its head is not behind")
+	}
+	b.observe(supplyIn, 5, 0)
+	b.Step()
+	if got := gaugeValue(t, inputLag.WithLabelValues(supplyIn, "5")); got != 99 {
+		t.Fatalf("lag of partition 5 is %v, want 99", got)
+	}
+	b.Rebalanced(goka.Assignment{4: -1})
+	if inputLag.DeleteLabelValues(supplyIn, "5") {
+		t.Error("the lag of a partition no longer assigned is still exported")
+	}
+}
