@@ -46,6 +46,11 @@ func FuzzDecodeSupplyEvent(f *testing.F) {
 	f.Add(mustMarshal(f, &pb.SupplyEvent{Event: &pb.SupplyEvent_StockAdjustment{StockAdjustment: &pb.StockAdjustment{}}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ev, err := codecs.DecodeSupplyEvent(data)
+		// The fast path decides exactly as the protobuf messages do.
+		gev, gerr := codecs.DecodeSupplyGeneric(data)
+		if (err == nil) != (gerr == nil) || !reflect.DeepEqual(ev, gev) {
+			t.Fatalf("DecodeSupplyEvent(%x) = %#v, %v; the generic path gives %#v, %v", data, ev, err, gev, gerr)
+		}
 		if err != nil {
 			if !errors.Is(err, codecs.ErrMalformed) {
 				t.Fatalf("error %q does not wrap ErrMalformed", err)

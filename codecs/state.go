@@ -20,7 +20,7 @@ func (State) Encode(value any) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("codecs: cannot encode %T, want inventory.State", value)
 	}
-	return appendState(make([]byte, 0, 256), s), nil
+	return appendState(make([]byte, 0, 512), s), nil
 }
 
 // Decode implements goka.Codec.

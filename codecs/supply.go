@@ -18,6 +18,13 @@ var ErrMalformed = errors.New("malformed message")
 // DecodeSupplyEvent decodes a supply topic message into a domain event. It
 // does not validate the event's fields: inventory.Apply does.
 func DecodeSupplyEvent(data []byte) (inventory.Event, error) {
+	if ev, ok := decodeSupplyFast(data); ok {
+		return ev, nil
+	}
+	return decodeSupplyGeneric(data)
+}
+
+func decodeSupplyGeneric(data []byte) (inventory.Event, error) {
 	var env pb.SupplyEvent
 	if err := proto.Unmarshal(data, &env); err != nil {
 		return nil, fmt.Errorf("%w: not a skuflow.v1.SupplyEvent: %v", ErrMalformed, err)

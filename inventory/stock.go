@@ -177,13 +177,21 @@ func applyAdjustment(s State, e StockAdjustment) (State, Result, error) {
 	return withLocation(s, e.SKU, i, found, loc), Result{Changed: true}, nil
 }
 
+// findLocation is the position of (id, area) in locs, sorted by ID then
+// Area, and whether it is there. (A plain loop: slices.BinarySearchFunc
+// copied a Location per comparison, a measurable part of Apply.)
 func findLocation(locs []Location, id, area string) (int, bool) {
-	return slices.BinarySearchFunc(locs, Location{ID: id, Area: area}, func(l, want Location) int {
-		if c := strings.Compare(l.ID, want.ID); c != 0 {
-			return c
+	lo, hi := 0, len(locs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		l := &locs[m]
+		if l.ID < id || (l.ID == id && l.Area < area) {
+			lo = m + 1
+		} else {
+			hi = m
 		}
-		return strings.Compare(l.Area, want.Area)
-	})
+	}
+	return lo, lo < len(locs) && locs[lo].ID == id && locs[lo].Area == area
 }
 
 // withLocation returns a copy of s with loc stored at index i (replacing the

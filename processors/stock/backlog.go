@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -122,8 +123,10 @@ type Backlog struct {
 	send  func(sku string, at time.Time) error
 	close func() error
 
+	// parts is replaced, never modified, under mu; callbacks read it
+	// without locking.
 	mu    sync.Mutex
-	parts map[int32]*backlogPart
+	parts atomic.Pointer[map[int32]*backlogPart]
 }
 
 type backlogPart struct {
@@ -192,13 +195,14 @@ func NewBacklog(o BacklogOptions) (*Backlog, error) {
 
 func newBacklog(o BacklogOptions) *Backlog {
 	o.defaults()
-	return &Backlog{
+	b := &Backlog{
 		o:      o,
 		log:    o.Logger.With("component", "stock-backlog"),
 		topics: []string{string(SupplyTopic), string(SkuPoliciesTopic), string(DemandTopic)},
 		now:    time.Now,
-		parts:  map[int32]*backlogPart{},
 	}
+	b.parts.Store(&map[int32]*backlogPart{})
+	return b
 }
 
 // Run refreshes the heads and sends deferred ticks every Period until ctx
@@ -232,12 +236,7 @@ func (b *Backlog) Step() {
 		b.log.Warn("reading input heads", "err", err)
 	}
 	now := b.now()
-	b.mu.Lock()
-	parts := make(map[int32]*backlogPart, len(b.parts))
-	for p, bp := range b.parts {
-		parts[p] = bp
-	}
-	b.mu.Unlock()
+	parts := *b.parts.Load()
 	var due []string
 	pending := 0
 	for p, bp := range parts {
@@ -311,19 +310,21 @@ func (bp *backlogPart) step(p int32, heads map[string]map[int32]int64, headsOK b
 func (b *Backlog) Rebalanced(a goka.Assignment) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for p := range b.parts {
+	old := *b.parts.Load()
+	parts := make(map[int32]*backlogPart, len(a))
+	for p := range a {
+		if parts[p] = old[p]; parts[p] == nil {
+			parts[p] = newBacklogPart()
+		}
+	}
+	for p := range old {
 		if _, ok := a[p]; !ok {
-			delete(b.parts, p)
 			for _, t := range b.topics {
 				inputLag.DeleteLabelValues(t, strconv.Itoa(int(p)))
 			}
 		}
 	}
-	for p := range a {
-		if b.parts[p] == nil {
-			b.parts[p] = newBacklogPart()
-		}
-	}
+	b.parts.Store(&parts)
 }
 
 func newBacklogPart() *backlogPart {
@@ -331,14 +332,22 @@ func newBacklogPart() *backlogPart {
 }
 
 func (b *Backlog) part(p int32) *backlogPart {
+	if bp := (*b.parts.Load())[p]; bp != nil {
+		return bp
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	bp := b.parts[p]
-	if bp == nil {
-		bp = newBacklogPart()
-		b.parts[p] = bp
+	old := *b.parts.Load()
+	if bp := old[p]; bp != nil {
+		return bp
 	}
-	return bp
+	parts := make(map[int32]*backlogPart, len(old)+1)
+	for q, bp := range old {
+		parts[q] = bp
+	}
+	parts[p] = newBacklogPart()
+	b.parts.Store(&parts)
+	return parts[p]
 }
 
 // observe records that the processor has reached offset on topic's

@@ -3,6 +3,7 @@ package stock
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lovoo/goka"
 
@@ -27,8 +28,10 @@ const statesPerPartition = 8192
 // partition's map is full an arbitrary SKU is forgotten; a forgotten SKU is
 // read from the table.
 type states struct {
+	// parts is replaced, never modified, under mu; callbacks read it
+	// without locking.
 	mu    sync.Mutex
-	parts map[int32]*partStates
+	parts atomic.Pointer[map[int32]*partStates]
 }
 
 type partStates struct {
@@ -36,19 +39,32 @@ type partStates struct {
 	m       map[string]inventory.State
 }
 
-func newStates() *states { return &states{parts: map[int32]*partStates{}} }
+func newStates() *states {
+	c := &states{}
+	c.parts.Store(&map[int32]*partStates{})
+	return c
+}
 
 // part returns ctx's partition's states, empty if ctx belongs to another
 // ownership than the one they were written in. Only the partition's own
 // goroutine uses the result.
 func (c *states) part(ctx goka.Context) *partStates {
+	if p := (*c.parts.Load())[ctx.Partition()]; p != nil && p.session == ctx.Context() {
+		return p
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := c.parts[ctx.Partition()]
-	if p == nil || p.session != ctx.Context() {
-		p = &partStates{session: ctx.Context(), m: map[string]inventory.State{}}
-		c.parts[ctx.Partition()] = p
+	old := *c.parts.Load()
+	if p := old[ctx.Partition()]; p != nil && p.session == ctx.Context() {
+		return p
 	}
+	parts := make(map[int32]*partStates, len(old)+1)
+	for q, p := range old {
+		parts[q] = p
+	}
+	p := &partStates{session: ctx.Context(), m: map[string]inventory.State{}}
+	parts[ctx.Partition()] = p
+	c.parts.Store(&parts)
 	return p
 }
 

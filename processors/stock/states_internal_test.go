@@ -88,7 +88,7 @@ func TestStatesBounded(t *testing.T) {
 		key := string(rune('a'+i%26)) + string(rune(i))
 		c.store(fakeCtx{partition: 0, key: key, session: session, table: table, reads: &reads}, inventory.State{SKU: key}, true)
 	}
-	if n := len(c.parts[0].m); n != statesPerPartition {
+	if n := len((*c.parts.Load())[0].m); n != statesPerPartition {
 		t.Fatalf("partition remembers %d states, want the bound %d", n, statesPerPartition)
 	}
 	// Every SKU still reads right: remembered or from the table.

@@ -1,0 +1,4 @@
+package codecs
+
+// DecodeSupplyGeneric is the protobuf-message path of DecodeSupplyEvent.
+var DecodeSupplyGeneric = decodeSupplyGeneric
