@@ -41,6 +41,7 @@ The figures are noisy; compare the ratios.`,
 	cmd.Flags().IntVar(&o.Messages, "messages", 200_000, "messages per scenario")
 	cmd.Flags().IntVar(&o.Keys, "keys", 10_000, "distinct keys (SKUs)")
 	cmd.Flags().IntVar(&o.Partitions, "partitions", 8, "partitions per topic")
+	cmd.Flags().IntVar(&o.Rounds, "rounds", 1, "run every scenario this many times, interleaved, and report each one's median")
 	cmd.Flags().IntVar(&o.Clients, "clients", 32, "concurrent clients in the request scenarios (orders)")
 	cmd.Flags().StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run (default: sarama,goka-sum,stock,orders-roundtrip,orders; also feeds-sarama,feeds)")
 	cmd.Flags().StringVar(&scenario, "scenario", "", "run one scenario in this process (used by the parent)")

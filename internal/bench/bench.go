@@ -5,6 +5,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -48,6 +50,9 @@ type Options struct {
 	Clients int
 	// Scenarios to run (default: all, in order).
 	Scenarios []string
+	// Rounds runs every scenario this many times, interleaved, and
+	// reports each one's median run (0: 1).
+	Rounds int
 }
 
 // Validate reports every problem with the options.
@@ -61,6 +66,9 @@ func (o Options) Validate() error {
 	}
 	if o.Clients < 0 || o.Clients > 10_000 {
 		errs = append(errs, fmt.Errorf("clients %d is outside 0..10000", o.Clients))
+	}
+	if o.Rounds < 0 || o.Rounds > 20 {
+		errs = append(errs, fmt.Errorf("rounds %d is outside 0..20", o.Rounds))
 	}
 	if o.Partitions < 1 || o.Partitions > 64 {
 		errs = append(errs, fmt.Errorf("partitions %d is outside 1..64", o.Partitions))
@@ -114,28 +122,70 @@ func Run(ctx context.Context, o Options, self string, w io.Writer, progress io.W
 	if len(names) == 0 {
 		names = order
 	}
+	rounds := max(o.Rounds, 1)
+	runs := map[string][]Result{}
+	for round := 1; round <= rounds; round++ {
+		for _, name := range names {
+			fmt.Fprintf(progress, "bench: %s (%d messages, %d keys, %d partitions; round %d of %d)...\n",
+				name, o.Messages, o.Keys, o.Partitions, round, rounds)
+			r, err := runChild(ctx, o, self, name, progress)
+			if err != nil {
+				return nil, err
+			}
+			runs[name] = append(runs[name], r)
+		}
+	}
 	var results []Result
 	for _, name := range names {
-		fmt.Fprintf(progress, "bench: %s (%d messages, %d keys, %d partitions)...\n", name, o.Messages, o.Keys, o.Partitions)
-		cmd := exec.CommandContext(ctx, self, "bench", "--scenario", name, "--child",
-			"--messages", strconv.Itoa(o.Messages), "--keys", strconv.Itoa(o.Keys), "--partitions", strconv.Itoa(o.Partitions),
-			"--clients", strconv.Itoa(o.Clients))
-		cmd.Stderr = progress
-		out, err := cmd.Output()
-		if err != nil {
-			return results, fmt.Errorf("scenario %s: %w", name, err)
-		}
-		var r Result
-		if err := json.Unmarshal(out, &r); err != nil {
-			return results, fmt.Errorf("scenario %s: bad result %q: %w", name, out, err)
-		}
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			r.PeakRSSKiB = ru.Maxrss
-		}
-		results = append(results, r)
+		results = append(results, median(runs[name]))
 	}
 	Print(w, results)
+	if rounds > 1 {
+		fmt.Fprintf(w, "median of %d interleaved rounds; each scenario's runs (msgs/s):\n", rounds)
+		for _, name := range names {
+			fmt.Fprintf(w, "  %-17s", name)
+			for _, r := range runs[name] {
+				fmt.Fprintf(w, " %.0f", r.PerSecond)
+			}
+			fmt.Fprintln(w)
+		}
+		if s, g := runs["stock"], runs["goka-sum"]; len(s) == rounds && len(g) == rounds {
+			fmt.Fprint(w, "  stock / goka-sum, round by round:")
+			for i := range s {
+				fmt.Fprintf(w, " %.2f", s[i].PerSecond/g[i].PerSecond)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	return results, nil
+}
+
+// runChild runs one scenario in a child process.
+func runChild(ctx context.Context, o Options, self, name string, progress io.Writer) (Result, error) {
+	cmd := exec.CommandContext(ctx, self, "bench", "--scenario", name, "--child",
+		"--messages", strconv.Itoa(o.Messages), "--keys", strconv.Itoa(o.Keys), "--partitions", strconv.Itoa(o.Partitions),
+		"--clients", strconv.Itoa(o.Clients))
+	cmd.Stderr = progress
+	out, err := cmd.Output()
+	if err != nil {
+		return Result{}, fmt.Errorf("scenario %s: %w", name, err)
+	}
+	var r Result
+	if err := json.Unmarshal(out, &r); err != nil {
+		return Result{}, fmt.Errorf("scenario %s: bad result %q: %w", name, out, err)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.PeakRSSKiB = ru.Maxrss
+	}
+	return r, nil
+}
+
+// median is the run with the median rate (the lower middle one of an even
+// count).
+func median(runs []Result) Result {
+	sorted := slices.Clone(runs)
+	slices.SortFunc(sorted, func(a, b Result) int { return cmp.Compare(a.PerSecond, b.PerSecond) })
+	return sorted[(len(sorted)-1)/2]
 }
 
 // Print writes the results with ratios to the baselines of the same run.
