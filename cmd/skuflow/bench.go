@@ -43,7 +43,7 @@ The figures are noisy; compare the ratios.`,
 	cmd.Flags().IntVar(&o.Partitions, "partitions", 8, "partitions per topic")
 	cmd.Flags().IntVar(&o.Rounds, "rounds", 1, "run every scenario this many times, interleaved, and report each one's median")
 	cmd.Flags().IntVar(&o.Clients, "clients", 32, "concurrent clients in the request scenarios (orders)")
-	cmd.Flags().StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run (default: sarama,goka-sum,stock,orders-roundtrip,orders; also feeds-sarama,feeds)")
+	cmd.Flags().StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run (default: sarama,goka-sum,stock,stock-per-event,orders-roundtrip,orders; also feeds-sarama,feeds)")
 	cmd.Flags().StringVar(&scenario, "scenario", "", "run one scenario in this process (used by the parent)")
 	cmd.Flags().BoolVar(&child, "child", false, "print one scenario's result as JSON (used by the parent)")
 	_ = cmd.Flags().MarkHidden("scenario")

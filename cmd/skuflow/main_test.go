@@ -225,7 +225,8 @@ func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three embedded brokers")
 	}
-	out, code := run(t, 120*time.Second, "", "bench", "--messages", "300", "--keys", "30", "--partitions", "2")
+	out, code := run(t, 120*time.Second, "", "bench", "--messages", "300", "--keys", "30", "--partitions", "2",
+		"--scenarios", "sarama,goka-sum,stock,stock-per-event", "--rounds", "2")
 	if code != 0 {
 		t.Fatalf("bench exit %d:\n%s", code, out)
 	}
@@ -233,7 +234,12 @@ func TestBenchSmoke(t *testing.T) {
 		`(?m)^sarama\s+\d+\s+1\.00\s+\d+\.\d\d\s+\d+ MiB`,
 		`(?m)^goka-sum\s+\d+\s+\d+\.\d\d\s+1\.00\s+\d+ MiB`,
 		`(?m)^stock\s+\d+\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+ MiB`,
+		`(?m)^stock-per-event\s+\d+\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+ MiB`,
+		// Every SKU's final answer reached the availability topic.
+		`stock published \d+ answers for 300 supply events over 30 SKUs`,
 		`stock state on disk \(LevelDB\): \d+ bytes for 30 SKUs`,
+		`median of 2 interleaved rounds`,
+		`stock / goka-sum, round by round: \d+\.\d\d \d+\.\d\d`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("bench output lacks %s:\n%s", re, out)

@@ -104,12 +104,16 @@ type scenario struct {
 	run         func(ctx context.Context, o Options, dir string) (Result, error)
 }
 
-var order = []string{"sarama", "goka-sum", "stock"}
+var order = []string{"sarama", "goka-sum", "stock", "stock-per-event"}
 
 var scenarios = map[string]scenario{
 	"sarama":   {"raw sarama produce+consume (goka's producer settings)", runSarama},
 	"goka-sum": {"trivial goka processor: sum per key into a table, emit per message", runGokaSum},
 	"stock":    {"skuflow stock processor: supply events -> state table -> every final answer on availability", runStock},
+	"stock-per-event": {"the same with coalescing off (--defer-publish-lag 0): an answer evaluated and published per event",
+		func(ctx context.Context, o Options, dir string) (Result, error) {
+			return runStockWith(ctx, o, dir, false)
+		}},
 }
 
 // Run runs every scenario in a child process (self, with ChildArgs) and
@@ -149,12 +153,14 @@ func Run(ctx context.Context, o Options, self string, w io.Writer, progress io.W
 			}
 			fmt.Fprintln(w)
 		}
-		if s, g := runs["stock"], runs["goka-sum"]; len(s) == rounds && len(g) == rounds {
-			fmt.Fprint(w, "  stock / goka-sum, round by round:")
-			for i := range s {
-				fmt.Fprintf(w, " %.2f", s[i].PerSecond/g[i].PerSecond)
+		for _, name := range []string{"stock", "stock-per-event"} {
+			if s, g := runs[name], runs["goka-sum"]; len(s) == rounds && len(g) == rounds {
+				fmt.Fprintf(w, "  %s / goka-sum, round by round:", name)
+				for i := range s {
+					fmt.Fprintf(w, " %.2f", s[i].PerSecond/g[i].PerSecond)
+				}
+				fmt.Fprintln(w)
 			}
-			fmt.Fprintln(w)
 		}
 	}
 	return results, nil
@@ -218,8 +224,10 @@ func Print(w io.Writer, results []Result) {
 		fmt.Fprintf(w, "PlaceOrder vs one broker round trip: throughput %.2fx, p50 %.1fx, p99 %.1fx\n",
 			o.PerSecond/b.PerSecond, o.P50Ms/b.P50Ms, o.P99Ms/b.P99Ms)
 	}
-	if s, ok := by["stock"]; ok && s.Published > 0 {
-		fmt.Fprintf(w, "stock published %d answers for %d supply events over %d SKUs (coalesced while behind)\n", s.Published, s.Messages, s.StateKeys)
+	for _, name := range []string{"stock", "stock-per-event"} {
+		if s, ok := by[name]; ok && s.Published > 0 {
+			fmt.Fprintf(w, "%s published %d answers for %d supply events over %d SKUs\n", name, s.Published, s.Messages, s.StateKeys)
+		}
 	}
 	if s, ok := by["stock"]; ok && s.StateKeys > 0 {
 		per := float64(s.StateBytes) / float64(s.StateKeys)
@@ -423,6 +431,12 @@ func runGokaSum(ctx context.Context, o Options, dir string) (Result, error) {
 }
 
 func runStock(ctx context.Context, o Options, dir string) (Result, error) {
+	return runStockWith(ctx, o, dir, true)
+}
+
+// runStockWith runs the stock processor, with a Backlog coalescing its
+// publishing while it is behind if coalesce is set.
+func runStockWith(ctx context.Context, o Options, dir string, coalesce bool) (Result, error) {
 	b, k, err := cluster(o, dir)
 	if err != nil {
 		return Result{}, err
@@ -447,31 +461,34 @@ func runStock(ctx context.Context, o Options, dir string) (Result, error) {
 		return Result{}, err
 	}
 	defer pub.close()
-	backlog, err := stock.NewBacklog(stock.BacklogOptions{Kafka: k})
-	if err != nil {
-		return Result{}, err
-	}
 	var got atomic.Int64
 	stateDir := filepath.Join(dir, "goka")
-	p, err := stock.New(k.Brokers, cfg, nil, backlog, append(k.ProcessorOptions(), goka.WithLogger(quiet{}),
+	popts := append(k.ProcessorOptions(), goka.WithLogger(quiet{}),
 		goka.WithStorageBuilder(storage.DefaultBuilder(stateDir)),
-		goka.WithRebalanceCallback(backlog.Rebalanced),
 		goka.WithContextWrapper(func(c goka.Context) goka.Context {
 			if c.Topic() == stock.SupplyTopic {
 				got.Add(1)
 			}
 			return c
-		}))...)
+		}))
+	var backlog *stock.Backlog
+	if coalesce {
+		if backlog, err = stock.NewBacklog(stock.BacklogOptions{Kafka: k}); err != nil {
+			return Result{}, err
+		}
+		popts = append(popts, goka.WithRebalanceCallback(backlog.Rebalanced))
+		bctx, stopBacklog := context.WithCancel(ctx)
+		backlogDone := make(chan error, 1)
+		go func() { backlogDone <- backlog.Run(bctx) }()
+		defer func() {
+			stopBacklog()
+			<-backlogDone
+		}()
+	}
+	p, err := stock.New(k.Brokers, cfg, nil, backlog, popts...)
 	if err != nil {
 		return Result{}, err
 	}
-	bctx, stopBacklog := context.WithCancel(ctx)
-	backlogDone := make(chan error, 1)
-	go func() { backlogDone <- backlog.Run(bctx) }()
-	defer func() {
-		stopBacklog()
-		<-backlogDone
-	}()
 	r, err := runProcessor(ctx, p, &got, func() error { return produce(k, string(stock.SupplyTopic), keys, vals) }, o,
 		func(ctx context.Context) error { return waitCount(ctx, &pub.matched, int64(len(want)), nil) })
 	if err != nil {
