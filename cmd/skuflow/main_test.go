@@ -74,6 +74,8 @@ func TestBadFlagsGiveClearErrors(t *testing.T) {
 		{[]string{"process"}, "--brokers is required"},
 		{[]string{"serve", "--brokers", "nohost"}, `"nohost" is not host:port`},
 		{[]string{"process", "--brokers", "127.0.0.1:1", "--partitions", "0"}, "partitions 0 is outside"},
+		{[]string{"process", "--brokers", "127.0.0.1:1", "--reconcile-interval", "-1s"}, "coalesced publishing needs the reconciler"},
+		{[]string{"process", "--brokers", "127.0.0.1:1", "--max-publish-defer", "-1s"}, "maximum publish deferral -1s is negative"},
 		{[]string{"dev", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"emit", "--brokers", "127.0.0.1:1", "--replication", "x"}, "invalid argument"},
 		{[]string{"dev", "--log-level", "loud"}, "--log-level"},

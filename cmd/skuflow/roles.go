@@ -58,7 +58,7 @@ func (f *backlogFlags) register(cmd *cobra.Command) {
 	cmd.Flags().Int64Var(&f.lag, "defer-publish-lag", stock.DefaultDeferLag,
 		"messages an input partition must be behind its head for availability publishing to be coalesced (0 or negative: never coalesce)")
 	cmd.Flags().DurationVar(&f.maxDefer, "max-publish-defer", stock.DefaultMaxDefer,
-		"longest an answer is held back while the processor works through a backlog")
+		"longest an answer is held back while the processor works through a backlog (0: the default)")
 }
 
 func (f backlogFlags) apply(o roles.ProcessOptions) roles.ProcessOptions {

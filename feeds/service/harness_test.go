@@ -92,7 +92,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	st.stop = testkit.Go(t, s.Run)
 	if o.processors {
 		stopP := testkit.Go(t, func(ctx context.Context) error {
-			return roles.Process(ctx, roles.ProcessOptions{Kafka: o.kafka, Config: cfg, DataDir: o.dataDir, ReconcileInterval: -1, Logger: log})
+			return roles.Process(ctx, roles.ProcessOptions{Kafka: o.kafka, Config: cfg, DataDir: o.dataDir, ReconcileInterval: -1, DeferLag: -1, Logger: log})
 		})
 		prev := st.stop
 		st.stop = func() { stopP(); prev() }

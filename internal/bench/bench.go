@@ -490,7 +490,12 @@ func runStockWith(ctx context.Context, o Options, dir string, coalesce bool) (Re
 		return Result{}, err
 	}
 	r, err := runProcessor(ctx, p, &got, func() error { return produce(k, string(stock.SupplyTopic), keys, vals) }, o,
-		func(ctx context.Context) error { return waitCount(ctx, &pub.matched, int64(len(want)), nil) })
+		func(ctx context.Context, errc <-chan error) error {
+			if err := waitCount(ctx, &pub.matched, int64(len(want)), errc); err != nil {
+				return fmt.Errorf("final answers on availability: %w", err)
+			}
+			return nil
+		})
 	if err != nil {
 		return r, err
 	}
@@ -592,7 +597,7 @@ func watchAvailability(k kafkacfg.Options, want map[string]string) (*availabilit
 // runProcessor starts p, waits until it is running, produces, and times
 // from the first produce until every message was handed to a callback and
 // every done function has returned.
-func runProcessor(ctx context.Context, p *goka.Processor, got *atomic.Int64, produce func() error, o Options, done ...func(context.Context) error) (Result, error) {
+func runProcessor(ctx context.Context, p *goka.Processor, got *atomic.Int64, produce func() error, o Options, done ...func(context.Context, <-chan error) error) (Result, error) {
 	pctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- p.Run(pctx) }()
@@ -612,8 +617,12 @@ func runProcessor(ctx context.Context, p *goka.Processor, got *atomic.Int64, pro
 	if os.Getenv("SKUFLOW_BENCH_DEBUG") != "" {
 		fmt.Fprintf(os.Stderr, "all messages handed to callbacks after %s\n", time.Since(start))
 	}
+	// Whatever else a scenario waits for, it fails rather than hangs when
+	// the processor stops or nothing happens for minutes.
+	dctx, cancelWait := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancelWait()
 	for _, d := range done {
-		if err := d(ctx); err != nil {
+		if err := d(dctx, errc); err != nil {
 			return Result{}, err
 		}
 	}

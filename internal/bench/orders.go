@@ -151,7 +151,7 @@ func runOrders(ctx context.Context, o Options, dir string) (Result, error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = roles.Process(pctx, roles.ProcessOptions{Kafka: k, Config: cfg, DataDir: filepath.Join(dir, "proc"), ReconcileInterval: -1})
+		_ = roles.Process(pctx, roles.ProcessOptions{Kafka: k, Config: cfg, DataDir: filepath.Join(dir, "proc"), ReconcileInterval: -1, DeferLag: -1})
 	}()
 	srv, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: cfg, DataDir: filepath.Join(dir, "serve"),
 		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Services: []roles.ServiceFactory{roles.OrdersService(roles.DefaultOrdersConfig)}})

@@ -94,6 +94,10 @@ func (o ProcessOptions) Validate() error {
 	if o.MaxDefer < 0 {
 		errs = append(errs, fmt.Errorf("maximum publish deferral %s is negative", o.MaxDefer))
 	}
+	if o.DeferLag >= 0 && o.ReconcileInterval < 0 {
+		errs = append(errs, errors.New("coalesced publishing needs the reconciler, which republishes answers a crash or rebalance held back: "+
+			"give a positive reconcile interval, or turn coalescing off (--defer-publish-lag 0)"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -108,7 +112,7 @@ func Process(ctx context.Context, o ProcessOptions) error {
 	if o.MetricsAddr != "" {
 		var err error
 		if metrics, err = net.Listen("tcp", o.MetricsAddr); err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
+			return fmt.Errorf("metrics listener (for several process instances on one host give each its own --metrics address; empty turns it off): %w", err)
 		}
 		defer metrics.Close()
 	}

@@ -117,11 +117,16 @@ type Backlog struct {
 	topics []string
 	now    func() time.Time
 
-	// heads fetches the input partitions' high-water marks; send emits a
-	// deferred tick. Both are set by NewBacklog (tests replace them).
-	heads func() (map[string]map[int32]int64, error)
-	send  func(sku string, at time.Time) error
-	close func() error
+	// heads fetches the input partitions' high-water marks; committed
+	// fetches the group's committed offsets of the given partitions (nil:
+	// none); send emits a deferred tick. They are set by NewBacklog (tests
+	// replace them).
+	heads     func() (map[string]map[int32]int64, error)
+	committed func(parts []int32) (map[string]map[int32]int64, error)
+	send      func(sku string, at time.Time) error
+	close     func() error
+	// warned rate-limits the warnings of Step.
+	warned time.Time
 
 	// parts is replaced, never modified, under mu; callbacks read it
 	// without locking.
@@ -130,11 +135,17 @@ type Backlog struct {
 }
 
 type backlogPart struct {
-	mu      sync.Mutex
+	mu sync.Mutex
+	// session is the context of the partition ownership the deferrals
+	// belong to (goka's per-assignment partition processor context).
+	session context.Context
 	pos     map[string]int64 // input topic -> next offset to process
 	head    map[string]int64 // input topic -> high-water mark
 	pending map[string]*deferral
 	queue   []queued // deferrals in order of since, for MaxDefer
+	// started is set once the committed offsets were read for the
+	// positions not known yet.
+	started bool
 }
 
 // deferral is one SKU's held-back answer.
@@ -172,6 +183,9 @@ func NewBacklog(o BacklogOptions) (*Backlog, error) {
 	}
 	b := newBacklog(o)
 	b.heads = func() (map[string]map[int32]int64, error) { return headOffsets(client, b.topics) }
+	b.committed = func(parts []int32) (map[string]map[int32]int64, error) {
+		return committedOffsets(client, string(Group), b.topics, parts)
+	}
 	b.send = func(sku string, at time.Time) error {
 		v, err := codecs.MarshalDeterministic(&pb.StockTick{Sku: sku, At: timestamppb.New(at), Deferred: true})
 		if err != nil {
@@ -231,16 +245,36 @@ func (b *Backlog) Run(ctx context.Context) error {
 // every unflushed deferral of a partition that has caught up, and every
 // deferral older than MaxDefer.
 func (b *Backlog) Step() {
+	now := b.now()
 	heads, err := b.heads()
 	if err != nil {
-		b.log.Warn("reading input heads", "err", err)
+		b.warn(now, "reading input heads (partitions without fresh heads are taken to be behind)", err)
 	}
-	now := b.now()
 	parts := *b.parts.Load()
+	if b.committed != nil {
+		// Until a partition's first message, its position is the group's
+		// committed offset, so its lag shows while it recovers.
+		var unknown []int32
+		for p, bp := range parts {
+			if bp.positionsUnknown(b.topics) {
+				unknown = append(unknown, p)
+			}
+		}
+		if len(unknown) > 0 {
+			committed, err := b.committed(unknown)
+			if err != nil {
+				b.warn(now, "reading committed offsets", err)
+			} else {
+				for _, p := range unknown {
+					parts[p].startAt(committed, p)
+				}
+			}
+		}
+	}
 	var due []string
 	pending := 0
 	for p, bp := range parts {
-		due = append(due, bp.step(p, heads, err == nil, b.o.Lag, b.o.MaxDefer, now)...)
+		due = append(due, bp.step(p, heads, b.topics, b.o.Lag, b.o.MaxDefer, now)...)
 		bp.mu.Lock()
 		pending += len(bp.pending)
 		bp.mu.Unlock()
@@ -249,23 +283,67 @@ func (b *Backlog) Step() {
 	for _, sku := range due {
 		if err := b.send(sku, now); err != nil {
 			// The deferral stays; it is sent again after MaxDefer.
-			b.log.Warn("sending deferred tick", "sku", sku, "err", err)
+			b.warn(now, "sending deferred tick for "+sku, err)
 			continue
 		}
 		deferredFlushes.Inc()
 	}
 }
 
-// step updates the partition's heads and returns the SKUs due a deferred
-// tick. Without fresh heads (headsOK false) a partition is not taken to have
-// caught up.
-func (bp *backlogPart) step(p int32, heads map[string]map[int32]int64, headsOK bool, lag int64, maxDefer time.Duration, now time.Time) []string {
+// warn logs at most one warning every ten seconds.
+func (b *Backlog) warn(now time.Time, msg string, err error) {
+	b.mu.Lock()
+	quiet := now.Sub(b.warned) < 10*time.Second
+	if !quiet {
+		b.warned = now
+	}
+	b.mu.Unlock()
+	if !quiet {
+		b.log.Warn(msg, "err", err)
+	}
+}
+
+// positionsUnknown reports whether the committed offsets were not read yet
+// and no message of some topic was processed on the partition yet.
+func (bp *backlogPart) positionsUnknown(topics []string) bool {
 	bp.mu.Lock()
 	defer bp.mu.Unlock()
-	caughtUp := headsOK
-	for topic, hs := range heads {
-		h, ok := hs[p]
+	if bp.started {
+		return false
+	}
+	for _, t := range topics {
+		if _, ok := bp.pos[t]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// startAt sets the unknown positions of partition p from committed offsets.
+func (bp *backlogPart) startAt(committed map[string]map[int32]int64, p int32) {
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	bp.started = true
+	for t, offs := range committed {
+		if off, ok := offs[p]; ok && off >= 0 {
+			if _, known := bp.pos[t]; !known {
+				bp.pos[t] = off
+			}
+		}
+	}
+}
+
+// step updates the partition's heads and returns the SKUs due a deferred
+// tick. A partition is caught up when this round read the head of every
+// input topic and none is more than lag ahead of the position.
+func (bp *backlogPart) step(p int32, heads map[string]map[int32]int64, topics []string, lag int64, maxDefer time.Duration, now time.Time) []string {
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	caughtUp := true
+	for _, topic := range topics {
+		h, ok := heads[topic][p]
 		if !ok {
+			caughtUp = false // no fresh head
 			continue
 		}
 		bp.head[topic] = h
@@ -350,6 +428,30 @@ func (b *Backlog) part(p int32) *backlogPart {
 	return parts[p]
 }
 
+// claim ties partition p's deferrals to the partition ownership session
+// (the callback's ctx.Context()). Deferrals made in an earlier one are kept
+// but forget what was published before them: between the two the partition
+// may have been another instance's (a rebalance, a lost group session, a
+// rebuilt processor), which may have published since. Their answers are
+// then published whatever they are.
+func (b *Backlog) claim(p int32, session context.Context) {
+	if b == nil {
+		return
+	}
+	bp := b.part(p)
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	if bp.session == session {
+		return
+	}
+	if bp.session != nil {
+		for _, d := range bp.pending {
+			d.before = ""
+		}
+	}
+	bp.session = session
+}
+
 // observe records that the processor has reached offset on topic's
 // partition, and reports whether that partition is more than Lag messages
 // behind its head. A nil Backlog is never behind.
@@ -390,20 +492,6 @@ func (b *Backlog) hold(p int32, sku, before string, at time.Time) {
 	defer bp.mu.Unlock()
 	bp.pending[sku] = &deferral{before: before, at: at, since: now}
 	bp.queue = append(bp.queue, queued{sku, now})
-}
-
-// published records that sku's answer on the topic is now version, if the
-// SKU is deferred (a reconciler tick published it meanwhile).
-func (b *Backlog) published(p int32, sku, version string) {
-	if b == nil {
-		return
-	}
-	bp := b.part(p)
-	bp.mu.Lock()
-	defer bp.mu.Unlock()
-	if d, ok := bp.pending[sku]; ok {
-		d.before = version
-	}
 }
 
 // take ends sku's deferral and returns it.
@@ -453,6 +541,9 @@ func headOffsets(client sarama.Client, topics []string) (map[string]map[int32]in
 	for br, r := range reqs {
 		resp, err := br.GetAvailableOffsets(r)
 		if err != nil {
+			// Drop the connection: the client reopens it on the next
+			// Leader call (after a broker restart it is broken for good).
+			_ = br.Close()
 			errs = append(errs, fmt.Errorf("offsets from %s: %w", br.Addr(), err))
 			continue
 		}
@@ -473,5 +564,45 @@ func headOffsets(client sarama.Client, topics []string) (map[string]map[int32]in
 			}
 		}
 	}
+	if len(errs) > 0 {
+		// A moved leader or a restarted broker: learn where the
+		// partitions are now for the next round.
+		if err := client.RefreshMetadata(topics...); err != nil {
+			errs = append(errs, fmt.Errorf("refreshing metadata: %w", err))
+		}
+	}
 	return out, errors.Join(errs...)
+}
+
+// committedOffsets asks the group's coordinator for its committed offsets
+// of topics' partitions parts (-1: none).
+func committedOffsets(client sarama.Client, group string, topics []string, parts []int32) (map[string]map[int32]int64, error) {
+	coord, err := client.Coordinator(group)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator of %s: %w", group, err)
+	}
+	req := &sarama.OffsetFetchRequest{ConsumerGroup: group, Version: 1}
+	for _, t := range topics {
+		for _, p := range parts {
+			req.AddPartition(t, p)
+		}
+	}
+	resp, err := coord.FetchOffset(req)
+	if err != nil {
+		_ = coord.Close()
+		return nil, fmt.Errorf("committed offsets from %s: %w", coord.Addr(), err)
+	}
+	out := make(map[string]map[int32]int64, len(topics))
+	for t, blocks := range resp.Blocks {
+		for p, blk := range blocks {
+			if blk.Err != sarama.ErrNoError {
+				continue
+			}
+			if out[t] == nil {
+				out[t] = map[int32]int64{}
+			}
+			out[t][p] = blk.Offset
+		}
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package stock
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"slices"
@@ -20,6 +21,9 @@ type fakeCluster struct {
 	mu       sync.Mutex
 	heads    map[string]map[int32]int64
 	headsErr error
+	// failing are the partitions whose heads the failing read lacks (nil:
+	// all).
+	failing  map[int32]bool
 	sendErr  error
 	sent     []sentTick
 	attempts int
@@ -50,6 +54,29 @@ func (c *fakeCluster) readHeads() (map[string]map[int32]int64, error) {
 	out := map[string]map[int32]int64{}
 	for t, ps := range c.heads {
 		out[t] = maps.Clone(ps)
+	}
+	// The other input topics of a partition with a head are empty.
+	for _, ps := range c.heads {
+		for p := range ps {
+			for _, t := range []string{"supply", "sku-policies", "demand"} {
+				if out[t] == nil {
+					out[t] = map[int32]int64{}
+				}
+				if _, ok := out[t][p]; !ok {
+					out[t][p] = 0
+				}
+			}
+		}
+	}
+	if c.headsErr != nil {
+		// The read failed for the failing partitions (all by default).
+		for _, ps := range out {
+			for p := range ps {
+				if c.failing == nil || c.failing[p] {
+					delete(ps, p)
+				}
+			}
+		}
 	}
 	return out, c.headsErr
 }
@@ -228,20 +255,32 @@ func TestBacklogExtendAndTake(t *testing.T) {
 	}
 }
 
-func TestBacklogPublishedUpdatesOnlyAPendingDeferral(t *testing.T) {
+// A deferral made in an earlier ownership of its partition is kept, but
+// forgets what was published before it (another instance may have
+// published meanwhile), so its answer is published whatever it is; the
+// same ownership keeps everything.
+func TestBacklogClaimForgetsWhatAnotherOwnershipPublished(t *testing.T) {
 	var nb *Backlog
-	nb.published(0, "A", "v") // safe on nil
+	nb.claim(0, context.Background()) // safe on nil
 
 	b, _ := newFakeBacklog(10, time.Hour)
-	b.published(0, "A", "v1")
-	if d, ok := b.take(0, "A"); ok {
-		t.Errorf("published created deferral %+v", d)
+	first := context.WithValue(context.Background(), struct{}{}, 1)
+	b.claim(0, first)
+	b.claim(1, first)
+	b.hold(0, "A", "va", backlogT0)
+	b.hold(1, "B", "vb", backlogT0)
+	b.claim(0, first)
+	if d, ok := b.take(0, "A"); !ok || d.before != "va" {
+		t.Fatalf("the same ownership changed its deferral: %+v, %v", d, ok)
 	}
-	b.hold(0, "A", "v0", backlogT0)
-	b.published(0, "A", "v1")
-	b.published(1, "A", "v2") // another partition's
-	if d, ok := b.take(0, "A"); !ok || d.before != "v1" || !d.at.Equal(backlogT0) {
-		t.Errorf("take = %+v, %v; want the deferral with before v1", d, ok)
+	b.hold(0, "A", "va", backlogT0)
+	second := context.WithValue(context.Background(), struct{}{}, 2)
+	b.claim(0, second)
+	if d, ok := b.take(0, "A"); !ok || d.before != "" {
+		t.Errorf("after a new ownership the deferral is %+v, %v; want it kept with nothing known published", d, ok)
+	}
+	if d, ok := b.take(1, "B"); !ok || d.before != "vb" {
+		t.Errorf("another partition's deferral changed: %+v, %v", d, ok)
 	}
 }
 
@@ -368,8 +407,8 @@ func TestBacklogHeadsErrorBlocksOnlyTheCaughtUpFlush(t *testing.T) {
 	c.at(3 * time.Second)
 	b.hold(0, "B", "vb", backlogT0.Add(3*time.Second))
 
-	// Caught up, but the heads read fails (here with a partial answer that
-	// would say caught up): not trusted.
+	// Caught up, but the heads read fails: without a fresh head the
+	// partition is not taken to have caught up.
 	b.observe(supplyIn, 0, 99)
 	c.setHeadsErr(errors.New("broker unreachable"))
 	c.at(4 * time.Second)
@@ -383,6 +422,25 @@ func TestBacklogHeadsErrorBlocksOnlyTheCaughtUpFlush(t *testing.T) {
 	c.at(maxDefer + time.Millisecond)
 	b.Step()
 	expectSent(t, c, "heads readable again", "B")
+}
+
+// A read that fails for some partitions still lets the others catch up.
+func TestBacklogPartialHeadsLetTheReadPartitionsCatchUp(t *testing.T) {
+	b, c := newFakeBacklog(10, time.Hour)
+	for p := range int32(2) {
+		c.setHead(supplyIn, p, 100)
+		b.observe(supplyIn, p, 0)
+	}
+	b.Step()
+	b.hold(0, "A", "va", backlogT0)
+	b.hold(1, "B", "vb", backlogT0)
+	b.observe(supplyIn, 0, 99)
+	b.observe(supplyIn, 1, 99)
+	c.mu.Lock()
+	c.headsErr, c.failing = errors.New("partition 0's leader is gone"), map[int32]bool{0: true}
+	c.mu.Unlock()
+	b.Step()
+	expectSent(t, c, "partition 0 unreadable", "B")
 }
 
 func TestBacklogRebalancedForgetsUnassignedPartitions(t *testing.T) {
@@ -514,5 +572,29 @@ func TestBacklogRebalancedTracksAssignedPartitions(t *testing.T) {
 	b.Rebalanced(goka.Assignment{4: -1})
 	if inputLag.DeleteLabelValues(supplyIn, "5") {
 		t.Error("the lag of a partition no longer assigned is still exported")
+	}
+}
+
+// Before its first message, a newly assigned partition's position is the
+// group's committed offset, so its lag shows while it recovers.
+func TestBacklogLagFromCommittedOffsetsBeforeTheFirstMessage(t *testing.T) {
+	b, c := newFakeBacklog(10, time.Hour)
+	var asked []int32
+	b.committed = func(parts []int32) (map[string]map[int32]int64, error) {
+		asked = append(asked, parts...)
+		return map[string]map[int32]int64{supplyIn: {7: 40}}, nil
+	}
+	c.setHead(supplyIn, 7, 100)
+	b.Rebalanced(goka.Assignment{7: -1})
+	b.Step()
+	if got := gaugeValue(t, inputLag.WithLabelValues(supplyIn, "7")); got != 60 {
+		t.Fatalf("lag of partition 7 before its first message is %v, want 60 (head 100, committed 40)", got)
+	}
+	if !b.observe(supplyIn, 7, 40) {
+		t.Error("the first message, 59 behind the head, is not behind")
+	}
+	b.Step()
+	if len(asked) != 1 || asked[0] != 7 {
+		t.Errorf("committed offsets asked for partitions %v, want [7] once", asked)
 	}
 }

@@ -26,7 +26,8 @@ const statesPerPartition = 8192
 // recovered from the changelog and may hold other instances' writes). A
 // processor restart builds a new handler, and with it a new states. When a
 // partition's map is full an arbitrary SKU is forgotten; a forgotten SKU is
-// read from the table.
+// read from the table. The states of partitions whose ownership ended are
+// dropped when another ownership begins.
 type states struct {
 	// parts is replaced, never modified, under mu; callbacks read it
 	// without locking.
@@ -58,9 +59,14 @@ func (c *states) part(ctx goka.Context) *partStates {
 	if p := old[ctx.Partition()]; p != nil && p.session == ctx.Context() {
 		return p
 	}
+	// Forget the partitions whose ownership has ended (goka cancels a
+	// partition processor's context when it stops), so states do not
+	// outlive a scale-out.
 	parts := make(map[int32]*partStates, len(old)+1)
 	for q, p := range old {
-		parts[q] = p
+		if p.session.Err() == nil {
+			parts[q] = p
+		}
 	}
 	p := &partStates{session: ctx.Context(), m: map[string]inventory.State{}}
 	parts[ctx.Partition()] = p

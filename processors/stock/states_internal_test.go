@@ -99,3 +99,17 @@ func TestStatesBounded(t *testing.T) {
 		}
 	}
 }
+
+// When an ownership begins, the states of ownerships that have ended (their
+// context cancelled) are dropped.
+func TestStatesDropEndedOwnerships(t *testing.T) {
+	table, reads := map[string]any{}, 0
+	c := newStates()
+	ended, end := context.WithCancel(context.Background())
+	c.store(fakeCtx{partition: 1, key: "a", session: ended, table: table, reads: &reads}, inventory.State{SKU: "a"}, true)
+	end()
+	c.get(fakeCtx{partition: 2, key: "b", session: context.Background(), table: table, reads: &reads})
+	if _, ok := (*c.parts.Load())[1]; ok {
+		t.Error("the states of an ended ownership were kept")
+	}
+}

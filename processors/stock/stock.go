@@ -109,6 +109,7 @@ type handler struct {
 // publish the answer if it changed.
 func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.ProcessCallback {
 	return func(ctx goka.Context, msg any) {
+		h.backlog.claim(ctx.Partition(), ctx.Context())
 		behind := h.backlog.observe(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 		raw, ev, ok := h.decode(ctx, msg, decode)
 		if !ok {
@@ -132,6 +133,7 @@ func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.Proces
 // duplicate the recorded one again (the first may have been lost in a crash
 // between the table write and the emit).
 func (h handler) demand(ctx goka.Context, msg any) {
+	h.backlog.claim(ctx.Partition(), ctx.Context())
 	behind := h.backlog.observe(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 	raw, ev, ok := h.decode(ctx, msg, codecs.DecodeDemandEvent)
 	if !ok {
@@ -154,8 +156,8 @@ func (h handler) demand(ctx goka.Context, msg any) {
 }
 
 // decode turns an input message into a domain event of the message's SKU,
-// dead-lettering it (ok false) when it is a tombstone, undecodable, or keyed
-// by another SKU.
+// dead-lettering it (ok false) when it is a tombstone, undecodable, keyed
+// by another SKU, or timestamped outside 1970–2200.
 func (h handler) decode(ctx goka.Context, msg any, decode func([]byte) (inventory.Event, error)) ([]byte, inventory.Event, bool) {
 	raw, ok := deadletter.Value(ctx, h.log, msg)
 	if !ok {
@@ -164,6 +166,13 @@ func (h handler) decode(ctx goka.Context, msg any, decode func([]byte) (inventor
 	ev, err := decode(raw)
 	if err != nil {
 		deadletter.Send(ctx, h.log, raw, err.Error())
+		return nil, nil, false
+	}
+	// The message time is the processor's clock (a reservation's decision
+	// and expiry, the time an answer is evaluated at); one outside the
+	// times the domain stores exactly would make replays diverge.
+	if inventory.ValidateTime("message timestamp", eventTime(ctx)) != nil {
+		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message timestamp %s is outside (1970-01-01, 2200-01-01)", eventTime(ctx).Format(time.RFC3339Nano)))
 		return nil, nil, false
 	}
 	if ev.EventSKU() != ctx.Key() {
@@ -206,8 +215,10 @@ func (h handler) emitIfNew(ctx goka.Context, snap inventory.Snapshot, published 
 
 // tick expires the SKU's due reservations at the tick's time, re-evaluates
 // it then, and publishes the answer if it differs from the version the
-// reconciler saw published.
+// reconciler saw published. While the SKU's answer is deferred, the
+// deferral publishes it instead, evaluated no earlier than the tick's time.
 func (h handler) tick(ctx goka.Context, msg any) {
+	h.backlog.claim(ctx.Partition(), ctx.Context())
 	raw, ok := deadletter.Value(ctx, h.log, msg)
 	if !ok {
 		return
@@ -232,10 +243,10 @@ func (h handler) tick(ctx goka.Context, msg any) {
 	at := t.GetAt().AsTime()
 	s, res := inventory.Expire(s, at)
 	h.states.store(ctx, s, res.Changed)
-	snap := inventory.Evaluate(s, h.policies(ctx, s), at)
-	h.emitIfNew(ctx, snap, t.GetPublishedVersion())
-	// Published now, or already: a deferral of the SKU compares with it.
-	h.backlog.published(ctx.Partition(), ctx.Key(), snap.Version)
+	if h.backlog.extend(ctx.Partition(), ctx.Key(), at) {
+		return
+	}
+	h.emitIfNew(ctx, inventory.Evaluate(s, h.policies(ctx, s), at), t.GetPublishedVersion())
 }
 
 // flush handles the Backlog's deferred tick: it publishes the SKU's
