@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -161,9 +160,7 @@ func applyAdjustment(s State, e StockAdjustment) (State, Result, error) {
 	if loc.HasLevel && !at.After(loc.LevelAsOf) {
 		return s, Result{}, nil // covered by the absolute level
 	}
-	j, seen := slices.BinarySearchFunc(loc.Adjustment, e.EventID, func(a Adjustment, id string) int {
-		return strings.Compare(a.EventID, id)
-	})
+	j, seen := findAdjustment(loc.Adjustment, e.EventID)
 	if seen {
 		prev := loc.Adjustment[j]
 		if prev.Delta != e.Delta || !prev.OccurredAt.Equal(at) {
@@ -173,8 +170,28 @@ func applyAdjustment(s State, e StockAdjustment) (State, Result, error) {
 		}
 		return s, Result{}, nil
 	}
-	loc.Adjustment = slices.Insert(slices.Clone(loc.Adjustment), j, Adjustment{EventID: e.EventID, Delta: e.Delta, OccurredAt: at})
+	// A new slice with the adjustment at j: the state given is not modified.
+	adjs := make([]Adjustment, len(loc.Adjustment)+1)
+	copy(adjs, loc.Adjustment[:j])
+	adjs[j] = Adjustment{EventID: e.EventID, Delta: e.Delta, OccurredAt: at}
+	copy(adjs[j+1:], loc.Adjustment[j:])
+	loc.Adjustment = adjs
 	return withLocation(s, e.SKU, i, found, loc), Result{Changed: true}, nil
+}
+
+// findAdjustment is the position of id in adjs, sorted by event id, and
+// whether it is there (a loop, like findLocation).
+func findAdjustment(adjs []Adjustment, id string) (int, bool) {
+	lo, hi := 0, len(adjs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if adjs[m].EventID < id {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(adjs) && adjs[lo].EventID == id
 }
 
 // findLocation is the position of (id, area) in locs, sorted by ID then
