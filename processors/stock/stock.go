@@ -123,7 +123,7 @@ func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.Proces
 		}
 		h.states.store(ctx, next, res.Changed)
 		if res.Changed {
-			h.publish(ctx, prev, next, func() inventory.Policies { return h.policies(ctx, next) }, eventTime(ctx), behind)
+			h.publish(ctx, prev, next, nil, eventTime(ctx), behind)
 		}
 	}
 }
@@ -148,7 +148,7 @@ func (h handler) demand(ctx goka.Context, msg any) {
 	}
 	h.states.store(ctx, next, res.Changed)
 	if res.Changed {
-		h.publish(ctx, prev, next, func() inventory.Policies { return pol }, eventTime(ctx), behind)
+		h.publish(ctx, prev, next, &pol, eventTime(ctx), behind)
 	}
 	if out != nil {
 		ctx.Emit(OutcomesTopic, out.OrderID, codecs.OutcomeToProto(*out))
@@ -187,23 +187,27 @@ func (h handler) decode(ctx goka.Context, msg any, decode func([]byte) (inventor
 // behind (and a Backlog is set) it defers instead: the first deferred
 // change records the answer before it, later ones only their time, and
 // the first change once caught up, or the Backlog's deferred tick, publishes
-// the answer if it differs from the one before the deferral.
-func (h handler) publish(ctx goka.Context, prev, next inventory.State, pol func() inventory.Policies, at time.Time, behind bool) {
+// the answer if it differs from the one before the deferral. pol are the
+// policies of next's locations, or nil to look them up only if needed.
+func (h handler) publish(ctx goka.Context, prev, next inventory.State, pol *inventory.Policies, at time.Time, behind bool) {
 	p, sku := ctx.Partition(), ctx.Key()
 	if behind && h.backlog.extend(p, sku, at) {
 		return
 	}
+	if pol == nil {
+		pl := h.policies(ctx, next)
+		pol = &pl
+	}
 	if d, ok := h.backlog.take(p, sku); ok {
-		h.emitIfNew(ctx, inventory.Evaluate(next, pol(), at), d.before)
+		h.emitIfNew(ctx, inventory.Evaluate(next, *pol, at), d.before)
 		return
 	}
-	pl := pol()
-	before := inventory.Evaluate(prev, pl, at).Version
+	before := inventory.Evaluate(prev, *pol, at).Version
 	if behind {
 		h.backlog.hold(p, sku, before, at)
 		return
 	}
-	h.emitIfNew(ctx, inventory.Evaluate(next, pl, at), before)
+	h.emitIfNew(ctx, inventory.Evaluate(next, *pol, at), before)
 }
 
 // emitIfNew publishes snap unless its version is published.
