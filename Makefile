@@ -45,7 +45,7 @@ run: build ## start skuflow dev (embedded broker + processors + gateway) with sa
 	$(BIN)/skuflow dev --data $(DATA) --sample-data
 
 bench: build ## throughput beside baselines measured in the same run (see BENCHMARKS.md)
-	$(BIN)/skuflow bench --rounds 3
+	$(BIN)/skuflow bench --rounds 5
 	$(BIN)/skuflow bench --scenarios feeds-sarama,feeds --messages 1000000
 
 clean:

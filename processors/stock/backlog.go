@@ -26,7 +26,7 @@ import (
 const (
 	DefaultDeferLag      = 1000
 	DefaultMaxDefer      = 5 * time.Second
-	DefaultBacklogPeriod = 50 * time.Millisecond
+	DefaultBacklogPeriod = 25 * time.Millisecond
 )
 
 // BacklogOptions configure a Backlog.
