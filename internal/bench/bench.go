@@ -337,20 +337,32 @@ func produce(k kafkacfg.Options, topic string, keys []string, vals [][]byte) err
 	return nil
 }
 
-// waitCount waits until counter reaches n or ctx ends.
-func waitCount(ctx context.Context, counter *atomic.Int64, n int64, errc <-chan error) error {
+// waitCount waits until counter reaches n, ctx ends, or the processor
+// stops (stopped closed; nil: none to watch).
+func waitCount(ctx context.Context, counter *atomic.Int64, n int64, stopped *stopSignal) error {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
+	var done <-chan struct{}
+	if stopped != nil {
+		done = stopped.done
+	}
 	for counter.Load() < n {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("processed %d of %d: %w", counter.Load(), n, ctx.Err())
-		case err := <-errc:
-			return fmt.Errorf("stopped after %d of %d: %v", counter.Load(), n, err)
+		case <-done:
+			return fmt.Errorf("stopped after %d of %d: %v", counter.Load(), n, stopped.err)
 		case <-t.C:
 		}
 	}
 	return nil
+}
+
+// stopSignal is closed when a processor's Run returns, with its error:
+// any number of waits can watch it.
+type stopSignal struct {
+	done chan struct{}
+	err  error
 }
 
 func runSarama(ctx context.Context, o Options, dir string) (Result, error) {
@@ -490,8 +502,8 @@ func runStockWith(ctx context.Context, o Options, dir string, coalesce bool) (Re
 		return Result{}, err
 	}
 	r, err := runProcessor(ctx, p, &got, func() error { return produce(k, string(stock.SupplyTopic), keys, vals) }, o,
-		func(ctx context.Context, errc <-chan error) error {
-			if err := waitCount(ctx, &pub.matched, int64(len(want)), errc); err != nil {
+		func(ctx context.Context, stopped *stopSignal) error {
+			if err := waitCount(ctx, &pub.matched, int64(len(want)), stopped); err != nil {
 				return fmt.Errorf("final answers on availability: %w", err)
 			}
 			return nil
@@ -597,13 +609,16 @@ func watchAvailability(k kafkacfg.Options, want map[string]string) (*availabilit
 // runProcessor starts p, waits until it is running, produces, and times
 // from the first produce until every message was handed to a callback and
 // every done function has returned.
-func runProcessor(ctx context.Context, p *goka.Processor, got *atomic.Int64, produce func() error, o Options, done ...func(context.Context, <-chan error) error) (Result, error) {
+func runProcessor(ctx context.Context, p *goka.Processor, got *atomic.Int64, produce func() error, o Options, done ...func(context.Context, *stopSignal) error) (Result, error) {
 	pctx, cancel := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- p.Run(pctx) }()
+	stopped := &stopSignal{done: make(chan struct{})}
+	go func() {
+		stopped.err = p.Run(pctx)
+		close(stopped.done)
+	}()
 	defer func() {
 		cancel()
-		<-errc
+		<-stopped.done
 	}()
 	if err := p.WaitForReadyContext(ctx); err != nil {
 		return Result{}, err
@@ -611,7 +626,7 @@ func runProcessor(ctx context.Context, p *goka.Processor, got *atomic.Int64, pro
 	start := time.Now()
 	perr := make(chan error, 1)
 	go func() { perr <- produce() }()
-	if err := waitCount(ctx, got, int64(o.Messages), errc); err != nil {
+	if err := waitCount(ctx, got, int64(o.Messages), stopped); err != nil {
 		return Result{}, err
 	}
 	if os.Getenv("SKUFLOW_BENCH_DEBUG") != "" {
@@ -622,7 +637,7 @@ func runProcessor(ctx context.Context, p *goka.Processor, got *atomic.Int64, pro
 	dctx, cancelWait := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancelWait()
 	for _, d := range done {
-		if err := d(dctx, errc); err != nil {
+		if err := d(dctx, stopped); err != nil {
 			return Result{}, err
 		}
 	}

@@ -171,9 +171,12 @@ func runFeeds(ctx context.Context, o Options, dir string) (Result, error) {
 		return Result{}, err
 	}
 	sctx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- s.Run(sctx) }()
-	defer func() { stop(); <-errc }()
+	stopped := &stopSignal{done: make(chan struct{})}
+	go func() {
+		stopped.err = s.Run(sctx)
+		close(stopped.done)
+	}()
+	defer func() { stop(); <-stopped.done }()
 	base := "http://" + s.HTTPAddr()
 	for {
 		resp, err := http.Get(base + "/readyz")
@@ -186,8 +189,8 @@ func runFeeds(ctx context.Context, o Options, dir string) (Result, error) {
 		select {
 		case <-ctx.Done():
 			return Result{}, ctx.Err()
-		case err := <-errc:
-			return Result{}, fmt.Errorf("gateway stopped: %v", err)
+		case <-stopped.done:
+			return Result{}, fmt.Errorf("gateway stopped: %v", stopped.err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

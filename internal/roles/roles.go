@@ -96,7 +96,7 @@ func (o ProcessOptions) Validate() error {
 	}
 	if o.DeferLag >= 0 && o.ReconcileInterval < 0 {
 		errs = append(errs, errors.New("coalesced publishing needs the reconciler, which republishes answers a crash or rebalance held back: "+
-			"give a positive reconcile interval, or turn coalescing off (--defer-publish-lag 0)"))
+			"keep the reconcile interval at 0 (the default) or above, or turn coalescing off (--defer-publish-lag 0)"))
 	}
 	return errors.Join(errs...)
 }

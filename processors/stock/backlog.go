@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,8 +126,8 @@ type Backlog struct {
 	committed func(parts []int32) (map[string]map[int32]int64, error)
 	send      func(sku string, at time.Time) error
 	close     func() error
-	// warned rate-limits the warnings of Step.
-	warned time.Time
+	// warned rate-limits the warnings of Step, per kind.
+	warned map[string]time.Time
 
 	// parts is replaced, never modified, under mu; callbacks read it
 	// without locking.
@@ -245,10 +246,9 @@ func (b *Backlog) Run(ctx context.Context) error {
 // every unflushed deferral of a partition that has caught up, and every
 // deferral older than MaxDefer.
 func (b *Backlog) Step() {
-	now := b.now()
 	heads, err := b.heads()
 	if err != nil {
-		b.warn(now, "reading input heads (partitions without fresh heads are taken to be behind)", err)
+		b.warn(b.now(), "reading input heads (partitions without fresh heads are taken to be behind)", err)
 	}
 	parts := *b.parts.Load()
 	if b.committed != nil {
@@ -263,7 +263,7 @@ func (b *Backlog) Step() {
 		if len(unknown) > 0 {
 			committed, err := b.committed(unknown)
 			if err != nil {
-				b.warn(now, "reading committed offsets", err)
+				b.warn(b.now(), "reading committed offsets", err)
 			} else {
 				for _, p := range unknown {
 					parts[p].startAt(committed, p)
@@ -271,6 +271,7 @@ func (b *Backlog) Step() {
 			}
 		}
 	}
+	now := b.now() // after the network calls, which may have been slow
 	var due []string
 	pending := 0
 	for p, bp := range parts {
@@ -283,19 +284,24 @@ func (b *Backlog) Step() {
 	for _, sku := range due {
 		if err := b.send(sku, now); err != nil {
 			// The deferral stays; it is sent again after MaxDefer.
-			b.warn(now, "sending deferred tick for "+sku, err)
+			b.warn(now, "sending a deferred tick (for "+sku+" and maybe others)", err)
 			continue
 		}
 		deferredFlushes.Inc()
 	}
 }
 
-// warn logs at most one warning every ten seconds.
+// warn logs at most one warning of a kind (its message up to " (") every
+// ten seconds.
 func (b *Backlog) warn(now time.Time, msg string, err error) {
+	kind, _, _ := strings.Cut(msg, " (")
 	b.mu.Lock()
-	quiet := now.Sub(b.warned) < 10*time.Second
+	if b.warned == nil {
+		b.warned = map[string]time.Time{}
+	}
+	quiet := now.Sub(b.warned[kind]) < 10*time.Second
 	if !quiet {
-		b.warned = now
+		b.warned[kind] = now
 	}
 	b.mu.Unlock()
 	if !quiet {
@@ -483,6 +489,28 @@ func (b *Backlog) extend(p int32, sku string, at time.Time) bool {
 	return ok
 }
 
+// reconciled absorbs a reconciler tick at at into sku's deferral, if the
+// SKU is deferred: the deferral is evaluated no earlier than at, and
+// compared with published, the version the reconciler saw on the topic
+// (which a lost publish may have left behind the deferral's own idea).
+func (b *Backlog) reconciled(p int32, sku string, at time.Time, published string) bool {
+	if b == nil {
+		return false
+	}
+	bp := b.part(p)
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	d, ok := bp.pending[sku]
+	if !ok {
+		return false
+	}
+	if at.After(d.at) {
+		d.at = at
+	}
+	d.before = published
+	return true
+}
+
 // hold starts deferring sku's answer; before is the published answer's
 // version.
 func (b *Backlog) hold(p int32, sku, before string, at time.Time) {
@@ -518,15 +546,18 @@ func headOffsets(client sarama.Client, topics []string) (map[string]map[int32]in
 		version = 1
 	}
 	reqs := map[*sarama.Broker]*sarama.OffsetRequest{}
+	var errs []error
 	for _, t := range topics {
 		parts, err := client.Partitions(t)
 		if err != nil {
-			return nil, fmt.Errorf("partitions of %s: %w", t, err)
+			errs = append(errs, fmt.Errorf("partitions of %s: %w", t, err))
+			continue
 		}
 		for _, p := range parts {
 			br, err := client.Leader(t, p)
 			if err != nil {
-				return nil, fmt.Errorf("leader of %s/%d: %w", t, p, err)
+				errs = append(errs, fmt.Errorf("leader of %s/%d: %w", t, p, err))
+				continue
 			}
 			r := reqs[br]
 			if r == nil {
@@ -537,7 +568,6 @@ func headOffsets(client sarama.Client, topics []string) (map[string]map[int32]in
 		}
 	}
 	out := make(map[string]map[int32]int64, len(topics))
-	var errs []error
 	for br, r := range reqs {
 		resp, err := br.GetAvailableOffsets(r)
 		if err != nil {
@@ -592,11 +622,18 @@ func committedOffsets(client sarama.Client, group string, topics []string, parts
 		_ = coord.Close()
 		return nil, fmt.Errorf("committed offsets from %s: %w", coord.Addr(), err)
 	}
+	if resp.Err != sarama.ErrNoError {
+		_ = client.RefreshCoordinator(group)
+		return nil, fmt.Errorf("committed offsets from %s: %w", coord.Addr(), resp.Err)
+	}
 	out := make(map[string]map[int32]int64, len(topics))
 	for t, blocks := range resp.Blocks {
 		for p, blk := range blocks {
 			if blk.Err != sarama.ErrNoError {
-				continue
+				// Loading, or not the coordinator any more: ask again
+				// next round.
+				_ = client.RefreshCoordinator(group)
+				return nil, fmt.Errorf("committed offset of %s/%d: %w", t, p, blk.Err)
 			}
 			if out[t] == nil {
 				out[t] = map[int32]int64{}

@@ -469,3 +469,47 @@ func TestBacklogDeferredAnswerAsOfTheTick(t *testing.T) {
 		t.Errorf("web available %d, want the cap's 2 (the window is open at the tick's time)", c.GetAvailable())
 	}
 }
+
+// A publish lost in a crash leaves the topic behind the table. The
+// reconciler's tick of a deferred SKU carries the version it saw there,
+// and the deferral compares with that: deferred events that net to no
+// change still publish the answer over the stale one.
+func TestBacklogReconcilerTickRepairsALostPublishDuringADeferral(t *testing.T) {
+	h := startBacklog(t)
+	seed := []inventory.Event{lvl("WH-1", 0, at(1), 1), lvl("WH-2", 5, at(10), 1)}
+	h.seed(seed...)
+	state := fold(t, inventory.State{SKU: sku}, []time.Time{t0, t0}, seed...)
+
+	h.behind()
+	up, down := adj("up", "WH-1", 3, at(2)), adj("down", "WH-1", -3, at(3))
+	h.supplyAt(at(20), up)
+	h.deliver(&pb.StockTick{Sku: sku, At: timestamppb.New(at(25)), PublishedVersion: "lost-publish"})
+	h.supplyAt(at(30), down)
+	state = fold(t, state, []time.Time{at(20), at(30)}, up, down)
+	h.expectNothing("deferred")
+	h.flush("caught up")
+	h.expectAnswer("the answer over the stale one", state, cfg.Policies(), at(30))
+}
+
+// A deferral taken by a change after catching up is evaluated no earlier
+// than a reconciler tick it absorbed: here a sales cap window opened
+// between the deferred change and the tick.
+func TestBacklogCaughtUpChangeEvaluatesNoEarlierThanTheTick(t *testing.T) {
+	h := startBacklog(t)
+	capEv := inventory.SalesCap{SKU: sku, Channel: "web", Limit: 2, WindowStart: at(100), WindowEnd: at(1000), AsOf: at(1)}
+	h.policy(t0, capEv)
+	h.seed(lvl("WH-1", 10, at(1), 1))
+	state := fold(t, inventory.State{SKU: sku}, []time.Time{t0, t0}, capEv, lvl("WH-1", 10, at(1), 1))
+
+	h.behind()
+	first, second := adj("found", "WH-1", 1, at(2)), adj("found2", "WH-1", 1, at(3))
+	h.supplyAt(at(20), first)
+	h.deliver(&pb.StockTick{Sku: sku, At: timestamppb.New(at(200)), PublishedVersion: "seen"})
+	h.caughtUp()
+	h.supplyAt(at(30), second)
+	state = fold(t, state, []time.Time{at(20), at(30)}, first, second)
+	got := h.expectAnswer("caught-up change", state, cfg.Policies(), at(200))
+	if c := channel(t, got, "web"); c.GetAvailable() != 2 {
+		t.Errorf("web available %d, want the cap's 2", c.GetAvailable())
+	}
+}

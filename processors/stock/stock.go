@@ -199,7 +199,8 @@ func (h handler) publish(ctx goka.Context, prev, next inventory.State, pol *inve
 		pol = &pl
 	}
 	if d, ok := h.backlog.take(p, sku); ok {
-		h.emitIfNew(ctx, inventory.Evaluate(next, *pol, at), d.before)
+		// No earlier than a reconciler tick the deferral absorbed.
+		h.emitIfNew(ctx, inventory.Evaluate(next, *pol, latest(at, d.at)), d.before)
 		return
 	}
 	before := inventory.Evaluate(prev, *pol, at).Version
@@ -220,7 +221,8 @@ func (h handler) emitIfNew(ctx goka.Context, snap inventory.Snapshot, published 
 // tick expires the SKU's due reservations at the tick's time, re-evaluates
 // it then, and publishes the answer if it differs from the version the
 // reconciler saw published. While the SKU's answer is deferred, the
-// deferral publishes it instead, evaluated no earlier than the tick's time.
+// deferral publishes it instead, evaluated no earlier than the tick's time
+// and compared with the version the reconciler saw.
 func (h handler) tick(ctx goka.Context, msg any) {
 	h.backlog.claim(ctx.Partition(), ctx.Context())
 	raw, ok := deadletter.Value(ctx, h.log, msg)
@@ -247,7 +249,7 @@ func (h handler) tick(ctx goka.Context, msg any) {
 	at := t.GetAt().AsTime()
 	s, res := inventory.Expire(s, at)
 	h.states.store(ctx, s, res.Changed)
-	if h.backlog.extend(ctx.Partition(), ctx.Key(), at) {
+	if h.backlog.reconciled(ctx.Partition(), ctx.Key(), at, t.GetPublishedVersion()) {
 		return
 	}
 	h.emitIfNew(ctx, inventory.Evaluate(s, h.policies(ctx, s), at), t.GetPublishedVersion())
@@ -299,3 +301,10 @@ func (h handler) state(ctx goka.Context) inventory.State {
 // times is deep-equal to its own decoding, which the remembered states
 // rely on (see states).
 func eventTime(ctx goka.Context) time.Time { return ctx.Timestamp().UTC() }
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
