@@ -476,17 +476,11 @@ func (b *Backlog) observe(topic string, p int32, offset int64) bool {
 // extend moves an existing deferral's evaluation time to at, and reports
 // whether the SKU was deferred.
 func (b *Backlog) extend(p int32, sku string, at time.Time) bool {
-	if b == nil {
-		return false
-	}
-	bp := b.part(p)
-	bp.mu.Lock()
-	defer bp.mu.Unlock()
-	d, ok := bp.pending[sku]
-	if ok && at.After(d.at) {
-		d.at = at
-	}
-	return ok
+	return b.deferred(p, sku, func(d *deferral) {
+		if at.After(d.at) {
+			d.at = at
+		}
+	})
 }
 
 // reconciled absorbs a reconciler tick at at into sku's deferral, if the
@@ -494,6 +488,17 @@ func (b *Backlog) extend(p int32, sku string, at time.Time) bool {
 // compared with published, the version the reconciler saw on the topic
 // (which a lost publish may have left behind the deferral's own idea).
 func (b *Backlog) reconciled(p int32, sku string, at time.Time, published string) bool {
+	return b.deferred(p, sku, func(d *deferral) {
+		d.before = published
+		if at.After(d.at) {
+			d.at = at
+		}
+	})
+}
+
+// deferred applies f to sku's deferral under the partition's lock, and
+// reports whether the SKU is deferred.
+func (b *Backlog) deferred(p int32, sku string, f func(*deferral)) bool {
 	if b == nil {
 		return false
 	}
@@ -501,14 +506,10 @@ func (b *Backlog) reconciled(p int32, sku string, at time.Time, published string
 	bp.mu.Lock()
 	defer bp.mu.Unlock()
 	d, ok := bp.pending[sku]
-	if !ok {
-		return false
+	if ok {
+		f(d)
 	}
-	if at.After(d.at) {
-		d.at = at
-	}
-	d.before = published
-	return true
+	return ok
 }
 
 // hold starts deferring sku's answer; before is the published answer's
