@@ -2,8 +2,6 @@ package stock_test
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"reflect"
 	"sync"
 	"testing"
@@ -14,7 +12,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/deadletter"
 	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 )
@@ -58,34 +55,8 @@ func startBacklog(t *testing.T) *backlogHarness {
 	// MaxDefer is out of reach: only catching up flushes.
 	h.b = stock.NewTestBacklog(stock.BacklogOptions{Lag: 10, MaxDefer: time.Hour}, heads, send, nil)
 
-	gkt := tester.New(t)
-	p, err := stock.New(nil, cfg, nil, h.b, goka.WithTester(gkt))
-	if err != nil {
-		t.Fatalf("stock.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("processor Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("processor did not stop within 10s")
-		}
-	})
-	h.harness = &harness{
-		t:         t,
-		gkt:       gkt,
-		avail:     gkt.NewQueueTracker(string(stock.AvailabilityTopic)),
-		dead:      gkt.NewQueueTracker(string(deadletter.Topic)),
-		changelog: gkt.NewQueueTracker(string(stock.Table)),
-		supply:    gkt.NewQueueTracker(string(stock.SupplyTopic)),
-	}
-	h.outcomes = gkt.NewQueueTracker(string(stock.OutcomesTopic))
+	h.harness = startWith(t, h.b)
+	h.outcomes = h.gkt.NewQueueTracker(string(stock.OutcomesTopic))
 	return h
 }
 

@@ -81,10 +81,13 @@ type harness struct {
 	supply                 *tester.QueueTracker
 }
 
-func start(t *testing.T) *harness {
+func start(t *testing.T) *harness { return startWith(t, nil) }
+
+// startWith runs the processor on goka's tester, with backlog b (nil: none).
+func startWith(t *testing.T, b *stock.Backlog) *harness {
 	t.Helper()
 	gkt := tester.New(t)
-	p, err := stock.New(nil, cfg, nil, nil, goka.WithTester(gkt))
+	p, err := stock.New(nil, cfg, nil, b, goka.WithTester(gkt))
 	if err != nil {
 		t.Fatalf("stock.New: %v", err)
 	}
