@@ -6,10 +6,14 @@ DATA ?= ./data
 PROTO_FILES := $(wildcard proto/skuflow/v1/*.proto)
 GOTEST_FLAGS ?=
 
-.PHONY: help build test test-short proto proto-check lint run bench tools clean
+.PHONY: help imports build test test-short proto proto-check lint run bench tools clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+imports: ## the module's import graph: each package and the module packages it imports (tests excluded)
+	@m="$$($(GO) list -m)/"; $(GO) list -f '{{.ImportPath}}{{range .Imports}} {{.}}{{end}}' ./... | \
+		awk -v m="$$m" '$$1 !~ /\/proto\// { out = substr($$1, length(m) + 1) ":"; for (i = 2; i <= NF; i++) if (index($$i, m) == 1 && $$i !~ /\/proto\//) out = out " " substr($$i, length(m) + 1); print out }'
 
 build: ## build bin/skuflow
 	$(GO) build -o $(BIN)/skuflow ./cmd/skuflow

@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/IBM/sarama v1.46.3
+	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.32.0
 	github.com/lovoo/goka v1.1.17
 	github.com/prometheus/client_golang v1.23.2

@@ -13,8 +13,8 @@ import (
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/policies"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 	"github.com/skuflow/skuflow/views"
 )
 
@@ -22,7 +22,7 @@ type availabilityServer struct {
 	pb.UnimplementedAvailabilityServiceServer
 	stock    views.StockLookup
 	policies views.PolicyLookup
-	base     inventory.Policies
+	base     inventory.Base
 	now      func() time.Time
 	log      *slog.Logger
 }
@@ -42,7 +42,7 @@ func (s *availabilityServer) GetAvailability(ctx context.Context, req *pb.GetAva
 	case !found:
 		return nil, status.Errorf(codes.NotFound, "sku %q is not known", sku)
 	}
-	pol, err := policies.Gather(state, s.policies.GetPolicy, s.base)
+	pol, err := schema.Gather(state, s.policies.GetPolicy, s.base)
 	switch {
 	case errors.Is(err, views.ErrNotReady):
 		return nil, status.Error(codes.Unavailable, "availability views are still recovering; retry shortly")

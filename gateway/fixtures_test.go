@@ -192,6 +192,6 @@ func (f fixture) want(s inventory.State, at time.Time) *pb.Availability {
 func options(stock views.StockLookup, pol views.PolicyLookup) gateway.Options {
 	return gateway.Options{
 		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Stock: stock, Policies: pol,
-		Channels: channels, DefaultStaleAfter: defaultStaleAfter,
+		Base: inventory.Base{Channels: channels, DefaultStaleAfter: defaultStaleAfter},
 	}
 }

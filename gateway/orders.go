@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -30,7 +31,17 @@ type OrderBus interface {
 	Ready() bool
 }
 
-// OrdersOptions configure the reservation API.
+// Defaults of the reservation API; an OrdersOptions field left zero takes
+// its default.
+const (
+	DefaultReservationTTL  = 15 * time.Minute
+	DefaultDecisionTimeout = 10 * time.Second
+	DefaultOrderWait       = 15 * time.Second
+	DefaultOrderPoll       = 250 * time.Millisecond
+)
+
+// OrdersOptions configure the reservation API. A zero duration means its
+// Default...; a negative one is an error.
 type OrdersOptions struct {
 	Bus OrderBus
 	// DefaultTTL is the reservation TTL when a request sets none.
@@ -46,33 +57,50 @@ type OrdersOptions struct {
 	Logger *slog.Logger
 }
 
+// Validate reports every problem with the options.
+func (o OrdersOptions) Validate() error {
+	var errs []error
+	if o.Bus == nil {
+		errs = append(errs, errors.New("reservations: no order bus"))
+	}
+	for name, d := range map[string]time.Duration{"default TTL": o.DefaultTTL, "decision timeout": o.DecisionTimeout, "wait": o.Wait, "poll": o.Poll} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("reservations: %s %s is negative", name, d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults fills zero durations with their defaults.
+func (o OrdersOptions) withDefaults() OrdersOptions {
+	set := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	set(&o.DefaultTTL, DefaultReservationTTL)
+	set(&o.DecisionTimeout, DefaultDecisionTimeout)
+	set(&o.Wait, DefaultOrderWait)
+	set(&o.Poll, DefaultOrderPoll)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
 type ordersServer struct {
 	pb.UnimplementedReservationServiceServer
 	o   OrdersOptions
 	log *slog.Logger
 }
 
-// NewOrders returns the ReservationService as a gateway Service. Zero
-// durations take defaults (TTL 15m, decision timeout 10s, wait 15s), so a
-// server left unconfigured never blames its callers.
-func NewOrders(o OrdersOptions) Service {
-	if o.Poll <= 0 {
-		o.Poll = 250 * time.Millisecond
+// NewOrders returns the ReservationService over bus as a gateway Service.
+func NewOrders(o OrdersOptions) (Service, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
-	if o.DefaultTTL <= 0 {
-		o.DefaultTTL = 15 * time.Minute
-	}
-	if o.DecisionTimeout <= 0 {
-		o.DecisionTimeout = 10 * time.Second
-	}
-	if o.Wait <= 0 {
-		o.Wait = 15 * time.Second
-	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &ordersServer{o: o, log: log}
+	o = o.withDefaults()
+	return &ordersServer{o: o, log: o.Logger}, nil
 }
 
 func (s *ordersServer) RegisterGRPC(g *grpc.Server) { pb.RegisterReservationServiceServer(g, s) }

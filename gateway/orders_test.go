@@ -269,9 +269,13 @@ func startOrders(t *testing.T, wait time.Duration) *ordEnv {
 	lookups := views.NewMemory()
 	lookups.SetReady(true)
 	opts := options(lookups, lookups)
-	opts.Services = []gateway.Service{gateway.NewOrders(gateway.OrdersOptions{
+	svc, err := gateway.NewOrders(gateway.OrdersOptions{
 		Bus: e.bus, DefaultTTL: ordDefaultTTL, DecisionTimeout: 30 * time.Second, Wait: wait, Poll: 20 * time.Millisecond,
-	})}
+	})
+	if err != nil {
+		t.Fatalf("gateway.NewOrders: %v", err)
+	}
+	opts.Services = []gateway.Service{svc}
 	srv, err := gateway.New(opts)
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)

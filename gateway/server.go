@@ -36,9 +36,9 @@ type Options struct {
 	// Stock and Policies answer availability queries.
 	Stock    views.StockLookup
 	Policies views.PolicyLookup
-	// Channels to answer for, and the merchant TTL where a merchant sets none.
-	Channels          []string
-	DefaultStaleAfter time.Duration
+	// Base holds the channels to answer for and the merchant TTL where a
+	// merchant sets none.
+	Base inventory.Base
 	// Now is the clock answers are evaluated at (default time.Now).
 	Now func() time.Time
 	// Logger for requests and lifecycle; nil discards.
@@ -78,16 +78,8 @@ func (o Options) Validate() error {
 	if o.Policies == nil {
 		errs = append(errs, errors.New("gateway: no policy lookup"))
 	}
-	if len(o.Channels) == 0 {
-		errs = append(errs, errors.New("gateway: no channels configured"))
-	}
-	for _, c := range o.Channels {
-		if err := inventory.ValidateID("channel", c); err != nil {
-			errs = append(errs, fmt.Errorf("gateway: %w", err))
-		}
-	}
-	if o.DefaultStaleAfter <= 0 || o.DefaultStaleAfter > inventory.MaxStaleAfter {
-		errs = append(errs, fmt.Errorf("gateway: default merchant stale-after %s is outside (0, %s]", o.DefaultStaleAfter, inventory.MaxStaleAfter))
+	if err := o.Base.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: %w", err))
 	}
 	if o.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("gateway: shutdown timeout %s is negative", o.ShutdownTimeout))
@@ -136,7 +128,7 @@ func New(opts Options) (*Server, error) {
 	}
 	avail := &availabilityServer{
 		stock: opts.Stock, policies: opts.Policies, now: now, log: log,
-		base: inventory.Policies{Channels: opts.Channels, DefaultStaleAfter: opts.DefaultStaleAfter},
+		base: opts.Base,
 	}
 	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(logUnary(log)))
 	pb.RegisterAvailabilityServiceServer(s.grpc, avail)

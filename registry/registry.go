@@ -18,19 +18,9 @@ import (
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/policies"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
-
-// Topic is the compacted topic of skuflow.v1.RegistryEntry keyed by
-// merchant id.
-const Topic goka.Table = "merchant-registry"
-
-// Topics the registry needs.
-var Topics = []kafkacfg.Topic{{Name: string(Topic), Compacted: true}}
-
-// Codec of the registry topic.
-var Codec = codecs.Proto[*pb.RegistryEntry]{New: func() *pb.RegistryEntry { return new(pb.RegistryEntry) }}
 
 // MaxLocations a merchant may own.
 const MaxLocations = 10_000
@@ -108,16 +98,16 @@ func New(o Options) (*Registry, error) {
 		r.wait = 15 * time.Second
 	}
 	var err error
-	r.view, err = goka.NewView(o.Kafka.Brokers, Topic, Codec, append(o.Kafka.ViewOptions(),
+	r.view, err = goka.NewView(o.Kafka.Brokers, schema.MerchantRegistry, schema.RegistryCodec, append(o.Kafka.ViewOptions(),
 		goka.WithViewStorageBuilder(storage.DefaultBuilder(o.DataDir)))...)
 	if err != nil {
 		return nil, fmt.Errorf("registry view: %w", err)
 	}
 	// acks=all: an admin change that was answered must survive a broker loss.
-	if r.entries, err = goka.NewEmitter(o.Kafka.Brokers, goka.Stream(Topic), Codec, o.Kafka.ReliableEmitterOptions()...); err != nil {
+	if r.entries, err = goka.NewEmitter(o.Kafka.Brokers, goka.Stream(schema.MerchantRegistry), schema.RegistryCodec, o.Kafka.ReliableEmitterOptions()...); err != nil {
 		return nil, fmt.Errorf("registry emitter: %w", err)
 	}
-	if r.policies, err = goka.NewEmitter(o.Kafka.Brokers, policies.Topic, codecs.PolicyTable, o.Kafka.ReliableEmitterOptions()...); err != nil {
+	if r.policies, err = goka.NewEmitter(o.Kafka.Brokers, schema.Policies, codecs.PolicyTable, o.Kafka.ReliableEmitterOptions()...); err != nil {
 		_ = r.entries.Finish()
 		return nil, fmt.Errorf("policies emitter: %w", err)
 	}
@@ -414,7 +404,7 @@ func (r *Registry) update(ctx context.Context, merchant string, fn func(cur *pb.
 	next.Version = cur.GetVersion() + 1
 	next.UpdatedAt = timestamppb.New(now)
 	for _, ev := range policyEvents(cur, next, now) {
-		key, err := policies.KeyOf(ev)
+		key, err := schema.PolicyKey(ev)
 		if err != nil {
 			return nil, err
 		}

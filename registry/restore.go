@@ -13,8 +13,8 @@ import (
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
-	"github.com/skuflow/skuflow/processors/policies"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // Restore re-publishes the registry from a gateway's local copy of it (the
@@ -26,12 +26,12 @@ func Restore(k kafkacfg.Options, viewDir string) (int, error) {
 	if err := k.Validate(); err != nil {
 		return 0, err
 	}
-	dirs, err := filepath.Glob(filepath.Join(viewDir, string(Topic)+".*"))
+	dirs, err := filepath.Glob(filepath.Join(viewDir, string(schema.MerchantRegistry)+".*"))
 	if err != nil {
 		return 0, err
 	}
 	if len(dirs) == 0 {
-		return 0, fmt.Errorf("registry restore: no local copy of %s under %s", Topic, viewDir)
+		return 0, fmt.Errorf("registry restore: no local copy of %s under %s", schema.MerchantRegistry, viewDir)
 	}
 	var entries []*pb.RegistryEntry
 	for _, d := range dirs {
@@ -58,21 +58,21 @@ func Restore(k kafkacfg.Options, viewDir string) (int, error) {
 			return 0, fmt.Errorf("registry restore: %s: %w", d, err)
 		}
 	}
-	if err := k.EnsureTopics(append(Topics, policies.Topics...)...); err != nil {
+	if err := k.EnsureTopics(schema.Topics()...); err != nil {
 		return 0, err
 	}
-	reg, err := goka.NewEmitter(k.Brokers, goka.Stream(Topic), Codec, k.ReliableEmitterOptions()...)
+	reg, err := goka.NewEmitter(k.Brokers, goka.Stream(schema.MerchantRegistry), schema.RegistryCodec, k.ReliableEmitterOptions()...)
 	if err != nil {
 		return 0, err
 	}
-	pol, err := goka.NewEmitter(k.Brokers, policies.Topic, codecs.PolicyTable, k.ReliableEmitterOptions()...)
+	pol, err := goka.NewEmitter(k.Brokers, schema.Policies, codecs.PolicyTable, k.ReliableEmitterOptions()...)
 	if err != nil {
 		return 0, errors.Join(err, reg.Finish())
 	}
 	var errs []error
 	for _, e := range entries {
 		for _, ev := range restoreEvents(e) {
-			key, err := policies.KeyOf(ev)
+			key, err := schema.PolicyKey(ev)
 			if err == nil {
 				err = pol.EmitSync(key, ev)
 			}

@@ -14,9 +14,8 @@ import (
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/policies"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 	"github.com/skuflow/skuflow/views"
 	"github.com/skuflow/skuflow/views/viewtest"
 )
@@ -37,7 +36,7 @@ func TestMemoryPolicyContract(t *testing.T) {
 func TestPoliciesContract(t *testing.T) {
 	viewtest.RunPolicies(t, func(t *testing.T, pols []*pb.PolicyEvent) (views.PolicyLookup, func()) {
 		b := testkit.StartBroker(t)
-		if err := b.Kafka.EnsureTopics(policies.Topics...); err != nil {
+		if err := b.Kafka.EnsureTopics(schema.Topics()...); err != nil {
 			t.Fatalf("ensure topics: %v", err)
 		}
 		emitPolicies(t, b, pols...)
@@ -56,7 +55,7 @@ func TestPoliciesContract(t *testing.T) {
 // deletions of the table, and answers ErrNotReady once stopped.
 func TestPoliciesFollowsTable(t *testing.T) {
 	b := testkit.StartBroker(t)
-	if err := b.Kafka.EnsureTopics(policies.Topics...); err != nil {
+	if err := b.Kafka.EnsureTopics(schema.Topics()...); err != nil {
 		t.Fatalf("ensure topics: %v", err)
 	}
 	pols := viewtest.Policies(t)
@@ -73,7 +72,7 @@ func TestPoliciesFollowsTable(t *testing.T) {
 	updated.GetLocation().AsOf = timestamppb.New(updated.GetLocation().GetAsOf().AsTime().Add(time.Hour))
 	emitPolicies(t, b, updated)
 	deleted := viewtest.PolicyKey(t, pols[1])
-	emitTombstones(t, b, goka.Stream(policies.Table), codecs.PolicyTable, deleted)
+	emitTombstones(t, b, goka.Stream(schema.PoliciesTable), codecs.PolicyTable, deleted)
 
 	key := viewtest.PolicyKey(t, updated)
 	testkit.Eventually(t, 15*time.Second, func() error {
@@ -98,7 +97,7 @@ func TestPoliciesFollowsTable(t *testing.T) {
 
 func TestMemoryZeroValuePolicies(t *testing.T) {
 	var m views.Memory
-	if got, err := m.GetPolicy(policies.LocationKey("WH-1")); !errors.Is(err, views.ErrNotReady) || got != nil {
+	if got, err := m.GetPolicy(schema.LocationKey("WH-1")); !errors.Is(err, views.ErrNotReady) || got != nil {
 		t.Errorf("zero Memory GetPolicy = %v, %v; want nil, ErrNotReady", got, err)
 	}
 	p := viewtest.Policies(t)[0]
@@ -165,7 +164,7 @@ func TestMemoryPutPolicy(t *testing.T) {
 
 func TestStockEach(t *testing.T) {
 	b := testkit.StartBroker(t)
-	if err := b.Kafka.EnsureTopics(stock.Topics...); err != nil {
+	if err := b.Kafka.EnsureTopics(schema.Topics()...); err != nil {
 		t.Fatalf("ensure topics: %v", err)
 	}
 	states := viewtest.States(t)
@@ -219,7 +218,7 @@ func TestStockEach(t *testing.T) {
 // returns the latest published answer per SKU.
 func TestAvailabilityView(t *testing.T) {
 	b := testkit.StartBroker(t)
-	if err := b.Kafka.EnsureTopics(stock.Topics...); err != nil {
+	if err := b.Kafka.EnsureTopics(schema.Topics()...); err != nil {
 		t.Fatalf("ensure topics: %v", err)
 	}
 	states := viewtest.States(t)
@@ -283,7 +282,7 @@ func answer(t *testing.T, s inventory.State, now time.Time) *pb.Availability {
 			t.Fatal(err)
 		}
 	}
-	pol, err := policies.Gather(s, m.GetPolicy, inventory.Policies{
+	pol, err := schema.Gather(s, m.GetPolicy, inventory.Base{
 		Channels: []string{"web", "marketplace", "store-pickup"}, DefaultStaleAfter: time.Hour,
 	})
 	if err != nil {
@@ -294,7 +293,7 @@ func answer(t *testing.T, s inventory.State, now time.Time) *pb.Availability {
 
 func emitPolicies(t *testing.T, b *testkit.Broker, pols ...*pb.PolicyEvent) {
 	t.Helper()
-	em, err := goka.NewEmitter(b.Kafka.Brokers, goka.Stream(policies.Table), codecs.PolicyTable, b.Kafka.EmitterOptions()...)
+	em, err := goka.NewEmitter(b.Kafka.Brokers, goka.Stream(schema.PoliciesTable), codecs.PolicyTable, b.Kafka.EmitterOptions()...)
 	if err != nil {
 		t.Fatalf("emitter: %v", err)
 	}
@@ -311,7 +310,7 @@ func emitPolicies(t *testing.T, b *testkit.Broker, pols ...*pb.PolicyEvent) {
 
 func emitAnswers(t *testing.T, b *testkit.Broker, answers ...*pb.Availability) {
 	t.Helper()
-	em, err := goka.NewEmitter(b.Kafka.Brokers, stock.AvailabilityTopic, codecs.Availability, b.Kafka.EmitterOptions()...)
+	em, err := goka.NewEmitter(b.Kafka.Brokers, schema.Availability, codecs.Availability, b.Kafka.EmitterOptions()...)
 	if err != nil {
 		t.Fatalf("emitter: %v", err)
 	}

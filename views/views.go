@@ -23,10 +23,8 @@ import (
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/orders"
-	"github.com/skuflow/skuflow/processors/policies"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // ErrNotReady is returned by lookups before the view has recovered its table.
@@ -145,7 +143,7 @@ func (s *Stock) Each(fn func(inventory.State) bool) error {
 
 // NewStock creates the view; call Run to start it.
 func NewStock(brokers []string, opts ...goka.ViewOption) (*Stock, error) {
-	t, err := newTable(brokers, stock.Table, codecs.State{}, opts...)
+	t, err := newTable(brokers, schema.StockTable, codecs.State{}, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -165,8 +163,8 @@ func (s *Stock) Get(sku string) (inventory.State, bool, error) {
 	return st, true, nil
 }
 
-// PolicyLookup reads the policies table (keys from policies.LocationKey and
-// policies.MerchantKey).
+// PolicyLookup reads the policies table (keys from schema.LocationKey and
+// schema.MerchantKey).
 type PolicyLookup interface {
 	// GetPolicy returns the policy under key, nil if there is none. Before
 	// the view has recovered it returns ErrNotReady.
@@ -179,7 +177,7 @@ type Policies struct{ *table }
 
 // NewPolicies creates the view; call Run to start it.
 func NewPolicies(brokers []string, opts ...goka.ViewOption) (*Policies, error) {
-	t, err := newTable(brokers, policies.Table, codecs.PolicyTable, opts...)
+	t, err := newTable(brokers, schema.PoliciesTable, codecs.PolicyTable, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +213,7 @@ func NewOrders(brokers []string, opts ...goka.ViewOption) (*Orders, error) {
 		o.notify(key)
 		return err
 	}))
-	t, err := newTable(brokers, orders.Table, codecs.Order{}, opts...)
+	t, err := newTable(brokers, schema.OrdersTable, codecs.Order{}, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +273,7 @@ type Availability struct{ *table }
 
 // NewAvailability creates the view; call Run to start it.
 func NewAvailability(brokers []string, opts ...goka.ViewOption) (*Availability, error) {
-	t, err := newTable(brokers, goka.Table(stock.AvailabilityTopic), codecs.Availability, opts...)
+	t, err := newTable(brokers, goka.Table(schema.Availability), codecs.Availability, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +342,7 @@ func (m *Memory) Get(sku string) (inventory.State, bool, error) {
 
 // PutPolicy stores a copy of a policy under its key.
 func (m *Memory) PutPolicy(ev *pb.PolicyEvent) error {
-	key, err := policies.KeyOf(ev)
+	key, err := schema.PolicyKey(ev)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/stock"
+	"github.com/skuflow/skuflow/schema"
 	"github.com/skuflow/skuflow/views"
 	"github.com/skuflow/skuflow/views/viewtest"
 )
@@ -39,7 +39,7 @@ func TestMemoryContract(t *testing.T) {
 func TestStockContract(t *testing.T) {
 	viewtest.Run(t, func(t *testing.T, states []inventory.State) views.StockLookup {
 		b := testkit.StartBroker(t)
-		if err := b.Kafka.EnsureTopics(stock.Topics...); err != nil {
+		if err := b.Kafka.EnsureTopics(schema.Topics()...); err != nil {
 			t.Fatalf("ensure topics: %v", err)
 		}
 		emitTable(t, b, states...)
@@ -110,7 +110,7 @@ func TestMemoryDoesNotAlias(t *testing.T) {
 
 func TestStockNotReadyUntilRecoveredAndAfterStop(t *testing.T) {
 	b := testkit.StartBroker(t)
-	if err := b.Kafka.EnsureTopics(stock.Topics...); err != nil {
+	if err := b.Kafka.EnsureTopics(schema.Topics()...); err != nil {
 		t.Fatalf("ensure topics: %v", err)
 	}
 	states := viewtest.States(t)
@@ -148,7 +148,7 @@ func TestStockNotReadyUntilRecoveredAndAfterStop(t *testing.T) {
 // View.hash's length check and the index).
 func TestStockGetDuringStop(t *testing.T) {
 	b := testkit.StartBroker(t)
-	if err := b.Kafka.EnsureTopics(stock.Topics...); err != nil {
+	if err := b.Kafka.EnsureTopics(schema.Topics()...); err != nil {
 		t.Fatalf("ensure topics: %v", err)
 	}
 	state := viewtest.States(t)[0]
@@ -185,7 +185,7 @@ func TestStockGetDuringStop(t *testing.T) {
 // (tombstones) of the table.
 func TestStockFollowsTable(t *testing.T) {
 	b := testkit.StartBroker(t)
-	if err := b.Kafka.EnsureTopics(stock.Topics...); err != nil {
+	if err := b.Kafka.EnsureTopics(schema.Topics()...); err != nil {
 		t.Fatalf("ensure topics: %v", err)
 	}
 	states := viewtest.States(t)
@@ -235,7 +235,7 @@ func startStock(t *testing.T, b *testkit.Broker) *views.Stock {
 // processor would.
 func emitTable(t *testing.T, b *testkit.Broker, states ...inventory.State) {
 	t.Helper()
-	em, err := goka.NewEmitter(b.Kafka.Brokers, goka.Stream(stock.Table), codecs.State{}, b.Kafka.EmitterOptions()...)
+	em, err := goka.NewEmitter(b.Kafka.Brokers, goka.Stream(schema.StockTable), codecs.State{}, b.Kafka.EmitterOptions()...)
 	if err != nil {
 		t.Fatalf("emitter: %v", err)
 	}
@@ -251,7 +251,7 @@ func emitTable(t *testing.T, b *testkit.Broker, states ...inventory.State) {
 
 func emitTombstone(t *testing.T, b *testkit.Broker, sku string) {
 	t.Helper()
-	em, err := goka.NewEmitter(b.Kafka.Brokers, goka.Stream(stock.Table), codecs.State{}, b.Kafka.EmitterOptions()...)
+	em, err := goka.NewEmitter(b.Kafka.Brokers, goka.Stream(schema.StockTable), codecs.State{}, b.Kafka.EmitterOptions()...)
 	if err != nil {
 		t.Fatalf("emitter: %v", err)
 	}

@@ -7,13 +7,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/skuflow/skuflow/internal/bench"
+	"github.com/skuflow/skuflow/internal/app/bench"
 )
 
 func newBenchCmd() *cobra.Command {
 	var o bench.Options
 	var scenarios, scenario string
-	var child bool
+	var child, debug bool
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure throughput against baselines measured in the same run",
@@ -24,6 +24,9 @@ scenario runs in its own child process, so the peak RSS printed is its own.
 The figures are noisy; compare the ratios.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if debug {
+				o.Debug = cmd.ErrOrStderr()
+			}
 			if scenarios != "" {
 				o.Scenarios = strings.Split(scenarios, ",")
 			}
@@ -44,6 +47,8 @@ The figures are noisy; compare the ratios.`,
 	cmd.Flags().IntVar(&o.Rounds, "rounds", 1, "run every scenario this many times, interleaved, and report each one's median")
 	cmd.Flags().IntVar(&o.Clients, "clients", 32, "concurrent clients in the request scenarios (orders)")
 	cmd.Flags().StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run (default: sarama,goka-sum,stock,stock-per-event,orders-roundtrip,orders; also feeds-sarama,feeds)")
+	cmd.Flags().StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each scenario run to FILE.<scenario>")
+	cmd.Flags().BoolVar(&debug, "debug", false, "print progress notes of each run to stderr")
 	cmd.Flags().StringVar(&scenario, "scenario", "", "run one scenario in this process (used by the parent)")
 	cmd.Flags().BoolVar(&child, "child", false, "print one scenario's result as JSON (used by the parent)")
 	_ = cmd.Flags().MarkHidden("scenario")

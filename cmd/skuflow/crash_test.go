@@ -21,9 +21,8 @@ import (
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/orders"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 	"github.com/skuflow/skuflow/views"
 )
 
@@ -40,7 +39,7 @@ func TestProcessorCrashMidStream(t *testing.T) {
 	}
 	b := testkit.StartBroker(t)
 	k := b.Kafka
-	cfg := stock.Config{Channels: []string{"web"}, DefaultStaleAfter: time.Hour}
+	cfg := inventory.Base{Channels: []string{"web"}, DefaultStaleAfter: time.Hour}
 	data := t.TempDir()
 	startProc := func() *exec.Cmd {
 		cmd := exec.Command(binary, "process", "--brokers", b.Addrs()[0], "--partitions", fmt.Sprint(k.Partitions), "--metrics", "127.0.0.1:0",
@@ -61,7 +60,7 @@ func TestProcessorCrashMidStream(t *testing.T) {
 	for i, sku := range skus {
 		supply = append(supply, inventory.StockLevel{SKU: sku, Location: "WH-1", OnHand: int64(40 + 20*i), AsOf: asOf, Sequence: 1})
 	}
-	produce(t, k, string(stock.SupplyTopic), func(ev inventory.Event) (string, proto.Message) {
+	produce(t, k, string(schema.Supply), func(ev inventory.Event) (string, proto.Message) {
 		m, err := codecs.SupplyEventToProto(ev)
 		if err != nil {
 			t.Fatal(err)
@@ -103,7 +102,7 @@ func TestProcessorCrashMidStream(t *testing.T) {
 		}
 		return n
 	}
-	go produce(t, k, string(orders.Topic), func(c inventory.PlaceOrder) (string, proto.Message) {
+	go produce(t, k, string(schema.Orders), func(c inventory.PlaceOrder) (string, proto.Message) {
 		return c.OrderID, &pb.OrderCommand{Command: &pb.OrderCommand_Place{Place: codecs.PlaceOrderToProto(c)}}
 	}, cmds)
 
@@ -129,16 +128,16 @@ func TestProcessorCrashMidStream(t *testing.T) {
 	})
 	// Orders end before their compensating releases are processed: wait for
 	// the processor to finish the demand log before replaying it.
-	waitConsumed(t, k, string(stock.Group), string(stock.DemandTopic))
-	waitConsumed(t, k, string(orders.Group), string(stock.OutcomesTopic))
+	waitConsumed(t, k, string(schema.StockGroup), string(schema.Demand))
+	waitConsumed(t, k, string(schema.OrdersGroup), string(schema.Outcomes))
 
 	// Replay the logs through the pure rules.
 	supplyByKey := map[string][]inventory.Event{}
 	for _, e := range supply {
 		supplyByKey[e.EventSKU()] = append(supplyByKey[e.EventSKU()], e)
 	}
-	demand := consumeAll(t, k, string(stock.DemandTopic))
-	outcomes := consumeAll(t, k, string(stock.OutcomesTopic))
+	demand := consumeAll(t, k, string(schema.Demand))
+	outcomes := consumeAll(t, k, string(schema.Outcomes))
 	model := map[string]inventory.State{}
 	for _, sku := range skus {
 		var s inventory.State

@@ -15,8 +15,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/skuflow/skuflow/broker"
+	"github.com/skuflow/skuflow/gateway"
+	"github.com/skuflow/skuflow/internal/app"
+	"github.com/skuflow/skuflow/internal/emit"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
-	"github.com/skuflow/skuflow/internal/roles"
+	"github.com/skuflow/skuflow/schema"
 )
 
 //go:embed sample/*.jsonl
@@ -66,7 +69,7 @@ broker on 127.0.0.1, every processor group and the gateway, all state under
 	cmd.Flags().IntVar(&f.kafkaPort, "kafka-port", 9092, "embedded broker port on 127.0.0.1 (0 picks a free one)")
 	cmd.Flags().IntVar(&f.partitions, "partitions", 8, "partitions of skuflow's topics")
 	cmd.Flags().BoolVar(&f.sample, "sample-data", false, "publish a small sample data set at start (idempotent)")
-	cmd.Flags().DurationVar(&f.reconcile, "reconcile-interval", 2*time.Second, "how often the availability topic is compared with the tables")
+	cmd.Flags().DurationVar(&f.reconcile, "reconcile-interval", 2*time.Second, "how often the availability topic is compared with the tables (0: never)")
 	f.backlog.register(cmd)
 	f.answers.register(cmd)
 	f.feeds.register(cmd)
@@ -84,7 +87,7 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 	if err := k.Validate(); err != nil {
 		return err
 	}
-	if err := k.EnsureTopics(roles.Topics()...); err != nil {
+	if err := k.EnsureTopics(schema.Topics()...); err != nil {
 		return err
 	}
 	cfg := f.answers.config()
@@ -97,14 +100,15 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	serve, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: cfg, DataDir: f.data, HTTPAddr: f.httpAddr, GRPCAddr: f.grpcAddr, Logger: log,
-		Services: []roles.ServiceFactory{feeds, roles.OrdersService(roles.DefaultOrdersConfig)}})
+	serve, err := app.NewServe(app.ServeOptions{Kafka: k, Base: cfg, DataDir: f.data, HTTPAddr: f.httpAddr, GRPCAddr: f.grpcAddr, Logger: log,
+		Services: []app.ServiceFactory{feeds, app.Reservations(gateway.OrdersOptions{})}})
 	if err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return roles.Process(gctx, f.backlog.apply(roles.ProcessOptions{Kafka: k, Config: cfg, DataDir: f.data, ReconcileInterval: f.reconcile, Logger: log}))
+		return app.Process(gctx, app.ProcessOptions{Kafka: k, Base: cfg, DataDir: f.data, ReconcileEvery: f.reconcile,
+			Coalescing: f.backlog.coalescing(), Logger: log})
 	})
 	g.Go(func() error { return serve.Run(gctx) })
 	if f.sample {
@@ -114,7 +118,7 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 				if err != nil {
 					return err
 				}
-				sum, err := roles.Emit(gctx, roles.EmitOptions{Kafka: k, Topic: sf.topic, Input: bytes.NewReader(data)})
+				sum, err := emit.Emit(gctx, emit.Options{Kafka: k, Topic: sf.topic, Input: bytes.NewReader(data)})
 				if err != nil {
 					return fmt.Errorf("sample data %s: %w", sf.file, err)
 				}

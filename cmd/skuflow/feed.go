@@ -28,7 +28,7 @@ import (
 	"github.com/skuflow/skuflow/feeds"
 	"github.com/skuflow/skuflow/feeds/outbox"
 	"github.com/skuflow/skuflow/feeds/service"
-	"github.com/skuflow/skuflow/internal/roles"
+	"github.com/skuflow/skuflow/internal/app"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/registry"
 )
@@ -58,21 +58,21 @@ func (f *feedServiceFlags) register(cmd *cobra.Command) {
 
 // factory builds the feeds service factory; staleAfter is the merchant TTL
 // default of --merchant-stale-after.
-func (f *feedServiceFlags) factory(staleAfter time.Duration) (roles.ServiceFactory, error) {
+func (f *feedServiceFlags) factory(staleAfter time.Duration) (app.ServiceFactory, error) {
 	admin := ""
 	if f.adminTokenFile != "" {
 		b, err := os.ReadFile(f.adminTokenFile)
 		if err != nil {
-			return roles.ServiceFactory{}, fmt.Errorf("--admin-token-file: %w", err)
+			return app.ServiceFactory{}, fmt.Errorf("--admin-token-file: %w", err)
 		}
 		if admin = strings.TrimSpace(string(b)); len(admin) < 16 {
-			return roles.ServiceFactory{}, fmt.Errorf("--admin-token-file %s: the admin token must be at least 16 characters", f.adminTokenFile)
+			return app.ServiceFactory{}, fmt.Errorf("--admin-token-file %s: the admin token must be at least 16 characters", f.adminTokenFile)
 		}
 	}
 	if f.retention < 0 || f.retentionBytes < 0 {
-		return roles.ServiceFactory{}, errors.New("--feeds-retention and --feeds-retention-bytes must not be negative")
+		return app.ServiceFactory{}, errors.New("--feeds-retention and --feeds-retention-bytes must not be negative")
 	}
-	return service.Factory(service.Options{OutboxDir: f.outboxDir, Limits: f.limits, Retention: f.retention, RetentionBytes: f.retentionBytes,
+	return app.Feeds(service.Options{OutboxDir: f.outboxDir, Limits: f.limits, Retention: f.retention, RetentionBytes: f.retentionBytes,
 		AdminToken: admin, DefaultStaleAfter: staleAfter, Publish: f.publish}), nil
 }
 

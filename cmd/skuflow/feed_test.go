@@ -18,8 +18,8 @@ import (
 
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/internal/testkit"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // startServe runs `skuflow serve` as a real process and returns it with its
@@ -81,7 +81,7 @@ func supply(t *testing.T, k kafkacfg.Options) []*pb.StockLevel {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	topic := string(stock.SupplyTopic)
+	topic := string(schema.Supply)
 	parts, err := client.Partitions(topic)
 	if err != nil {
 		t.Fatal(err)

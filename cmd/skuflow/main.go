@@ -18,8 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skuflow/skuflow/internal/kafkacfg"
-	"github.com/skuflow/skuflow/internal/roles"
-	"github.com/skuflow/skuflow/processors/stock"
+	"github.com/skuflow/skuflow/inventory"
 )
 
 func main() {
@@ -95,18 +94,18 @@ type answerFlags struct {
 }
 
 func (a *answerFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&a.channels, "channels", strings.Join(roles.DefaultChannels, ","), "sales channels to answer for, comma-separated")
-	cmd.Flags().DurationVar(&a.staleAfter, "merchant-stale-after", roles.DefaultStaleAfter, "default TTL of merchant stock; a merchant's policy may override it")
+	cmd.Flags().StringVar(&a.channels, "channels", strings.Join(inventory.DefaultBase().Channels, ","), "sales channels to answer for, comma-separated")
+	cmd.Flags().DurationVar(&a.staleAfter, "merchant-stale-after", inventory.DefaultStaleAfter, "default TTL of merchant stock; a merchant's policy may override it")
 }
 
-func (a *answerFlags) config() stock.Config {
+func (a *answerFlags) config() inventory.Base {
 	var chans []string
 	for _, c := range strings.Split(a.channels, ",") {
 		if c = strings.TrimSpace(c); c != "" {
 			chans = append(chans, c)
 		}
 	}
-	return stock.Config{Channels: chans, DefaultStaleAfter: a.staleAfter}
+	return inventory.Base{Channels: chans, DefaultStaleAfter: a.staleAfter}
 }
 
 func (c *clusterFlags) options(clientID string) (kafkacfg.Options, error) {

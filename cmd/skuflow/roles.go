@@ -7,8 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/skuflow/skuflow/internal/roles"
-	"github.com/skuflow/skuflow/processors/stock"
+	"github.com/skuflow/skuflow/gateway"
+	"github.com/skuflow/skuflow/internal/app"
+	"github.com/skuflow/skuflow/internal/emit"
 )
 
 func newProcessCmd(g *globalFlags) *cobra.Command {
@@ -34,14 +35,14 @@ Local tables live under --data and are rebuilt from the changelogs if lost.`,
 			if err != nil {
 				return err
 			}
-			return roles.Process(cmd.Context(), bf.apply(roles.ProcessOptions{Kafka: k, Config: af.config(), DataDir: data,
-				ReconcileInterval: reconcile, MetricsAddr: metricsAddr, Logger: log}))
+			return app.Process(cmd.Context(), app.ProcessOptions{Kafka: k, Base: af.config(), DataDir: data,
+				ReconcileEvery: reconcile, Coalescing: bf.coalescing(), MetricsAddr: metricsAddr, Logger: log})
 		},
 	}
 	cf.register(cmd)
 	af.register(cmd)
 	cmd.Flags().StringVar(&data, "data", "./data", "directory for the processors' local tables")
-	cmd.Flags().DurationVar(&reconcile, "reconcile-interval", roles.DefaultReconcileInterval, "how often the availability topic is compared with the tables (negative: never)")
+	cmd.Flags().DurationVar(&reconcile, "reconcile-interval", app.DefaultReconcileEvery, "how often the availability topic is compared with the tables (0: never; coalescing needs it)")
 	bf.register(cmd)
 	cmd.Flags().StringVar(&metricsAddr, "metrics", ":8081", "Prometheus /metrics listen address, input lag included (empty: none)")
 	return cmd
@@ -55,18 +56,14 @@ type backlogFlags struct {
 }
 
 func (f *backlogFlags) register(cmd *cobra.Command) {
-	cmd.Flags().Int64Var(&f.lag, "defer-publish-lag", stock.DefaultDeferLag,
-		"messages an input partition must be behind its head for availability publishing to be coalesced (0 or negative: never coalesce)")
-	cmd.Flags().DurationVar(&f.maxDefer, "max-publish-defer", stock.DefaultMaxDefer,
-		"longest an answer is held back while the processor works through a backlog (0: the default)")
+	cmd.Flags().Int64Var(&f.lag, "defer-publish-lag", app.DefaultCoalescing.Lag,
+		"messages an input partition must be behind its head for availability publishing to be coalesced (0: never coalesce)")
+	cmd.Flags().DurationVar(&f.maxDefer, "max-publish-defer", app.DefaultCoalescing.MaxDefer,
+		"longest an answer is held back while the processor works through a backlog")
 }
 
-func (f backlogFlags) apply(o roles.ProcessOptions) roles.ProcessOptions {
-	o.DeferLag, o.MaxDefer = f.lag, f.maxDefer
-	if o.DeferLag == 0 {
-		o.DeferLag = -1 // 0 would mean the default in ProcessOptions; on the command line it means never
-	}
-	return o
+func (f backlogFlags) coalescing() app.Coalescing {
+	return app.Coalescing{Lag: f.lag, MaxDefer: f.maxDefer}
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -91,8 +88,8 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: af.config(), DataDir: data, HTTPAddr: httpAddr, GRPCAddr: grpcAddr, Logger: log,
-				Services: []roles.ServiceFactory{feeds, roles.OrdersService(roles.DefaultOrdersConfig)}})
+			s, err := app.NewServe(app.ServeOptions{Kafka: k, Base: af.config(), DataDir: data, HTTPAddr: httpAddr, GRPCAddr: grpcAddr, Logger: log,
+				Services: []app.ServiceFactory{feeds, app.Reservations(gateway.OrdersOptions{})}})
 			if err != nil {
 				return err
 			}
@@ -146,7 +143,7 @@ line number and not sent; the command then exits with status 1.`,
 				defer f.Close()
 				in = f
 			}
-			sum, err := roles.Emit(cmd.Context(), roles.EmitOptions{Kafka: k, Topic: topic, Input: in, Rejected: cmd.ErrOrStderr()})
+			sum, err := emit.Emit(cmd.Context(), emit.Options{Kafka: k, Topic: topic, Input: in, Rejected: cmd.ErrOrStderr()})
 			fmt.Fprintf(cmd.OutOrStdout(), "emitted %d events to %s, rejected %d lines\n", sum.Emitted, topic, sum.Rejected)
 			return err
 		},

@@ -22,8 +22,8 @@ import (
 
 	"github.com/skuflow/skuflow/feeds/outbox"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // Options configure a Publisher.
@@ -85,7 +85,7 @@ func New(o Options) (*Publisher, error) {
 		return nil, err
 	}
 	if o.Topic == "" {
-		o.Topic = string(stock.SupplyTopic)
+		o.Topic = string(schema.Supply)
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = 8192

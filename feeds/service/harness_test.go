@@ -19,11 +19,12 @@ import (
 
 	"github.com/skuflow/skuflow/feeds"
 	"github.com/skuflow/skuflow/feeds/service"
+	"github.com/skuflow/skuflow/internal/app"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
-	"github.com/skuflow/skuflow/internal/roles"
 	"github.com/skuflow/skuflow/internal/testkit"
-	"github.com/skuflow/skuflow/processors/stock"
+	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 const adminToken = "admin-secret-0123456789abcdef"
@@ -49,7 +50,7 @@ func (l *logBuffer) String() string {
 type stack struct {
 	t     *testing.T
 	kafka kafkacfg.Options
-	serve *roles.Serve
+	serve *app.Serve
 	base  string
 	logs  *logBuffer
 	stop  context.CancelFunc
@@ -81,10 +82,10 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	if o.limits == (feeds.Limits{}) {
 		o.limits = testLimits()
 	}
-	cfg := stock.Config{Channels: []string{"marketplace", "web"}, DefaultStaleAfter: 24 * time.Hour}
-	f := service.Factory(service.Options{Limits: o.limits, AdminToken: adminToken, DefaultStaleAfter: cfg.DefaultStaleAfter, Publish: o.publish})
-	s, err := roles.NewServe(roles.ServeOptions{Kafka: o.kafka, Config: cfg, DataDir: o.dataDir, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
-		Logger: log, Services: []roles.ServiceFactory{f}})
+	cfg := inventory.Base{Channels: []string{"marketplace", "web"}, DefaultStaleAfter: 24 * time.Hour}
+	f := app.Feeds(service.Options{Limits: o.limits, AdminToken: adminToken, DefaultStaleAfter: cfg.DefaultStaleAfter, Publish: o.publish})
+	s, err := app.NewServe(app.ServeOptions{Kafka: o.kafka, Base: cfg, DataDir: o.dataDir, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+		Logger: log, Services: []app.ServiceFactory{f}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	st.stop = testkit.Go(t, s.Run)
 	if o.processors {
 		stopP := testkit.Go(t, func(ctx context.Context) error {
-			return roles.Process(ctx, roles.ProcessOptions{Kafka: o.kafka, Config: cfg, DataDir: o.dataDir, ReconcileInterval: -1, DeferLag: -1, Logger: log})
+			return app.Process(ctx, app.ProcessOptions{Kafka: o.kafka, Base: cfg, DataDir: o.dataDir, Logger: log})
 		})
 		prev := st.stop
 		st.stop = func() { stopP(); prev() }
@@ -221,24 +222,24 @@ func supplyLevels(t *testing.T, k kafkacfg.Options) []*pb.StockLevel {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	parts, err := client.Partitions(string(stock.SupplyTopic))
+	parts, err := client.Partitions(string(schema.Supply))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []*pb.StockLevel
 	for _, p := range parts {
-		hi, err := client.GetOffset(string(stock.SupplyTopic), p, sarama.OffsetNewest)
+		hi, err := client.GetOffset(string(schema.Supply), p, sarama.OffsetNewest)
 		if err != nil {
 			t.Fatal(err)
 		}
-		lo, err := client.GetOffset(string(stock.SupplyTopic), p, sarama.OffsetOldest)
+		lo, err := client.GetOffset(string(schema.Supply), p, sarama.OffsetOldest)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if hi <= lo {
 			continue
 		}
-		pc, err := c.ConsumePartition(string(stock.SupplyTopic), p, lo)
+		pc, err := c.ConsumePartition(string(schema.Supply), p, lo)
 		if err != nil {
 			t.Fatal(err)
 		}

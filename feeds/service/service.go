@@ -1,5 +1,5 @@
 // Package service is the merchant feeds API that the gateway serves beside
-// availability (a roles.Service): the FeedService (client-streaming gRPC
+// availability (a gateway.Service with a Run): the FeedService (client-streaming gRPC
 // upload, feed status, locations), the streamed REST upload
 // POST /v1/merchants/{merchant}/feeds, and the RegistryService admin API.
 // It authenticates merchants against the registry, parses and validates
@@ -13,8 +13,9 @@
 //
 // Example:
 //
-//	f := service.Factory(service.Options{AdminToken: tok, Limits: feeds.DefaultLimits(), Publish: true})
-//	s, err := roles.NewServe(roles.ServeOptions{..., Services: []roles.ServiceFactory{f}})
+//	s, err := service.New(service.Options{Kafka: k, DataDir: dir, AdminToken: tok, Limits: feeds.DefaultLimits(), Publish: true})
+//	// serve s with gateway.New(gateway.Options{..., Services: []gateway.Service{s}}) and run s.Run beside it;
+//	// the composition root (internal/app) registers it with app.Feeds.
 package service
 
 import (
@@ -33,7 +34,6 @@ import (
 	"github.com/skuflow/skuflow/feeds/outbox"
 	"github.com/skuflow/skuflow/feeds/publisher"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
-	"github.com/skuflow/skuflow/internal/roles"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/registry"
@@ -78,22 +78,10 @@ func (o Options) Validate() error {
 	if o.RetentionBytes < 0 {
 		errs = append(errs, fmt.Errorf("feeds: outbox retention bytes %d is negative", o.RetentionBytes))
 	}
-	if o.DefaultStaleAfter <= 0 || o.DefaultStaleAfter > inventory.MaxStaleAfter {
-		errs = append(errs, fmt.Errorf("feeds: default stale-after %s is outside (0, %s]", o.DefaultStaleAfter, inventory.MaxStaleAfter))
+	if err := inventory.ValidateDefaultStaleAfter(o.DefaultStaleAfter); err != nil {
+		errs = append(errs, fmt.Errorf("feeds: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-// Factory makes the service a roles.ServiceFactory: the serving role hands
-// it the cluster, a data directory of its own and the logger.
-func Factory(o Options) roles.ServiceFactory {
-	return roles.ServiceFactory{Name: "feeds", New: func(env roles.ServiceEnv) (roles.Service, error) {
-		o.Kafka, o.DataDir = env.Kafka, env.DataDir
-		if o.Logger == nil {
-			o.Logger = env.Logger
-		}
-		return New(o)
-	}}
 }
 
 // Service is the feeds API with its registry view, outbox and publisher.

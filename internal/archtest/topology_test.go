@@ -11,21 +11,21 @@ import (
 
 	"github.com/lovoo/goka"
 
-	"github.com/skuflow/skuflow/internal/kafkacfg"
-	"github.com/skuflow/skuflow/internal/roles"
+	"github.com/skuflow/skuflow/inventory"
 	"github.com/skuflow/skuflow/processors/orders"
 	"github.com/skuflow/skuflow/processors/policies"
 	"github.com/skuflow/skuflow/processors/stock"
+	"github.com/skuflow/skuflow/schema"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated block of topology.md")
 
 // graphs are every processor group skuflow runs, with the topics it creates.
 func graphs() []*goka.GroupGraph {
-	return []*goka.GroupGraph{policies.Define(nil), stock.Define(stock.Config{}, nil, nil), orders.Define(nil)}
+	return []*goka.GroupGraph{policies.Define(nil), stock.Define(inventory.Base{}, nil, nil), orders.Define(nil)}
 }
 
-func topics() []kafkacfg.Topic { return roles.Topics() }
+func topics() []schema.Topic { return schema.Topics() }
 
 const (
 	beginMarker = "<!-- BEGIN GENERATED: go test ./internal/archtest -run TestTopologyDoc -update -->"
@@ -35,18 +35,13 @@ const (
 // renderTopology draws the group graphs as markdown tables.
 func renderTopology() string {
 	var b strings.Builder
-	b.WriteString("| topic | cleanup policy | created by |\n|---|---|---|\n")
-	seen := map[string]bool{}
+	b.WriteString("| topic | cleanup policy | key | value | codec |\n|---|---|---|---|---|\n")
 	for _, t := range topics() {
-		if seen[t.Name] {
-			continue
-		}
-		seen[t.Name] = true
 		policy := "delete"
 		if t.Compacted {
 			policy = "compact"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | skuflow (`EnsureTopics`) |\n", t.Name, policy)
+		fmt.Fprintf(&b, "| `%s` | %s | %s | `%s` | `%T` |\n", t.Name, policy, t.Key, t.Value, t.Codec)
 	}
 	b.WriteString("\n| group | edge | topic | codec |\n|---|---|---|---|\n")
 	for _, g := range graphs() {
@@ -75,6 +70,26 @@ func renderTopology() string {
 		}
 	}
 	return b.String()
+}
+
+// Every edge of every group graph is a topic of the schema, read or
+// written with the schema's codec for it, or as raw bytes that the
+// callback decodes (inputs) or encoded itself (outputs) with the codecs
+// package.
+func TestGroupGraphsUseTheSchema(t *testing.T) {
+	for _, g := range graphs() {
+		for _, e := range g.AllEdges() {
+			tp, ok := schema.Lookup(e.Topic())
+			if !ok {
+				t.Errorf("group %s: topic %s is not in schema.Topics", g.Group(), e.Topic())
+				continue
+			}
+			bytes := fmt.Sprintf("%T", schema.BytesCodec)
+			if got, want := fmt.Sprintf("%T", e.Codec()), fmt.Sprintf("%T", tp.Codec); got != want && got != bytes {
+				t.Errorf("group %s: topic %s with codec %s, the schema says %s", g.Group(), e.Topic(), got, want)
+			}
+		}
+	}
 }
 
 // TestTopologyDoc keeps topology.md's generated tables equal to the code's

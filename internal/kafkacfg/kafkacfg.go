@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // Options say how to reach the cluster and how to create topics on it.
@@ -165,12 +167,9 @@ func (o Options) LowLatencyEmitterOptions() []goka.EmitterOption {
 	}
 }
 
-// Topic is a topic skuflow needs to exist.
-type Topic struct {
-	Name string
-	// Compacted topics keep the latest value per key (tables, change feeds).
-	Compacted bool
-}
+// Topic is a topic skuflow needs to exist (see schema.Topics); only Name
+// and Compacted matter here.
+type Topic = schema.Topic
 
 // EnsureTopics creates the topics that do not exist yet, with Partitions
 // partitions, and checks that existing ones have that many and that
@@ -238,4 +237,25 @@ func (o Options) checkCompacted(topics []Topic) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// GokaLogger routes goka's printf logging into log at debug level; pass it
+// to goka.WithLogger, goka.WithViewLogger and the like.
+func GokaLogger(log *slog.Logger) interface {
+	Print(...any)
+	Println(...any)
+	Printf(string, ...any)
+} {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return gokaLogger{log}
+}
+
+type gokaLogger struct{ log *slog.Logger }
+
+func (g gokaLogger) Print(args ...any)   { g.log.Debug(fmt.Sprint(args...), "component", "goka") }
+func (g gokaLogger) Println(args ...any) { g.log.Debug(fmt.Sprint(args...), "component", "goka") }
+func (g gokaLogger) Printf(format string, args ...any) {
+	g.log.Debug(fmt.Sprintf(format, args...), "component", "goka")
 }

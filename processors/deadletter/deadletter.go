@@ -10,15 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/skuflow/skuflow/codecs"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
-// Topic carries skuflow.v1.DeadLetter messages keyed like the input message.
-const Topic goka.Stream = "deadletter"
-
 // Output is the graph edge a group needs to dead-letter messages.
-func Output() goka.Edge { return goka.Output(Topic, codecs.DeadLetter) }
+func Output() goka.Edge { return goka.Output(schema.DeadLetter, schema.DeadLetterCodec) }
 
 var total = promauto.NewCounterVec(prometheus.CounterOpts{
 	Name: "skuflow_dead_letters_total",
@@ -38,7 +35,7 @@ func Send(ctx goka.Context, log *slog.Logger, raw []byte, reason string) {
 		Group:       string(ctx.Group()),
 		MessageTime: timestamppb.New(ctx.Timestamp()),
 	}
-	ctx.Emit(Topic, ctx.Key(), dl)
+	ctx.Emit(schema.DeadLetter, ctx.Key(), dl)
 	total.WithLabelValues(string(ctx.Group()), string(ctx.Topic())).Inc()
 	log.Warn("dead-lettered input message", "group", ctx.Group(), "topic", ctx.Topic(),
 		"partition", ctx.Partition(), "offset", ctx.Offset(), "key", ctx.Key(), "reason", reason)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/skuflow/skuflow/processors/deadletter"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 const (
@@ -74,7 +75,7 @@ func TestSend(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	dead := gkt.NewQueueTracker(string(deadletter.Topic))
+	dead := gkt.NewQueueTracker(string(schema.DeadLetter))
 	before := counter(t, string(group), string(input))
 
 	msgTime := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)

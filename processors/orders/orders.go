@@ -12,46 +12,25 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/codec"
 
 	"github.com/skuflow/skuflow/codecs"
-	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
 	"github.com/skuflow/skuflow/processors"
 	"github.com/skuflow/skuflow/processors/deadletter"
-	"github.com/skuflow/skuflow/processors/stock"
+	"github.com/skuflow/skuflow/schema"
 )
-
-const (
-	// Group is the goka group; its table is Table.
-	Group goka.Group = "skuflow-orders"
-	// Topic carries skuflow.v1.OrderCommand keyed by order id.
-	Topic goka.Stream = "orders"
-)
-
-// Table holds inventory.Order per order id.
-var Table = goka.GroupTable(Group)
-
-// Topics the group needs before it starts.
-var Topics = []kafkacfg.Topic{
-	{Name: string(Topic)},
-	{Name: string(Table), Compacted: true},
-	{Name: string(stock.OutcomesTopic)},
-	{Name: string(stock.DemandTopic)},
-	{Name: string(deadletter.Topic)},
-}
 
 // Define returns the group graph.
 func Define(log *slog.Logger) *goka.GroupGraph {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := handler{log: log.With("group", string(Group))}
-	return goka.DefineGroup(Group,
-		goka.Input(Topic, new(codec.Bytes), h.command),
-		goka.Input(stock.OutcomesTopic, new(codec.Bytes), h.outcome),
-		goka.Persist(codecs.Order{}),
-		goka.Output(stock.DemandTopic, new(codec.Bytes)),
+	h := handler{log: log.With("group", string(schema.OrdersGroup))}
+	return goka.DefineGroup(schema.OrdersGroup,
+		goka.Input(schema.Orders, schema.BytesCodec, h.command),
+		goka.Input(schema.Outcomes, schema.BytesCodec, h.outcome),
+		goka.Persist(schema.OrderCodec),
+		goka.Output(schema.Demand, schema.BytesCodec),
 		deadletter.Output(),
 	)
 }
@@ -124,7 +103,7 @@ func (h handler) emitDemand(ctx goka.Context, ev inventory.Event) {
 		var b []byte
 		b, err = codecs.MarshalDeterministic(env)
 		if err == nil {
-			ctx.Emit(stock.DemandTopic, ev.EventSKU(), b)
+			ctx.Emit(schema.Demand, ev.EventSKU(), b)
 			return
 		}
 	}

@@ -21,10 +21,9 @@ import (
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/deadletter"
 	"github.com/skuflow/skuflow/processors/orders"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // t0 is the origin of every test clock; at(n) is n seconds after it.
@@ -86,11 +85,11 @@ func start(t *testing.T) *saga {
 	})
 	return &saga{
 		t: t, gkt: gkt,
-		demand:    gkt.NewQueueTracker(string(stock.DemandTopic)),
-		dead:      gkt.NewQueueTracker(string(deadletter.Topic)),
-		changelog: gkt.NewQueueTracker(string(orders.Table)),
-		cmds:      gkt.NewQueueTracker(string(orders.Topic)),
-		outs:      gkt.NewQueueTracker(string(stock.OutcomesTopic)),
+		demand:    gkt.NewQueueTracker(string(schema.Demand)),
+		dead:      gkt.NewQueueTracker(string(schema.DeadLetter)),
+		changelog: gkt.NewQueueTracker(string(schema.OrdersTable)),
+		cmds:      gkt.NewQueueTracker(string(schema.Orders)),
+		outs:      gkt.NewQueueTracker(string(schema.Outcomes)),
 		model:     map[string]inventory.Order{},
 	}
 }
@@ -146,7 +145,7 @@ func drain(q *tester.QueueTracker) []message {
 // raw is the table's stored bytes for id (nil without a value).
 func (h *saga) raw(id string) []byte {
 	h.t.Helper()
-	st, err := h.gkt.StorageBuilder()(string(orders.Table), 0)
+	st, err := h.gkt.StorageBuilder()(string(schema.OrdersTable), 0)
 	if err != nil {
 		h.t.Fatalf("table storage: %v", err)
 	}
@@ -160,7 +159,7 @@ func (h *saga) raw(id string) []byte {
 // order is the table's value for id.
 func (h *saga) order(id string) inventory.Order {
 	h.t.Helper()
-	v, ok := h.gkt.TableValue(orders.Table, id).(inventory.Order)
+	v, ok := h.gkt.TableValue(schema.OrdersTable, id).(inventory.Order)
 	if !ok {
 		h.t.Fatalf("no order %q in the table", id)
 	}
@@ -179,13 +178,13 @@ func (h *saga) send(in any, ts time.Time) inventory.OrderEffects {
 	at := ts
 	switch c := in.(type) {
 	case inventory.PlaceOrder:
-		id, topic, value = c.OrderID, orders.Topic, encodeCommand(h.t, c)
+		id, topic, value = c.OrderID, schema.Orders, encodeCommand(h.t, c)
 	case inventory.CancelOrder:
-		id, topic, value = c.OrderID, orders.Topic, encodeCommand(h.t, c)
+		id, topic, value = c.OrderID, schema.Orders, encodeCommand(h.t, c)
 	case inventory.OrderTick:
-		id, topic, value, at = c.OrderID, orders.Topic, encodeCommand(h.t, c), c.At
+		id, topic, value, at = c.OrderID, schema.Orders, encodeCommand(h.t, c), c.At
 	case inventory.Outcome:
-		id, topic, value = c.OrderID, stock.OutcomesTopic, marshal(h.t, codecs.OutcomeToProto(c))
+		id, topic, value = c.OrderID, schema.Outcomes, marshal(h.t, codecs.OutcomeToProto(c))
 	default:
 		h.t.Fatalf("no input %T", in)
 	}
@@ -541,7 +540,7 @@ func TestDecisionDeadline(t *testing.T) {
 	h.send(accepted(h.order("o-2"), 0), at(1))
 	h.expectQuietAfter("deadline of a reserved order", inventory.OrderTick{OrderID: "o-2", At: at(3600)}, at(3600), "o-2")
 	h.send(inventory.OrderTick{OrderID: "o-404", At: at(3600)}, at(3600))
-	if v := h.gkt.TableValue(orders.Table, "o-404"); v != nil {
+	if v := h.gkt.TableValue(schema.OrdersTable, "o-404"); v != nil {
 		t.Errorf("a tick for an unknown order stored %v", v)
 	}
 }
@@ -558,7 +557,7 @@ type badCase struct {
 func (h *saga) sendBad(tc badCase) {
 	h.t.Helper()
 	before := h.raw("o-1")
-	keys := slices.Sorted(slices.Values(h.gkt.GetTableKeys(orders.Table)))
+	keys := slices.Sorted(slices.Values(h.gkt.GetTableKeys(schema.OrdersTable)))
 	msgTime := at(7)
 	if tc.value == nil {
 		h.gkt.Consume(string(tc.topic), tc.key, nil, tester.WithTime(msgTime))
@@ -585,11 +584,11 @@ func (h *saga) sendBad(tc badCase) {
 			h.t.Errorf("reason %q does not mention %q", dl.GetReason(), want)
 		}
 	}
-	if !bytes.Equal(dl.GetValue(), tc.value) || string(dl.GetKey()) != tc.key || dl.GetTopic() != string(tc.topic) || dl.GetGroup() != string(orders.Group) {
+	if !bytes.Equal(dl.GetValue(), tc.value) || string(dl.GetKey()) != tc.key || dl.GetTopic() != string(tc.topic) || dl.GetGroup() != string(schema.OrdersGroup) {
 		h.t.Errorf("dead letter %v, want the original message from %s", dl, tc.topic)
 	}
 	src := h.cmds
-	if tc.topic == stock.OutcomesTopic {
+	if tc.topic == schema.Outcomes {
 		src = h.outs
 	}
 	if want := src.Hwm() - 1; dl.GetOffset() != want {
@@ -607,7 +606,7 @@ func (h *saga) sendBad(tc badCase) {
 	if !bytes.Equal(h.raw("o-1"), before) {
 		h.t.Error("bad input changed o-1's table bytes")
 	}
-	if got := slices.Sorted(slices.Values(h.gkt.GetTableKeys(orders.Table))); !slices.Equal(got, keys) {
+	if got := slices.Sorted(slices.Values(h.gkt.GetTableKeys(schema.OrdersTable))); !slices.Equal(got, keys) {
 		h.t.Errorf("table keys %q, want %q", got, keys)
 	}
 }
@@ -617,41 +616,41 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 	cmd := func(c *pb.OrderCommand) []byte { return marshal(t, c) }
 	outcome := func(o *pb.ReservationOutcome) []byte { return marshal(t, o) }
 	cases := []badCase{
-		{"different order under the same id", orders.Topic, "o-1", encodeCommand(t, place("o-1", line("SKU-A", 2))),
+		{"different order under the same id", schema.Orders, "o-1", encodeCommand(t, place("o-1", line("SKU-A", 2))),
 			[]string{"already used for a different order", "o-1"}},
-		{"same lines on another channel", orders.Topic, "o-1", encodeCommand(t, inventory.PlaceOrder{OrderID: "o-1", Channel: "marketplace",
+		{"same lines on another channel", schema.Orders, "o-1", encodeCommand(t, inventory.PlaceOrder{OrderID: "o-1", Channel: "marketplace",
 			Lines: o1.Lines, ReservationTTL: ttl, DecisionTimeout: timeout}), []string{"already used for a different order"}},
-		{"same lines with another ttl", orders.Topic, "o-1", encodeCommand(t, inventory.PlaceOrder{OrderID: "o-1", Channel: "web",
+		{"same lines with another ttl", schema.Orders, "o-1", encodeCommand(t, inventory.PlaceOrder{OrderID: "o-1", Channel: "web",
 			Lines: o1.Lines, ReservationTTL: time.Hour, DecisionTimeout: timeout}), []string{"already used for a different order"}},
-		{"garbage command", orders.Topic, "o-1", []byte{0xff, 0xff}, []string{"malformed", "OrderCommand"}},
-		{"empty command", orders.Topic, "o-1", []byte{}, []string{"malformed", "no command set"}},
-		{"command tombstone", orders.Topic, "o-1", nil, []string{"tombstone"}},
-		{"command key differs from the order id", orders.Topic, "o-2", encodeCommand(t, o1), []string{"o-2", "o-1", "differs"}},
-		{"order without lines", orders.Topic, "o-3", encodeCommand(t, place("o-3")), []string{"1 to 100 lines"}},
-		{"order with a duplicate sku", orders.Topic, "o-3", encodeCommand(t, place("o-3", line("A", 1), line("A", 2))), []string{"appears twice"}},
-		{"order with quantity 0", orders.Topic, "o-3", encodeCommand(t, place("o-3", line("A", 0))), []string{"quantity 0"}},
-		{"order with a bad id", orders.Topic, "o 3", encodeCommand(t, place("o 3", line("A", 1))), []string{"order_id"}},
-		{"order with a bad duration", orders.Topic, "o-3", cmd(&pb.OrderCommand{Command: &pb.OrderCommand_Place{Place: &pb.PlaceOrderCommand{
+		{"garbage command", schema.Orders, "o-1", []byte{0xff, 0xff}, []string{"malformed", "OrderCommand"}},
+		{"empty command", schema.Orders, "o-1", []byte{}, []string{"malformed", "no command set"}},
+		{"command tombstone", schema.Orders, "o-1", nil, []string{"tombstone"}},
+		{"command key differs from the order id", schema.Orders, "o-2", encodeCommand(t, o1), []string{"o-2", "o-1", "differs"}},
+		{"order without lines", schema.Orders, "o-3", encodeCommand(t, place("o-3")), []string{"1 to 100 lines"}},
+		{"order with a duplicate sku", schema.Orders, "o-3", encodeCommand(t, place("o-3", line("A", 1), line("A", 2))), []string{"appears twice"}},
+		{"order with quantity 0", schema.Orders, "o-3", encodeCommand(t, place("o-3", line("A", 0))), []string{"quantity 0"}},
+		{"order with a bad id", schema.Orders, "o 3", encodeCommand(t, place("o 3", line("A", 1))), []string{"order_id"}},
+		{"order with a bad duration", schema.Orders, "o-3", cmd(&pb.OrderCommand{Command: &pb.OrderCommand_Place{Place: &pb.PlaceOrderCommand{
 			OrderId: "o-3", Channel: "web", Lines: []*pb.OrderLine{{Sku: "A", Quantity: 1}}, ReservationTtl: &durationpb.Duration{Seconds: -1, Nanos: 5},
 			DecisionTimeout: durationpb.New(timeout)}}}), []string{"malformed", "reservation_ttl"}},
-		{"tick outside the domain", orders.Topic, "o-1", encodeCommand(t, inventory.OrderTick{OrderID: "o-1", At: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}),
+		{"tick outside the domain", schema.Orders, "o-1", encodeCommand(t, inventory.OrderTick{OrderID: "o-1", At: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}),
 			[]string{"malformed", "outside"}},
-		{"tick without a time", orders.Topic, "o-1", cmd(&pb.OrderCommand{Command: &pb.OrderCommand_Tick{Tick: &pb.OrderTick{OrderId: "o-1"}}}),
+		{"tick without a time", schema.Orders, "o-1", cmd(&pb.OrderCommand{Command: &pb.OrderCommand_Tick{Tick: &pb.OrderTick{OrderId: "o-1"}}}),
 			[]string{"malformed", "missing"}},
-		{"cancel of an unknown order", orders.Topic, "o-404", encodeCommand(t, inventory.CancelOrder{OrderID: "o-404"}), []string{"unknown order", "o-404"}},
-		{"garbage outcome", stock.OutcomesTopic, "o-1", []byte{0xff, 0xff}, []string{"malformed", "ReservationOutcome"}},
-		{"outcome tombstone", stock.OutcomesTopic, "o-1", nil, []string{"tombstone"}},
-		{"outcome without a reservation id", stock.OutcomesTopic, "o-1", outcome(&pb.ReservationOutcome{OrderId: "o-1", Accepted: true}),
+		{"cancel of an unknown order", schema.Orders, "o-404", encodeCommand(t, inventory.CancelOrder{OrderID: "o-404"}), []string{"unknown order", "o-404"}},
+		{"garbage outcome", schema.Outcomes, "o-1", []byte{0xff, 0xff}, []string{"malformed", "ReservationOutcome"}},
+		{"outcome tombstone", schema.Outcomes, "o-1", nil, []string{"tombstone"}},
+		{"outcome without a reservation id", schema.Outcomes, "o-1", outcome(&pb.ReservationOutcome{OrderId: "o-1", Accepted: true}),
 			[]string{"malformed", "reservation_id"}},
-		{"outcome with a bad time", stock.OutcomesTopic, "o-1", outcome(&pb.ReservationOutcome{ReservationId: "o-1:1", OrderId: "o-1",
+		{"outcome with a bad time", schema.Outcomes, "o-1", outcome(&pb.ReservationOutcome{ReservationId: "o-1:1", OrderId: "o-1",
 			DecidedAt: &timestamppb.Timestamp{Seconds: 1, Nanos: -1}}), []string{"malformed", "decided_at"}},
-		{"outcome for an unknown order", stock.OutcomesTopic, "o-404", outcome(&pb.ReservationOutcome{ReservationId: "o-404:1", OrderId: "o-404",
+		{"outcome for an unknown order", schema.Outcomes, "o-404", outcome(&pb.ReservationOutcome{ReservationId: "o-404:1", OrderId: "o-404",
 			Accepted: true}), []string{"unknown order", "o-404"}},
-		{"outcome without an order id", stock.OutcomesTopic, "", outcome(&pb.ReservationOutcome{ReservationId: "o-1:1", Reason: 4}),
+		{"outcome without an order id", schema.Outcomes, "", outcome(&pb.ReservationOutcome{ReservationId: "o-1:1", Reason: 4}),
 			[]string{"unknown order"}},
-		{"outcome keyed by another order", stock.OutcomesTopic, "o-2", outcome(&pb.ReservationOutcome{ReservationId: "o-1:1", OrderId: "o-1",
+		{"outcome keyed by another order", schema.Outcomes, "o-2", outcome(&pb.ReservationOutcome{ReservationId: "o-1:1", OrderId: "o-1",
 			Accepted: true}), []string{"o-2", "o-1", "differs"}},
-		{"outcome for a reservation not of the order", stock.OutcomesTopic, "o-1", outcome(&pb.ReservationOutcome{ReservationId: "o-1:9",
+		{"outcome for a reservation not of the order", schema.Outcomes, "o-1", outcome(&pb.ReservationOutcome{ReservationId: "o-1:9",
 			OrderId: "o-1", Accepted: true}), []string{"o-1:9", "not a line"}},
 	}
 	for _, tc := range cases {
@@ -673,23 +672,19 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 // topic it needs.
 func TestTopology(t *testing.T) {
 	g := orders.Define(nil)
-	for _, in := range []string{string(orders.Topic), string(stock.OutcomesTopic)} {
+	for _, in := range []string{string(schema.Orders), string(schema.Outcomes)} {
 		if !slices.Contains(g.InputStreams().Topics(), in) {
 			t.Errorf("inputs %q lack %s", g.InputStreams().Topics(), in)
 		}
 	}
-	for _, out := range []string{string(stock.DemandTopic), string(deadletter.Topic)} {
+	for _, out := range []string{string(schema.Demand), string(schema.DeadLetter)} {
 		if !slices.Contains(g.OutputStreams().Topics(), out) {
 			t.Errorf("outputs %q lack %s", g.OutputStreams().Topics(), out)
 		}
 	}
-	var names []string
-	for _, tp := range orders.Topics {
-		names = append(names, tp.Name)
-	}
 	for _, e := range g.AllEdges() {
-		if !slices.Contains(names, e.Topic()) {
-			t.Errorf("topic %s of the group graph is not in orders.Topics %q", e.Topic(), names)
+		if _, ok := schema.Lookup(e.Topic()); !ok {
+			t.Errorf("topic %s of the group graph is not in schema.Topics", e.Topic())
 		}
 	}
 }

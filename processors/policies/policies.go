@@ -7,64 +7,28 @@
 package policies
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/codec"
 
 	"github.com/skuflow/skuflow/codecs"
-	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
 	"github.com/skuflow/skuflow/processors"
 	"github.com/skuflow/skuflow/processors/deadletter"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
-
-const (
-	// Group is the goka group; its table is Table.
-	Group goka.Group = "skuflow-policies"
-	// Topic carries skuflow.v1.PolicyEvent keyed by LocationKey/MerchantKey.
-	Topic goka.Stream = "policies"
-)
-
-// Table holds the winning skuflow.v1.PolicyEvent per key.
-var Table = goka.GroupTable(Group)
-
-// Topics the group needs before it starts.
-var Topics = []kafkacfg.Topic{
-	{Name: string(Topic)},
-	{Name: string(Table), Compacted: true},
-	{Name: string(deadletter.Topic)},
-}
-
-// LocationKey is the message and table key of a location's policy.
-func LocationKey(location string) string { return "location/" + location }
-
-// MerchantKey is the message and table key of a merchant's policy.
-func MerchantKey(merchant string) string { return "merchant/" + merchant }
-
-// KeyOf returns the key a policy event must be published under.
-func KeyOf(ev *pb.PolicyEvent) (string, error) {
-	switch p := ev.GetPolicy().(type) {
-	case *pb.PolicyEvent_Location:
-		return LocationKey(p.Location.GetLocation()), nil
-	case *pb.PolicyEvent_Merchant:
-		return MerchantKey(p.Merchant.GetMerchantId()), nil
-	}
-	return "", fmt.Errorf("%w: policy envelope has no policy set", codecs.ErrMalformed)
-}
 
 // Define returns the group graph.
 func Define(log *slog.Logger) *goka.GroupGraph {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := handler{log: log.With("group", string(Group))}
-	return goka.DefineGroup(Group,
-		goka.Input(Topic, new(codec.Bytes), h.policy),
-		goka.Persist(codecs.PolicyTable),
+	h := handler{log: log.With("group", string(schema.PoliciesGroup))}
+	return goka.DefineGroup(schema.PoliciesGroup,
+		goka.Input(schema.Policies, schema.BytesCodec, h.policy),
+		goka.Persist(schema.PolicyCodec),
 		deadletter.Output(),
 	)
 }
@@ -101,7 +65,7 @@ func current(ctx goka.Context) *pb.PolicyEvent {
 
 // fold applies ev, received under key, to the current table value.
 func fold(key string, ev, cur *pb.PolicyEvent) (*pb.PolicyEvent, bool, error) {
-	want, err := KeyOf(ev)
+	want, err := schema.PolicyKey(ev)
 	if err != nil {
 		return nil, false, err
 	}
@@ -114,7 +78,7 @@ func fold(key string, ev, cur *pb.PolicyEvent) (*pb.PolicyEvent, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		old, found, err := LocationFrom(cur)
+		old, found, err := schema.LocationFrom(cur)
 		if err != nil {
 			return nil, false, err
 		}
@@ -128,7 +92,7 @@ func fold(key string, ev, cur *pb.PolicyEvent) (*pb.PolicyEvent, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		old, found, err := MerchantFrom(cur)
+		old, found, err := schema.MerchantFrom(cur)
 		if err != nil {
 			return nil, false, err
 		}
@@ -139,78 +103,4 @@ func fold(key string, ev, cur *pb.PolicyEvent) (*pb.PolicyEvent, bool, error) {
 		return &pb.PolicyEvent{Policy: &pb.PolicyEvent_Merchant{Merchant: codecs.MerchantPolicyToProto(out)}}, true, nil
 	}
 	return nil, false, fmt.Errorf("%w: unsupported policy %T", codecs.ErrMalformed, ev.GetPolicy())
-}
-
-// LocationFrom reads a location policy from a table value (nil: none).
-func LocationFrom(v *pb.PolicyEvent) (inventory.LocationPolicy, bool, error) {
-	if v == nil {
-		return inventory.LocationPolicy{}, false, nil
-	}
-	l := v.GetLocation()
-	if l == nil {
-		return inventory.LocationPolicy{}, false, errors.New("policies table: value under a location key is not a location policy")
-	}
-	p, err := codecs.LocationPolicyFromProto(l)
-	return p, err == nil, err
-}
-
-// MerchantFrom reads a merchant policy from a table value (nil: none).
-func MerchantFrom(v *pb.PolicyEvent) (inventory.MerchantPolicy, bool, error) {
-	if v == nil {
-		return inventory.MerchantPolicy{}, false, nil
-	}
-	m := v.GetMerchant()
-	if m == nil {
-		return inventory.MerchantPolicy{}, false, errors.New("policies table: value under a merchant key is not a merchant policy")
-	}
-	p, err := codecs.MerchantPolicyFromProto(m)
-	return p, err == nil, err
-}
-
-// Getter reads one policies-table value by key; nil means none.
-type Getter func(key string) (*pb.PolicyEvent, error)
-
-// Gather collects the policies of a SKU's locations (and of their
-// merchants) into base, which carries the channels and default TTL.
-func Gather(s inventory.State, get Getter, base inventory.Policies) (inventory.Policies, error) {
-	out := base
-	out.Locations = map[string]inventory.LocationPolicy{}
-	out.Merchants = map[string]inventory.MerchantPolicy{}
-	var errs []error
-	for _, id := range s.LocationIDs() {
-		v, err := get(LocationKey(id))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		lp, found, err := LocationFrom(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("location %s: %w", id, err))
-			continue
-		}
-		if !found {
-			continue
-		}
-		out.Locations[id] = lp
-		if lp.Kind != inventory.KindMerchant || lp.MerchantID == "" {
-			continue
-		}
-		if _, seen := out.Merchants[lp.MerchantID]; seen {
-			continue
-		}
-		mv, err := get(MerchantKey(lp.MerchantID))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		mp, found, err := MerchantFrom(mv)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("merchant %s: %w", lp.MerchantID, err))
-			continue
-		}
-		if found {
-			out.Merchants[lp.MerchantID] = mp
-		}
-	}
-	return out, errors.Join(errs...)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -16,11 +15,10 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/deadletter"
 	"github.com/skuflow/skuflow/processors/policies"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // t0 is the origin of every test clock; at(n) is n seconds after it.
@@ -88,9 +86,9 @@ func start(t *testing.T) *harness {
 	return &harness{
 		t:         t,
 		gkt:       gkt,
-		dead:      gkt.NewQueueTracker(string(deadletter.Topic)),
-		changelog: gkt.NewQueueTracker(string(policies.Table)),
-		input:     gkt.NewQueueTracker(string(policies.Topic)),
+		dead:      gkt.NewQueueTracker(string(schema.DeadLetter)),
+		changelog: gkt.NewQueueTracker(string(schema.PoliciesTable)),
+		input:     gkt.NewQueueTracker(string(schema.Policies)),
 	}
 }
 
@@ -98,16 +96,16 @@ func start(t *testing.T) *harness {
 func (h *harness) consume(key string, value []byte, ts time.Time) {
 	h.t.Helper()
 	if value == nil {
-		h.gkt.Consume(string(policies.Topic), key, nil, tester.WithTime(ts))
+		h.gkt.Consume(string(schema.Policies), key, nil, tester.WithTime(ts))
 		return
 	}
-	h.gkt.Consume(string(policies.Topic), key, value, tester.WithTime(ts))
+	h.gkt.Consume(string(schema.Policies), key, value, tester.WithTime(ts))
 }
 
 // send publishes ev under the key it belongs to.
 func (h *harness) send(ev *pb.PolicyEvent) {
 	h.t.Helper()
-	key, err := policies.KeyOf(ev)
+	key, err := schema.PolicyKey(ev)
 	if err != nil {
 		h.t.Fatalf("KeyOf(%v): %v", ev, err)
 	}
@@ -116,7 +114,7 @@ func (h *harness) send(ev *pb.PolicyEvent) {
 
 func (h *harness) value(key string) *pb.PolicyEvent {
 	h.t.Helper()
-	v := h.gkt.TableValue(policies.Table, key)
+	v := h.gkt.TableValue(schema.PoliciesTable, key)
 	if v == nil {
 		return nil
 	}
@@ -130,7 +128,7 @@ func (h *harness) value(key string) *pb.PolicyEvent {
 // raw is the table's stored bytes for key (nil without a value).
 func (h *harness) raw(key string) []byte {
 	h.t.Helper()
-	st, err := h.gkt.StorageBuilder()(string(policies.Table), 0)
+	st, err := h.gkt.StorageBuilder()(string(schema.PoliciesTable), 0)
 	if err != nil {
 		h.t.Fatalf("table storage: %v", err)
 	}
@@ -194,7 +192,7 @@ func (h *harness) expectQuiet(what string) {
 		if !ok {
 			break
 		}
-		if cur := h.gkt.TableValue(policies.Table, k); !proto.Equal(cur.(proto.Message), v.(proto.Message)) {
+		if cur := h.gkt.TableValue(schema.PoliciesTable, k); !proto.Equal(cur.(proto.Message), v.(proto.Message)) {
 			h.t.Errorf("%s: wrote %v under %s, the table holds %v", what, v, k, cur)
 		}
 	}
@@ -233,7 +231,7 @@ func TestValidPoliciesAreStoredUnderTheirKeys(t *testing.T) {
 	h.send(locationEvent(closed))
 	h.expectStored("newer store policy", "location/ST-1", locationEvent(closed))
 
-	keys := slices.Sorted(slices.Values(h.gkt.GetTableKeys(policies.Table)))
+	keys := slices.Sorted(slices.Values(h.gkt.GetTableKeys(schema.PoliciesTable)))
 	if want := []string{"location/M-1", "location/ST-1", "merchant/acme", "merchant/plain"}; !slices.Equal(keys, want) {
 		t.Errorf("table keys %q, want %q", keys, want)
 	}
@@ -280,7 +278,7 @@ func TestOlderAndDuplicatePoliciesChangeNothing(t *testing.T) {
 
 func mustKey(t testing.TB, ev *pb.PolicyEvent) string {
 	t.Helper()
-	key, err := policies.KeyOf(ev)
+	key, err := schema.PolicyKey(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +333,7 @@ func TestBadPoliciesAreDeadLettered(t *testing.T) {
 			h.send(valid)
 			h.send(merchantEvent(merchant("acme", time.Hour, at(1))))
 			drain(h.changelog)
-			keysBefore := slices.Sorted(slices.Values(h.gkt.GetTableKeys(policies.Table)))
+			keysBefore := slices.Sorted(slices.Values(h.gkt.GetTableKeys(schema.PoliciesTable)))
 			rawBefore := map[string][]byte{}
 			for _, k := range keysBefore {
 				rawBefore[k] = h.raw(k)
@@ -360,7 +358,7 @@ func TestBadPoliciesAreDeadLettered(t *testing.T) {
 			if !bytes.Equal(dl.GetValue(), tc.value) || string(dl.GetKey()) != tc.key {
 				t.Errorf("dead letter key %q value %x, want the original %q %x", dl.GetKey(), dl.GetValue(), tc.key, tc.value)
 			}
-			if dl.GetTopic() != string(policies.Topic) || dl.GetGroup() != string(policies.Group) || dl.GetPartition() != 0 {
+			if dl.GetTopic() != string(schema.Policies) || dl.GetGroup() != string(schema.PoliciesGroup) || dl.GetPartition() != 0 {
 				t.Errorf("dead letter source %s/%d group %s", dl.GetTopic(), dl.GetPartition(), dl.GetGroup())
 			}
 			if want := h.input.Hwm() - 1; dl.GetOffset() != want {
@@ -371,7 +369,7 @@ func TestBadPoliciesAreDeadLettered(t *testing.T) {
 			}
 
 			h.expectQuiet("after the dead letter")
-			keys := slices.Sorted(slices.Values(h.gkt.GetTableKeys(policies.Table)))
+			keys := slices.Sorted(slices.Values(h.gkt.GetTableKeys(schema.PoliciesTable)))
 			if !slices.Equal(keys, keysBefore) {
 				t.Errorf("table keys %q, want %q", keys, keysBefore)
 			}
@@ -387,189 +385,6 @@ func TestBadPoliciesAreDeadLettered(t *testing.T) {
 			h.send(locationEvent(next))
 			h.expectStored("valid policy after bad input", "location/WH-1", locationEvent(next))
 		})
-	}
-}
-
-func TestKeyOf(t *testing.T) {
-	for _, tc := range []struct {
-		ev   *pb.PolicyEvent
-		want string
-	}{
-		{locationEvent(warehouse("WH-1", at(0))), "location/WH-1"},
-		{locationEvent(&pb.LocationPolicy{Location: "M-1", Kind: 3, MerchantId: "acme"}), "location/M-1"},
-		{merchantEvent(merchant("acme", 0, at(0))), "merchant/acme"},
-		{locationEvent(nil), "location/"},
-		{merchantEvent(&pb.MerchantPolicy{}), "merchant/"},
-	} {
-		got, err := policies.KeyOf(tc.ev)
-		if err != nil || got != tc.want {
-			t.Errorf("KeyOf(%v) = %q, %v; want %q", tc.ev, got, err, tc.want)
-		}
-	}
-	if got, want := policies.LocationKey("X"), "location/X"; got != want {
-		t.Errorf("LocationKey = %q, want %q", got, want)
-	}
-	if got, want := policies.MerchantKey("X"), "merchant/X"; got != want {
-		t.Errorf("MerchantKey = %q, want %q", got, want)
-	}
-	for _, ev := range []*pb.PolicyEvent{nil, {}} {
-		got, err := policies.KeyOf(ev)
-		if err == nil || !errors.Is(err, codecs.ErrMalformed) || got != "" {
-			t.Errorf("KeyOf(%v) = %q, %v; want an ErrMalformed error", ev, got, err)
-		}
-	}
-}
-
-// getter serves a map as a policies table, counting lookups.
-type getter struct {
-	values map[string]*pb.PolicyEvent
-	errs   map[string]error
-	calls  []string
-}
-
-func (g *getter) get(key string) (*pb.PolicyEvent, error) {
-	g.calls = append(g.calls, key)
-	if err := g.errs[key]; err != nil {
-		return nil, err
-	}
-	return g.values[key], nil
-}
-
-func state(locs ...string) inventory.State {
-	s := inventory.State{SKU: "SKU-1"}
-	for _, l := range locs {
-		// Locations must be sorted by (ID, Area); callers pass them so.
-		s.Locations = append(s.Locations, inventory.Location{ID: l})
-	}
-	return s
-}
-
-func TestGather(t *testing.T) {
-	base := inventory.Policies{Channels: []string{"web"}, DefaultStaleAfter: time.Hour}
-	g := &getter{values: map[string]*pb.PolicyEvent{
-		"location/M-1":   locationEvent(&pb.LocationPolicy{Location: "M-1", Kind: 3, MerchantId: "acme", AsOf: timestamppb.New(at(1))}),
-		"location/M-2":   locationEvent(&pb.LocationPolicy{Location: "M-2", Kind: 3, MerchantId: "acme", AsOf: timestamppb.New(at(1))}),
-		"location/M-3":   locationEvent(&pb.LocationPolicy{Location: "M-3", Kind: 3, MerchantId: "quiet", AsOf: timestamppb.New(at(1))}),
-		"location/ST-1":  locationEvent(&pb.LocationPolicy{Location: "ST-1", Kind: 2, Channels: []string{"web"}, SafetyStock: 2, AsOf: timestamppb.New(at(1))}),
-		"merchant/acme":  merchantEvent(merchant("acme", 30*time.Minute, at(1))),
-		"merchant/else":  merchantEvent(merchant("else", time.Minute, at(1))), // no location of the SKU names it
-		"location/OTHER": locationEvent(warehouse("OTHER", at(1))),
-	}}
-	s := state("M-1", "M-2", "M-3", "ST-1", "WH-1")
-	// Two areas of one location are looked up once.
-	s.Locations = slices.Insert(s.Locations, 4, inventory.Location{ID: "ST-1", Area: inventory.AreaFloor})
-	got, err := policies.Gather(s, g.get, base)
-	if err != nil {
-		t.Fatalf("Gather: %v", err)
-	}
-	want := inventory.Policies{
-		Channels: base.Channels, DefaultStaleAfter: base.DefaultStaleAfter,
-		Locations: map[string]inventory.LocationPolicy{
-			"M-1":  {Location: "M-1", Kind: inventory.KindMerchant, MerchantID: "acme", AsOf: at(1)},
-			"M-2":  {Location: "M-2", Kind: inventory.KindMerchant, MerchantID: "acme", AsOf: at(1)},
-			"M-3":  {Location: "M-3", Kind: inventory.KindMerchant, MerchantID: "quiet", AsOf: at(1)},
-			"ST-1": {Location: "ST-1", Kind: inventory.KindStore, Channels: []string{"web"}, SafetyStock: 2, AsOf: at(1)},
-		},
-		Merchants: map[string]inventory.MerchantPolicy{
-			"acme": {MerchantID: "acme", StaleAfter: 30 * time.Minute, AsOf: at(1)},
-		},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Gather =\n%#v\nwant\n%#v", got, want)
-	}
-	wantCalls := []string{"location/M-1", "merchant/acme", "location/M-2", "location/M-3", "merchant/quiet", "location/ST-1", "location/WH-1"}
-	if !slices.Equal(g.calls, wantCalls) {
-		t.Errorf("lookups %q, want %q (each key once, only the SKU's locations and their merchants)", g.calls, wantCalls)
-	}
-	// base is not modified.
-	if base.Locations != nil || base.Merchants != nil {
-		t.Errorf("Gather modified base: %#v", base)
-	}
-
-	// Gather's result is what Evaluate needs: the policies change the answer.
-	withLevels := inventory.State{SKU: "SKU-1", Locations: []inventory.Location{
-		{ID: "M-1", HasLevel: true, Level: 5, LevelAsOf: at(0)},
-		{ID: "WH-1", HasLevel: true, Level: 7, LevelAsOf: at(0)},
-	}}
-	pol, err := policies.Gather(withLevels, g.get, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if snap := inventory.Evaluate(withLevels, pol, at(0).Add(31*time.Minute)); snap.Channels[0].Available != 7 {
-		t.Errorf("web available %d 31 minutes after M-1's level, want 7 (acme's 30 minute ttl makes M-1 stale)", snap.Channels[0].Available)
-	}
-	if snap := inventory.Evaluate(withLevels, pol, at(0).Add(29*time.Minute)); snap.Channels[0].Available != 12 {
-		t.Errorf("web available %d 29 minutes after M-1's level, want 12", snap.Channels[0].Available)
-	}
-}
-
-func TestGatherEmptyState(t *testing.T) {
-	g := &getter{}
-	got, err := policies.Gather(inventory.State{SKU: "SKU-1"}, g.get, inventory.Policies{Channels: []string{"web"}})
-	if err != nil || len(g.calls) != 0 {
-		t.Fatalf("Gather of an empty state: %v, lookups %q", err, g.calls)
-	}
-	if got.Locations == nil || got.Merchants == nil || len(got.Locations)+len(got.Merchants) != 0 {
-		t.Errorf("Gather = %#v, want empty non-nil maps", got)
-	}
-}
-
-// Lookup failures and values of the wrong kind are reported, joined, and
-// the rest is still gathered.
-func TestGatherErrors(t *testing.T) {
-	boom := errors.New("boom")
-	g := &getter{
-		values: map[string]*pb.PolicyEvent{
-			"location/A":    merchantEvent(merchant("acme", 0, at(1))), // wrong kind under a location key
-			"location/C":    locationEvent(&pb.LocationPolicy{Location: "C", Kind: 3, MerchantId: "acme", AsOf: timestamppb.New(at(1))}),
-			"merchant/acme": locationEvent(warehouse("acme", at(1))), // wrong kind under a merchant key
-			"location/D":    locationEvent(&pb.LocationPolicy{Location: "D", Kind: 3, MerchantId: "down", AsOf: timestamppb.New(at(1))}),
-			"location/E":    locationEvent(&pb.LocationPolicy{Location: "E", Kind: 1, AsOf: &timestamppb.Timestamp{Nanos: -1}}),
-			"location/F":    locationEvent(warehouse("F", at(1))),
-		},
-		errs: map[string]error{"location/B": boom, "merchant/down": boom},
-	}
-	got, err := policies.Gather(state("A", "B", "C", "D", "E", "F"), g.get, inventory.Policies{})
-	if err == nil {
-		t.Fatal("Gather succeeded, want an error")
-	}
-	if !errors.Is(err, boom) {
-		t.Errorf("error %q does not wrap the lookup error", err)
-	}
-	if !errors.Is(err, codecs.ErrMalformed) {
-		t.Errorf("error %q does not wrap ErrMalformed for location E's timestamp", err)
-	}
-	for _, want := range []string{"location A", "merchant acme", "location E"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not name %s", err, want)
-		}
-	}
-	for _, id := range []string{"C", "D", "F"} {
-		if _, ok := got.Locations[id]; !ok {
-			t.Errorf("location %s missing from %#v after other lookups failed", id, got.Locations)
-		}
-	}
-	if len(got.Merchants) != 0 {
-		t.Errorf("merchants %#v, want none", got.Merchants)
-	}
-}
-
-func TestLocationAndMerchantFrom(t *testing.T) {
-	if p, found, err := policies.LocationFrom(nil); found || err != nil || !reflect.DeepEqual(p, inventory.LocationPolicy{}) {
-		t.Errorf("LocationFrom(nil) = %#v, %v, %v", p, found, err)
-	}
-	if p, found, err := policies.MerchantFrom(nil); found || err != nil || !reflect.DeepEqual(p, inventory.MerchantPolicy{}) {
-		t.Errorf("MerchantFrom(nil) = %#v, %v, %v", p, found, err)
-	}
-	if _, found, err := policies.LocationFrom(merchantEvent(merchant("a", 0, at(0)))); found || err == nil {
-		t.Errorf("LocationFrom(merchant policy) = found %v, %v; want an error", found, err)
-	}
-	if _, found, err := policies.MerchantFrom(locationEvent(warehouse("a", at(0)))); found || err == nil {
-		t.Errorf("MerchantFrom(location policy) = found %v, %v; want an error", found, err)
-	}
-	p, found, err := policies.MerchantFrom(merchantEvent(merchant("a", time.Minute, at(0))))
-	if !found || err != nil || p != (inventory.MerchantPolicy{MerchantID: "a", StaleAfter: time.Minute, AsOf: at(0)}) {
-		t.Errorf("MerchantFrom = %#v, %v, %v", p, found, err)
 	}
 }
 

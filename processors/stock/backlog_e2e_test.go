@@ -21,9 +21,10 @@ import (
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/policies"
+	"github.com/skuflow/skuflow/processors/backlog"
 	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // TestBacklogCoalescesAFloodOnTheBroker runs the stock processor with a
@@ -38,13 +39,13 @@ func TestBacklogCoalescesAFloodOnTheBroker(t *testing.T) {
 	const events, skus = 3000, 200
 	b := testkit.StartBroker(t)
 	k := b.Kafka
-	if err := k.EnsureTopics(append(slices.Clone(policies.Topics), stock.Topics...)...); err != nil {
+	if err := k.EnsureTopics(schema.Topics()...); err != nil {
 		t.Fatal(err)
 	}
 	watch := watchAvailability(t, k)
 
 	// MaxDefer is out of the test's reach: only catching up flushes.
-	backlog, err := stock.NewBacklog(stock.BacklogOptions{Kafka: k, Lag: 20, Period: 20 * time.Millisecond, MaxDefer: time.Minute})
+	backlog, err := backlog.New(backlog.Options{Kafka: k, Lag: 20, Period: 20 * time.Millisecond, MaxDefer: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestBacklogCoalescesAFloodOnTheBroker(t *testing.T) {
 	testkit.Eventually(t, 30*time.Second, func() error { return watch.matches(want) })
 	t.Logf("every final answer published %s after the flood began", time.Since(start).Round(time.Millisecond))
 
-	published := highWaterMarks(t, k, string(stock.AvailabilityTopic))
+	published := highWaterMarks(t, k, string(schema.Availability))
 	t.Logf("%d availability messages for %d events over %d SKUs", published, events, len(want))
 	if published < int64(len(want)) {
 		t.Errorf("%d availability messages for %d SKUs", published, len(want))
@@ -158,7 +159,7 @@ func finalVersions(t *testing.T, keys []string, vals [][]byte) map[string]string
 	}
 	want := make(map[string]string, len(states))
 	for sku, s := range states {
-		pol, err := policies.Gather(s, func(string) (*pb.PolicyEvent, error) { return nil, nil }, cfg.Policies())
+		pol, err := schema.Gather(s, func(string) (*pb.PolicyEvent, error) { return nil, nil }, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +173,7 @@ func finalVersions(t *testing.T, keys []string, vals [][]byte) map[string]string
 // are acknowledged.
 func produceAll(t *testing.T, k kafkacfg.Options, keys []string, vals [][]byte) {
 	t.Helper()
-	em, err := goka.NewEmitter(k.Brokers, stock.SupplyTopic, new(codec.Bytes), k.EmitterOptions()...)
+	em, err := goka.NewEmitter(k.Brokers, schema.Supply, new(codec.Bytes), k.EmitterOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func watchAvailability(t *testing.T, k kafkacfg.Options) *availabilityWatch {
 		}
 	})
 	for p := range int32(k.Partitions) {
-		pc, err := c.ConsumePartition(string(stock.AvailabilityTopic), p, sarama.OffsetOldest)
+		pc, err := c.ConsumePartition(string(schema.Availability), p, sarama.OffsetOldest)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,8 +12,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/stock"
+	"github.com/skuflow/skuflow/processors/backlog"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // backlogHarness is the stock processor on goka's tester with a Backlog
@@ -23,7 +24,7 @@ import (
 // topic.
 type backlogHarness struct {
 	*harness
-	b        *stock.Backlog
+	b        *backlog.Backlog
 	outcomes *tester.QueueTracker
 
 	mu   sync.Mutex
@@ -41,7 +42,7 @@ func startBacklog(t *testing.T) *backlogHarness {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		out := map[string]map[int32]int64{}
-		for _, in := range []goka.Stream{stock.SupplyTopic, stock.SkuPoliciesTopic, stock.DemandTopic} {
+		for _, in := range []goka.Stream{schema.Supply, schema.SkuPolicies, schema.Demand} {
 			out[string(in)] = map[int32]int64{0: h.head}
 		}
 		return out, nil
@@ -53,10 +54,10 @@ func startBacklog(t *testing.T) *backlogHarness {
 		return nil
 	}
 	// MaxDefer is out of reach: only catching up flushes.
-	h.b = stock.NewTestBacklog(stock.BacklogOptions{Lag: 10, MaxDefer: time.Hour}, heads, send, nil)
+	h.b = backlog.NewDetached(backlog.Options{Lag: 10, MaxDefer: time.Hour}, heads, send, nil)
 
 	h.harness = startWith(t, h.b)
-	h.outcomes = h.gkt.NewQueueTracker(string(stock.OutcomesTopic))
+	h.outcomes = h.gkt.NewQueueTracker(string(schema.Outcomes))
 	return h
 }
 
@@ -93,7 +94,7 @@ func (h *backlogHarness) takeSent() []*pb.StockTick {
 func (h *backlogHarness) deliver(ticks ...*pb.StockTick) {
 	h.t.Helper()
 	for _, tk := range ticks {
-		h.consumeOn(stock.TicksTopic, tk.GetSku(), marshal(h.t, tk), tk.GetAt().AsTime())
+		h.consumeOn(schema.StockTicks, tk.GetSku(), marshal(h.t, tk), tk.GetAt().AsTime())
 	}
 }
 
@@ -261,13 +262,13 @@ func TestBacklogDeferralNettingToNoChangePublishesNothing(t *testing.T) {
 func TestBacklogDeferredTickWithoutDeferralDoesNothing(t *testing.T) {
 	h := startBacklog(t)
 	h.seed(lvl("WH-1", 10, at(1), 1))
-	h.consumeOn(stock.DemandTopic, sku, encodeDemandEvent(t, reserve("o-1:1", "o-1", 2, "web", time.Minute)), at(2))
+	h.consumeOn(schema.Demand, sku, encodeDemandEvent(t, reserve("o-1:1", "o-1", 2, "web", time.Minute)), at(2))
 	if len(h.availabilities()) != 1 || len(drain(h.outcomes)) != 1 {
 		t.Fatal("test setup: the reservation was not decided and published")
 	}
 	drain(h.changelog)
 	raw := h.raw(sku)
-	keys := h.gkt.GetTableKeys(stock.Table)
+	keys := h.gkt.GetTableKeys(schema.StockTable)
 
 	// Published version unknown, the reservation expired long ago: a
 	// reconciler tick would expire it and publish.
@@ -281,7 +282,7 @@ func TestBacklogDeferredTickWithoutDeferralDoesNothing(t *testing.T) {
 	h.deliver(&pb.StockTick{Sku: "SKU-NONE", At: late, Deferred: true})
 	h.expectNothing("deferred tick for an unknown SKU")
 	h.expectNoTableWrites("deferred tick for an unknown SKU")
-	if got := h.gkt.GetTableKeys(stock.Table); len(got) != len(keys) {
+	if got := h.gkt.GetTableKeys(schema.StockTable); len(got) != len(keys) {
 		t.Errorf("table keys %q, want %q", got, keys)
 	}
 

@@ -15,9 +15,9 @@ import (
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/deadletter"
 	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // demandHarness is the stock processor on goka's tester with a pure model
@@ -36,8 +36,8 @@ func startDemand(t *testing.T) *demandHarness {
 	h := start(t)
 	return &demandHarness{
 		harness:  h,
-		outcomes: h.gkt.NewQueueTracker(string(stock.OutcomesTopic)),
-		demandQ:  h.gkt.NewQueueTracker(string(stock.DemandTopic)),
+		outcomes: h.gkt.NewQueueTracker(string(schema.Outcomes)),
+		demandQ:  h.gkt.NewQueueTracker(string(schema.Demand)),
 		model:    inventory.State{SKU: sku},
 	}
 }
@@ -80,7 +80,7 @@ func (h *demandHarness) supplyAt(ts time.Time, evs ...inventory.Event) {
 		case inventory.StockLevel, inventory.StockAdjustment:
 			h.consume(sku, encode(h.t, ev), ts)
 		default:
-			h.consumeOn(stock.SkuPoliciesTopic, sku, encodeSkuPolicy(h.t, ev), ts)
+			h.consumeOn(schema.SkuPolicies, sku, encodeSkuPolicy(h.t, ev), ts)
 		}
 	}
 	if d := h.deadLetters(); len(d) != 0 {
@@ -101,7 +101,7 @@ func (h *demandHarness) demand(ev inventory.Event, ts time.Time) *inventory.Outc
 	if res.Changed {
 		h.model = next
 	}
-	h.consumeOn(stock.DemandTopic, ev.EventSKU(), encodeDemandEvent(h.t, ev), ts)
+	h.consumeOn(schema.Demand, ev.EventSKU(), encodeDemandEvent(h.t, ev), ts)
 	return out
 }
 
@@ -624,13 +624,13 @@ func TestDemandBadInputIsDeadLettered(t *testing.T) {
 			drain(h.avail)
 			drain(h.changelog)
 			before := h.raw(sku)
-			keys := slices.Sorted(slices.Values(h.gkt.GetTableKeys(stock.Table)))
+			keys := slices.Sorted(slices.Values(h.gkt.GetTableKeys(schema.StockTable)))
 
 			msgTime := at(3)
 			if tc.value == nil {
-				h.gkt.Consume(string(stock.DemandTopic), tc.key, nil, tester.WithTime(msgTime))
+				h.gkt.Consume(string(schema.Demand), tc.key, nil, tester.WithTime(msgTime))
 			} else {
-				h.consumeOn(stock.DemandTopic, tc.key, tc.value, msgTime)
+				h.consumeOn(schema.Demand, tc.key, tc.value, msgTime)
 			}
 			dls := h.deadLetters()
 			if len(dls) != 1 {
@@ -645,7 +645,7 @@ func TestDemandBadInputIsDeadLettered(t *testing.T) {
 			if !bytes.Equal(dl.GetValue(), tc.value) || string(dl.GetKey()) != tc.key {
 				t.Errorf("dead letter key %q value %x, want the original %q %x", dl.GetKey(), dl.GetValue(), tc.key, tc.value)
 			}
-			if dl.GetTopic() != string(stock.DemandTopic) || dl.GetGroup() != string(stock.Group) {
+			if dl.GetTopic() != string(schema.Demand) || dl.GetGroup() != string(schema.StockGroup) {
 				t.Errorf("dead letter source %s group %s", dl.GetTopic(), dl.GetGroup())
 			}
 			if want := h.demandQ.Hwm() - 1; dl.GetOffset() != want {
@@ -661,7 +661,7 @@ func TestDemandBadInputIsDeadLettered(t *testing.T) {
 			if !bytes.Equal(h.raw(sku), before) {
 				t.Error("bad input changed the table bytes")
 			}
-			if got := slices.Sorted(slices.Values(h.gkt.GetTableKeys(stock.Table))); !slices.Equal(got, keys) {
+			if got := slices.Sorted(slices.Values(h.gkt.GetTableKeys(schema.StockTable))); !slices.Equal(got, keys) {
 				t.Errorf("table keys %q, want %q", got, keys)
 			}
 			// The processor keeps deciding.
@@ -675,20 +675,16 @@ func TestDemandBadInputIsDeadLettered(t *testing.T) {
 // The demand topic is declared with the group's other topics, and the
 // outcomes topic is an output.
 func TestDemandTopicsDeclared(t *testing.T) {
-	var names []string
-	for _, tp := range stock.Topics {
-		names = append(names, tp.Name)
-	}
-	for _, want := range []string{string(stock.DemandTopic), string(stock.OutcomesTopic), string(deadletter.Topic)} {
-		if !slices.Contains(names, want) {
-			t.Errorf("topics %q lack %q", names, want)
+	for _, want := range []string{string(schema.Demand), string(schema.Outcomes), string(schema.DeadLetter)} {
+		if _, ok := schema.Lookup(want); !ok {
+			t.Errorf("schema.Topics lacks %q", want)
 		}
 	}
 	g := stock.Define(cfg, nil, nil)
-	if in := g.InputStreams().Topics(); !slices.Contains(in, string(stock.DemandTopic)) {
-		t.Errorf("group inputs %q lack %s", in, stock.DemandTopic)
+	if in := g.InputStreams().Topics(); !slices.Contains(in, string(schema.Demand)) {
+		t.Errorf("group inputs %q lack %s", in, schema.Demand)
 	}
-	if out := g.OutputStreams().Topics(); !slices.Contains(out, string(stock.OutcomesTopic)) {
-		t.Errorf("group outputs %q lack %s", out, stock.OutcomesTopic)
+	if out := g.OutputStreams().Topics(); !slices.Contains(out, string(schema.Outcomes)) {
+		t.Errorf("group outputs %q lack %s", out, schema.Outcomes)
 	}
 }

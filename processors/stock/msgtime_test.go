@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skuflow/skuflow/processors/stock"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // A message timestamped outside 1970–2200 (a producer writing microseconds
@@ -17,8 +17,8 @@ func TestMessageTimeOutOfRangeIsDeadLettered(t *testing.T) {
 	for _, ts := range []time.Time{time.Unix(0, 0), time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.UnixMilli(1_763_000_000_000_000)} {
 		t.Run(ts.Format(time.RFC3339), func(t *testing.T) {
 			h := startDemand(t)
-			h.consumeOn(stock.SupplyTopic, sku, encode(t, lvl("WH-1", 5, at(1), 1)), ts)
-			h.consumeOn(stock.DemandTopic, sku, encodeDemandEvent(t, reserve("r1", "o1", 1, "web", time.Minute)), ts)
+			h.consumeOn(schema.Supply, sku, encode(t, lvl("WH-1", 5, at(1), 1)), ts)
+			h.consumeOn(schema.Demand, sku, encodeDemandEvent(t, reserve("r1", "o1", 1, "web", time.Minute)), ts)
 			dead := h.deadLetters()
 			if len(dead) != 2 {
 				t.Fatalf("dead-lettered %d messages, want 2: %v", len(dead), dead)

@@ -15,9 +15,8 @@ import (
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/policies"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // consumeOn feeds one raw message to topic; value nil is a tombstone.
@@ -51,27 +50,27 @@ func encodeSkuPolicy(t testing.TB, ev inventory.Event) []byte {
 func (h *harness) policy(ts time.Time, evs ...inventory.Event) {
 	h.t.Helper()
 	for _, ev := range evs {
-		h.consumeOn(stock.SkuPoliciesTopic, ev.EventSKU(), encodeSkuPolicy(h.t, ev), ts)
+		h.consumeOn(schema.SkuPolicies, ev.EventSKU(), encodeSkuPolicy(h.t, ev), ts)
 	}
 }
 
 func (h *harness) tick(key string, tk *pb.StockTick, ts time.Time) {
 	h.t.Helper()
-	h.consumeOn(stock.TicksTopic, key, marshal(h.t, tk), ts)
+	h.consumeOn(schema.StockTicks, key, marshal(h.t, tk), ts)
 }
 
 // setLocation stores a location policy in the policies table, the way the
 // policies processor would, and returns it as the domain sees it.
 func (h *harness) setLocation(p inventory.LocationPolicy) inventory.LocationPolicy {
 	h.t.Helper()
-	h.gkt.SetTableValue(policies.Table, policies.LocationKey(p.Location),
+	h.gkt.SetTableValue(schema.PoliciesTable, schema.LocationKey(p.Location),
 		&pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: codecs.LocationPolicyToProto(p)}})
 	return p
 }
 
 func (h *harness) setMerchant(p inventory.MerchantPolicy) inventory.MerchantPolicy {
 	h.t.Helper()
-	h.gkt.SetTableValue(policies.Table, policies.MerchantKey(p.MerchantID),
+	h.gkt.SetTableValue(schema.PoliciesTable, schema.MerchantKey(p.MerchantID),
 		&pb.PolicyEvent{Policy: &pb.PolicyEvent_Merchant{Merchant: codecs.MerchantPolicyToProto(p)}})
 	return p
 }
@@ -360,7 +359,7 @@ func TestBadSkuPoliciesAreDeadLettered(t *testing.T) {
 	drain(h.avail)
 	drain(h.changelog)
 	before := h.raw(sku)
-	topic := h.gkt.NewQueueTracker(string(stock.SkuPoliciesTopic))
+	topic := h.gkt.NewQueueTracker(string(schema.SkuPolicies))
 	topic.Seek(topic.Hwm())
 
 	for _, tc := range []struct {
@@ -382,7 +381,7 @@ func TestBadSkuPoliciesAreDeadLettered(t *testing.T) {
 			Sku: sku, Channel: "web", WindowStart: &timestamppb.Timestamp{Nanos: -1}, AsOf: timestamppb.New(at(2))}}}), []string{"malformed", "window_start"}},
 		{"a supply event on the wrong topic", sku, []byte{0x28, 0x01}, []string{"no policy set"}},
 	} {
-		h.consumeOn(stock.SkuPoliciesTopic, tc.key, tc.value, at(50))
+		h.consumeOn(schema.SkuPolicies, tc.key, tc.value, at(50))
 		dls := h.deadLetters()
 		if len(dls) != 1 {
 			t.Fatalf("%s: %d dead letters, want 1: %v", tc.name, len(dls), dls)
@@ -393,7 +392,7 @@ func TestBadSkuPoliciesAreDeadLettered(t *testing.T) {
 				t.Errorf("%s: reason %q does not mention %q", tc.name, dl.GetReason(), want)
 			}
 		}
-		if dl.GetTopic() != string(stock.SkuPoliciesTopic) || string(dl.GetKey()) != tc.key || !bytes.Equal(dl.GetValue(), tc.value) {
+		if dl.GetTopic() != string(schema.SkuPolicies) || string(dl.GetKey()) != tc.key || !bytes.Equal(dl.GetValue(), tc.value) {
 			t.Errorf("%s: dead letter %v does not carry the original message", tc.name, dl)
 		}
 		if want := topic.Hwm() - 1; dl.GetOffset() != want {
@@ -404,7 +403,7 @@ func TestBadSkuPoliciesAreDeadLettered(t *testing.T) {
 			t.Fatalf("%s changed the table", tc.name)
 		}
 	}
-	if keys := h.gkt.GetTableKeys(stock.Table); !slices.Equal(keys, []string{sku}) {
+	if keys := h.gkt.GetTableKeys(schema.StockTable); !slices.Equal(keys, []string{sku}) {
 		t.Errorf("table keys %q, want only %q", keys, sku)
 	}
 }
@@ -461,7 +460,7 @@ func TestTicks(t *testing.T) {
 	// A tick for an unknown SKU emits nothing and creates no state.
 	h.tick("SKU-404", &pb.StockTick{Sku: "SKU-404", At: timestamppb.New(at(5))}, at(5))
 	h.expectQuiet("tick for an unknown sku")
-	if v := h.gkt.TableValue(stock.Table, "SKU-404"); v != nil {
+	if v := h.gkt.TableValue(schema.StockTable, "SKU-404"); v != nil {
 		t.Errorf("tick for an unknown SKU stored %v", v)
 	}
 }
@@ -472,7 +471,7 @@ func TestBadTicksAreDeadLettered(t *testing.T) {
 	drain(h.avail)
 	drain(h.changelog)
 	before := h.raw(sku)
-	ticks := h.gkt.NewQueueTracker(string(stock.TicksTopic))
+	ticks := h.gkt.NewQueueTracker(string(schema.StockTicks))
 	for _, tc := range []struct {
 		name   string
 		key    string
@@ -488,7 +487,7 @@ func TestBadTicksAreDeadLettered(t *testing.T) {
 		{"key differs from sku", "SKU-2", marshal(t, &pb.StockTick{Sku: sku, At: timestamppb.New(at(5))}), []string{"SKU-2", sku, "differs"}},
 		{"tick without sku", sku, marshal(t, &pb.StockTick{At: timestamppb.New(at(5))}), []string{"differs"}},
 	} {
-		h.consumeOn(stock.TicksTopic, tc.key, tc.value, at(50))
+		h.consumeOn(schema.StockTicks, tc.key, tc.value, at(50))
 		dls := h.deadLetters()
 		if len(dls) != 1 {
 			t.Fatalf("%s: %d dead letters, want 1: %v", tc.name, len(dls), dls)
@@ -499,7 +498,7 @@ func TestBadTicksAreDeadLettered(t *testing.T) {
 				t.Errorf("%s: reason %q does not mention %q", tc.name, dl.GetReason(), want)
 			}
 		}
-		if dl.GetTopic() != string(stock.TicksTopic) || dl.GetGroup() != string(stock.Group) ||
+		if dl.GetTopic() != string(schema.StockTicks) || dl.GetGroup() != string(schema.StockGroup) ||
 			string(dl.GetKey()) != tc.key || !bytes.Equal(dl.GetValue(), tc.value) {
 			t.Errorf("%s: dead letter %v does not carry the original message", tc.name, dl)
 		}
@@ -522,7 +521,7 @@ func TestBadTicksAreDeadLettered(t *testing.T) {
 func TestTickHealsUnpublishedState(t *testing.T) {
 	h := start(t)
 	state := expected(t, lvl("WH-1", 10, at(1), 1), adj("sale", "WH-1", -2, at(2)), lvl("WH-2", 1, at(3), 1))
-	h.gkt.SetTableValue(stock.Table, sku, state)
+	h.gkt.SetTableValue(schema.StockTable, sku, state)
 	h.expectQuiet("state written behind the processor's back")
 
 	h.tick(sku, &pb.StockTick{Sku: sku, At: timestamppb.New(at(60))}, at(61))

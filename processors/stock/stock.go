@@ -6,102 +6,92 @@
 package stock
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/codec"
 
 	"github.com/skuflow/skuflow/codecs"
-	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
 	"github.com/skuflow/skuflow/processors"
+	"github.com/skuflow/skuflow/processors/backlog"
 	"github.com/skuflow/skuflow/processors/deadletter"
-	"github.com/skuflow/skuflow/processors/policies"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
-const (
-	// Group is the goka group; its table is Table.
-	Group goka.Group = "skuflow-stock"
-	// SupplyTopic carries skuflow.v1.SupplyEvent keyed by SKU.
-	SupplyTopic goka.Stream = "supply"
-	// SkuPoliciesTopic carries skuflow.v1.SkuPolicyEvent keyed by SKU.
-	SkuPoliciesTopic goka.Stream = "sku-policies"
-	// TicksTopic carries skuflow.v1.StockTick keyed by SKU: the
-	// reconciler's requests to expire due reservations and re-publish.
-	TicksTopic goka.Stream = "stock-ticks"
-	// DemandTopic carries skuflow.v1.DemandEvent keyed by SKU: reservation
-	// requests, releases and fulfilments.
-	DemandTopic goka.Stream = "demand"
-	// OutcomesTopic carries skuflow.v1.ReservationOutcome keyed by order id.
-	OutcomesTopic goka.Stream = "reservation-outcomes"
-	// AvailabilityTopic carries skuflow.v1.Availability keyed by SKU,
-	// compacted: the latest answer per SKU, published only on change.
-	AvailabilityTopic goka.Stream = "availability"
-)
-
-// Table is the group table: inventory.State per SKU.
-var Table = goka.GroupTable(Group)
-
-// Topics the group needs before it starts. The table's changelog is listed
-// too, so views can start before the processor has run once.
-var Topics = []kafkacfg.Topic{
-	{Name: string(Table), Compacted: true},
-	{Name: string(SupplyTopic)},
-	{Name: string(SkuPoliciesTopic)},
-	{Name: string(TicksTopic)},
-	{Name: string(DemandTopic)},
-	{Name: string(OutcomesTopic)},
-	{Name: string(AvailabilityTopic), Compacted: true},
-	{Name: string(deadletter.Topic)},
+// Coalescer holds back availability publishing while an input partition
+// works through a backlog; *backlog.Backlog implements it (see package
+// backlog for the rules). The handler calls Claim on every message, Observe
+// on every event, and one of Extend, Hold, Take or Reconciled on a publish
+// path.
+type Coalescer interface {
+	// Claim ties partition p's deferrals to the ownership session (the
+	// callback's ctx.Context()).
+	Claim(p int32, session context.Context)
+	// Observe records the offset reached on topic's partition p and
+	// reports whether p is far enough behind its head to defer.
+	Observe(topic string, p int32, offset int64) bool
+	// Extend moves an existing deferral's evaluation time to at, and
+	// reports whether sku was deferred.
+	Extend(p int32, sku string, at time.Time) bool
+	// Hold starts deferring sku's answer; before is the published version.
+	Hold(p int32, sku, before string, at time.Time)
+	// Take ends sku's deferral and returns it.
+	Take(p int32, sku string) (backlog.Deferral, bool)
+	// Reconciled absorbs a reconciler tick into sku's deferral, if any,
+	// and reports whether there was one.
+	Reconciled(p int32, sku string, at time.Time, published string) bool
 }
 
-// Config is what the answers depend on besides events.
-type Config struct {
-	// Channels to answer for.
-	Channels []string
-	// DefaultStaleAfter is the merchant TTL where a merchant sets none.
-	DefaultStaleAfter time.Duration
-}
-
-// Policies returns the base inventory.Policies of the configuration.
-func (c Config) Policies() inventory.Policies {
-	return inventory.Policies{Channels: c.Channels, DefaultStaleAfter: c.DefaultStaleAfter}
-}
-
-// Define returns the group graph. With a Backlog (nil: none) the processor
-// holds back publishing while it is far behind its inputs; see Backlog.
-func Define(cfg Config, log *slog.Logger, b *Backlog) *goka.GroupGraph {
+// Define returns the group graph. With a Coalescer (nil: none) the
+// processor holds back publishing while it is far behind its inputs.
+func Define(cfg inventory.Base, log *slog.Logger, c Coalescer) *goka.GroupGraph {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := handler{log: log.With("group", string(Group)), cfg: cfg, backlog: b, states: newStates()}
-	return goka.DefineGroup(Group,
-		goka.Input(SupplyTopic, new(codec.Bytes), h.event(codecs.DecodeSupplyEvent)),
-		goka.Input(SkuPoliciesTopic, new(codec.Bytes), h.event(codecs.DecodeSkuPolicyEvent)),
-		goka.Input(TicksTopic, new(codec.Bytes), h.tick),
-		goka.Input(DemandTopic, new(codec.Bytes), h.demand),
-		goka.Lookup(policies.Table, codecs.PolicyTable),
-		goka.Persist(codecs.State{}),
-		goka.Output(AvailabilityTopic, codecs.Availability),
-		goka.Output(OutcomesTopic, codecs.Outcome),
+	if c == nil {
+		c = never{}
+	}
+	h := handler{log: log.With("group", string(schema.StockGroup)), cfg: cfg, backlog: c, states: newStates()}
+	return goka.DefineGroup(schema.StockGroup,
+		goka.Input(schema.Supply, schema.BytesCodec, h.event(codecs.DecodeSupplyEvent)),
+		goka.Input(schema.SkuPolicies, schema.BytesCodec, h.event(codecs.DecodeSkuPolicyEvent)),
+		goka.Input(schema.StockTicks, schema.BytesCodec, h.tick),
+		goka.Input(schema.Demand, schema.BytesCodec, h.demand),
+		goka.Lookup(schema.PoliciesTable, schema.PolicyCodec),
+		goka.Persist(schema.StateCodec),
+		goka.Output(schema.Availability, schema.AvailabilityCodec),
+		goka.Output(schema.Outcomes, schema.OutcomeCodec),
 		deadletter.Output(),
 	)
 }
 
 // New builds the processor. Pass kafka.ProcessorOptions() for a real cluster,
-// or goka.WithTester in unit tests. b may be nil; otherwise run it beside
-// the processor and pass b.Rebalanced to goka.WithRebalanceCallback.
-func New(brokers []string, cfg Config, log *slog.Logger, b *Backlog, opts ...goka.ProcessorOption) (*goka.Processor, error) {
-	return processors.NewProcessor(brokers, Define(cfg, log, b), opts...)
+// or goka.WithTester in unit tests. c may be nil; a *backlog.Backlog must
+// run beside the processor, with its Rebalanced passed to
+// goka.WithRebalanceCallback.
+func New(brokers []string, cfg inventory.Base, log *slog.Logger, c Coalescer, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	return processors.NewProcessor(brokers, Define(cfg, log, c), opts...)
 }
+
+// never is the Coalescer of a processor without a backlog: no partition is
+// ever behind, so nothing is deferred.
+type never struct{}
+
+func (never) Claim(int32, context.Context)                     {}
+func (never) Observe(string, int32, int64) bool                { return false }
+func (never) Extend(int32, string, time.Time) bool             { return false }
+func (never) Hold(int32, string, string, time.Time)            {}
+func (never) Take(int32, string) (backlog.Deferral, bool)      { return backlog.Deferral{}, false }
+func (never) Reconciled(int32, string, time.Time, string) bool { return false }
 
 type handler struct {
 	log     *slog.Logger
-	cfg     Config
-	backlog *Backlog
+	cfg     inventory.Base
+	backlog Coalescer
 	states  *states
 }
 
@@ -109,8 +99,8 @@ type handler struct {
 // publish the answer if it changed.
 func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.ProcessCallback {
 	return func(ctx goka.Context, msg any) {
-		h.backlog.claim(ctx.Partition(), ctx.Context())
-		behind := h.backlog.observe(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+		h.backlog.Claim(ctx.Partition(), ctx.Context())
+		behind := h.backlog.Observe(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 		raw, ev, ok := h.decode(ctx, msg, decode)
 		if !ok {
 			return
@@ -133,8 +123,8 @@ func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.Proces
 // duplicate the recorded one again (the first may have been lost in a crash
 // between the table write and the emit).
 func (h handler) demand(ctx goka.Context, msg any) {
-	h.backlog.claim(ctx.Partition(), ctx.Context())
-	behind := h.backlog.observe(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	h.backlog.Claim(ctx.Partition(), ctx.Context())
+	behind := h.backlog.Observe(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 	raw, ev, ok := h.decode(ctx, msg, codecs.DecodeDemandEvent)
 	if !ok {
 		return
@@ -151,7 +141,7 @@ func (h handler) demand(ctx goka.Context, msg any) {
 		h.publish(ctx, prev, next, &pol, eventTime(ctx), behind)
 	}
 	if out != nil {
-		ctx.Emit(OutcomesTopic, out.OrderID, codecs.OutcomeToProto(*out))
+		ctx.Emit(schema.Outcomes, out.OrderID, codecs.OutcomeToProto(*out))
 	}
 }
 
@@ -191,21 +181,21 @@ func (h handler) decode(ctx goka.Context, msg any, decode func([]byte) (inventor
 // policies of next's locations, or nil to look them up only if needed.
 func (h handler) publish(ctx goka.Context, prev, next inventory.State, pol *inventory.Policies, at time.Time, behind bool) {
 	p, sku := ctx.Partition(), ctx.Key()
-	if behind && h.backlog.extend(p, sku, at) {
+	if behind && h.backlog.Extend(p, sku, at) {
 		return
 	}
 	if pol == nil {
 		pl := h.policies(ctx, next)
 		pol = &pl
 	}
-	if d, ok := h.backlog.take(p, sku); ok {
+	if d, ok := h.backlog.Take(p, sku); ok {
 		// No earlier than a reconciler tick the deferral absorbed.
-		h.emitIfNew(ctx, inventory.Evaluate(next, *pol, latest(at, d.at)), d.before)
+		h.emitIfNew(ctx, inventory.Evaluate(next, *pol, latest(at, d.At)), d.Before)
 		return
 	}
 	before := inventory.Evaluate(prev, *pol, at).Version
 	if behind {
-		h.backlog.hold(p, sku, before, at)
+		h.backlog.Hold(p, sku, before, at)
 		return
 	}
 	h.emitIfNew(ctx, inventory.Evaluate(next, *pol, at), before)
@@ -214,7 +204,7 @@ func (h handler) publish(ctx goka.Context, prev, next inventory.State, pol *inve
 // emitIfNew publishes snap unless its version is published.
 func (h handler) emitIfNew(ctx goka.Context, snap inventory.Snapshot, published string) {
 	if snap.Version != published {
-		ctx.Emit(AvailabilityTopic, ctx.Key(), codecs.SnapshotToProto(snap))
+		ctx.Emit(schema.Availability, ctx.Key(), codecs.SnapshotToProto(snap))
 	}
 }
 
@@ -224,7 +214,7 @@ func (h handler) emitIfNew(ctx goka.Context, snap inventory.Snapshot, published 
 // deferral publishes it instead, evaluated no earlier than the tick's time
 // and compared with the version the reconciler saw.
 func (h handler) tick(ctx goka.Context, msg any) {
-	h.backlog.claim(ctx.Partition(), ctx.Context())
+	h.backlog.Claim(ctx.Partition(), ctx.Context())
 	raw, ok := deadletter.Value(ctx, h.log, msg)
 	if !ok {
 		return
@@ -249,7 +239,7 @@ func (h handler) tick(ctx goka.Context, msg any) {
 	at := t.GetAt().AsTime()
 	s, res := inventory.Expire(s, at)
 	h.states.store(ctx, s, res.Changed)
-	if h.backlog.reconciled(ctx.Partition(), ctx.Key(), at, t.GetPublishedVersion()) {
+	if h.backlog.Reconciled(ctx.Partition(), ctx.Key(), at, t.GetPublishedVersion()) {
 		return
 	}
 	h.emitIfNew(ctx, inventory.Evaluate(s, h.policies(ctx, s), at), t.GetPublishedVersion())
@@ -262,7 +252,7 @@ func (h handler) tick(ctx goka.Context, msg any) {
 // owned the partition before a rebalance, whose loss the reconciler heals)
 // it does nothing. It writes nothing to the table.
 func (h handler) flush(ctx goka.Context) {
-	d, ok := h.backlog.take(ctx.Partition(), ctx.Key())
+	d, ok := h.backlog.Take(ctx.Partition(), ctx.Key())
 	if !ok {
 		return
 	}
@@ -270,16 +260,16 @@ func (h handler) flush(ctx goka.Context) {
 	if !ok {
 		return
 	}
-	h.emitIfNew(ctx, inventory.Evaluate(s, h.policies(ctx, s), d.at), d.before)
+	h.emitIfNew(ctx, inventory.Evaluate(s, h.policies(ctx, s), d.At), d.Before)
 }
 
 // policies gathers the location and merchant policies of s's locations
 // from the policies table.
 func (h handler) policies(ctx goka.Context, s inventory.State) inventory.Policies {
-	pol, err := policies.Gather(s, func(key string) (*pb.PolicyEvent, error) {
-		v, _ := ctx.Lookup(policies.Table, key).(*pb.PolicyEvent)
+	pol, err := schema.Gather(s, func(key string) (*pb.PolicyEvent, error) {
+		v, _ := ctx.Lookup(schema.PoliciesTable, key).(*pb.PolicyEvent)
 		return v, nil
-	}, h.cfg.Policies())
+	}, h.cfg)
 	if err != nil {
 		// The policies table holds only values its own processor validated;
 		// a value that does not decode is a bug or corruption, not input.

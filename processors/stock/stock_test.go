@@ -17,9 +17,10 @@ import (
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/deadletter"
+	"github.com/skuflow/skuflow/processors/backlog"
 	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 const sku = "SKU-1"
@@ -70,7 +71,7 @@ func expected(t testing.TB, evs ...inventory.Event) inventory.State {
 
 // cfg is the processor configuration of every test: three channels and a
 // one-hour default merchant TTL.
-var cfg = stock.Config{Channels: []string{"web", "marketplace", "store-pickup"}, DefaultStaleAfter: time.Hour}
+var cfg = inventory.Base{Channels: []string{"web", "marketplace", "store-pickup"}, DefaultStaleAfter: time.Hour}
 
 // harness is one stock processor running on goka's tester, with trackers
 // on every topic it writes: availability, dead letters and its changelog.
@@ -84,7 +85,7 @@ type harness struct {
 func start(t *testing.T) *harness { return startWith(t, nil) }
 
 // startWith runs the processor on goka's tester, with backlog b (nil: none).
-func startWith(t *testing.T, b *stock.Backlog) *harness {
+func startWith(t *testing.T, b *backlog.Backlog) *harness {
 	t.Helper()
 	gkt := tester.New(t)
 	p, err := stock.New(nil, cfg, nil, b, goka.WithTester(gkt))
@@ -108,10 +109,10 @@ func startWith(t *testing.T, b *stock.Backlog) *harness {
 	return &harness{
 		t:         t,
 		gkt:       gkt,
-		avail:     gkt.NewQueueTracker(string(stock.AvailabilityTopic)),
-		dead:      gkt.NewQueueTracker(string(deadletter.Topic)),
-		changelog: gkt.NewQueueTracker(string(stock.Table)),
-		supply:    gkt.NewQueueTracker(string(stock.SupplyTopic)),
+		avail:     gkt.NewQueueTracker(string(schema.Availability)),
+		dead:      gkt.NewQueueTracker(string(schema.DeadLetter)),
+		changelog: gkt.NewQueueTracker(string(schema.StockTable)),
+		supply:    gkt.NewQueueTracker(string(schema.Supply)),
 	}
 }
 
@@ -119,10 +120,10 @@ func startWith(t *testing.T, b *stock.Backlog) *harness {
 func (h *harness) consume(key string, value []byte, ts time.Time) {
 	h.t.Helper()
 	if value == nil {
-		h.gkt.Consume(string(stock.SupplyTopic), key, nil, tester.WithTime(ts))
+		h.gkt.Consume(string(schema.Supply), key, nil, tester.WithTime(ts))
 		return
 	}
-	h.gkt.Consume(string(stock.SupplyTopic), key, value, tester.WithTime(ts))
+	h.gkt.Consume(string(schema.Supply), key, value, tester.WithTime(ts))
 }
 
 func (h *harness) apply(evs ...inventory.Event) {
@@ -135,7 +136,7 @@ func (h *harness) apply(evs ...inventory.Event) {
 // state is the decoded table value of key, or false without one.
 func (h *harness) state(key string) (inventory.State, bool) {
 	h.t.Helper()
-	v := h.gkt.TableValue(stock.Table, key)
+	v := h.gkt.TableValue(schema.StockTable, key)
 	if v == nil {
 		return inventory.State{}, false
 	}
@@ -149,7 +150,7 @@ func (h *harness) state(key string) (inventory.State, bool) {
 // raw is the table's stored bytes for key (nil without a value).
 func (h *harness) raw(key string) []byte {
 	h.t.Helper()
-	st, err := h.gkt.StorageBuilder()(string(stock.Table), 0)
+	st, err := h.gkt.StorageBuilder()(string(schema.StockTable), 0)
 	if err != nil {
 		h.t.Fatalf("table storage: %v", err)
 	}
@@ -444,7 +445,7 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 			drain(h.avail)
 			drain(h.changelog)
 			before := h.raw(sku)
-			keysBefore := slices.Sorted(slices.Values(h.gkt.GetTableKeys(stock.Table)))
+			keysBefore := slices.Sorted(slices.Values(h.gkt.GetTableKeys(schema.StockTable)))
 
 			msgTime := time.Date(2025, 6, 7, 8, 9, 10, 11, time.UTC)
 			h.consume(tc.key, tc.value, msgTime)
@@ -468,7 +469,7 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 			if string(dl.GetKey()) != tc.key {
 				t.Errorf("dead letter key %q, want %q", dl.GetKey(), tc.key)
 			}
-			if dl.GetTopic() != string(stock.SupplyTopic) || dl.GetGroup() != string(stock.Group) || dl.GetPartition() != 0 {
+			if dl.GetTopic() != string(schema.Supply) || dl.GetGroup() != string(schema.StockGroup) || dl.GetPartition() != 0 {
 				t.Errorf("dead letter source %s/%d group %s", dl.GetTopic(), dl.GetPartition(), dl.GetGroup())
 			}
 			if want := h.supply.Hwm() - 1; dl.GetOffset() != want {
@@ -482,7 +483,7 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 			if after := h.raw(sku); !bytes.Equal(after, before) {
 				t.Errorf("bad input changed the table bytes\nbefore %x\nafter  %x", before, after)
 			}
-			if keys := slices.Sorted(slices.Values(h.gkt.GetTableKeys(stock.Table))); !slices.Equal(keys, keysBefore) {
+			if keys := slices.Sorted(slices.Values(h.gkt.GetTableKeys(schema.StockTable))); !slices.Equal(keys, keysBefore) {
 				t.Errorf("table keys %q, want %q", keys, keysBefore)
 			}
 

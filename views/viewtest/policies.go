@@ -12,13 +12,13 @@ import (
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/policies"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 	"github.com/skuflow/skuflow/views"
 )
 
 // PolicySetup builds a PolicyLookup holding exactly pols, each under
-// policies.KeyOf. It returns the lookup while it is not ready yet, and start,
+// schema.PolicyKey. It returns the lookup while it is not ready yet, and start,
 // which makes it ready and returns once every policy is visible. It registers
 // its own cleanup with t.
 type PolicySetup func(t *testing.T, pols []*pb.PolicyEvent) (lookup views.PolicyLookup, start func())
@@ -123,10 +123,10 @@ func RunPolicies(t *testing.T, setup PolicySetup) {
 	})
 }
 
-// PolicyKey is policies.KeyOf, failing t on an envelope without a policy.
+// PolicyKey is schema.PolicyKey, failing t on an envelope without a policy.
 func PolicyKey(t testing.TB, p *pb.PolicyEvent) string {
 	t.Helper()
-	key, err := policies.KeyOf(p)
+	key, err := schema.PolicyKey(p)
 	if err != nil {
 		t.Fatalf("policy key of %v: %v", p, err)
 	}
@@ -185,15 +185,15 @@ func UnknownPolicyKeys(keys []string) []string {
 			out = append(out, key)
 		}
 	}
-	add(policies.LocationKey("WH-unknown"))
-	add(policies.MerchantKey("m-unknown"))
+	add(schema.LocationKey("WH-unknown"))
+	add(schema.MerchantKey("m-unknown"))
 	for _, k := range keys {
 		kind, id, _ := strings.Cut(k, "/")
 		add(id) // no prefix
 		if kind == "location" {
-			add(policies.MerchantKey(id))
+			add(schema.MerchantKey(id))
 		} else {
-			add(policies.LocationKey(id))
+			add(schema.LocationKey(id))
 		}
 		add(strings.ToUpper(k))
 		add(k[:len(k)-1])

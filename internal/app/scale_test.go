@@ -1,4 +1,4 @@
-package roles_test
+package app_test
 
 import (
 	"bytes"
@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/skuflow/skuflow/codecs"
-	"github.com/skuflow/skuflow/internal/roles"
+	"github.com/skuflow/skuflow/internal/app"
 	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 	"github.com/skuflow/skuflow/views"
 )
 
@@ -35,14 +35,14 @@ func TestScaleOutAndInDuringFlood(t *testing.T) {
 	k := b.Kafka
 	process := func(dir, metrics string) context.CancelFunc {
 		return testkit.Go(t, func(ctx context.Context) error {
-			return roles.Process(ctx, roles.ProcessOptions{Kafka: k, Config: testConfig, DataDir: dir,
-				ReconcileInterval: time.Second, DeferLag: 20, MaxDefer: time.Minute, MetricsAddr: metrics})
+			return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: testConfig, DataDir: dir,
+				ReconcileEvery: time.Second, Coalescing: app.Coalescing{Lag: 20, MaxDefer: time.Minute}, MetricsAddr: metrics})
 		})
 	}
 	rng := rand.New(rand.NewPCG(5, 8))
 	evs := genEvents(rng, 300, 12000)
 	chunks := [][]inventory.Event{evs[:4000], evs[4000:8000], evs[8000:]}
-	if err := k.EnsureTopics(roles.Topics()...); err != nil {
+	if err := k.EnsureTopics(schema.Topics()...); err != nil {
 		t.Fatal(err)
 	}
 	avail := availabilityView(t, k)
@@ -55,7 +55,7 @@ func TestScaleOutAndInDuringFlood(t *testing.T) {
 	// and takes over some partitions.
 	stopB := process(dirB, "")
 	testkit.Eventually(t, 60*time.Second, func() error {
-		if parts, _ := filepath.Glob(filepath.Join(dirB, "processors", string(stock.Group), string(stock.Table)+".*")); len(parts) == 0 {
+		if parts, _ := filepath.Glob(filepath.Join(dirB, "processors", string(schema.StockGroup), string(schema.StockTable)+".*")); len(parts) == 0 {
 			return fmt.Errorf("no partition assigned to the second instance yet")
 		}
 		return nil

@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -36,17 +35,15 @@ import (
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/orders"
-	"github.com/skuflow/skuflow/processors/policies"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 	"github.com/skuflow/skuflow/views"
 )
 
 // Options configure the reconciler.
 type Options struct {
-	Kafka  kafkacfg.Options
-	Config stock.Config
+	Kafka kafkacfg.Options
+	Base  inventory.Base
 	// Interval between scans.
 	Interval time.Duration
 	// DataDir holds the reconciler's views.
@@ -89,7 +86,6 @@ type Reconciler struct {
 	pols   *views.Policies
 	avail  *views.Availability
 	orders *views.Orders
-	hasher func() hash.Hash32
 
 	mu          sync.Mutex
 	owned       map[int32]bool // stock partitions; nil: every partition
@@ -123,7 +119,7 @@ func New(o Options) (*Reconciler, error) {
 	vopts := func(name string) []goka.ViewOption {
 		return append(o.Kafka.ViewOptions(), goka.WithViewStorageBuilder(storage.DefaultBuilder(filepath.Join(o.DataDir, name))))
 	}
-	r := &Reconciler{o: o, log: log.With("component", "reconciler"), hasher: goka.DefaultHasher(), sent: map[string]sentTick{}}
+	r := &Reconciler{o: o, log: log.With("component", "reconciler"), sent: map[string]sentTick{}}
 	var err error
 	if r.stock, err = views.NewStock(o.Kafka.Brokers, vopts("stock")...); err != nil {
 		return nil, err
@@ -168,11 +164,11 @@ func (r *Reconciler) RebalancedOrders(a goka.Assignment) {
 
 // Run scans every Interval until ctx is cancelled.
 func (r *Reconciler) Run(ctx context.Context) error {
-	em, err := goka.NewEmitter(r.o.Kafka.Brokers, stock.TicksTopic, new(codec.Bytes), r.o.Kafka.EmitterOptions()...)
+	em, err := goka.NewEmitter(r.o.Kafka.Brokers, schema.StockTicks, new(codec.Bytes), r.o.Kafka.EmitterOptions()...)
 	if err != nil {
 		return fmt.Errorf("reconciler emitter: %w", err)
 	}
-	oem, err := goka.NewEmitter(r.o.Kafka.Brokers, orders.Topic, new(codec.Bytes), r.o.Kafka.EmitterOptions()...)
+	oem, err := goka.NewEmitter(r.o.Kafka.Brokers, schema.Orders, new(codec.Bytes), r.o.Kafka.EmitterOptions()...)
 	if err != nil {
 		return errors.Join(fmt.Errorf("reconciler emitter: %w", err), em.Finish())
 	}
@@ -232,7 +228,7 @@ func (r *Reconciler) Sweep(em *goka.Emitter) (int, error) {
 		if owned != nil && !owned[r.partition(s.SKU)] {
 			return true
 		}
-		pol, err := policies.Gather(s, r.pols.GetPolicy, r.o.Config.Policies())
+		pol, err := schema.Gather(s, r.pols.GetPolicy, r.o.Base)
 		if errors.Is(err, views.ErrNotReady) {
 			errs = append(errs, err)
 			return false
@@ -314,14 +310,5 @@ func (r *Reconciler) SweepOrders(em *goka.Emitter) (int, error) {
 	return n, errors.Join(append(errs, err)...)
 }
 
-// partition is where goka's producers place key (sarama's hash partitioner
-// with goka's FNV-1a hasher).
-func (r *Reconciler) partition(key string) int32 {
-	h := r.hasher()
-	h.Write([]byte(key))
-	p := int32(h.Sum32()) % int32(r.o.Kafka.Partitions)
-	if p < 0 {
-		p = -p
-	}
-	return p
-}
+// partition is where goka's producers place key.
+func (r *Reconciler) partition(key string) int32 { return schema.Partition(key, r.o.Kafka.Partitions) }

@@ -1,4 +1,4 @@
-package roles_test
+package app_test
 
 import (
 	"bytes"
@@ -22,12 +22,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skuflow/skuflow/codecs"
-	"github.com/skuflow/skuflow/internal/roles"
+	"github.com/skuflow/skuflow/internal/app"
+	"github.com/skuflow/skuflow/internal/emit"
 	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/deadletter"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // TestPipelineEndToEnd runs the real roles on the embedded broker over
@@ -45,9 +45,10 @@ func TestPipelineEndToEnd(t *testing.T) {
 	metricsAddr := freeAddr(t)
 
 	stopProc := testkit.Go(t, func(ctx context.Context) error {
-		return roles.Process(ctx, roles.ProcessOptions{Kafka: k, Config: testConfig, DataDir: procDir, MetricsAddr: metricsAddr})
+		return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: testConfig, DataDir: procDir, MetricsAddr: metricsAddr,
+			ReconcileEvery: app.DefaultReconcileEvery, Coalescing: app.DefaultCoalescing})
 	})
-	srv, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: testConfig, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"})
+	srv, err := app.NewServe(app.ServeOptions{Kafka: k, Base: testConfig, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 	all := append(append([]inventory.Event{}, first...), second...)
 	emitJSON(t, k, withDuplicatesShuffled(rng, second))
 	stopProc = testkit.Go(t, func(ctx context.Context) error {
-		return roles.Process(ctx, roles.ProcessOptions{Kafka: k, Config: testConfig, DataDir: procDir})
+		return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: testConfig, DataDir: procDir,
+			ReconcileEvery: app.DefaultReconcileEvery, Coalescing: app.DefaultCoalescing})
 	})
 	want = model(all)
 	checkAll(t, client, srv.HTTPAddr(), want)
@@ -92,7 +94,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopProc = testkit.Go(t, func(ctx context.Context) error {
-		return roles.Process(ctx, roles.ProcessOptions{Kafka: k, Config: testConfig, DataDir: procDir})
+		return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: testConfig, DataDir: procDir,
+			ReconcileEvery: app.DefaultReconcileEvery, Coalescing: app.DefaultCoalescing})
 	})
 	// Recovery finishes before the processor consumes input; a probe event
 	// for a fresh SKU proves it is running, then stop it and compare.
@@ -149,7 +152,7 @@ func withDuplicatesShuffled(rng *rand.Rand, evs []inventory.Event) []inventory.E
 	return out
 }
 
-var testConfig = stock.Config{Channels: []string{"marketplace", "web"}, DefaultStaleAfter: time.Hour}
+var testConfig = inventory.Base{Channels: []string{"marketplace", "web"}, DefaultStaleAfter: time.Hour}
 
 // model folds the events in their original order with the pure rules and
 // evaluates them with no location policies (every location a warehouse).
@@ -184,7 +187,7 @@ func emitJSON(t *testing.T, k kafkaOpts, evs []inventory.Event) {
 		buf.Write(line)
 		buf.WriteByte('\n')
 	}
-	sum, err := roles.Emit(context.Background(), roles.EmitOptions{Kafka: k, Topic: "supply", Input: &buf})
+	sum, err := emit.Emit(context.Background(), emit.Options{Kafka: k, Topic: "supply", Input: &buf})
 	if err != nil {
 		t.Fatalf("emit: %v", err)
 	}
@@ -246,7 +249,7 @@ func produceRaw(t *testing.T, k kafkaOpts, key string, value []byte) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: string(stock.SupplyTopic), Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(value)}); err != nil {
+	if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: string(schema.Supply), Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(value)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -258,13 +261,13 @@ func checkDeadLetter(t *testing.T, k kafkaOpts, key string) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	parts, err := c.Partitions(string(deadletter.Topic))
+	parts, err := c.Partitions(string(schema.DeadLetter))
 	if err != nil {
 		t.Fatal(err)
 	}
 	found := make(chan *pb.DeadLetter, 1)
 	for _, p := range parts {
-		pc, err := c.ConsumePartition(string(deadletter.Topic), p, sarama.OffsetOldest)
+		pc, err := c.ConsumePartition(string(schema.DeadLetter), p, sarama.OffsetOldest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,7 +297,7 @@ func checkDeadLetter(t *testing.T, k kafkaOpts, key string) {
 // dumpTables reads every key of the stock table's LevelDB partitions.
 func dumpTables(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(dir, "processors", string(stock.Group), string(stock.Table)+".*"))
+	paths, err := filepath.Glob(filepath.Join(dir, "processors", string(schema.StockGroup), string(schema.StockTable)+".*"))
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no table partitions under %s: %v", dir, err)
 	}

@@ -1,4 +1,4 @@
-package stock
+package backlog
 
 import (
 	"context"
@@ -21,39 +21,40 @@ import (
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // Backlog defaults.
 const (
-	DefaultDeferLag      = 1000
-	DefaultMaxDefer      = 5 * time.Second
-	DefaultBacklogPeriod = 25 * time.Millisecond
+	DefaultLag      = 1000
+	DefaultMaxDefer = 5 * time.Second
+	DefaultPeriod   = 25 * time.Millisecond
 )
 
-// BacklogOptions configure a Backlog.
-type BacklogOptions struct {
+// Options configure a Backlog.
+type Options struct {
 	Kafka kafkacfg.Options
 	// Lag is how many messages an input partition must be behind its head
-	// for the processor to hold back publishing (0: DefaultDeferLag).
+	// for the processor to hold back publishing (0: DefaultLag).
 	Lag int64
 	// MaxDefer bounds how long an answer is held back while the backlog
 	// lasts (0: DefaultMaxDefer).
 	MaxDefer time.Duration
 	// Period between refreshes of the partitions' heads (0:
-	// DefaultBacklogPeriod).
+	// DefaultPeriod).
 	Period time.Duration
 	Logger *slog.Logger
 }
 
-func (o *BacklogOptions) defaults() {
+func (o *Options) defaults() {
 	if o.Lag == 0 {
-		o.Lag = DefaultDeferLag
+		o.Lag = DefaultLag
 	}
 	if o.MaxDefer == 0 {
 		o.MaxDefer = DefaultMaxDefer
 	}
 	if o.Period == 0 {
-		o.Period = DefaultBacklogPeriod
+		o.Period = DefaultPeriod
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -61,7 +62,7 @@ func (o *BacklogOptions) defaults() {
 }
 
 // Validate reports every problem with the options.
-func (o BacklogOptions) Validate() error {
+func (o Options) Validate() error {
 	var errs []error
 	errs = append(errs, o.Kafka.Validate())
 	if o.Lag < 0 {
@@ -110,17 +111,17 @@ var (
 // published answer behind the table and ticks the SKU, as it does for any
 // other lost publish.
 //
-// Create it with NewBacklog, pass it to New, run it with Run beside the
+// Create it with New, pass it to New, run it with Run beside the
 // processor, and pass Rebalanced to goka.WithRebalanceCallback.
 type Backlog struct {
-	o      BacklogOptions
+	o      Options
 	log    *slog.Logger
 	topics []string
 	now    func() time.Time
 
 	// heads fetches the input partitions' high-water marks; committed
 	// fetches the group's committed offsets of the given partitions (nil:
-	// none); send emits a deferred tick. They are set by NewBacklog (tests
+	// none); send emits a deferred tick. They are set by New (tests
 	// replace them).
 	heads     func() (map[string]map[int32]int64, error)
 	committed func(parts []int32) (map[string]map[int32]int64, error)
@@ -138,24 +139,26 @@ type Backlog struct {
 type backlogPart struct {
 	mu sync.Mutex
 	// session is the context of the partition ownership the deferrals
-	// belong to (goka's per-assignment partition processor context).
+	// belong to. goka: each assignment runs a new partition processor
+	// whose goka.Context.Context() is a new value; identity tells
+	// ownerships apart.
 	session context.Context
 	pos     map[string]int64 // input topic -> next offset to process
 	head    map[string]int64 // input topic -> high-water mark
-	pending map[string]*deferral
+	pending map[string]*Deferral
 	queue   []queued // deferrals in order of since, for MaxDefer
 	// started is set once the committed offsets were read for the
 	// positions not known yet.
 	started bool
 }
 
-// deferral is one SKU's held-back answer.
-type deferral struct {
-	// before is the version of the answer published before the deferral.
-	before string
-	// at is the event time of the latest deferred change: the answer is
+// Deferral is one SKU's held-back answer.
+type Deferral struct {
+	// Before is the version of the answer published before the deferral.
+	Before string
+	// At is the event time of the latest deferred change: the answer is
 	// evaluated then, as the change's own publish would have been.
-	at time.Time
+	At time.Time
 	// since is when the deferral began, or its last flush was sent.
 	since time.Time
 	// flushed is set once a deferred tick was sent for it.
@@ -167,9 +170,9 @@ type queued struct {
 	since time.Time
 }
 
-// NewBacklog connects to the cluster for the inputs' heads and for the
+// New connects to the cluster for the inputs' heads and for the
 // deferred ticks.
-func NewBacklog(o BacklogOptions) (*Backlog, error) {
+func New(o Options) (*Backlog, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -178,15 +181,18 @@ func NewBacklog(o BacklogOptions) (*Backlog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stock backlog: %w", err)
 	}
-	em, err := goka.NewEmitter(o.Kafka.Brokers, TicksTopic, new(codec.Bytes), o.Kafka.EmitterOptions()...)
+	em, err := goka.NewEmitter(o.Kafka.Brokers, schema.StockTicks, new(codec.Bytes), o.Kafka.EmitterOptions()...)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("stock backlog emitter: %w", err), client.Close())
 	}
 	b := newBacklog(o)
 	b.heads = func() (map[string]map[int32]int64, error) { return headOffsets(client, b.topics) }
+	// goka: a new owner resumes from the group's committed offsets.
 	b.committed = func(parts []int32) (map[string]map[int32]int64, error) {
-		return committedOffsets(client, string(Group), b.topics, parts)
+		return committedOffsets(client, string(schema.StockGroup), b.topics, parts)
 	}
+	// goka: a tick keyed by SKU reaches the partition processor owning the
+	// SKU, as every topic shares the partition count and the partitioner.
 	b.send = func(sku string, at time.Time) error {
 		v, err := codecs.MarshalDeterministic(&pb.StockTick{Sku: sku, At: timestamppb.New(at), Deferred: true})
 		if err != nil {
@@ -208,12 +214,24 @@ func NewBacklog(o BacklogOptions) (*Backlog, error) {
 	return b, nil
 }
 
-func newBacklog(o BacklogOptions) *Backlog {
+// NewDetached returns a Backlog that reaches no cluster: heads stands in
+// for reading the inputs' heads and send for emitting a deferred tick; now
+// (nil: time.Now) is its clock. Tests and benchmarks drive it with Step.
+func NewDetached(o Options, heads func() (map[string]map[int32]int64, error), send func(sku string, at time.Time) error, now func() time.Time) *Backlog {
+	b := newBacklog(o)
+	b.heads, b.send = heads, send
+	if now != nil {
+		b.now = now
+	}
+	return b
+}
+
+func newBacklog(o Options) *Backlog {
 	o.defaults()
 	b := &Backlog{
 		o:      o,
 		log:    o.Logger.With("component", "stock-backlog"),
-		topics: []string{string(SupplyTopic), string(SkuPoliciesTopic), string(DemandTopic)},
+		topics: []string{string(schema.Supply), string(schema.SkuPolicies), string(schema.Demand)},
 		now:    time.Now,
 	}
 	b.parts.Store(&map[int32]*backlogPart{})
@@ -361,7 +379,7 @@ func (bp *backlogPart) step(p int32, heads map[string]map[int32]int64, topics []
 		}
 	}
 	var due []string
-	flush := func(sku string, d *deferral) {
+	flush := func(sku string, d *Deferral) {
 		d.flushed, d.since = true, now
 		bp.queue = append(bp.queue, queued{sku, now})
 		due = append(due, sku)
@@ -391,6 +409,9 @@ func (bp *backlogPart) step(p int32, heads map[string]map[int32]int64, topics []
 // Rebalanced forgets the partitions this instance no longer owns (their
 // lag too) and starts tracking the assigned ones, so their heads are read
 // before the first message arrives; pass it to goka.WithRebalanceCallback.
+//
+// goka: a is keyed by partition number, the same for every input topic
+// (co-partitioning).
 func (b *Backlog) Rebalanced(a goka.Assignment) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -412,7 +433,7 @@ func (b *Backlog) Rebalanced(a goka.Assignment) {
 }
 
 func newBacklogPart() *backlogPart {
-	return &backlogPart{pos: map[string]int64{}, head: map[string]int64{}, pending: map[string]*deferral{}}
+	return &backlogPart{pos: map[string]int64{}, head: map[string]int64{}, pending: map[string]*Deferral{}}
 }
 
 func (b *Backlog) part(p int32) *backlogPart {
@@ -434,13 +455,13 @@ func (b *Backlog) part(p int32) *backlogPart {
 	return parts[p]
 }
 
-// claim ties partition p's deferrals to the partition ownership session
+// Claim ties partition p's deferrals to the partition ownership session
 // (the callback's ctx.Context()). Deferrals made in an earlier one are kept
 // but forget what was published before them: between the two the partition
 // may have been another instance's (a rebalance, a lost group session, a
 // rebuilt processor), which may have published since. Their answers are
 // then published whatever they are.
-func (b *Backlog) claim(p int32, session context.Context) {
+func (b *Backlog) Claim(p int32, session context.Context) {
 	if b == nil {
 		return
 	}
@@ -452,16 +473,20 @@ func (b *Backlog) claim(p int32, session context.Context) {
 	}
 	if bp.session != nil {
 		for _, d := range bp.pending {
-			d.before = ""
+			d.Before = ""
 		}
 	}
 	bp.session = session
 }
 
-// observe records that the processor has reached offset on topic's
+// Observe records that the processor has reached offset on topic's
 // partition, and reports whether that partition is more than Lag messages
 // behind its head. A nil Backlog is never behind.
-func (b *Backlog) observe(topic string, p int32, offset int64) bool {
+//
+// goka: a partition's callbacks run on one goroutine, in offset order per
+// topic, so offset+1 is the partition's position on topic; the lock is
+// against Step and Rebalanced only.
+func (b *Backlog) Observe(topic string, p int32, offset int64) bool {
 	if b == nil {
 		return false
 	}
@@ -473,32 +498,32 @@ func (b *Backlog) observe(topic string, p int32, offset int64) bool {
 	return ok && h-(offset+1) > b.o.Lag
 }
 
-// extend moves an existing deferral's evaluation time to at, and reports
+// Extend moves an existing deferral's evaluation time to at, and reports
 // whether the SKU was deferred.
-func (b *Backlog) extend(p int32, sku string, at time.Time) bool {
-	return b.deferred(p, sku, func(d *deferral) {
-		if at.After(d.at) {
-			d.at = at
+func (b *Backlog) Extend(p int32, sku string, at time.Time) bool {
+	return b.deferred(p, sku, func(d *Deferral) {
+		if at.After(d.At) {
+			d.At = at
 		}
 	})
 }
 
-// reconciled absorbs a reconciler tick at at into sku's deferral, if the
+// Reconciled absorbs a reconciler tick at at into sku's Deferral, if the
 // SKU is deferred: the deferral is evaluated no earlier than at, and
 // compared with published, the version the reconciler saw on the topic
 // (which a lost publish may have left behind the deferral's own idea).
-func (b *Backlog) reconciled(p int32, sku string, at time.Time, published string) bool {
-	return b.deferred(p, sku, func(d *deferral) {
-		d.before = published
-		if at.After(d.at) {
-			d.at = at
+func (b *Backlog) Reconciled(p int32, sku string, at time.Time, published string) bool {
+	return b.deferred(p, sku, func(d *Deferral) {
+		d.Before = published
+		if at.After(d.At) {
+			d.At = at
 		}
 	})
 }
 
 // deferred applies f to sku's deferral under the partition's lock, and
 // reports whether the SKU is deferred.
-func (b *Backlog) deferred(p int32, sku string, f func(*deferral)) bool {
+func (b *Backlog) deferred(p int32, sku string, f func(*Deferral)) bool {
 	if b == nil {
 		return false
 	}
@@ -512,28 +537,28 @@ func (b *Backlog) deferred(p int32, sku string, f func(*deferral)) bool {
 	return ok
 }
 
-// hold starts deferring sku's answer; before is the published answer's
+// Hold starts deferring sku's answer; before is the published answer's
 // version.
-func (b *Backlog) hold(p int32, sku, before string, at time.Time) {
+func (b *Backlog) Hold(p int32, sku, before string, at time.Time) {
 	bp := b.part(p)
 	now := b.now()
 	bp.mu.Lock()
 	defer bp.mu.Unlock()
-	bp.pending[sku] = &deferral{before: before, at: at, since: now}
+	bp.pending[sku] = &Deferral{Before: before, At: at, since: now}
 	bp.queue = append(bp.queue, queued{sku, now})
 }
 
-// take ends sku's deferral and returns it.
-func (b *Backlog) take(p int32, sku string) (deferral, bool) {
+// Take ends sku's deferral and returns it.
+func (b *Backlog) Take(p int32, sku string) (Deferral, bool) {
 	if b == nil {
-		return deferral{}, false
+		return Deferral{}, false
 	}
 	bp := b.part(p)
 	bp.mu.Lock()
 	defer bp.mu.Unlock()
 	d, ok := bp.pending[sku]
 	if !ok {
-		return deferral{}, false
+		return Deferral{}, false
 	}
 	delete(bp.pending, sku)
 	return *d, true

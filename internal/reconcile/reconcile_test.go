@@ -14,13 +14,14 @@ import (
 
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/internal/testkit"
-	"github.com/skuflow/skuflow/processors/stock"
+	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/schema"
 )
 
 func validOptions() Options {
 	return Options{
 		Kafka:    kafkacfg.Options{Brokers: []string{"127.0.0.1:9092"}, Partitions: 8, Replication: 1},
-		Config:   stock.Config{Channels: []string{"web"}, DefaultStaleAfter: time.Hour},
+		Base:     inventory.Base{Channels: []string{"web"}, DefaultStaleAfter: time.Hour},
 		Interval: time.Second,
 		DataDir:  "/tmp/skuflow-reconciler",
 	}
@@ -35,7 +36,7 @@ func TestOptionsValidate(t *testing.T) {
 	// two, and the caller (internal/roles) validates Config, which it shares
 	// with the stock processor.
 	minimal := validOptions()
-	minimal.Config, minimal.Logger, minimal.Now = stock.Config{}, nil, nil
+	minimal.Base, minimal.Logger, minimal.Now = inventory.Base{}, nil, nil
 	if err := minimal.Validate(); err != nil {
 		t.Errorf("options without config, logger and clock: %v", err)
 	}
@@ -106,17 +107,17 @@ func TestPartitionAgreesWithSaramaHashPartitioner(t *testing.T) {
 		t.Fatalf("%d of %d keys hash to a negative int32: both signs must be covered", negative, len(keys))
 	}
 
-	partitioner := sarama.NewCustomHashPartitioner(goka.DefaultHasher())(string(stock.TicksTopic))
+	partitioner := sarama.NewCustomHashPartitioner(goka.DefaultHasher())(string(schema.StockTicks))
 	if !partitioner.RequiresConsistency() {
 		t.Fatal("goka's partitioner does not promise consistent placement")
 	}
 	for _, n := range counts {
 		o := validOptions()
 		o.Kafka.Partitions = n
-		r := &Reconciler{o: o, hasher: goka.DefaultHasher()}
+		r := &Reconciler{o: o}
 		seen := map[int32]bool{}
 		for _, k := range keys {
-			want, err := partitioner.Partition(&sarama.ProducerMessage{Topic: string(stock.TicksTopic), Key: sarama.StringEncoder(k)}, int32(n))
+			want, err := partitioner.Partition(&sarama.ProducerMessage{Topic: string(schema.StockTicks), Key: sarama.StringEncoder(k)}, int32(n))
 			if err != nil {
 				t.Fatalf("sarama partition of %q: %v", k, err)
 			}
@@ -137,7 +138,7 @@ func TestPartitionAgreesWithSaramaHashPartitioner(t *testing.T) {
 
 // TestKcatFnv1aMatchesGokaPlacement checks the documented interop rule with
 // the real tool: kcat (librdkafka) with -X partitioner=fnv1a places keys in
-// the partitions goka and partition() use, so external producers following
+// the partitions goka and schema.Partition use, so external producers following
 // the README stay co-partitioned.
 func TestKcatFnv1aMatchesGokaPlacement(t *testing.T) {
 	if testing.Short() {
@@ -157,12 +158,11 @@ func TestKcatFnv1aMatchesGokaPlacement(t *testing.T) {
 	if err := k.EnsureTopics(kafkacfg.Topic{Name: "placement"}); err != nil {
 		t.Fatal(err)
 	}
-	r := &Reconciler{o: Options{Kafka: k}, hasher: goka.DefaultHasher()}
 	var in strings.Builder
 	want := map[string]int32{}
 	for i := range 200 {
 		key := fmt.Sprintf("SKU-%d", i)
-		want[key] = r.partition(key)
+		want[key] = schema.Partition(key, n)
 		fmt.Fprintf(&in, "%s:x\n", key)
 	}
 	produce := exec.Command(kcat, "-P", "-b", b.Addrs()[0], "-t", "placement", "-K:", "-X", "partitioner=fnv1a")

@@ -1,4 +1,7 @@
-package roles
+// Package emit publishes events given as protojson lines (the CLI's
+// `skuflow emit` and the sample data of `skuflow dev`), validated as the
+// processors will, keyed and partitioned as package schema says.
+package emit
 
 import (
 	"bufio"
@@ -13,27 +16,25 @@ import (
 	"sync/atomic"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/codec"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/policies"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
-// MaxEmitLine bounds one JSON line given to Emit.
-const MaxEmitLine = 1 << 20
+// MaxLine bounds one JSON line given to Emit.
+const MaxLine = 1 << 20
 
-// EmitTopics are the topics Emit publishes to, with the protojson message
+// Topics are the topics Emit publishes to, with the protojson message
 // each line must hold.
-var EmitTopics = map[string]string{
-	string(stock.SupplyTopic):      "skuflow.v1.SupplyEvent",
-	string(stock.SkuPoliciesTopic): "skuflow.v1.SkuPolicyEvent",
-	string(policies.Topic):         "skuflow.v1.PolicyEvent",
+var Topics = map[string]string{
+	string(schema.Supply):      "skuflow.v1.SupplyEvent",
+	string(schema.SkuPolicies): "skuflow.v1.SkuPolicyEvent",
+	string(schema.Policies):    "skuflow.v1.PolicyEvent",
 }
 
 // parseLine turns one JSON line for topic into its message key and bytes,
@@ -42,13 +43,13 @@ func parseLine(topic string, line []byte) (string, []byte, error) {
 	var env proto.Message
 	var key func() (string, error)
 	switch topic {
-	case string(stock.SupplyTopic):
+	case string(schema.Supply):
 		e := new(pb.SupplyEvent)
 		env, key = e, func() (string, error) { return validSKU(codecs.SupplyEventFromProto(e)) }
-	case string(stock.SkuPoliciesTopic):
+	case string(schema.SkuPolicies):
 		e := new(pb.SkuPolicyEvent)
 		env, key = e, func() (string, error) { return validSKU(codecs.SkuPolicyEventFromProto(e)) }
-	case string(policies.Topic):
+	case string(schema.Policies):
 		e := new(pb.PolicyEvent)
 		env, key = e, func() (string, error) { return validPolicy(e) }
 	default:
@@ -78,7 +79,7 @@ func validSKU(ev inventory.Event, err error) (string, error) {
 
 // validPolicy validates a location or merchant policy and returns its key.
 func validPolicy(env *pb.PolicyEvent) (string, error) {
-	key, err := policies.KeyOf(env)
+	key, err := schema.PolicyKey(env)
 	if err != nil {
 		return "", err
 	}
@@ -96,10 +97,10 @@ func validPolicy(env *pb.PolicyEvent) (string, error) {
 	return key, err
 }
 
-// EmitOptions configure Emit.
-type EmitOptions struct {
+// Options configure Emit.
+type Options struct {
 	Kafka kafkacfg.Options
-	// Topic to publish to: one of EmitTopics.
+	// Topic to publish to: one of Topics.
 	Topic string
 	// Input holds one protojson message of the topic's type per line; blank
 	// lines and lines starting with '#' are skipped.
@@ -108,8 +109,8 @@ type EmitOptions struct {
 	Rejected io.Writer
 }
 
-// EmitSummary counts what Emit did.
-type EmitSummary struct {
+// Summary counts what Emit did.
+type Summary struct {
 	Emitted, Rejected int
 }
 
@@ -118,18 +119,18 @@ type EmitSummary struct {
 // (FNV-1a). Invalid lines are reported with
 // their line number and skipped; the others are published. It returns an
 // error if any line was rejected or any publish failed.
-func Emit(ctx context.Context, o EmitOptions) (EmitSummary, error) {
-	var sum EmitSummary
+func Emit(ctx context.Context, o Options) (Summary, error) {
+	var sum Summary
 	if err := o.Kafka.Validate(); err != nil {
 		return sum, err
 	}
-	if _, ok := EmitTopics[o.Topic]; !ok {
-		return sum, fmt.Errorf("topic %q is not supported: emit publishes to %s", o.Topic, strings.Join(slices.Sorted(maps.Keys(EmitTopics)), ", "))
+	if _, ok := Topics[o.Topic]; !ok {
+		return sum, fmt.Errorf("topic %q is not supported: emit publishes to %s", o.Topic, strings.Join(slices.Sorted(maps.Keys(Topics)), ", "))
 	}
-	if err := o.Kafka.EnsureTopics(Topics()...); err != nil {
+	if err := o.Kafka.EnsureTopics(schema.Topics()...); err != nil {
 		return sum, err
 	}
-	em, err := goka.NewEmitter(o.Kafka.Brokers, goka.Stream(o.Topic), new(codec.Bytes), o.Kafka.EmitterOptions()...)
+	em, err := goka.NewEmitter(o.Kafka.Brokers, goka.Stream(o.Topic), schema.BytesCodec, o.Kafka.EmitterOptions()...)
 	if err != nil {
 		return sum, fmt.Errorf("emitter: %w", err)
 	}
@@ -145,7 +146,7 @@ func Emit(ctx context.Context, o EmitOptions) (EmitSummary, error) {
 		errMu.Unlock()
 	}
 	sc := bufio.NewScanner(o.Input)
-	sc.Buffer(make([]byte, 64*1024), MaxEmitLine)
+	sc.Buffer(make([]byte, 64*1024), MaxLine)
 	line := 0
 	reject := func(msg string) {
 		sum.Rejected++

@@ -1,4 +1,4 @@
-package stock
+package backlog
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // fakeCluster stands in for what a Backlog reaches over the network and
@@ -41,7 +42,7 @@ var backlogT0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 // backlogT0.
 func newFakeBacklog(lag int64, maxDefer time.Duration) (*Backlog, *fakeCluster) {
 	c := &fakeCluster{heads: map[string]map[int32]int64{}, now: backlogT0}
-	b := newBacklog(BacklogOptions{Lag: lag, MaxDefer: maxDefer, Period: time.Hour})
+	b := newBacklog(Options{Lag: lag, MaxDefer: maxDefer, Period: time.Hour})
 	b.heads = c.readHeads
 	b.send = c.send
 	b.now = c.clock
@@ -168,7 +169,7 @@ func gaugeValue(t *testing.T, g prometheus.Metric) float64 {
 }
 
 // supplyIn is the input topic the tests observe.
-const supplyIn = string(SupplyTopic)
+const supplyIn = string(schema.Supply)
 
 func TestBacklogObserveBehindOnlyPastLag(t *testing.T) {
 	b, c := newFakeBacklog(10, time.Hour)
@@ -176,7 +177,7 @@ func TestBacklogObserveBehindOnlyPastLag(t *testing.T) {
 	c.setHead(supplyIn, 1, 100)
 
 	// No head known yet: never behind, however far the offset.
-	if b.observe(supplyIn, 0, 0) {
+	if b.Observe(supplyIn, 0, 0) {
 		t.Error("behind before any head was read")
 	}
 	b.Step() // reads heads for partition 0, the only one seen so far
@@ -193,19 +194,19 @@ func TestBacklogObserveBehindOnlyPastLag(t *testing.T) {
 		{150, false}, // past the (stale) head
 		{50, true},   // a redelivery from further back is behind again
 	} {
-		if got := b.observe(supplyIn, 0, tc.offset); got != tc.behind {
+		if got := b.Observe(supplyIn, 0, tc.offset); got != tc.behind {
 			t.Errorf("observe(offset %d) with head 100, lag 10 = %v, want %v", tc.offset, got, tc.behind)
 		}
 	}
 	// Heads are per topic and per partition.
-	if b.observe(string(DemandTopic), 0, 0) {
+	if b.Observe(string(schema.Demand), 0, 0) {
 		t.Error("behind on a topic whose head is unknown")
 	}
-	if b.observe(supplyIn, 1, 0) {
+	if b.Observe(supplyIn, 1, 0) {
 		t.Error("partition 1 behind before a Step read its head")
 	}
 	b.Step()
-	if !b.observe(supplyIn, 1, 0) {
+	if !b.Observe(supplyIn, 1, 0) {
 		t.Error("partition 1 not behind after a Step read its head")
 	}
 	// A head missing from a later read keeps the last one known.
@@ -213,44 +214,44 @@ func TestBacklogObserveBehindOnlyPastLag(t *testing.T) {
 	delete(c.heads[supplyIn], 0)
 	c.mu.Unlock()
 	b.Step()
-	if !b.observe(supplyIn, 0, 0) {
+	if !b.Observe(supplyIn, 0, 0) {
 		t.Error("partition 0 forgot its head when a read did not include it")
 	}
 }
 
 func TestNilBacklogIsNeverBehind(t *testing.T) {
 	var b *Backlog
-	if b.observe(supplyIn, 0, 0) {
+	if b.Observe(supplyIn, 0, 0) {
 		t.Error("nil Backlog behind")
 	}
-	if b.extend(0, "SKU-1", backlogT0) {
+	if b.Extend(0, "SKU-1", backlogT0) {
 		t.Error("nil Backlog extended a deferral")
 	}
-	if d, ok := b.take(0, "SKU-1"); ok {
+	if d, ok := b.Take(0, "SKU-1"); ok {
 		t.Errorf("nil Backlog returned deferral %+v", d)
 	}
 }
 
 func TestBacklogExtendAndTake(t *testing.T) {
 	b, _ := newFakeBacklog(10, time.Hour)
-	if b.extend(0, "A", backlogT0) {
+	if b.Extend(0, "A", backlogT0) {
 		t.Error("extend reported a deferral that was never held")
 	}
-	b.hold(0, "A", "v0", backlogT0.Add(time.Second))
-	if !b.extend(0, "A", backlogT0.Add(3*time.Second)) {
+	b.Hold(0, "A", "v0", backlogT0.Add(time.Second))
+	if !b.Extend(0, "A", backlogT0.Add(3*time.Second)) {
 		t.Error("extend did not find the deferral")
 	}
-	if !b.extend(0, "A", backlogT0.Add(2*time.Second)) { // earlier: kept, time unchanged
+	if !b.Extend(0, "A", backlogT0.Add(2*time.Second)) { // earlier: kept, time unchanged
 		t.Error("extend did not find the deferral")
 	}
-	if b.extend(1, "A", backlogT0) {
+	if b.Extend(1, "A", backlogT0) {
 		t.Error("a deferral on partition 0 was found on partition 1")
 	}
-	d, ok := b.take(0, "A")
-	if !ok || d.before != "v0" || !d.at.Equal(backlogT0.Add(3*time.Second)) {
+	d, ok := b.Take(0, "A")
+	if !ok || d.Before != "v0" || !d.At.Equal(backlogT0.Add(3*time.Second)) {
 		t.Errorf("take = %+v, %v; want before v0 at the latest change's time", d, ok)
 	}
-	if _, ok := b.take(0, "A"); ok {
+	if _, ok := b.Take(0, "A"); ok {
 		t.Error("a deferral was taken twice")
 	}
 }
@@ -261,25 +262,25 @@ func TestBacklogExtendAndTake(t *testing.T) {
 // same ownership keeps everything.
 func TestBacklogClaimForgetsWhatAnotherOwnershipPublished(t *testing.T) {
 	var nb *Backlog
-	nb.claim(0, context.Background()) // safe on nil
+	nb.Claim(0, context.Background()) // safe on nil
 
 	b, _ := newFakeBacklog(10, time.Hour)
 	first := context.WithValue(context.Background(), struct{}{}, 1)
-	b.claim(0, first)
-	b.claim(1, first)
-	b.hold(0, "A", "va", backlogT0)
-	b.hold(1, "B", "vb", backlogT0)
-	b.claim(0, first)
-	if d, ok := b.take(0, "A"); !ok || d.before != "va" {
+	b.Claim(0, first)
+	b.Claim(1, first)
+	b.Hold(0, "A", "va", backlogT0)
+	b.Hold(1, "B", "vb", backlogT0)
+	b.Claim(0, first)
+	if d, ok := b.Take(0, "A"); !ok || d.Before != "va" {
 		t.Fatalf("the same ownership changed its deferral: %+v, %v", d, ok)
 	}
-	b.hold(0, "A", "va", backlogT0)
+	b.Hold(0, "A", "va", backlogT0)
 	second := context.WithValue(context.Background(), struct{}{}, 2)
-	b.claim(0, second)
-	if d, ok := b.take(0, "A"); !ok || d.before != "" {
+	b.Claim(0, second)
+	if d, ok := b.Take(0, "A"); !ok || d.Before != "" {
 		t.Errorf("after a new ownership the deferral is %+v, %v; want it kept with nothing known published", d, ok)
 	}
-	if d, ok := b.take(1, "B"); !ok || d.before != "vb" {
+	if d, ok := b.Take(1, "B"); !ok || d.Before != "vb" {
 		t.Errorf("another partition's deferral changed: %+v, %v", d, ok)
 	}
 }
@@ -287,13 +288,13 @@ func TestBacklogClaimForgetsWhatAnotherOwnershipPublished(t *testing.T) {
 func TestBacklogStepFlushesCaughtUpPartitionOnce(t *testing.T) {
 	b, c := newFakeBacklog(10, time.Hour)
 	c.setHead(supplyIn, 0, 100)
-	b.observe(supplyIn, 0, 0)
+	b.Observe(supplyIn, 0, 0)
 	b.Step()
-	if !b.observe(supplyIn, 0, 50) {
+	if !b.Observe(supplyIn, 0, 50) {
 		t.Fatal("not behind at offset 50 of 100")
 	}
-	b.hold(0, "A", "va", backlogT0)
-	b.hold(0, "B", "vb", backlogT0)
+	b.Hold(0, "A", "va", backlogT0)
+	b.Hold(0, "B", "vb", backlogT0)
 	c.at(time.Second)
 	b.Step()
 	expectSent(t, c, "still behind")
@@ -301,7 +302,7 @@ func TestBacklogStepFlushesCaughtUpPartitionOnce(t *testing.T) {
 		t.Errorf("deferred SKUs gauge %v, want 2", got)
 	}
 
-	b.observe(supplyIn, 0, 95) // within Lag of the head
+	b.Observe(supplyIn, 0, 95) // within Lag of the head
 	c.at(2 * time.Second)
 	b.Step()
 	expectSent(t, c, "caught up", "A", "B")
@@ -315,14 +316,14 @@ func TestBacklogStepFlushesCaughtUpPartitionOnce(t *testing.T) {
 	if got := gaugeValue(t, deferredSKUs); got != 2 {
 		t.Errorf("deferred SKUs gauge %v, want 2 until the ticks are handled", got)
 	}
-	if _, ok := b.take(0, "A"); !ok {
+	if _, ok := b.Take(0, "A"); !ok {
 		t.Fatal("the flushed deferral of A is gone before its tick was handled")
 	}
 	b.Step()
 	if got := gaugeValue(t, deferredSKUs); got != 1 {
 		t.Errorf("deferred SKUs gauge %v, want 1 after A's tick", got)
 	}
-	b.take(0, "B")
+	b.Take(0, "B")
 	b.Step()
 	if got := gaugeValue(t, deferredSKUs); got != 0 {
 		t.Errorf("deferred SKUs gauge %v, want 0", got)
@@ -332,7 +333,7 @@ func TestBacklogStepFlushesCaughtUpPartitionOnce(t *testing.T) {
 	// A new deferral on the caught-up partition (a burst within the Lag is
 	// not deferred, but a new backlog is) is flushed by the next caught-up
 	// Step, once.
-	b.hold(0, "A", "va2", backlogT0)
+	b.Hold(0, "A", "va2", backlogT0)
 	b.Step()
 	b.Step()
 	expectSent(t, c, "new deferral", "A")
@@ -342,11 +343,11 @@ func TestBacklogStepMaxDeferWhileBehind(t *testing.T) {
 	const maxDefer = 5 * time.Second
 	b, c := newFakeBacklog(10, maxDefer)
 	c.setHead(supplyIn, 0, 1000)
-	b.observe(supplyIn, 0, 0)
+	b.Observe(supplyIn, 0, 0)
 	b.Step()
-	b.hold(0, "A", "va", backlogT0)
+	b.Hold(0, "A", "va", backlogT0)
 	c.at(2 * time.Second)
-	b.hold(0, "B", "vb", backlogT0.Add(2*time.Second))
+	b.Hold(0, "B", "vb", backlogT0.Add(2*time.Second))
 
 	c.at(maxDefer - time.Millisecond)
 	b.Step()
@@ -368,8 +369,8 @@ func TestBacklogStepMaxDeferWhileBehind(t *testing.T) {
 	b.Step()
 	expectSent(t, c, "A still pending after another MaxDefer", "A")
 	// Once handled, nothing is sent for it again.
-	b.take(0, "A")
-	b.take(0, "B")
+	b.Take(0, "A")
+	b.Take(0, "B")
 	c.at(10 * maxDefer)
 	b.Step()
 	expectSent(t, c, "after the ticks were handled")
@@ -381,13 +382,13 @@ func TestBacklogMaxDeferCountsFromTheNewDeferral(t *testing.T) {
 	const maxDefer = 5 * time.Second
 	b, c := newFakeBacklog(10, maxDefer)
 	c.setHead(supplyIn, 0, 1000)
-	b.observe(supplyIn, 0, 0)
+	b.Observe(supplyIn, 0, 0)
 	b.Step()
-	b.hold(0, "A", "v1", backlogT0)
+	b.Hold(0, "A", "v1", backlogT0)
 	c.at(time.Second)
-	b.take(0, "A")
+	b.Take(0, "A")
 	c.at(2 * time.Second)
-	b.hold(0, "A", "v2", backlogT0.Add(2*time.Second))
+	b.Hold(0, "A", "v2", backlogT0.Add(2*time.Second))
 	c.at(maxDefer)
 	b.Step()
 	expectSent(t, c, "the first deferral's MaxDefer")
@@ -400,16 +401,16 @@ func TestBacklogHeadsErrorBlocksOnlyTheCaughtUpFlush(t *testing.T) {
 	const maxDefer = 5 * time.Second
 	b, c := newFakeBacklog(10, maxDefer)
 	c.setHead(supplyIn, 0, 100)
-	b.observe(supplyIn, 0, 0)
+	b.Observe(supplyIn, 0, 0)
 	b.Step()
-	b.observe(supplyIn, 0, 50)
-	b.hold(0, "A", "va", backlogT0)
+	b.Observe(supplyIn, 0, 50)
+	b.Hold(0, "A", "va", backlogT0)
 	c.at(3 * time.Second)
-	b.hold(0, "B", "vb", backlogT0.Add(3*time.Second))
+	b.Hold(0, "B", "vb", backlogT0.Add(3*time.Second))
 
 	// Caught up, but the heads read fails: without a fresh head the
 	// partition is not taken to have caught up.
-	b.observe(supplyIn, 0, 99)
+	b.Observe(supplyIn, 0, 99)
 	c.setHeadsErr(errors.New("broker unreachable"))
 	c.at(4 * time.Second)
 	b.Step()
@@ -429,13 +430,13 @@ func TestBacklogPartialHeadsLetTheReadPartitionsCatchUp(t *testing.T) {
 	b, c := newFakeBacklog(10, time.Hour)
 	for p := range int32(2) {
 		c.setHead(supplyIn, p, 100)
-		b.observe(supplyIn, p, 0)
+		b.Observe(supplyIn, p, 0)
 	}
 	b.Step()
-	b.hold(0, "A", "va", backlogT0)
-	b.hold(1, "B", "vb", backlogT0)
-	b.observe(supplyIn, 0, 99)
-	b.observe(supplyIn, 1, 99)
+	b.Hold(0, "A", "va", backlogT0)
+	b.Hold(1, "B", "vb", backlogT0)
+	b.Observe(supplyIn, 0, 99)
+	b.Observe(supplyIn, 1, 99)
 	c.mu.Lock()
 	c.headsErr, c.failing = errors.New("partition 0's leader is gone"), map[int32]bool{0: true}
 	c.mu.Unlock()
@@ -448,19 +449,19 @@ func TestBacklogRebalancedForgetsUnassignedPartitions(t *testing.T) {
 	b, c := newFakeBacklog(10, maxDefer)
 	for p := range int32(3) {
 		c.setHead(supplyIn, p, 100)
-		b.observe(supplyIn, p, 0)
+		b.Observe(supplyIn, p, 0)
 	}
 	b.Step()
-	b.hold(0, "A", "va", backlogT0)
-	b.hold(1, "B", "vb", backlogT0)
-	b.hold(2, "C", "vc", backlogT0)
+	b.Hold(0, "A", "va", backlogT0)
+	b.Hold(1, "B", "vb", backlogT0)
+	b.Hold(2, "C", "vc", backlogT0)
 
 	b.Rebalanced(goka.Assignment{0: -1, 2: -1})
-	if b.observe(supplyIn, 1, 0) {
+	if b.Observe(supplyIn, 1, 0) {
 		t.Error("a partition assigned anew is behind before its head was read again")
 	}
 	for _, p := range []int32{0, 2} {
-		b.observe(supplyIn, p, 99) // caught up
+		b.Observe(supplyIn, p, 99) // caught up
 	}
 	c.at(time.Second)
 	b.Step()
@@ -471,7 +472,7 @@ func TestBacklogRebalancedForgetsUnassignedPartitions(t *testing.T) {
 	c.at(time.Second + maxDefer)
 	b.Step()
 	expectSent(t, c, "MaxDefer after the rebalance", "A", "C")
-	if _, ok := b.take(1, "B"); ok {
+	if _, ok := b.Take(1, "B"); ok {
 		t.Error("the deferral of an unassigned partition survived the rebalance")
 	}
 }
@@ -480,11 +481,11 @@ func TestBacklogSendErrorKeepsTheDeferral(t *testing.T) {
 	const maxDefer = 5 * time.Second
 	b, c := newFakeBacklog(10, maxDefer)
 	c.setHead(supplyIn, 0, 100)
-	b.observe(supplyIn, 0, 0)
+	b.Observe(supplyIn, 0, 0)
 	b.Step()
-	b.observe(supplyIn, 0, 50)
-	b.hold(0, "A", "va", backlogT0)
-	b.observe(supplyIn, 0, 99)
+	b.Observe(supplyIn, 0, 50)
+	b.Hold(0, "A", "va", backlogT0)
+	b.Observe(supplyIn, 0, 99)
 	flushes := gaugeValue(t, deferredFlushes)
 
 	c.setSendErr(errors.New("producer closed"))
@@ -503,7 +504,7 @@ func TestBacklogSendErrorKeepsTheDeferral(t *testing.T) {
 	if got := gaugeValue(t, deferredFlushes); got != flushes+1 {
 		t.Errorf("flush counter moved by %v, want 1", got-flushes)
 	}
-	if d, ok := b.take(0, "A"); !ok || d.before != "va" {
+	if d, ok := b.Take(0, "A"); !ok || d.Before != "va" {
 		t.Errorf("deferral after the retry: %+v, %v", d, ok)
 	}
 }
@@ -539,10 +540,10 @@ func TestBacklogConcurrentStepAndCallbacks(t *testing.T) {
 			defer wg.Done()
 			for off := range int64(2000) {
 				sku := string(rune('A' + off%7))
-				if b.observe(supplyIn, p, off) && !b.extend(p, sku, backlogT0) {
-					b.hold(p, sku, "v", backlogT0)
+				if b.Observe(supplyIn, p, off) && !b.Extend(p, sku, backlogT0) {
+					b.Hold(p, sku, "v", backlogT0)
 				} else if off%3 == 0 {
-					b.take(p, sku)
+					b.Take(p, sku)
 				}
 			}
 		}()
@@ -561,10 +562,10 @@ func TestBacklogRebalancedTracksAssignedPartitions(t *testing.T) {
 	c.setHead(supplyIn, 5, 100)
 	b.Rebalanced(goka.Assignment{4: -1, 5: -1})
 	b.Step()
-	if !b.observe(supplyIn, 4, 0) {
+	if !b.Observe(supplyIn, 4, 0) {
 		t.Error("the first message of an assigned partition 90 behind its head is not behind")
 	}
-	b.observe(supplyIn, 5, 0)
+	b.Observe(supplyIn, 5, 0)
 	b.Step()
 	if got := gaugeValue(t, inputLag.WithLabelValues(supplyIn, "5")); got != 99 {
 		t.Fatalf("lag of partition 5 is %v, want 99", got)
@@ -590,7 +591,7 @@ func TestBacklogLagFromCommittedOffsetsBeforeTheFirstMessage(t *testing.T) {
 	if got := gaugeValue(t, inputLag.WithLabelValues(supplyIn, "7")); got != 60 {
 		t.Fatalf("lag of partition 7 before its first message is %v, want 60 (head 100, committed 40)", got)
 	}
-	if !b.observe(supplyIn, 7, 40) {
+	if !b.Observe(supplyIn, 7, 40) {
 		t.Error("the first message, 59 behind the head, is not behind")
 	}
 	b.Step()

@@ -1,4 +1,4 @@
-package roles_test
+package app_test
 
 import (
 	"bytes"
@@ -17,12 +17,12 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/skuflow/skuflow/codecs"
-	"github.com/skuflow/skuflow/internal/roles"
+	"github.com/skuflow/skuflow/internal/app"
+	"github.com/skuflow/skuflow/internal/emit"
 	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/policies"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 	"github.com/skuflow/skuflow/views"
 )
 
@@ -37,13 +37,13 @@ func TestEveryFactorEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the embedded broker")
 	}
-	cfg := stock.Config{Channels: []string{"marketplace", "store-pickup", "web"}, DefaultStaleAfter: time.Hour}
+	cfg := inventory.Base{Channels: []string{"marketplace", "store-pickup", "web"}, DefaultStaleAfter: time.Hour}
 	b := testkit.StartBroker(t)
 	k := b.Kafka
 	testkit.Go(t, func(ctx context.Context) error {
-		return roles.Process(ctx, roles.ProcessOptions{Kafka: k, Config: cfg, DataDir: t.TempDir(), ReconcileInterval: 200 * time.Millisecond})
+		return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: cfg, DataDir: t.TempDir(), ReconcileEvery: 200 * time.Millisecond, Coalescing: app.DefaultCoalescing})
 	})
-	srv, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: cfg, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"})
+	srv, err := app.NewServe(app.ServeOptions{Kafka: k, Base: cfg, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,9 +91,9 @@ func TestEveryFactorEndToEnd(t *testing.T) {
 		inventory.StockLevel{SKU: sku, Location: "M-A-1", OnHand: 20, AsOf: now.Add(-time.Hour + 4*time.Second), Sequence: 1},
 		inventory.StockLevel{SKU: sku, Location: "M-B-1", OnHand: 50, AsOf: now.Add(-30 * time.Minute), Sequence: 1},
 	}
-	emitMessages(t, k, string(policies.Topic), policyMsgs...)
-	emitEvents(t, k, string(stock.SkuPoliciesTopic), skuPolicies)
-	emitEvents(t, k, string(stock.SupplyTopic), supply)
+	emitMessages(t, k, string(schema.Policies), policyMsgs...)
+	emitEvents(t, k, string(schema.SkuPolicies), skuPolicies)
+	emitEvents(t, k, string(schema.Supply), supply)
 
 	// The pure rules' answer, from the same events.
 	state := fold(t, append(append([]inventory.Event{}, skuPolicies...), supply...))
@@ -170,7 +170,7 @@ func TestEveryFactorEndToEnd(t *testing.T) {
 	// Closing WH-1 drops its stock from every channel, without a SKU event.
 	closed := proto.Clone(locs[0]).(*pb.LocationPolicy)
 	closed.Closed, closed.AsOf = true, ts(0)
-	emitMessages(t, k, string(policies.Topic), &pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: closed}})
+	emitMessages(t, k, string(schema.Policies), &pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: closed}})
 	p, err := codecs.LocationPolicyFromProto(closed)
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func emitEvents(t *testing.T, k kafkaOpts, topic string, evs []inventory.Event) 
 	for _, e := range evs {
 		var m proto.Message
 		var err error
-		if topic == string(stock.SupplyTopic) {
+		if topic == string(schema.Supply) {
 			m, err = codecs.SupplyEventToProto(e)
 		} else {
 			m, err = codecs.SkuPolicyEventToProto(e)
@@ -266,7 +266,7 @@ func emitMessages(t *testing.T, k kafkaOpts, topic string, msgs ...proto.Message
 		buf.Write(line)
 		buf.WriteByte('\n')
 	}
-	sum, err := roles.Emit(context.Background(), roles.EmitOptions{Kafka: k, Topic: topic, Input: &buf})
+	sum, err := emit.Emit(context.Background(), emit.Options{Kafka: k, Topic: topic, Input: &buf})
 	if err != nil || sum.Emitted != len(msgs) {
 		t.Fatalf("emit to %s: %d of %d: %v", topic, sum.Emitted, len(msgs), err)
 	}

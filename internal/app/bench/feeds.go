@@ -21,10 +21,11 @@ import (
 	"github.com/skuflow/skuflow/feeds"
 	"github.com/skuflow/skuflow/feeds/publisher"
 	"github.com/skuflow/skuflow/feeds/service"
+	"github.com/skuflow/skuflow/internal/app"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
-	"github.com/skuflow/skuflow/internal/roles"
-	"github.com/skuflow/skuflow/processors/stock"
+	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // The feeds scenarios measure a merchant feed of --messages CSV rows: through
@@ -65,13 +66,13 @@ func writeCSV(w io.Writer, o Options) error {
 
 // supplyCount sums the supply topic's partition high-water marks.
 func supplyCount(client sarama.Client) (int64, error) {
-	parts, err := client.Partitions(string(stock.SupplyTopic))
+	parts, err := client.Partitions(string(schema.Supply))
 	if err != nil {
 		return 0, err
 	}
 	var n int64
 	for _, p := range parts {
-		hi, err := client.GetOffset(string(stock.SupplyTopic), p, sarama.OffsetNewest)
+		hi, err := client.GetOffset(string(schema.Supply), p, sarama.OffsetNewest)
 		if err != nil {
 			return 0, err
 		}
@@ -108,7 +109,7 @@ func runFeedsSarama(ctx context.Context, o Options, dir string) (Result, error) 
 		return Result{}, err
 	}
 	defer b.Close()
-	if err := k.EnsureTopics(roles.Topics()...); err != nil {
+	if err := k.EnsureTopics(schema.Topics()...); err != nil {
 		return Result{}, err
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -143,7 +144,7 @@ func runFeedsSarama(ctx context.Context, o Options, dir string) (Result, error) 
 	}()
 	start := time.Now()
 	for i := range keys {
-		p.Input() <- &sarama.ProducerMessage{Topic: string(stock.SupplyTopic), Key: sarama.StringEncoder(keys[i]), Value: sarama.ByteEncoder(vals[i])}
+		p.Input() <- &sarama.ProducerMessage{Topic: string(schema.Supply), Key: sarama.StringEncoder(keys[i]), Value: sarama.ByteEncoder(vals[i])}
 	}
 	p.AsyncClose()
 	<-done
@@ -163,10 +164,10 @@ func runFeeds(ctx context.Context, o Options, dir string) (Result, error) {
 	lim := feeds.DefaultLimits()
 	lim.MaxRows = max(lim.MaxRows, o.Messages)
 	const admin = "bench-admin-token-0123456789"
-	cfg := stock.Config{Channels: roles.DefaultChannels, DefaultStaleAfter: roles.DefaultStaleAfter}
-	f := service.Factory(service.Options{Limits: lim, AdminToken: admin, DefaultStaleAfter: cfg.DefaultStaleAfter, Publish: true})
-	s, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: cfg, DataDir: filepath.Join(dir, "gateway"),
-		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Services: []roles.ServiceFactory{f}})
+	cfg := inventory.DefaultBase()
+	f := app.Feeds(service.Options{Limits: lim, AdminToken: admin, DefaultStaleAfter: cfg.DefaultStaleAfter, Publish: true})
+	s, err := app.NewServe(app.ServeOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "gateway"),
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Services: []app.ServiceFactory{f}})
 	if err != nil {
 		return Result{}, err
 	}

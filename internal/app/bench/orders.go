@@ -13,11 +13,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/gateway"
+	"github.com/skuflow/skuflow/internal/app"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
-	"github.com/skuflow/skuflow/internal/roles"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // The order scenarios measure PlaceOrder end to end — gateway, orders
@@ -144,17 +145,17 @@ func runOrders(ctx context.Context, o Options, dir string) (Result, error) {
 		return Result{}, err
 	}
 	defer b.Close()
-	cfg := stock.Config{Channels: []string{"web"}, DefaultStaleAfter: 24 * time.Hour}
+	cfg := inventory.Base{Channels: []string{"web"}, DefaultStaleAfter: 24 * time.Hour}
 	pctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = roles.Process(pctx, roles.ProcessOptions{Kafka: k, Config: cfg, DataDir: filepath.Join(dir, "proc"), ReconcileInterval: -1, DeferLag: -1})
+		_ = app.Process(pctx, app.ProcessOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "proc")})
 	}()
-	srv, err := roles.NewServe(roles.ServeOptions{Kafka: k, Config: cfg, DataDir: filepath.Join(dir, "serve"),
-		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Services: []roles.ServiceFactory{roles.OrdersService(roles.DefaultOrdersConfig)}})
+	srv, err := app.NewServe(app.ServeOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "serve"),
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Services: []app.ServiceFactory{app.Reservations(gateway.OrdersOptions{})}})
 	if err != nil {
 		return Result{}, err
 	}
@@ -171,7 +172,7 @@ func runOrders(ctx context.Context, o Options, dir string) (Result, error) {
 		}
 		keys, supply = append(keys, ev.SKU), append(supply, v)
 	}
-	if err := produce(k, string(stock.SupplyTopic), keys, supply); err != nil {
+	if err := produce(k, string(schema.Supply), keys, supply); err != nil {
 		return Result{}, err
 	}
 	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -1,4 +1,4 @@
-package roles_test
+package app_test
 
 import (
 	"context"
@@ -11,11 +11,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/skuflow/skuflow/internal/roles"
+	"github.com/skuflow/skuflow/gateway"
+	"github.com/skuflow/skuflow/internal/app"
 	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // orderStack runs processors and a gateway with the reservation API on the
@@ -23,8 +24,8 @@ import (
 type orderStack struct {
 	t        *testing.T
 	k        kafkaOpts
-	cfg      stock.Config
-	ocfg     roles.OrdersConfig
+	cfg      inventory.Base
+	ocfg     gateway.OrdersOptions
 	procDir  string
 	serveDir string
 	stop     []context.CancelFunc
@@ -32,10 +33,10 @@ type orderStack struct {
 	orders   pb.ReservationServiceClient
 }
 
-func startOrderStack(t *testing.T, ocfg roles.OrdersConfig, reconcile time.Duration) *orderStack {
+func startOrderStack(t *testing.T, ocfg gateway.OrdersOptions, reconcile time.Duration) *orderStack {
 	b := testkit.StartBroker(t)
 	s := &orderStack{t: t, k: b.Kafka, ocfg: ocfg, procDir: t.TempDir(), serveDir: t.TempDir(),
-		cfg: stock.Config{Channels: []string{"web"}, DefaultStaleAfter: time.Hour}}
+		cfg: inventory.Base{Channels: []string{"web"}, DefaultStaleAfter: time.Hour}}
 	s.start(reconcile)
 	return s
 }
@@ -43,10 +44,10 @@ func startOrderStack(t *testing.T, ocfg roles.OrdersConfig, reconcile time.Durat
 func (s *orderStack) start(reconcile time.Duration) {
 	t := s.t
 	s.stop = append(s.stop, testkit.Go(t, func(ctx context.Context) error {
-		return roles.Process(ctx, roles.ProcessOptions{Kafka: s.k, Config: s.cfg, DataDir: s.procDir, ReconcileInterval: reconcile})
+		return app.Process(ctx, app.ProcessOptions{Kafka: s.k, Base: s.cfg, DataDir: s.procDir, ReconcileEvery: reconcile, Coalescing: app.DefaultCoalescing})
 	}))
-	srv, err := roles.NewServe(roles.ServeOptions{Kafka: s.k, Config: s.cfg, DataDir: s.serveDir, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
-		Services: []roles.ServiceFactory{roles.OrdersService(s.ocfg)}})
+	srv, err := app.NewServe(app.ServeOptions{Kafka: s.k, Base: s.cfg, DataDir: s.serveDir, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+		Services: []app.ServiceFactory{app.Reservations(s.ocfg)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,9 +97,9 @@ func TestLastUnitsRace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the embedded broker")
 	}
-	s := startOrderStack(t, roles.OrdersConfig{DefaultTTL: time.Hour, DecisionTimeout: 2 * time.Minute, Wait: 2 * time.Minute}, time.Second)
+	s := startOrderStack(t, gateway.OrdersOptions{DefaultTTL: time.Hour, DecisionTimeout: 2 * time.Minute, Wait: 2 * time.Minute}, time.Second)
 	const sku, units, carts = "SKU-RACE", 10, 1000
-	emitEvents(t, s.k, string(stock.SupplyTopic), []inventory.Event{
+	emitEvents(t, s.k, string(schema.Supply), []inventory.Event{
 		inventory.StockLevel{SKU: sku, Location: "WH-1", OnHand: units, AsOf: time.Now().Add(-time.Minute), Sequence: 1},
 	})
 	testkit.Eventually(t, 30*time.Second, func() error {
@@ -179,9 +180,9 @@ func TestImpossibleLineHoldsNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the embedded broker")
 	}
-	s := startOrderStack(t, roles.OrdersConfig{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, time.Second)
+	s := startOrderStack(t, gateway.OrdersOptions{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, time.Second)
 	now := time.Now().Add(-time.Minute)
-	emitEvents(t, s.k, string(stock.SupplyTopic), []inventory.Event{
+	emitEvents(t, s.k, string(schema.Supply), []inventory.Event{
 		inventory.StockLevel{SKU: "SKU-A", Location: "WH-1", OnHand: 5, AsOf: now, Sequence: 1},
 		inventory.StockLevel{SKU: "SKU-B", Location: "WH-1", OnHand: 7, AsOf: now, Sequence: 1},
 		inventory.StockLevel{SKU: "SKU-C", Location: "WH-1", OnHand: 1, AsOf: now, Sequence: 1},
@@ -233,9 +234,9 @@ func TestReservationExpires(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the embedded broker")
 	}
-	s := startOrderStack(t, roles.OrdersConfig{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, 200*time.Millisecond)
+	s := startOrderStack(t, gateway.OrdersOptions{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, 200*time.Millisecond)
 	published := availabilityView(t, s.k)
-	emitEvents(t, s.k, string(stock.SupplyTopic), []inventory.Event{
+	emitEvents(t, s.k, string(schema.Supply), []inventory.Event{
 		inventory.StockLevel{SKU: "SKU-EXP", Location: "WH-1", OnHand: 4, AsOf: time.Now().Add(-time.Minute), Sequence: 1},
 	})
 	testkit.Eventually(t, 30*time.Second, func() error {

@@ -1,4 +1,4 @@
-package roles_test
+package app_test
 
 import (
 	"hash"

@@ -36,9 +36,10 @@ import (
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/policies"
+	"github.com/skuflow/skuflow/processors/backlog"
 	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 )
 
 // Options size a run.
@@ -53,6 +54,11 @@ type Options struct {
 	// Rounds runs every scenario this many times, interleaved, and
 	// reports each one's median run (0: 1).
 	Rounds int
+	// CPUProfile, if set, writes a CPU profile of each scenario run to
+	// CPUProfile.<scenario>.
+	CPUProfile string
+	// Debug, if set, receives progress notes of each run.
+	Debug io.Writer
 }
 
 // Validate reports every problem with the options.
@@ -171,6 +177,12 @@ func runChild(ctx context.Context, o Options, self, name string, progress io.Wri
 	cmd := exec.CommandContext(ctx, self, "bench", "--scenario", name, "--child",
 		"--messages", strconv.Itoa(o.Messages), "--keys", strconv.Itoa(o.Keys), "--partitions", strconv.Itoa(o.Partitions),
 		"--clients", strconv.Itoa(o.Clients))
+	if o.CPUProfile != "" {
+		cmd.Args = append(cmd.Args, "--cpuprofile", o.CPUProfile)
+	}
+	if o.Debug != nil {
+		cmd.Args = append(cmd.Args, "--debug")
+	}
 	cmd.Stderr = progress
 	out, err := cmd.Output()
 	if err != nil {
@@ -250,7 +262,7 @@ func Child(ctx context.Context, o Options, name string, w io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if path := os.Getenv("SKUFLOW_BENCH_CPUPROFILE"); path != "" {
+	if path := o.CPUProfile; path != "" {
 		f, err := os.Create(path + "." + name)
 		if err != nil {
 			return err
@@ -454,14 +466,14 @@ func runStockWith(ctx context.Context, o Options, dir string, coalesce bool) (Re
 		return Result{}, err
 	}
 	defer b.Close()
-	if err := k.EnsureTopics(append(policies.Topics, stock.Topics...)...); err != nil {
+	if err := k.EnsureTopics(schema.Topics()...); err != nil {
 		return Result{}, err
 	}
 	keys, vals, err := messages(o)
 	if err != nil {
 		return Result{}, err
 	}
-	cfg := stock.Config{Channels: []string{"marketplace", "store-pickup", "web"}, DefaultStaleAfter: 24 * time.Hour}
+	cfg := inventory.Base{Channels: []string{"marketplace", "store-pickup", "web"}, DefaultStaleAfter: 24 * time.Hour}
 	want, err := finalAnswers(cfg, keys, vals)
 	if err != nil {
 		return Result{}, err
@@ -478,30 +490,32 @@ func runStockWith(ctx context.Context, o Options, dir string, coalesce bool) (Re
 	popts := append(k.ProcessorOptions(), goka.WithLogger(quiet{}),
 		goka.WithStorageBuilder(storage.DefaultBuilder(stateDir)),
 		goka.WithContextWrapper(func(c goka.Context) goka.Context {
-			if c.Topic() == stock.SupplyTopic {
+			if c.Topic() == schema.Supply {
 				got.Add(1)
 			}
 			return c
 		}))
-	var backlog *stock.Backlog
+	var coalescer stock.Coalescer
 	if coalesce {
-		if backlog, err = stock.NewBacklog(stock.BacklogOptions{Kafka: k}); err != nil {
+		bl, err := backlog.New(backlog.Options{Kafka: k})
+		if err != nil {
 			return Result{}, err
 		}
-		popts = append(popts, goka.WithRebalanceCallback(backlog.Rebalanced))
+		coalescer = bl
+		popts = append(popts, goka.WithRebalanceCallback(bl.Rebalanced))
 		bctx, stopBacklog := context.WithCancel(ctx)
 		backlogDone := make(chan error, 1)
-		go func() { backlogDone <- backlog.Run(bctx) }()
+		go func() { backlogDone <- bl.Run(bctx) }()
 		defer func() {
 			stopBacklog()
 			<-backlogDone
 		}()
 	}
-	p, err := stock.New(k.Brokers, cfg, nil, backlog, popts...)
+	p, err := stock.New(k.Brokers, cfg, nil, coalescer, popts...)
 	if err != nil {
 		return Result{}, err
 	}
-	r, err := runProcessor(ctx, p, &got, func() error { return produce(k, string(stock.SupplyTopic), keys, vals) }, o,
+	r, err := runProcessor(ctx, p, &got, func() error { return produce(k, string(schema.Supply), keys, vals) }, o,
 		func(ctx context.Context, stopped *stopSignal) error {
 			if err := waitCount(ctx, &pub.matched, int64(len(want)), stopped); err != nil {
 				return fmt.Errorf("final answers on availability: %w", err)
@@ -514,7 +528,7 @@ func runStockWith(ctx context.Context, o Options, dir string, coalesce bool) (Re
 	r.Published = int(pub.messages.Load())
 	// The processor has stopped: compact each partition's LevelDB so the
 	// size is the live state, not overwritten versions awaiting compaction.
-	tables, _ := filepath.Glob(filepath.Join(stateDir, string(stock.Table)+".*"))
+	tables, _ := filepath.Glob(filepath.Join(stateDir, string(schema.StockTable)+".*"))
 	for _, t := range tables {
 		db, err := leveldb.OpenFile(t, nil)
 		if err != nil {
@@ -536,7 +550,7 @@ func runStockWith(ctx context.Context, o Options, dir string, coalesce bool) (Re
 // finalAnswers folds the messages through the pure rules and returns each
 // SKU's final answer version, as the processor must end up publishing it
 // (no location policies: every location uses the defaults).
-func finalAnswers(cfg stock.Config, keys []string, vals [][]byte) (map[string]string, error) {
+func finalAnswers(cfg inventory.Base, keys []string, vals [][]byte) (map[string]string, error) {
 	states := map[string]inventory.State{}
 	for i, v := range vals {
 		ev, err := codecs.DecodeSupplyEvent(v)
@@ -554,7 +568,7 @@ func finalAnswers(cfg stock.Config, keys []string, vals [][]byte) (map[string]st
 	}
 	want := make(map[string]string, len(states))
 	for sku, s := range states {
-		pol, err := policies.Gather(s, func(string) (*pb.PolicyEvent, error) { return nil, nil }, cfg.Policies())
+		pol, err := schema.Gather(s, func(string) (*pb.PolicyEvent, error) { return nil, nil }, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -580,7 +594,7 @@ func watchAvailability(k kafkacfg.Options, want map[string]string) (*availabilit
 	var mu sync.Mutex
 	at := map[string]bool{} // SKU -> latest published answer is the wanted one
 	for p := range int32(k.Partitions) {
-		pc, err := c.ConsumePartition(string(stock.AvailabilityTopic), p, sarama.OffsetOldest)
+		pc, err := c.ConsumePartition(string(schema.Availability), p, sarama.OffsetOldest)
 		if err != nil {
 			c.Close()
 			return nil, err
@@ -629,8 +643,8 @@ func runProcessor(ctx context.Context, p *goka.Processor, got *atomic.Int64, pro
 	if err := waitCount(ctx, got, int64(o.Messages), stopped); err != nil {
 		return Result{}, err
 	}
-	if os.Getenv("SKUFLOW_BENCH_DEBUG") != "" {
-		fmt.Fprintf(os.Stderr, "all messages handed to callbacks after %s\n", time.Since(start))
+	if o.Debug != nil {
+		fmt.Fprintf(o.Debug, "all messages handed to callbacks after %s\n", time.Since(start))
 	}
 	// Whatever else a scenario waits for, it fails rather than hangs when
 	// the processor stops or nothing happens for minutes.

@@ -16,15 +16,15 @@ import (
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
-	"github.com/skuflow/skuflow/processors/policies"
 	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
 	"github.com/skuflow/skuflow/views"
 )
 
 var t0 = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 
-var sweepCfg = stock.Config{Channels: []string{"web", "marketplace"}, DefaultStaleAfter: time.Hour}
+var sweepCfg = inventory.Base{Channels: []string{"web", "marketplace"}, DefaultStaleAfter: time.Hour}
 
 // clock is a settable Options.Now.
 type clock struct {
@@ -79,7 +79,7 @@ func startSweep(t *testing.T, partitions int) *sweepHarness {
 	// The tester's emitter waits for every consumer after each Emit; the
 	// plain producer does not, so ticks stay queued, as behind a busy
 	// partition, until catchup().
-	em, err := goka.NewEmitter(nil, stock.TicksTopic, new(codec.Bytes),
+	em, err := goka.NewEmitter(nil, schema.StockTicks, new(codec.Bytes),
 		goka.WithEmitterTester(gkt), goka.WithEmitterProducerBuilder(gkt.ProducerBuilder()))
 	if err != nil {
 		t.Fatal(err)
@@ -110,16 +110,16 @@ func startSweep(t *testing.T, partitions int) *sweepHarness {
 	c := &clock{now: t0}
 	o := Options{
 		Kafka:    kafkacfg.Options{Brokers: []string{"tester:0"}, Partitions: partitions, Replication: 1},
-		Config:   sweepCfg,
+		Base:     sweepCfg,
 		Interval: time.Second,
 		DataDir:  t.TempDir(),
 		Now:      c.Now,
 	}
 	r := &Reconciler{o: o, log: slog.New(slog.DiscardHandler), stock: sv, pols: pv, avail: av,
-		hasher: goka.DefaultHasher(), sent: map[string]sentTick{}}
+		sent: map[string]sentTick{}}
 	h := &sweepHarness{t: t, gkt: gkt, r: r, em: em, clock: c,
-		ticks: gkt.NewQueueTracker(string(stock.TicksTopic)),
-		avail: gkt.NewQueueTracker(string(stock.AvailabilityTopic))}
+		ticks: gkt.NewQueueTracker(string(schema.StockTicks)),
+		avail: gkt.NewQueueTracker(string(schema.Availability))}
 	gkt.Catchup()
 	deadline := time.Now().Add(5 * time.Second)
 	for !(sv.Ready() && pv.Ready() && av.Ready()) {
@@ -182,8 +182,8 @@ func level(sku, loc string, onHand int64, asOf time.Time) inventory.State {
 func TestSweepHealsUnpublishedState(t *testing.T) {
 	h := startSweep(t, 1)
 	s1, s2 := level("SKU-1", "WH-1", 10, t0.Add(-time.Minute)), level("SKU-2", "WH-1", 3, t0.Add(-time.Minute))
-	h.gkt.SetTableValue(stock.Table, "SKU-1", s1)
-	h.gkt.SetTableValue(stock.Table, "SKU-2", s2)
+	h.gkt.SetTableValue(schema.StockTable, "SKU-1", s1)
+	h.gkt.SetTableValue(schema.StockTable, "SKU-2", s2)
 	h.gkt.Catchup()
 
 	ticks := h.sweep()
@@ -216,7 +216,7 @@ func TestSweepHealsUnpublishedState(t *testing.T) {
 func TestSweepTicksOnPolicyChange(t *testing.T) {
 	h := startSweep(t, 1)
 	s := level("SKU-1", "WH-1", 10, t0.Add(-time.Minute))
-	h.gkt.SetTableValue(stock.Table, "SKU-1", s)
+	h.gkt.SetTableValue(schema.StockTable, "SKU-1", s)
 	h.sweep()
 	if got := h.catchup(); len(got) != 1 {
 		t.Fatalf("%d answers, want 1", len(got))
@@ -226,7 +226,7 @@ func TestSweepTicksOnPolicyChange(t *testing.T) {
 	}
 
 	closed := inventory.LocationPolicy{Location: "WH-1", Kind: inventory.KindWarehouse, Closed: true, AsOf: t0}
-	h.gkt.SetTableValue(policies.Table, policies.LocationKey("WH-1"),
+	h.gkt.SetTableValue(schema.PoliciesTable, schema.LocationKey("WH-1"),
 		&pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: codecs.LocationPolicyToProto(closed)}})
 	h.clock.Set(t0.Add(time.Second))
 	ticks := h.sweep()
@@ -255,7 +255,7 @@ func TestSweepTicksOnPolicyChange(t *testing.T) {
 // A tick still queued is not repeated every scan, only after retickAfter.
 func TestSweepDoesNotRepeatQueuedTicks(t *testing.T) {
 	h := startSweep(t, 1)
-	h.gkt.SetTableValue(stock.Table, "SKU-1", level("SKU-1", "WH-1", 10, t0.Add(-time.Minute)))
+	h.gkt.SetTableValue(schema.StockTable, "SKU-1", level("SKU-1", "WH-1", 10, t0.Add(-time.Minute)))
 	if ticks := h.sweep(); len(ticks) != 1 {
 		t.Fatalf("%d ticks, want 1", len(ticks))
 	}
@@ -283,10 +283,10 @@ func TestSweepDoesNotRepeatQueuedTicks(t *testing.T) {
 func TestSweepTicksWhenMerchantGoesStale(t *testing.T) {
 	h := startSweep(t, 1)
 	loc := inventory.LocationPolicy{Location: "M-1", Kind: inventory.KindMerchant, MerchantID: "acme", AsOf: t0}
-	h.gkt.SetTableValue(policies.Table, policies.LocationKey("M-1"),
+	h.gkt.SetTableValue(schema.PoliciesTable, schema.LocationKey("M-1"),
 		&pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: codecs.LocationPolicyToProto(loc)}})
 	s := level("SKU-1", "M-1", 4, t0)
-	h.gkt.SetTableValue(stock.Table, "SKU-1", s)
+	h.gkt.SetTableValue(schema.StockTable, "SKU-1", s)
 	h.sweep()
 	if got := h.catchup(); len(got) != 1 || got[0].GetChannels()[0].GetAvailable() != 4 {
 		t.Fatalf("first answer %v, want 4 available", got)
@@ -315,7 +315,7 @@ func TestSweepOnlyOwnedPartitions(t *testing.T) {
 		p := h.r.partition(sku)
 		if _, ok := byPartition[p]; !ok {
 			byPartition[p] = sku
-			h.gkt.SetTableValue(stock.Table, sku, level(sku, "WH-1", 1, t0))
+			h.gkt.SetTableValue(schema.StockTable, sku, level(sku, "WH-1", 1, t0))
 		}
 	}
 	h.r.Rebalanced(goka.Assignment{1: 0, 3: 0})

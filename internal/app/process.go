@@ -1,0 +1,209 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/internal/reconcile"
+	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/processors/backlog"
+	"github.com/skuflow/skuflow/processors/orders"
+	"github.com/skuflow/skuflow/processors/policies"
+	"github.com/skuflow/skuflow/processors/stock"
+	"github.com/skuflow/skuflow/schema"
+)
+
+// DefaultReconcileEvery is the reconciler's default scan period.
+const DefaultReconcileEvery = 5 * time.Second
+
+// Coalescing configures coalesced availability publishing during replay
+// floods (see package backlog). The zero value turns it off.
+type Coalescing struct {
+	// Lag is how many messages an input partition must be behind its head
+	// for publishing to be coalesced; 0: never coalesce.
+	Lag int64
+	// MaxDefer bounds how long an answer is held back; it must be positive
+	// when Lag is.
+	MaxDefer time.Duration
+}
+
+// DefaultCoalescing coalesces while a partition is more than
+// backlog.DefaultLag messages behind, holding an answer back for at most
+// backlog.DefaultMaxDefer.
+var DefaultCoalescing = Coalescing{Lag: backlog.DefaultLag, MaxDefer: backlog.DefaultMaxDefer}
+
+// ProcessOptions configure the processor role. Zero values mean "off" or
+// "none", never "default": take defaults from DefaultReconcileEvery and
+// DefaultCoalescing.
+type ProcessOptions struct {
+	Kafka kafkacfg.Options
+	Base  inventory.Base
+	// DataDir holds the processors' LevelDB tables (a cache of the changelogs).
+	DataDir string
+	// ReconcileEvery is how often the published availability topic is
+	// compared with the tables; 0 turns the reconciler off.
+	ReconcileEvery time.Duration
+	// Coalescing of availability publishing during floods; the zero value
+	// turns it off. It needs the reconciler, which republishes answers that
+	// a crash or rebalance held back.
+	Coalescing Coalescing
+	// MetricsAddr serves Prometheus metrics (the processors' lag among
+	// them) at /metrics; "": none.
+	MetricsAddr string
+	Logger      *slog.Logger
+}
+
+// Validate reports every problem with the options.
+func (o ProcessOptions) Validate() error {
+	var errs []error
+	errs = append(errs, o.Kafka.Validate(), o.Base.Validate())
+	if o.DataDir == "" {
+		errs = append(errs, errors.New("data directory is empty"))
+	}
+	if o.ReconcileEvery < 0 {
+		errs = append(errs, fmt.Errorf("reconcile interval %s is negative (0 turns the reconciler off)", o.ReconcileEvery))
+	}
+	c := o.Coalescing
+	if c.Lag < 0 {
+		errs = append(errs, fmt.Errorf("defer-publish lag %d is negative (0 turns coalescing off)", c.Lag))
+	}
+	if c.Lag > 0 && c.MaxDefer <= 0 {
+		errs = append(errs, fmt.Errorf("maximum publish deferral %s must be positive while coalescing is on", c.MaxDefer))
+	}
+	if c.Lag == 0 && c.MaxDefer < 0 {
+		errs = append(errs, fmt.Errorf("maximum publish deferral %s is negative", c.MaxDefer))
+	}
+	if c.Lag > 0 && o.ReconcileEvery == 0 {
+		errs = append(errs, errors.New("coalesced publishing needs the reconciler, which republishes answers a crash or rebalance held back: "+
+			"set a reconcile interval above 0, or turn coalescing off (defer-publish lag 0)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Process creates skuflow's topics if needed and runs every processor group
+// and the reconciler until ctx is cancelled.
+func Process(ctx context.Context, o ProcessOptions) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	log := orDiscard(o.Logger)
+	var metrics net.Listener
+	if o.MetricsAddr != "" {
+		var err error
+		if metrics, err = net.Listen("tcp", o.MetricsAddr); err != nil {
+			return fmt.Errorf("metrics listener (for several process instances on one host give each its own --metrics address; empty turns it off): %w", err)
+		}
+		defer metrics.Close()
+	}
+	if err := o.Kafka.EnsureTopics(schema.Topics()...); err != nil {
+		return err
+	}
+	// Each group gets its own storage directory: a group's lookup tables are
+	// stored under the table's name, which may be another group's table.
+	opts := func(g goka.Group, extra ...goka.ProcessorOption) []goka.ProcessorOption {
+		return append(append(o.Kafka.ProcessorOptions(),
+			goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(o.DataDir, "processors", string(g)))),
+			goka.WithLogger(kafkacfg.GokaLogger(log)),
+		), extra...)
+	}
+	var rec *reconcile.Reconciler
+	var stockExtra, ordersExtra []goka.ProcessorOption
+	if o.ReconcileEvery > 0 {
+		var err error
+		rec, err = reconcile.New(reconcile.Options{Kafka: o.Kafka, Base: o.Base, Interval: o.ReconcileEvery,
+			DataDir: filepath.Join(o.DataDir, "reconciler"), Logger: log})
+		if err != nil {
+			return err
+		}
+		ordersExtra = append(ordersExtra, goka.WithRebalanceCallback(rec.RebalancedOrders))
+	}
+	var bl *backlog.Backlog
+	var coalescer stock.Coalescer
+	if o.Coalescing.Lag > 0 {
+		var err error
+		bl, err = backlog.New(backlog.Options{Kafka: o.Kafka, Lag: o.Coalescing.Lag, MaxDefer: o.Coalescing.MaxDefer, Logger: log})
+		if err != nil {
+			return err
+		}
+		coalescer = bl
+	}
+	if rec != nil || bl != nil {
+		stockExtra = append(stockExtra, goka.WithRebalanceCallback(func(a goka.Assignment) {
+			if rec != nil {
+				rec.Rebalanced(a)
+			}
+			if bl != nil {
+				bl.Rebalanced(a)
+			}
+		}))
+	}
+	newStock := func() (*goka.Processor, error) {
+		return stock.New(o.Kafka.Brokers, o.Base, log, coalescer, opts(schema.StockGroup, stockExtra...)...)
+	}
+	newPolicies := func() (*goka.Processor, error) {
+		return policies.New(o.Kafka.Brokers, log, opts(schema.PoliciesGroup)...)
+	}
+	newOrders := func() (*goka.Processor, error) {
+		return orders.New(o.Kafka.Brokers, log, opts(schema.OrdersGroup, ordersExtra...)...)
+	}
+	log.Info("processors starting", "groups", []goka.Group{schema.PoliciesGroup, schema.StockGroup, schema.OrdersGroup}, "brokers", o.Kafka.Brokers)
+	g, gctx := errgroup.WithContext(ctx)
+	run := func(name string, r func(context.Context) error) {
+		g.Go(func() error {
+			if err := r(gctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	run("policies processor", restarting(log, newPolicies))
+	run("stock processor", restarting(log, newStock))
+	run("orders processor", restarting(log, newOrders))
+	if rec != nil {
+		run("reconciler", rec.Run)
+	}
+	if bl != nil {
+		run("stock backlog", bl.Run)
+	}
+	if metrics != nil {
+		log.Info("processor metrics", "url", "http://"+metrics.Addr().String()+"/metrics")
+		run("metrics server", func(ctx context.Context) error { return serveMetrics(ctx, metrics) })
+	}
+	return g.Wait()
+}
+
+// serveMetrics serves /metrics on ln until ctx ends.
+func serveMetrics(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

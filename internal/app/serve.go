@@ -1,0 +1,184 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"golang.org/x/sync/errgroup"
+
+	feedservice "github.com/skuflow/skuflow/feeds/service"
+	"github.com/skuflow/skuflow/gateway"
+	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/inventory"
+	"github.com/skuflow/skuflow/schema"
+	"github.com/skuflow/skuflow/views"
+)
+
+// ServeOptions configure the serving role.
+type ServeOptions struct {
+	Kafka kafkacfg.Options
+	Base  inventory.Base
+	// DataDir holds the views' LevelDB copies of the tables.
+	DataDir  string
+	HTTPAddr string
+	GRPCAddr string
+	Logger   *slog.Logger
+	// Services are further APIs to serve beside availability.
+	Services []ServiceFactory
+}
+
+// Service is an API served beside availability, with the background work
+// it needs (views, publishers) in Run.
+type Service interface {
+	gateway.Service
+	// Run does the service's background work until ctx is cancelled.
+	Run(ctx context.Context) error
+}
+
+// ServiceEnv is what a ServiceFactory gets to build its service.
+type ServiceEnv struct {
+	Kafka kafkacfg.Options
+	// DataDir is a directory of the service's own.
+	DataDir string
+	Logger  *slog.Logger
+}
+
+// ServiceFactory builds a Service.
+type ServiceFactory struct {
+	Name string
+	New  func(ServiceEnv) (Service, error)
+}
+
+// Reservations registers the reservation API (gateway.NewReservations).
+func Reservations(o gateway.OrdersOptions) ServiceFactory {
+	return ServiceFactory{Name: "orders", New: func(env ServiceEnv) (Service, error) {
+		if o.Logger == nil {
+			o.Logger = env.Logger
+		}
+		return gateway.NewReservations(env.Kafka, env.DataDir, o)
+	}}
+}
+
+// Feeds registers the merchant feeds and registry APIs (feedservice.New);
+// the serving role hands it the cluster and a data directory of its own.
+func Feeds(o feedservice.Options) ServiceFactory {
+	return ServiceFactory{Name: "feeds", New: func(env ServiceEnv) (Service, error) {
+		o.Kafka, o.DataDir = env.Kafka, env.DataDir
+		if o.Logger == nil {
+			o.Logger = env.Logger
+		}
+		return feedservice.New(o)
+	}}
+}
+
+// Validate reports every problem with the options.
+func (o ServeOptions) Validate() error {
+	var errs []error
+	errs = append(errs, o.Kafka.Validate(), o.Base.Validate())
+	if o.DataDir == "" {
+		errs = append(errs, errors.New("data directory is empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// Serve is a bound gateway with its views.
+type Serve struct {
+	stock    *views.Stock
+	policies *views.Policies
+	gw       *gateway.Server
+	services []Service
+}
+
+// NewServe creates the views and binds the gateway's listeners.
+func NewServe(o ServeOptions) (*Serve, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	log := orDiscard(o.Logger)
+	// Views need their tables to exist; creating them here (idempotent, with
+	// the same settings as Process) lets serve start before process.
+	if err := o.Kafka.EnsureTopics(schema.Topics()...); err != nil {
+		return nil, err
+	}
+	vopts := append(o.Kafka.ViewOptions(),
+		goka.WithViewStorageBuilder(storage.DefaultBuilder(filepath.Join(o.DataDir, "views"))),
+		goka.WithViewLogger(kafkacfg.GokaLogger(log)),
+	)
+	sv, err := views.NewStock(o.Kafka.Brokers, vopts...)
+	if err != nil {
+		return nil, err
+	}
+	pv, err := views.NewPolicies(o.Kafka.Brokers, vopts...)
+	if err != nil {
+		return nil, err
+	}
+	var services []Service
+	var gsvcs []gateway.Service
+	for _, f := range o.Services {
+		svc, err := f.New(ServiceEnv{Kafka: o.Kafka, DataDir: filepath.Join(o.DataDir, f.Name), Logger: log.With("service", f.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Name, err)
+		}
+		services = append(services, svc)
+		gsvcs = append(gsvcs, svc)
+	}
+	gw, err := gateway.New(gateway.Options{HTTPAddr: o.HTTPAddr, GRPCAddr: o.GRPCAddr, Stock: sv, Policies: pv,
+		Base: o.Base, Logger: log, Services: gsvcs})
+	if err != nil {
+		return nil, err
+	}
+	return &Serve{stock: sv, policies: pv, gw: gw, services: services}, nil
+}
+
+// HTTPAddr is the bound REST address.
+func (s *Serve) HTTPAddr() string { return s.gw.HTTPAddr() }
+
+// GRPCAddr is the bound gRPC address.
+func (s *Serve) GRPCAddr() string { return s.gw.GRPCAddr() }
+
+// Ready reports whether the views, and every service, have recovered.
+func (s *Serve) Ready() bool {
+	if !s.stock.Ready() || !s.policies.Ready() {
+		return false
+	}
+	for _, svc := range s.services {
+		if !svc.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
+// Run serves until ctx is cancelled. The gateway stops first, so requests
+// still in flight during its graceful shutdown are answered from a live view.
+func (s *Serve) Run(ctx context.Context) error {
+	viewCtx, stopViews := context.WithCancel(context.Background())
+	defer stopViews()
+	g, gctx := errgroup.WithContext(ctx)
+	runners := map[string]interface{ Run(context.Context) error }{"stock view": s.stock, "policies view": s.policies}
+	for i, svc := range s.services {
+		runners[fmt.Sprintf("service %d", i)] = svc
+	}
+	for name, v := range runners {
+		g.Go(func() error {
+			if err := v.Run(viewCtx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if ctx.Err() == nil {
+				return fmt.Errorf("%s stopped unexpectedly", name)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		err := s.gw.Run(gctx)
+		stopViews()
+		return err
+	})
+	return g.Wait()
+}
