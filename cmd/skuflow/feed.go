@@ -25,12 +25,12 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/skuflow/skuflow/feeds"
-	"github.com/skuflow/skuflow/feeds/outbox"
-	"github.com/skuflow/skuflow/feeds/service"
+	"github.com/skuflow/skuflow/internal/feeds"
+	"github.com/skuflow/skuflow/internal/feeds/outbox"
+	"github.com/skuflow/skuflow/internal/feeds/service"
 	"github.com/skuflow/skuflow/internal/app"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
-	"github.com/skuflow/skuflow/registry"
+	"github.com/skuflow/skuflow/internal/registry"
 )
 
 // feedServiceFlags configure the merchant feeds service of serve and dev.

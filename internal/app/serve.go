@@ -11,7 +11,7 @@ import (
 	"github.com/lovoo/goka/storage"
 	"golang.org/x/sync/errgroup"
 
-	feedservice "github.com/skuflow/skuflow/feeds/service"
+	feedservice "github.com/skuflow/skuflow/internal/feeds/service"
 	"github.com/skuflow/skuflow/gateway"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"

@@ -16,7 +16,7 @@ import (
 // The layers, from the edges down (see STYLE.md and README's layout):
 //
 //	cmd/skuflow -> internal/app (the composition root, and internal/app/bench)
-//	  -> edges: gateway, views, registry, feeds/..., internal/reconcile, internal/emit
+//	  -> edges: gateway, views, internal/registry, internal/feeds/..., internal/reconcile, internal/emit
 //	  -> processors/<group> (one goka group each) with processors, processors/deadletter,
 //	     processors/backlog (libraries of the groups)
 //	  -> schema -> codecs -> inventory; proto underneath
@@ -33,7 +33,7 @@ var (
 	cmdPkg = "cmd/skuflow"
 	// edges are the APIs and tools: they may use schema, views, inventory,
 	// codecs, but no processor package.
-	edges = []string{"gateway", "views", "views/viewtest", "registry", "feeds", "feeds/outbox", "feeds/publisher", "feeds/service",
+	edges = []string{"gateway", "views", "views/viewtest", "internal/registry", "internal/feeds", "internal/feeds/outbox", "internal/feeds/publisher", "internal/feeds/service",
 		"internal/reconcile", "internal/emit", cmdPkg}
 	// schemaAllowed is what the schema may import from the module.
 	schemaAllowed = []string{"codecs", "inventory", "proto/skuflow/v1"}

@@ -18,9 +18,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/skuflow/skuflow/feeds"
-	"github.com/skuflow/skuflow/feeds/publisher"
-	"github.com/skuflow/skuflow/feeds/service"
+	"github.com/skuflow/skuflow/internal/feeds"
+	"github.com/skuflow/skuflow/internal/feeds/publisher"
+	"github.com/skuflow/skuflow/internal/feeds/service"
 	"github.com/skuflow/skuflow/internal/app"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"

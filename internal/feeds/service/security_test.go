@@ -14,7 +14,7 @@ import (
 
 	"github.com/skuflow/skuflow/internal/testkit"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
-	"github.com/skuflow/skuflow/registry"
+	"github.com/skuflow/skuflow/internal/registry"
 )
 
 func grpcConn(t *testing.T, s *stack) *grpc.ClientConn {

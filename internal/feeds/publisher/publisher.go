@@ -20,7 +20,7 @@ import (
 	"github.com/lovoo/goka"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/skuflow/skuflow/feeds/outbox"
+	"github.com/skuflow/skuflow/internal/feeds/outbox"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/schema"

@@ -30,13 +30,13 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/skuflow/skuflow/feeds"
-	"github.com/skuflow/skuflow/feeds/outbox"
-	"github.com/skuflow/skuflow/feeds/publisher"
+	"github.com/skuflow/skuflow/internal/feeds"
+	"github.com/skuflow/skuflow/internal/feeds/outbox"
+	"github.com/skuflow/skuflow/internal/feeds/publisher"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
-	"github.com/skuflow/skuflow/registry"
+	"github.com/skuflow/skuflow/internal/registry"
 )
 
 // Options configure the service.

@@ -20,11 +20,11 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/skuflow/skuflow/feeds"
-	"github.com/skuflow/skuflow/feeds/outbox"
+	"github.com/skuflow/skuflow/internal/feeds"
+	"github.com/skuflow/skuflow/internal/feeds/outbox"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
-	"github.com/skuflow/skuflow/registry"
+	"github.com/skuflow/skuflow/internal/registry"
 )
 
 func timestampOf(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

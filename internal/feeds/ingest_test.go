@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/skuflow/skuflow/feeds"
+	"github.com/skuflow/skuflow/internal/feeds"
 )
 
 func readAll(body string, f feeds.Format, lim feeds.Limits) (rows []feeds.Row, rejected []*feeds.RowError, stop error) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skuflow/skuflow/feeds/outbox"
+	"github.com/skuflow/skuflow/internal/feeds/outbox"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 )

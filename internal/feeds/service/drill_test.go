@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/skuflow/skuflow/broker"
-	"github.com/skuflow/skuflow/feeds/outbox"
+	"github.com/skuflow/skuflow/internal/feeds/outbox"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/internal/testkit"
-	"github.com/skuflow/skuflow/registry"
+	"github.com/skuflow/skuflow/internal/registry"
 )
 
 type answerView struct {
