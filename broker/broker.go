@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"time"
@@ -30,6 +31,13 @@ type Options struct {
 	DataDir string
 	// Port to listen on at 127.0.0.1; 0 picks a free port.
 	Port int
+	// Listener, when set, is served instead of listening on Port (which
+	// must then be 0); Close closes it, and so does Start if it fails.
+	// Tests that restart a broker on the same address pass listeners lent
+	// from one port they hold throughout (testkit.HoldPort), so no other
+	// process can take the port between one broker's Close and the next
+	// one's start.
+	Listener net.Listener
 	// CompactionInterval is how often compacted topics are cleaned.
 	CompactionInterval time.Duration
 	// SyncWrites fsyncs every produced batch (slower, survives power loss).
@@ -47,6 +55,9 @@ func (o Options) Validate() error {
 	if o.Port < 0 || o.Port > 65535 {
 		errs = append(errs, fmt.Errorf("broker port %d is outside 0..65535", o.Port))
 	}
+	if o.Port != 0 && o.Listener != nil {
+		errs = append(errs, fmt.Errorf("broker port %d and a listener are both set: give one", o.Port))
+	}
 	if o.CompactionInterval < 0 {
 		errs = append(errs, fmt.Errorf("compaction interval %s is negative", o.CompactionInterval))
 	}
@@ -59,8 +70,16 @@ type Broker struct {
 	log     *slog.Logger
 }
 
-// Start starts the broker and returns once it accepts connections.
-func Start(opts Options) (*Broker, error) {
+// Start starts the broker and returns once it accepts connections. It
+// closes opts.Listener if it fails.
+func Start(opts Options) (_ *Broker, err error) {
+	if opts.Listener != nil {
+		defer func() {
+			if err != nil {
+				opts.Listener.Close()
+			}
+		}()
+	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -72,6 +91,7 @@ func Start(opts Options) (*Broker, error) {
 	if interval == 0 {
 		interval = DefaultCompactionInterval
 	}
+	at := fmt.Sprintf("127.0.0.1:%d", opts.Port)
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(opts.Port),
@@ -90,9 +110,20 @@ func Start(opts Options) (*Broker, error) {
 	if opts.SyncWrites {
 		kopts = append(kopts, kfake.SyncWrites())
 	}
+	if ln := opts.Listener; ln != nil {
+		at = ln.Addr().String()
+		lent := false
+		kopts = append(kopts, kfake.ListenFn(func(string, string) (net.Listener, error) {
+			if lent { // one broker, one listener
+				return nil, errors.New("the given listener is already in use")
+			}
+			lent = true
+			return ln, nil
+		}))
+	}
 	c, err := kfake.NewCluster(kopts...)
 	if err != nil {
-		return nil, fmt.Errorf("start embedded broker on 127.0.0.1:%d: %w", opts.Port, err)
+		return nil, fmt.Errorf("start embedded broker on %s: %w", at, err)
 	}
 	b := &Broker{cluster: c, log: log}
 	log.Info("embedded broker started", "addrs", c.ListenAddrs(), "data", opts.DataDir, "compaction_interval", interval)

@@ -170,13 +170,18 @@ func consumeAll(t *testing.T, k kafkacfg.Options, topic string, want int) map[st
 }
 
 // TestRestartKeepsState: a broker restarted on the same data directory and
-// port still has the topic with its partitions and config, its messages at
-// the same offsets, and committed group offsets.
+// address still has the topic with its partitions and config, its messages
+// at the same offsets, and committed group offsets. The test holds the port
+// throughout and lends it to each broker in turn, so nothing else can take
+// it between the two.
 func TestRestartKeepsState(t *testing.T) {
 	dir := t.TempDir()
-	b := start(t, broker.Options{DataDir: dir})
-	_, port, _ := net.SplitHostPort(b.Addrs()[0])
+	port := testkit.HoldPort(t)
+	b := start(t, broker.Options{DataDir: dir, Listener: port.Listener()})
 	k := kafkaOpts(b, testkit.Partitions)
+	if got := b.Addrs(); len(got) != 1 || got[0] != port.Addr().String() {
+		t.Fatalf("broker on %v, want the held port %s", got, port.Addr())
+	}
 	if err := k.EnsureTopics(kafkacfg.Topic{Name: "kept", Compacted: true}); err != nil {
 		t.Fatalf("ensure topic: %v", err)
 	}
@@ -184,8 +189,7 @@ func TestRestartKeepsState(t *testing.T) {
 	commitOffset(t, k, "kept-group", "kept", 0, 7)
 	b.Close()
 
-	p, _ := strconv.Atoi(port)
-	b = start(t, broker.Options{DataDir: dir, Port: p})
+	b = start(t, broker.Options{DataDir: dir, Listener: port.Listener()})
 	if got := b.Addrs(); len(got) != 1 || got[0] != k.Brokers[0] {
 		t.Fatalf("restarted broker on %v, want %s", got, k.Brokers[0])
 	}
@@ -383,6 +387,22 @@ func TestStartFailsOnBusyPort(t *testing.T) {
 	}
 }
 
+// A broker that cannot start closes the listener it was given.
+func TestStartFailureClosesListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if b, err := broker.Start(broker.Options{Listener: ln, CompactionInterval: -time.Second}); err == nil {
+		b.Close()
+		t.Fatal("Start with a negative compaction interval succeeded")
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept on the listener after a failed Start = %v, want net.ErrClosed", err)
+	}
+}
+
 func TestRunClosesOnCancel(t *testing.T) {
 	b := start(t, broker.Options{})
 	addr := b.Addrs()[0]
@@ -405,7 +425,7 @@ func TestRunClosesOnCancel(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	for _, ok := range []broker.Options{{}, {Port: 65535, CompactionInterval: time.Second, DataDir: "x", SyncWrites: true}} {
+	for _, ok := range []broker.Options{{}, {Port: 65535, CompactionInterval: time.Second, DataDir: "x", SyncWrites: true}, {Listener: stubListener{}}} {
 		if err := ok.Validate(); err != nil {
 			t.Errorf("%+v: %v", ok, err)
 		}
@@ -418,6 +438,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"negative port", broker.Options{Port: -1}, []string{"port -1 is outside 0..65535"}},
 		{"port too large", broker.Options{Port: 65536}, []string{"port 65536 is outside 0..65535"}},
 		{"negative compaction interval", broker.Options{CompactionInterval: -time.Second}, []string{"compaction interval -1s is negative"}},
+		{"port and listener", broker.Options{Port: 9092, Listener: stubListener{}}, []string{"broker port 9092 and a listener are both set"}},
 		{"everything broken", broker.Options{Port: 70000, CompactionInterval: -time.Millisecond},
 			[]string{"port 70000 is outside", "compaction interval -1ms is negative"}},
 	}
@@ -453,3 +474,8 @@ func checkJoined(t *testing.T, err error, want ...string) {
 		}
 	}
 }
+
+// stubListener is a listener that is never served.
+type stubListener struct{ net.Listener }
+
+func (stubListener) Close() error { return nil }

@@ -2,16 +2,14 @@ package gateway
 
 import (
 	"context"
-	"errors"
-	"log/slog"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/gateway/apierr"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/schema"
@@ -24,31 +22,23 @@ type availabilityServer struct {
 	policies views.PolicyLookup
 	base     inventory.Base
 	now      func() time.Time
-	log      *slog.Logger
 }
 
 func (s *availabilityServer) GetAvailability(ctx context.Context, req *pb.GetAvailabilityRequest) (*pb.Availability, error) {
 	sku := req.GetSku()
 	if err := inventory.ValidateID("sku", sku); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, apierr.Invalid(err)
 	}
 	state, found, err := s.stock.Get(sku)
-	switch {
-	case errors.Is(err, views.ErrNotReady):
-		return nil, status.Error(codes.Unavailable, "availability views are still recovering; retry shortly")
-	case err != nil:
-		s.log.Error("stock lookup failed", "sku", sku, "err", err)
-		return nil, status.Error(codes.Unavailable, "stock lookup failed")
-	case !found:
-		return nil, status.Errorf(codes.NotFound, "sku %q is not known", sku)
+	if err != nil {
+		return nil, &apierr.LookupError{Views: "availability", Lookup: "stock", Err: fmt.Errorf("sku %q: %w", sku, err)}
+	}
+	if !found {
+		return nil, apierr.Publicf(apierr.ErrNotFound, "sku %q is not known", sku)
 	}
 	pol, err := schema.Gather(state, s.policies.GetPolicy, s.base)
-	switch {
-	case errors.Is(err, views.ErrNotReady):
-		return nil, status.Error(codes.Unavailable, "availability views are still recovering; retry shortly")
-	case err != nil:
-		s.log.Error("policy lookup failed", "sku", sku, "err", err)
-		return nil, status.Error(codes.Unavailable, "policy lookup failed")
+	if err != nil {
+		return nil, &apierr.LookupError{Views: "availability", Lookup: "policy", Err: fmt.Errorf("sku %q: %w", sku, err)}
 	}
 	snap := codecs.SnapshotToProto(inventory.Evaluate(state, pol, s.now()))
 	// The version is an ETag; errors only mean the transport cannot carry headers.

@@ -3,8 +3,11 @@
 // OpenAPI, plus /healthz, /readyz and /metrics. It answers from views/ only
 // and never calls another service on the hot path.
 //
+// It also holds the reservation API (NewOrders over an OrderBus, and
+// NewReservations, which wires it to the order saga on the cluster).
+//
 // Errors are translated to gRPC codes at the edge (here, and in the APIs
-// served beside it such as feeds/service), never in the domain: a caller's
+// served beside it such as internal/feeds/service), never in the domain: a caller's
 // mistake is InvalidArgument (HTTP 400), an unknown SKU NotFound (404), a view
 // that has not recovered yet Unavailable (503). Internal is reserved for
 // skuflow's own faults.
@@ -13,7 +16,7 @@
 //
 //	srv, err := gateway.New(gateway.Options{
 //		HTTPAddr: ":8080", GRPCAddr: ":9090", Stock: stockView, Policies: policyView,
-//		Channels: []string{"web"}, DefaultStaleAfter: 24 * time.Hour,
+//		Base: inventory.Base{Channels: []string{"web"}, DefaultStaleAfter: 24 * time.Hour},
 //	})
 //	if err != nil { ... }
 //	err = srv.Run(ctx)

@@ -10,10 +10,9 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/gateway/apierr"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/views"
@@ -90,8 +89,7 @@ func (o OrdersOptions) withDefaults() OrdersOptions {
 
 type ordersServer struct {
 	pb.UnimplementedReservationServiceServer
-	o   OrdersOptions
-	log *slog.Logger
+	o OrdersOptions
 }
 
 // NewOrders returns the ReservationService over bus as a gateway Service.
@@ -100,7 +98,7 @@ func NewOrders(o OrdersOptions) (Service, error) {
 		return nil, err
 	}
 	o = o.withDefaults()
-	return &ordersServer{o: o, log: o.Logger}, nil
+	return &ordersServer{o: o}, nil
 }
 
 func (s *ordersServer) RegisterGRPC(g *grpc.Server) { pb.RegisterReservationServiceServer(g, s) }
@@ -115,7 +113,7 @@ func (s *ordersServer) PlaceOrder(ctx context.Context, req *pb.PlaceOrderRequest
 	ttl := s.o.DefaultTTL
 	if d := req.GetReservationTtl(); d != nil {
 		if err := d.CheckValid(); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "reservation_ttl: %v", err)
+			return nil, apierr.Invalid(fmt.Errorf("reservation_ttl: %w", err))
 		}
 		ttl = d.AsDuration()
 	}
@@ -124,34 +122,34 @@ func (s *ordersServer) PlaceOrder(ctx context.Context, req *pb.PlaceOrderRequest
 		cmd.Lines = append(cmd.Lines, inventory.OrderLine{SKU: l.GetSku(), Quantity: l.GetQuantity()})
 	}
 	if err := cmd.Validate(); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, err // wraps inventory.ErrInvalidEvent: InvalidArgument
 	}
 	if o, found, err := s.o.Bus.Get(cmd.OrderID); err != nil {
-		return nil, s.lookupError(err)
+		return nil, lookupError(err)
 	} else if found {
 		if !o.SameOrder(cmd) {
-			return nil, status.Errorf(codes.AlreadyExists, "order id %q was already used for a different order", cmd.OrderID)
+			return nil, apierr.Publicf(inventory.ErrOrderConflict, "order id %q was already used for a different order", cmd.OrderID)
 		}
 		if o.Final() {
 			return codecs.OrderToProto(o), nil
 		}
 	}
 	if err := s.o.Bus.Place(ctx, cmd); err != nil {
-		return nil, s.publishError(ctx, err)
+		return nil, publishError(ctx, err)
 	}
 	return s.waitFor(ctx, cmd.OrderID, func(o inventory.Order) bool { return o.Final() })
 }
 
 func (s *ordersServer) GetOrder(_ context.Context, req *pb.GetOrderRequest) (*pb.Order, error) {
 	if err := inventory.ValidateRef("order_id", req.GetOrderId()); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, apierr.Invalid(err)
 	}
 	o, found, err := s.o.Bus.Get(req.GetOrderId())
 	if err != nil {
-		return nil, s.lookupError(err)
+		return nil, lookupError(err)
 	}
 	if !found {
-		return nil, status.Errorf(codes.NotFound, "order %q is not known", req.GetOrderId())
+		return nil, apierr.Publicf(apierr.ErrNotFound, "order %q is not known", req.GetOrderId())
 	}
 	return codecs.OrderToProto(o), nil
 }
@@ -159,20 +157,20 @@ func (s *ordersServer) GetOrder(_ context.Context, req *pb.GetOrderRequest) (*pb
 func (s *ordersServer) CancelOrder(ctx context.Context, req *pb.CancelOrderRequest) (*pb.Order, error) {
 	id := req.GetOrderId()
 	if err := inventory.ValidateRef("order_id", id); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, apierr.Invalid(err)
 	}
 	o, found, err := s.o.Bus.Get(id)
 	if err != nil {
-		return nil, s.lookupError(err)
+		return nil, lookupError(err)
 	}
 	if !found {
-		return nil, status.Errorf(codes.NotFound, "order %q is not known", id)
+		return nil, apierr.Publicf(apierr.ErrNotFound, "order %q is not known", id)
 	}
 	if o.Status == inventory.OrderCancelled || o.Status == inventory.OrderRejected {
 		return codecs.OrderToProto(o), nil
 	}
 	if err := s.o.Bus.Cancel(ctx, id); err != nil {
-		return nil, s.publishError(ctx, err)
+		return nil, publishError(ctx, err)
 	}
 	return s.waitFor(ctx, id, func(o inventory.Order) bool {
 		return o.Status == inventory.OrderCancelled || o.Status == inventory.OrderRejected
@@ -190,7 +188,7 @@ func (s *ordersServer) waitFor(ctx context.Context, id string, done func(invento
 		changed := s.o.Bus.Changed(id)
 		o, found, err := s.o.Bus.Get(id)
 		if err != nil && !errors.Is(err, views.ErrNotReady) {
-			return nil, s.lookupError(err)
+			return nil, lookupError(err)
 		}
 		if found && done(o) {
 			return codecs.OrderToProto(o), nil
@@ -198,27 +196,26 @@ func (s *ordersServer) waitFor(ctx context.Context, id string, done func(invento
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.Canceled) {
-				return nil, status.Error(codes.Canceled, "request cancelled while waiting for the order")
+				return nil, apierr.Public(context.Canceled, "request cancelled while waiting for the order")
 			}
-			return nil, status.Errorf(codes.DeadlineExceeded, "order %q is still being decided; retry PlaceOrder with the same id or GetOrder it later", id)
+			return nil, apierr.Publicf(context.DeadlineExceeded, "order %q is still being decided; retry PlaceOrder with the same id or GetOrder it later", id)
 		case <-changed:
 		case <-t.C:
 		}
 	}
 }
 
-func (s *ordersServer) lookupError(err error) error {
-	if errors.Is(err, views.ErrNotReady) {
-		return status.Error(codes.Unavailable, "order views are still recovering; retry shortly")
-	}
-	s.log.Error("order lookup failed", "err", err)
-	return status.Error(codes.Unavailable, "order lookup failed")
+// lookupError is a failed read of the orders view.
+func lookupError(err error) error {
+	return &apierr.LookupError{Views: "order", Lookup: "order", Err: err}
 }
 
-func (s *ordersServer) publishError(ctx context.Context, err error) error {
+// publishError is a failed publish of an order command: past the caller's
+// deadline DeadlineExceeded, otherwise Unavailable; either way the caller
+// may retry with the same order id.
+func publishError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return status.Error(codes.DeadlineExceeded, "could not publish the order before the deadline")
+		return &apierr.Error{Kind: context.DeadlineExceeded, Msg: "could not publish the order before the deadline", Cause: err}
 	}
-	s.log.Error("publishing an order command failed", "err", err)
-	return status.Error(codes.Unavailable, "could not publish the order; retry with the same id")
+	return apierr.Unavailable("could not publish the order; retry with the same id", fmt.Errorf("publishing an order command: %w", err))
 }

@@ -202,7 +202,7 @@ func TestReadinessNeedsBothLookups(t *testing.T) {
 
 	serving := func(t *testing.T) {
 		t.Helper()
-		testkit.Eventually(t, 5*time.Second, func() error { return wantHealth(t, e, healthpb.HealthCheckResponse_SERVING) })
+		testkit.Eventually(t, 30*time.Second, func() error { return wantHealth(t, e, healthpb.HealthCheckResponse_SERVING) })
 		if r := e.get(t, "/readyz"); r.status != http.StatusOK {
 			t.Errorf("/readyz with both lookups ready: %d, want 200", r.status)
 		}
@@ -210,7 +210,7 @@ func TestReadinessNeedsBothLookups(t *testing.T) {
 	}
 	notServing := func(t *testing.T, which string) {
 		t.Helper()
-		testkit.Eventually(t, 5*time.Second, func() error { return wantHealth(t, e, healthpb.HealthCheckResponse_NOT_SERVING) })
+		testkit.Eventually(t, 30*time.Second, func() error { return wantHealth(t, e, healthpb.HealthCheckResponse_NOT_SERVING) })
 		if r := e.get(t, "/readyz"); r.status != http.StatusServiceUnavailable {
 			t.Errorf("/readyz with the %s lookup not ready: %d, want 503", which, r.status)
 		}

@@ -19,6 +19,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/skuflow/skuflow/gateway/apierr"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/views"
@@ -127,10 +128,15 @@ func New(opts Options) (*Server, error) {
 		now = time.Now
 	}
 	avail := &availabilityServer{
-		stock: opts.Stock, policies: opts.Policies, now: now, log: log,
+		stock: opts.Stock, policies: opts.Policies, now: now,
 		base: opts.Base,
 	}
-	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(logUnary(log)))
+	// Every service's errors become statuses in one place (apierr), inside
+	// the request log so that it logs the mapped code.
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(logUnary(log), apierr.UnaryServerInterceptor(log)),
+		grpc.ChainStreamInterceptor(apierr.StreamServerInterceptor(log)),
+	)
 	pb.RegisterAvailabilityServiceServer(s.grpc, avail)
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -141,6 +147,8 @@ func New(opts Options) (*Server, error) {
 	reflection.Register(s.grpc)
 
 	gw := runtime.NewServeMux(
+		// In-process REST handlers bypass the interceptors: the same mapping.
+		runtime.WithErrorHandler(apierr.HTTPErrorHandler(log)),
 		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
 			if strings.EqualFold(key, "etag") {
 				return "ETag", true

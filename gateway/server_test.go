@@ -229,7 +229,7 @@ func TestNotReadyThenReady(t *testing.T) {
 
 	// Not ready: every read path says so, and a malformed SKU is still the
 	// caller's mistake.
-	testkit.Eventually(t, 5*time.Second, func() error { return wantHealth(t, e, healthpb.HealthCheckResponse_NOT_SERVING) })
+	testkit.Eventually(t, 30*time.Second, func() error { return wantHealth(t, e, healthpb.HealthCheckResponse_NOT_SERVING) })
 	if _, err := e.avail.GetAvailability(ctx(t), &pb.GetAvailabilityRequest{Sku: sku}); status.Code(err) != codes.Unavailable {
 		t.Errorf("gRPC while not ready: %v, want Unavailable", err)
 	}
@@ -249,7 +249,7 @@ func TestNotReadyThenReady(t *testing.T) {
 	}
 
 	e.stock.SetReady(true)
-	testkit.Eventually(t, 5*time.Second, func() error { return wantHealth(t, e, healthpb.HealthCheckResponse_SERVING) })
+	testkit.Eventually(t, 30*time.Second, func() error { return wantHealth(t, e, healthpb.HealthCheckResponse_SERVING) })
 	if r := e.get(t, "/readyz"); r.status != http.StatusOK {
 		t.Errorf("/readyz when ready: %d, want 200", r.status)
 	}
@@ -262,7 +262,7 @@ func TestNotReadyThenReady(t *testing.T) {
 
 	// And back: a view that starts recovering again is reported again.
 	e.stock.SetReady(false)
-	testkit.Eventually(t, 5*time.Second, func() error { return wantHealth(t, e, healthpb.HealthCheckResponse_NOT_SERVING) })
+	testkit.Eventually(t, 30*time.Second, func() error { return wantHealth(t, e, healthpb.HealthCheckResponse_NOT_SERVING) })
 	if r := e.get(t, "/readyz"); r.status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz after readiness was lost: %d, want 503", r.status)
 	}
@@ -399,11 +399,16 @@ func runInBackground(srv *gateway.Server) (context.CancelFunc, <-chan error) {
 	return cancel, done
 }
 
+// TestRunReturnsPromptlyOnCancel: idle connections do not hold up graceful
+// shutdown. Its bound is an hour, so Run returning at all shows that
+// nothing waited for them.
 func TestRunReturnsPromptlyOnCancel(t *testing.T) {
 	m := views.NewMemory()
 	states := viewtest.States(t)
 	m.Put(states[0])
-	srv, err := gateway.New(options(m, m))
+	opts := options(m, m)
+	opts.ShutdownTimeout = time.Hour
+	srv, err := gateway.New(opts)
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
@@ -437,8 +442,8 @@ func TestRunReturnsPromptlyOnCancel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run after cancel = %v, want nil", err)
 		}
-	case <-time.After(2 * time.Second): // well under the 5s default shutdown timeout
-		t.Fatal("Run did not return within 2s of cancellation")
+	case <-time.After(time.Minute): // a hang guard, far short of the hour-long bound
+		t.Fatal("Run still running a minute after cancellation: graceful shutdown waits for idle connections")
 	}
 	for _, addr := range []string{srv.GRPCAddr(), srv.HTTPAddr()} {
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
@@ -449,7 +454,9 @@ func TestRunReturnsPromptlyOnCancel(t *testing.T) {
 }
 
 // TestRunShutdownIsBounded: a client holding a stream open (a health Watch)
-// cannot delay shutdown beyond ShutdownTimeout.
+// cannot delay shutdown beyond ShutdownTimeout. The client never closes the
+// stream, so without the bound Run would not return at all; with it, Run
+// returns and the server has cut the stream off.
 func TestRunShutdownIsBounded(t *testing.T) {
 	opts := options(views.NewMemory(), views.NewMemory())
 	opts.ShutdownTimeout = 300 * time.Millisecond
@@ -473,16 +480,24 @@ func TestRunShutdownIsBounded(t *testing.T) {
 		t.Fatalf("watch: %v", err)
 	}
 
-	start := time.Now()
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatalf("Run after cancel = %v, want nil", err)
 		}
-		t.Logf("Run returned %s after cancel with a stream open", time.Since(start).Round(time.Millisecond))
-	case <-time.After(3 * time.Second):
-		t.Fatal("an open stream kept Run from returning for 3s with a 300ms shutdown timeout")
+	case <-time.After(time.Minute): // a hang guard: the property is that Run returns at all
+		t.Fatal("an open stream kept Run from returning for a minute with a 300ms shutdown timeout")
+	}
+	// The server ended the stream (after the NOT_SERVING update shutdown
+	// sends, if it got through).
+	for {
+		if _, err := watch.Recv(); err != nil {
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("the open stream ended with %v, want Unavailable from the server's stop", err)
+			}
+			break
+		}
 	}
 }
 

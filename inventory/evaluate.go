@@ -6,6 +6,7 @@ import (
 	"hash"
 	"hash/fnv"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -198,7 +199,7 @@ func locationSnapshot(s State, areas []Location, p Policies, now time.Time) Loca
 	}
 	ls.SafetyStock = pol.SafetyStock
 	if i, found := slices.BinarySearchFunc(s.SafetyOverrides, id, func(r SafetyOverrideRule, id string) int {
-		return compareStrings(r.Location, id)
+		return strings.Compare(r.Location, id)
 	}); found && !s.SafetyOverrides[i].Cleared {
 		ls.SafetyStock = s.SafetyOverrides[i].Units
 	}
@@ -231,7 +232,7 @@ type channelAcc struct {
 func channelTerms(s State, locs []LocationSnapshot, channel string, now time.Time, next func(time.Time)) channelAcc {
 	cs := ChannelSnapshot{Channel: channel, Sellable: true}
 	if i, found := slices.BinarySearchFunc(s.ChannelRules, channel, func(r ChannelRule, c string) int {
-		return compareStrings(r.Channel, c)
+		return strings.Compare(r.Channel, c)
 	}); found {
 		cs.Sellable = s.ChannelRules[i].Sellable
 	}
@@ -247,7 +248,7 @@ func channelTerms(s State, locs []LocationSnapshot, channel string, now time.Tim
 	}
 	a := channelAcc{remaining: MaxUnits}
 	if i, found := slices.BinarySearchFunc(s.SalesCaps, channel, func(r SalesCapRule, c string) int {
-		return compareStrings(r.Channel, c)
+		return strings.Compare(r.Channel, c)
 	}); found && !s.SalesCaps[i].Cleared {
 		c := s.SalesCaps[i]
 		switch {
@@ -374,16 +375,6 @@ func settle(s State, locs []LocationSnapshot, chans []ChannelSnapshot, acc []cha
 			cs.Backorderable = max(0, min(s.Backorder.Limit-acc[j].backordered, remaining-cs.Available))
 		}
 	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // digest hashes every field but EvaluatedAt and Version, in order; slices

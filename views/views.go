@@ -7,8 +7,8 @@
 // in-memory Memory, and one shared test suite (viewtest) that both must
 // pass, so a fake used in tests provably behaves like the real thing.
 //
-// This package must not import gateway/ or processors' callbacks; it depends
-// only on the group and table names processors export.
+// This package must not import gateway/ or any processor package; it takes
+// table names and codecs from package schema (internal/archtest checks).
 package views
 
 import (
@@ -21,7 +21,6 @@ import (
 	"github.com/lovoo/goka/storage"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/schema"
@@ -143,7 +142,7 @@ func (s *Stock) Each(fn func(inventory.State) bool) error {
 
 // NewStock creates the view; call Run to start it.
 func NewStock(brokers []string, opts ...goka.ViewOption) (*Stock, error) {
-	t, err := newTable(brokers, schema.StockTable, codecs.State{}, opts...)
+	t, err := newTable(brokers, schema.StockTable, schema.StateCodec, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +176,7 @@ type Policies struct{ *table }
 
 // NewPolicies creates the view; call Run to start it.
 func NewPolicies(brokers []string, opts ...goka.ViewOption) (*Policies, error) {
-	t, err := newTable(brokers, schema.PoliciesTable, codecs.PolicyTable, opts...)
+	t, err := newTable(brokers, schema.PoliciesTable, schema.PolicyCodec, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +212,7 @@ func NewOrders(brokers []string, opts ...goka.ViewOption) (*Orders, error) {
 		o.notify(key)
 		return err
 	}))
-	t, err := newTable(brokers, schema.OrdersTable, codecs.Order{}, opts...)
+	t, err := newTable(brokers, schema.OrdersTable, schema.OrderCodec, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +272,7 @@ type Availability struct{ *table }
 
 // NewAvailability creates the view; call Run to start it.
 func NewAvailability(brokers []string, opts ...goka.ViewOption) (*Availability, error) {
-	t, err := newTable(brokers, goka.Table(schema.Availability), codecs.Availability, opts...)
+	t, err := newTable(brokers, goka.Table(schema.Availability), schema.AvailabilityCodec, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -106,9 +106,12 @@ func TestProcessorCrashMidStream(t *testing.T) {
 		return c.OrderID, &pb.OrderCommand{Command: &pb.OrderCommand_Place{Place: codecs.PlaceOrderToProto(c)}}
 	}, cmds)
 
-	// Kill -9 mid-stream.
+	// Kill -9 mid-stream: once some orders are decided, and while others
+	// are not. Only the killed processor writes the orders table, so its
+	// changelog read after the kill holds exactly the decisions made
+	// before it; a kill after the last decision would test no recovery.
 	testkit.Eventually(t, 60*time.Second, func() error {
-		if n := final(); n < 60 {
+		if n := final(); n < 20 {
 			return fmt.Errorf("%d orders decided", n)
 		}
 		return nil
@@ -117,8 +120,11 @@ func TestProcessorCrashMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = proc.Process.Wait()
-	killedAt := final()
+	killedAt := decidedInLog(t, k)
 	t.Logf("killed the processor after %d of %d orders were decided", killedAt, len(cmds))
+	if killedAt == 0 || killedAt >= len(cmds) {
+		t.Fatalf("the kill did not happen mid-stream: %d of %d orders were decided before it", killedAt, len(cmds))
+	}
 	proc = startProc()
 	testkit.Eventually(t, 120*time.Second, func() error {
 		if n := final(); n < len(cmds) {
@@ -222,6 +228,31 @@ func TestProcessorCrashMidStream(t *testing.T) {
 		}
 	}
 	t.Logf("%d demand messages and %d outcome messages replayed (duplicates from redelivery included)", len(demand), len(outcomes))
+}
+
+// decidedInLog counts the orders whose latest value in the orders table's
+// changelog is final.
+func decidedInLog(t *testing.T, k kafkacfg.Options) int {
+	t.Helper()
+	latest := map[string]inventory.Order{}
+	for _, m := range consumeAll(t, k, string(schema.OrdersTable)) {
+		if m.Value == nil {
+			delete(latest, string(m.Key))
+			continue
+		}
+		v, err := schema.OrderCodec.Decode(m.Value)
+		if err != nil {
+			t.Fatalf("orders changelog at %d/%d: %v", m.Partition, m.Offset, err)
+		}
+		latest[string(m.Key)] = v.(inventory.Order)
+	}
+	n := 0
+	for _, o := range latest {
+		if o.Final() {
+			n++
+		}
+	}
+	return n
 }
 
 func produce[T any](t *testing.T, k kafkacfg.Options, topic string, msg func(T) (string, proto.Message), items []T) {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -132,10 +133,15 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 	fmt.Printf("  feeds:   POST http://%s/v1/merchants/{merchant}/feeds (admin token in %s)\n", hostPort(serve.HTTPAddr()), f.feeds.adminTokenFile)
 	fmt.Println("  try:     curl -s localhost:" + port(serve.HTTPAddr()) + "/v1/availability/SKU-1001")
 	go func() {
-		for !serve.Ready() && gctx.Err() == nil {
-			time.Sleep(100 * time.Millisecond)
-		}
-		if gctx.Err() == nil {
+		// Poll every 100ms until the views have recovered; an error here
+		// only means gctx ended first, which g.Wait reports.
+		_, err := backoff.Retry(gctx, func() (struct{}, error) {
+			if !serve.Ready() {
+				return struct{}{}, errors.New("views recovering")
+			}
+			return struct{}{}, nil
+		}, backoff.WithBackOff(backoff.NewConstantBackOff(100*time.Millisecond)), backoff.WithMaxElapsedTime(0))
+		if err == nil && gctx.Err() == nil {
 			log.Info("views recovered; gateway ready")
 		}
 	}()

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"fmt"
 	"hash"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/internal/testkit"
 )
 
 type kafkaOpts = kafkacfg.Options
@@ -20,42 +22,45 @@ type kafkaOpts = kafkacfg.Options
 // fnvHasher is goka's key hasher, so raw producers place keys like goka does.
 func fnvHasher() hash.Hash32 { return goka.DefaultHasher()() }
 
-// freeAddr returns a loopback address with a port that was free just now.
-func freeAddr(t *testing.T) string {
+// listen binds a free loopback port for a server the test starts: the test
+// hands the listener itself to the server (never just its port, which
+// another process could take between closing and reopening it) and reads
+// the address from it.
+func listen(t *testing.T) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Cleanup(func() { ln.Close() }) // in case the server never starts
+	return ln
 }
 
-// waitMetric polls http://addr/metrics until a line contains every part,
+// waitMetric waits until a line of http://addr/metrics contains every part,
 // for up to 20 s.
 func waitMetric(t *testing.T, addr string, parts ...string) {
 	t.Helper()
-	var body string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	testkit.Eventually(t, 20*time.Second, func() error {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
-			continue
+			return err
 		}
-		b, _ := io.ReadAll(resp.Body)
+		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		body = string(b)
-		for line := range strings.SplitSeq(body, "\n") {
+		if err != nil {
+			return err
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
 			found := true
 			for _, p := range parts {
 				found = found && strings.Contains(line, p)
 			}
 			if found {
-				return
+				return nil
 			}
 		}
-	}
-	t.Fatalf("no metric line with %q at %s; last body:\n%s", parts, addr, body)
+		return fmt.Errorf("no metric line with %q at %s; body:\n%s", parts, addr, b)
+	})
 }
 
 // metricValue is the value of an unlabelled metric at http://addr/metrics.

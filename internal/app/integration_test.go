@@ -42,10 +42,11 @@ func TestPipelineEndToEnd(t *testing.T) {
 	b := testkit.StartBroker(t)
 	k := b.Kafka
 	procDir := t.TempDir()
-	metricsAddr := freeAddr(t)
+	metrics := listen(t)
+	metricsAddr := metrics.Addr().String()
 
 	stopProc := testkit.Go(t, func(ctx context.Context) error {
-		return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: testConfig, DataDir: procDir, MetricsAddr: metricsAddr,
+		return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: testConfig, DataDir: procDir, MetricsListener: metrics,
 			ReconcileEvery: app.DefaultReconcileEvery, Coalescing: app.DefaultCoalescing})
 	})
 	srv, err := app.NewServe(app.ServeOptions{Kafka: k, Base: testConfig, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"})

@@ -62,7 +62,13 @@ type ProcessOptions struct {
 	// MetricsAddr serves Prometheus metrics (the processors' lag among
 	// them) at /metrics; "": none.
 	MetricsAddr string
-	Logger      *slog.Logger
+	// MetricsListener, when set, serves the metrics on this listener
+	// instead of listening on MetricsAddr (which must then be empty): tests
+	// pass a listener they bound, so no other process can take its port
+	// between choosing it and serving on it. Process closes it when it
+	// returns.
+	MetricsListener net.Listener
+	Logger          *slog.Logger
 }
 
 // Validate reports every problem with the options.
@@ -71,6 +77,9 @@ func (o ProcessOptions) Validate() error {
 	errs = append(errs, o.Kafka.Validate(), o.Base.Validate())
 	if o.DataDir == "" {
 		errs = append(errs, errors.New("data directory is empty"))
+	}
+	if o.MetricsAddr != "" && o.MetricsListener != nil {
+		errs = append(errs, fmt.Errorf("metrics address %q and a metrics listener are both set: give one", o.MetricsAddr))
 	}
 	if o.ReconcileEvery < 0 {
 		errs = append(errs, fmt.Errorf("reconcile interval %s is negative (0 turns the reconciler off)", o.ReconcileEvery))
@@ -95,11 +104,14 @@ func (o ProcessOptions) Validate() error {
 // Process creates skuflow's topics if needed and runs every processor group
 // and the reconciler until ctx is cancelled.
 func Process(ctx context.Context, o ProcessOptions) error {
+	metrics := o.MetricsListener
+	if metrics != nil {
+		defer metrics.Close()
+	}
 	if err := o.Validate(); err != nil {
 		return err
 	}
 	log := orDiscard(o.Logger)
-	var metrics net.Listener
 	if o.MetricsAddr != "" {
 		var err error
 		if metrics, err = net.Listen("tcp", o.MetricsAddr); err != nil {

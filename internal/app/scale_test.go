@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,10 +34,10 @@ func TestScaleOutAndInDuringFlood(t *testing.T) {
 	}
 	b := testkit.StartBroker(t)
 	k := b.Kafka
-	process := func(dir, metrics string) context.CancelFunc {
+	process := func(dir string, metrics net.Listener) context.CancelFunc {
 		return testkit.Go(t, func(ctx context.Context) error {
 			return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: testConfig, DataDir: dir,
-				ReconcileEvery: time.Second, Coalescing: app.Coalescing{Lag: 20, MaxDefer: time.Minute}, MetricsAddr: metrics})
+				ReconcileEvery: time.Second, Coalescing: app.Coalescing{Lag: 20, MaxDefer: time.Minute}, MetricsListener: metrics})
 		})
 	}
 	rng := rand.New(rand.NewPCG(5, 8))
@@ -48,12 +49,13 @@ func TestScaleOutAndInDuringFlood(t *testing.T) {
 	avail := availabilityView(t, k)
 
 	dirA, dirB := t.TempDir(), t.TempDir()
-	metrics := freeAddr(t)
-	stopA := process(dirA, metrics)
+	metricsLn := listen(t)
+	metrics := metricsLn.Addr().String()
+	stopA := process(dirA, metricsLn)
 	emitJSON(t, k, withDuplicatesShuffled(rng, chunks[0]))
 	// Scale out: B joins while A is still working through the first chunk,
 	// and takes over some partitions.
-	stopB := process(dirB, "")
+	stopB := process(dirB, nil)
 	testkit.Eventually(t, 60*time.Second, func() error {
 		if parts, _ := filepath.Glob(filepath.Join(dirB, "processors", string(schema.StockGroup), string(schema.StockTable)+".*")); len(parts) == 0 {
 			return fmt.Errorf("no partition assigned to the second instance yet")

@@ -11,8 +11,8 @@ import (
 	"github.com/lovoo/goka/storage"
 	"golang.org/x/sync/errgroup"
 
-	feedservice "github.com/skuflow/skuflow/internal/feeds/service"
 	"github.com/skuflow/skuflow/gateway"
+	feedservice "github.com/skuflow/skuflow/internal/feeds/service"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
 	"github.com/skuflow/skuflow/schema"

@@ -3,14 +3,17 @@ package feeds
 import (
 	"bufio"
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/skuflow/skuflow/inventory"
 )
@@ -158,6 +161,8 @@ type Reader struct {
 	body    *countingReader
 	line    int
 	rows    int
+	csv     *csv.Reader // CSV: parses the lines csvSrc hands it
+	csvSrc  *csvSource
 	cols    []int // CSV: column index of sku, location, on_hand, as_of (-1: absent)
 	ncols   int
 	started bool
@@ -167,7 +172,15 @@ type Reader struct {
 // NewReader reads body as format under lim.
 func NewReader(body io.Reader, format Format, lim Limits) *Reader {
 	cr := &countingReader{r: body, max: lim.MaxBodyBytes}
-	return &Reader{format: format, lim: lim, body: cr, br: bufio.NewReaderSize(cr, max(lim.MaxRowBytes+2, 4096))}
+	r := &Reader{format: format, lim: lim, body: cr, br: bufio.NewReaderSize(cr, max(lim.MaxRowBytes+2, 4096))}
+	if format == CSV {
+		r.csvSrc = &csvSource{r: r}
+		r.csv = csv.NewReader(r.csvSrc)
+		r.csv.FieldsPerRecord = -1 // checked against the header, with the reader's own message
+		r.csv.TrimLeadingSpace = true
+		r.csv.ReuseRecord = true
+	}
+	return r
 }
 
 // Line is the number of the last line read.
@@ -247,6 +260,9 @@ func (r *Reader) Next() (Row, error) {
 }
 
 func (r *Reader) next() (Row, error) {
+	if r.format == CSV {
+		return r.nextCSV()
+	}
 	for {
 		line, err := r.readLine()
 		if err != nil {
@@ -258,30 +274,152 @@ func (r *Reader) next() (Row, error) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		if r.format == CSV && !r.started {
-			if err := r.header(line); err != nil {
-				return Row{}, err
-			}
-			r.started = true
-			continue
-		}
 		r.started = true
-		r.rows++
-		if r.rows > r.lim.MaxRows {
-			return Row{}, &LimitError{Line: r.line, Message: fmt.Sprintf("the feed has more than the limit of %d rows (stopped at line %d)", r.lim.MaxRows, r.line)}
+		if err := r.countRow(r.line); err != nil {
+			return Row{}, err
 		}
-		var row Row
-		if r.format == CSV {
-			row, err = r.csvRow(line)
-		} else {
-			row, err = r.jsonRow(line)
-		}
+		row, err := r.jsonRow(line)
 		row.Line = r.line
 		if err != nil {
 			return row, &RowError{Line: r.line, Reason: err.Error()}
 		}
 		return row, nil
 	}
+}
+
+// countRow counts a data row starting at line against MaxRows.
+func (r *Reader) countRow(line int) error {
+	r.rows++
+	if r.rows > r.lim.MaxRows {
+		return &LimitError{Line: line, Message: fmt.Sprintf("the feed has more than the limit of %d rows (stopped at line %d)", r.lim.MaxRows, line)}
+	}
+	return nil
+}
+
+// nextCSV reads the next CSV record with encoding/csv (RFC 4180: quoted
+// fields may hold commas, doubled quotes and line breaks). The header is
+// the first record; blank lines between records are skipped.
+func (r *Reader) nextCSV() (Row, error) {
+	for {
+		r.csvSrc.newRecord()
+		fields, err := r.csv.Read()
+		var pe *csv.ParseError
+		switch {
+		case errors.Is(err, io.EOF) && !r.started:
+			return Row{}, &HeaderError{Message: "the feed is empty: a CSV feed starts with the header sku,location,on_hand[,as_of]"}
+		case errors.As(err, &pe) && !r.started:
+			return Row{}, &HeaderError{Message: fmt.Sprintf("line %d: the header is not valid CSV (%s); a CSV feed starts with the header sku,location,on_hand[,as_of]", pe.StartLine, csvProblem(pe))}
+		case errors.As(err, &pe):
+			if err := r.countRow(pe.StartLine); err != nil {
+				return Row{}, err
+			}
+			return Row{Line: pe.StartLine}, &RowError{Line: pe.StartLine, Reason: "not valid CSV: " + csvProblem(pe)}
+		case err != nil:
+			return Row{}, err // io.EOF, or the source's LimitError or TruncatedError
+		}
+		line, _ := r.csv.FieldPos(0) // where the record starts
+		for i, f := range fields {
+			// Spaces around an unquoted field are not part of it (leading
+			// ones encoding/csv trims already); a quoted field is kept as
+			// quoted.
+			if l, c := r.csv.FieldPos(i); !r.csvSrc.quoted(l, c) {
+				fields[i] = strings.TrimRightFunc(f, unicode.IsSpace)
+			}
+		}
+		if !r.started {
+			if err := r.header(line, fields); err != nil {
+				return Row{}, err
+			}
+			r.started = true
+			continue
+		}
+		if err := r.countRow(line); err != nil {
+			return Row{}, err
+		}
+		row, err := r.csvRow(fields)
+		row.Line = line
+		if err != nil {
+			return row, &RowError{Line: line, Reason: err.Error()}
+		}
+		return row, nil
+	}
+}
+
+// csvProblem describes a CSV syntax error without the line prefix that
+// the callers give it.
+func csvProblem(pe *csv.ParseError) string {
+	if pe.Line != pe.StartLine {
+		return fmt.Sprintf("%v at line %d, column %d", pe.Err, pe.Line, pe.Column)
+	}
+	return fmt.Sprintf("%v at column %d", pe.Err, pe.Column)
+}
+
+// csvSource hands encoding/csv the body one line per Read, through
+// readLine: so the line, body and truncation limits apply as they do to
+// NDJSON, a CRLF ending arrives as LF and a first line's BOM is dropped.
+// encoding/csv reads through a bufio.Reader that only asks for more when it
+// holds no complete line, and a Read here returns at most one line, so
+// nothing beyond the record being parsed is read ahead: the rows before a
+// limit are returned before the limit error, and the lines taken since
+// newRecord are those of one record (after the blank lines it skips). A
+// record that spans lines (a quoted field holding line breaks) is bounded
+// by MaxRowBytes as a whole, so a quote that is never closed cannot pull
+// the rest of the body into memory. The record's lines are kept until the
+// next one starts, for quoted.
+type csvSource struct {
+	r     *Reader
+	buf   []byte // the lines handed over since the record started, each with its '\n'
+	off   int    // how much of buf was handed over
+	base  int    // line number of buf's first line
+	lines []int  // offset in buf of each line
+	first int    // line the record starts on (0: none yet)
+	size  int    // bytes of the record so far, its inner line breaks included
+}
+
+// newRecord starts a record: the next line that is not blank begins it.
+func (s *csvSource) newRecord() {
+	s.buf, s.off, s.lines, s.base, s.first, s.size = s.buf[:0], 0, s.lines[:0], s.r.line+1, 0, 0
+}
+
+func (s *csvSource) Read(p []byte) (int, error) {
+	if s.off == len(s.buf) {
+		line, err := s.r.readLine()
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case s.first == 0 && len(bytes.TrimSpace(line)) == 0:
+			// A blank line between records: handed over empty, so that
+			// encoding/csv skips it (it skips only empty lines); the
+			// blank lines before it were taken already and are dropped.
+			s.newRecord()
+			s.base = s.r.line
+			line = nil
+		case s.first == 0:
+			s.first, s.size = s.r.line, len(line)
+		default:
+			s.size += 1 + len(line)
+			if s.size > s.r.lim.MaxRowBytes {
+				return 0, &LimitError{Line: s.r.line, Message: fmt.Sprintf("the row starting at line %d is longer than the limit of %d bytes at line %d: a quoted field runs over line breaks (is a closing quote missing?)", s.first, s.r.lim.MaxRowBytes, s.r.line)}
+			}
+		}
+		s.lines = append(s.lines, len(s.buf))
+		s.buf = append(append(s.buf, line...), '\n')
+	}
+	n := copy(p, s.buf[s.off:])
+	s.off += n
+	return n, nil
+}
+
+// quoted reports whether the field encoding/csv places at line and column
+// (csv.Reader.FieldPos) of the current record opens with a quote.
+func (s *csvSource) quoted(line, col int) bool {
+	i := line - s.base
+	if i < 0 || i >= len(s.lines) {
+		return false
+	}
+	j := s.lines[i] + col - 1
+	return j >= 0 && j < len(s.buf) && s.buf[j] == '"'
 }
 
 const (
@@ -293,17 +431,17 @@ const (
 
 var columnNames = map[string]int{"sku": colSKU, "location": colLocation, "on_hand": colOnHand, "as_of": colAsOf}
 
-func (r *Reader) header(line []byte) error {
+// header reads the header record, found at line.
+func (r *Reader) header(line int, fields []string) error {
 	r.cols = []int{-1, -1, -1, -1}
-	fields := splitCSV(string(line))
 	for i, f := range fields {
 		name := strings.ToLower(strings.TrimSpace(f))
 		c, ok := columnNames[name]
 		if !ok {
-			return &HeaderError{Message: fmt.Sprintf("line %d: the header has an unknown column %q; a CSV feed starts with the header sku,location,on_hand[,as_of] (any order)", r.line, truncate(f, 40))}
+			return &HeaderError{Message: fmt.Sprintf("line %d: the header has an unknown column %q; a CSV feed starts with the header sku,location,on_hand[,as_of] (any order)", line, truncate(f, 40))}
 		}
 		if r.cols[c] >= 0 {
-			return &HeaderError{Message: fmt.Sprintf("line %d: the header names column %q twice", r.line, name)}
+			return &HeaderError{Message: fmt.Sprintf("line %d: the header names column %q twice", line, name)}
 		}
 		r.cols[c] = i
 	}
@@ -314,38 +452,15 @@ func (r *Reader) header(line []byte) error {
 		}
 	}
 	if len(missing) > 0 {
-		return &HeaderError{Message: fmt.Sprintf("line %d: the header lacks the column(s) %s; a CSV feed starts with the header sku,location,on_hand[,as_of]", r.line, strings.Join(sortedStrings(missing), ", "))}
+		slices.Sort(missing)
+		return &HeaderError{Message: fmt.Sprintf("line %d: the header lacks the column(s) %s; a CSV feed starts with the header sku,location,on_hand[,as_of]", line, strings.Join(missing, ", "))}
 	}
 	r.ncols = len(fields)
 	return nil
 }
 
-func sortedStrings(s []string) []string {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-	return s
-}
-
-// splitCSV splits one line at commas, trims spaces and removes the quotes
-// of quoted fields. Valid values never contain commas or quotes, so a field
-// that does fails validation instead of being split differently.
-func splitCSV(line string) []string {
-	fields := strings.Split(line, ",")
-	for i, f := range fields {
-		f = strings.TrimSpace(f)
-		if len(f) >= 2 && f[0] == '"' && f[len(f)-1] == '"' {
-			f = strings.ReplaceAll(f[1:len(f)-1], `""`, `"`)
-		}
-		fields[i] = f
-	}
-	return fields
-}
-
-func (r *Reader) csvRow(line []byte) (Row, error) {
-	fields := splitCSV(string(line))
+// csvRow parses a data record.
+func (r *Reader) csvRow(fields []string) (Row, error) {
 	if len(fields) != r.ncols {
 		return Row{}, fmt.Errorf("has %d fields, the header has %d", len(fields), r.ncols)
 	}

@@ -3,6 +3,7 @@ package feeds_test
 import (
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,6 +63,7 @@ func FuzzReader(f *testing.F) {
 	f.Add("sku,location,on_hand\nS,L,1\n", true)
 	f.Add("sku,location,on_hand,as_of\nS,L,-1,x\n\"a,b\",L,2,2026-01-01T00:00:00Z", true)
 	f.Add(`{"sku":"S","location":"L","on_hand":1}`+"\n[]\n{", false)
+	f.Add("sku,location,on_hand\r\n\"S\r\nT\",L,1\r\n \"a\"\"b\" ,L,2\r\n\"open,L,3\n", true)
 	f.Fuzz(func(t *testing.T, body string, csv bool) {
 		format := feeds.NDJSON
 		if csv {
@@ -76,4 +78,173 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// reasons maps the rejected rows' lines to their reasons.
+func reasons(rej []*feeds.RowError) map[int]string {
+	out := map[int]string{}
+	for _, re := range rej {
+		out[re.Line] = re.Reason
+	}
+	return out
+}
+
+// CSV is read as RFC 4180 (encoding/csv): a quoted field may hold commas,
+// doubled quotes and line breaks and is one field. The hand-written
+// splitter this replaced cut "a,b" in two and rejected the row for its
+// field count.
+func TestCSVQuotedFields(t *testing.T) {
+	body := "sku,location,on_hand\r\n" +
+		`"S-1","L-1","3"` + "\r\n" + // 2: quotes removed
+		`"a,b",L-1,4` + "\r\n" + // 3: one field holding a comma
+		`"S""4",L-1,5` + "\r\n" + // 4: a doubled quote is a quote
+		`" S-5 ",L-1,6` + "\r\n" + // 5: spaces inside quotes are kept
+		"  S-6 ,\tL-1 , 7  \r\n" + // 6: spaces around unquoted fields are not
+		"\"S\r\n7\",L-1,8\r\n" + // 7-8: a quoted line break, CRLF read as LF
+		"S-9,L-1,9\r\n" // 9: line numbers stay physical lines
+	rows, rej, err := readAll(body, feeds.CSV, feeds.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []feeds.Row{{Line: 2, SKU: "S-1", Location: "L-1", OnHand: 3}, {Line: 6, SKU: "S-6", Location: "L-1", OnHand: 7}, {Line: 9, SKU: "S-9", Location: "L-1", OnHand: 9}}
+	if !slices.Equal(rows, want) {
+		t.Errorf("rows %+v, want %+v", rows, want)
+	}
+	for line, reason := range map[int]string{3: `sku "a,b" has characters outside`, 4: `sku "S\"4" has characters`, 5: `sku " S-5 " has characters`, 7: `sku "S\n7" has characters`} {
+		if got := reasons(rej)[line]; !strings.Contains(got, reason) {
+			t.Errorf("line %d rejected for %q, want it to mention %q", line, got, reason)
+		}
+	}
+	if len(rej) != 4 {
+		t.Errorf("rejected %d rows, want 4: %v", len(rej), rej)
+	}
+}
+
+// A row that is not valid CSV is rejected with encoding/csv's reason and
+// the feed goes on; so is a row with the wrong number of fields.
+func TestCSVSyntaxErrorsRejectTheRow(t *testing.T) {
+	body := "sku,location,on_hand\n" +
+		"S\"1,L-1,1\n" + // 2: a quote inside an unquoted field
+		"\"S-2\" ,L-1,2\n" + // 3: text after a closing quote
+		"S-3,L-1\n" + // 4
+		"S-4,L-1,4\n" +
+		"\"S-5,L-1,5\n" // 6: a quote that is never closed, at the end of the body
+	rows, rej, err := readAll(body, feeds.CSV, feeds.DefaultLimits())
+	if err != nil || len(rows) != 1 || rows[0].SKU != "S-4" || rows[0].Line != 5 {
+		t.Fatalf("rows %+v, err %v", rows, err)
+	}
+	for line, reason := range map[int]string{
+		2: `not valid CSV: bare " in non-quoted-field at column 2`,
+		3: `not valid CSV: extraneous or missing " in quoted-field at column 5`,
+		4: "has 2 fields, the header has 3",
+		6: `not valid CSV: extraneous or missing " in quoted-field`,
+	} {
+		if got := reasons(rej)[line]; !strings.HasPrefix(got, reason) {
+			t.Errorf("line %d rejected for %q, want %q", line, got, reason)
+		}
+	}
+}
+
+// A quote that is never closed makes the rest of the body one field (RFC
+// 4180); the row limit bounds that field, so the feed stops there instead
+// of reading the body into memory. The rows before it stay.
+func TestCSVUnclosedQuoteStopsAtTheRowLimit(t *testing.T) {
+	lim := feeds.DefaultLimits()
+	lim.MaxRowBytes = 64
+	body := "sku,location,on_hand\nS-1,L-1,1\n\"S-2,L-1,2\n" + strings.Repeat("S-3,L-1,3\n", 1000)
+	rows, rej, err := readAll(body, feeds.CSV, lim)
+	var le *feeds.LimitError
+	if !errors.As(err, &le) || le.Line != 9 || !strings.Contains(err.Error(), "the row starting at line 3 is longer than the limit of 64 bytes") {
+		t.Fatalf("err %v, want a limit error at line 9", err)
+	}
+	if len(rows) != 1 || rows[0].SKU != "S-1" || len(rej) != 0 {
+		t.Errorf("rows %+v, rejected %v", rows, rej)
+	}
+}
+
+func TestCSVHeader(t *testing.T) {
+	rows, rej, err := readAll("\"SKU\", \" location \", on_hand ,\"as_of\"\n\nS-1,L-1,1,2026-01-02T03:04:05Z\n", feeds.CSV, feeds.DefaultLimits())
+	if err != nil || len(rej) != 0 || len(rows) != 1 || rows[0].Line != 3 || rows[0].AsOf.IsZero() {
+		t.Fatalf("rows %+v, rejected %v, err %v", rows, rej, err)
+	}
+	for body, want := range map[string]string{
+		"":                           "the feed is empty",
+		"\n  \r\n":                   "the feed is empty",
+		"sku\nS-1\n":                 "line 1: the header lacks the column(s) location, on_hand;",
+		"\nsku,where,on_hand\n":      `line 2: the header has an unknown column "where"`,
+		"sku,SKU,location,on_hand\n": `the header names column "sku" twice`,
+		"sku,\"location\n":           `line 1: the header is not valid CSV`,
+		"sku,location,on\"hand\n":    `line 1: the header is not valid CSV (bare " in non-quoted-field at column 16)`,
+	} {
+		_, _, err := readAll(body, feeds.CSV, feeds.DefaultLimits())
+		var he *feeds.HeaderError
+		if !errors.As(err, &he) || !strings.Contains(err.Error(), want) {
+			t.Errorf("body %q: %v, want a header error mentioning %q", body, err, want)
+		}
+	}
+}
+
+// failingReader returns its data, then err.
+type failingReader struct {
+	data string
+	err  error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.data == "" {
+		return 0, f.err
+	}
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	return n, nil
+}
+
+// The limits stop a CSV feed at the line that crosses them, after the rows
+// before it, as they stop an NDJSON feed.
+func TestCSVLimits(t *testing.T) {
+	lim := feeds.DefaultLimits()
+	lim.MaxRowBytes, lim.MaxRows, lim.MaxBodyBytes = 64, 3, 200
+	for name, c := range map[string]struct {
+		body     string
+		rows     int
+		line     int
+		contains string
+	}{
+		"long line": {"sku,location,on_hand\nS-1,L-1,1\nS-2,L-1," + strings.Repeat("9", 60) + "\nS-3,L-1,3\n", 1, 3, "line 3 is longer than the limit of 64 bytes"},
+		"rows":      {"sku,location,on_hand\nS-1,L-1,1\nS\"2,L-1,2\n\nS-3,L-1,x\nS-4,L-1,4\n", 1, 6, "more than the limit of 3 rows (stopped at line 6)"},
+		"body":      {"sku,location,on_hand\n" + strings.Repeat("S-1,L-1,1\n", 30), 2, 0, "body is larger than the limit of 200 bytes"},
+	} {
+		lim := lim
+		if name == "body" {
+			lim.MaxRows = 100
+		}
+		rows, _, err := readAll(c.body, feeds.CSV, lim)
+		var le *feeds.LimitError
+		if !errors.As(err, &le) || !strings.Contains(err.Error(), c.contains) || (c.line > 0 && le.Line != c.line) {
+			t.Errorf("%s: %v, want a limit error at line %d mentioning %q", name, err, c.line, c.contains)
+		}
+		if name != "body" && len(rows) != c.rows {
+			t.Errorf("%s: %d rows before the limit, want %d", name, len(rows), c.rows)
+		}
+	}
+}
+
+// A body that breaks off keeps the complete rows and drops the partial one.
+func TestCSVTruncated(t *testing.T) {
+	rd := feeds.NewReader(&failingReader{data: "sku,location,on_hand\r\nS-1,L-1,1\r\nS-2,L-1,2\r\nS-3,L-1,1", err: io.ErrUnexpectedEOF}, feeds.CSV, feeds.DefaultLimits())
+	var got []string
+	for {
+		row, err := rd.Next()
+		var te *feeds.TruncatedError
+		if errors.As(err, &te) {
+			if te.Line != 3 || !errors.Is(err, io.ErrUnexpectedEOF) || !slices.Equal(got, []string{"S-1", "S-2"}) {
+				t.Fatalf("%v after rows %v", err, got)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("%v after rows %v, want a truncated upload", err, got)
+		}
+		got = append(got, row.SKU)
+	}
 }

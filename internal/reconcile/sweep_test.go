@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/inventory"
 	"github.com/skuflow/skuflow/processors/stock"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
@@ -121,13 +123,12 @@ func startSweep(t *testing.T, partitions int) *sweepHarness {
 		ticks: gkt.NewQueueTracker(string(schema.StockTicks)),
 		avail: gkt.NewQueueTracker(string(schema.Availability))}
 	gkt.Catchup()
-	deadline := time.Now().Add(5 * time.Second)
-	for !(sv.Ready() && pv.Ready() && av.Ready()) {
-		if time.Now().After(deadline) {
-			t.Fatal("views did not become ready")
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if !(sv.Ready() && pv.Ready() && av.Ready()) {
+			return fmt.Errorf("views not ready: stock %v, policies %v, availability %v", sv.Ready(), pv.Ready(), av.Ready())
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	return h
 }
 

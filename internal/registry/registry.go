@@ -6,16 +6,17 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
@@ -107,7 +108,7 @@ func New(o Options) (*Registry, error) {
 	if r.entries, err = goka.NewEmitter(o.Kafka.Brokers, goka.Stream(schema.MerchantRegistry), schema.RegistryCodec, o.Kafka.ReliableEmitterOptions()...); err != nil {
 		return nil, fmt.Errorf("registry emitter: %w", err)
 	}
-	if r.policies, err = goka.NewEmitter(o.Kafka.Brokers, schema.Policies, codecs.PolicyTable, o.Kafka.ReliableEmitterOptions()...); err != nil {
+	if r.policies, err = goka.NewEmitter(o.Kafka.Brokers, schema.Policies, schema.PolicyEventCodec, o.Kafka.ReliableEmitterOptions()...); err != nil {
 		_ = r.entries.Finish()
 		return nil, fmt.Errorf("policies emitter: %w", err)
 	}
@@ -189,18 +190,8 @@ func (r *Registry) List() ([]*pb.RegistryEntry, error) {
 	if err := it.Err(); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b *pb.RegistryEntry) int { return compare(a.GetMerchantId(), b.GetMerchantId()) })
+	slices.SortFunc(out, func(a, b *pb.RegistryEntry) int { return strings.Compare(a.GetMerchantId(), b.GetMerchantId()) })
 	return out, nil
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Authenticate returns the merchant a token belongs to, or
@@ -477,24 +468,27 @@ func policyEvents(cur, next *pb.RegistryEntry, now time.Time) []*pb.PolicyEvent 
 	return out
 }
 
+// waitVisible polls the local view every 10 ms until it shows merchant at
+// version or later, for at most r.wait; a wait that runs out names what the
+// view showed last.
 func (r *Registry) waitVisible(ctx context.Context, merchant string, version uint64) error {
-	deadline := time.NewTimer(r.wait)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		e, err := r.Get(merchant)
-		if err == nil && e.GetVersion() >= version {
-			return nil
+		switch {
+		case err != nil:
+			return struct{}{}, err
+		case e.GetVersion() < version:
+			return struct{}{}, fmt.Errorf("the view has version %d", e.GetVersion())
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-deadline.C:
-			return fmt.Errorf("%w: change to merchant %q was written but is not visible after %s", ErrNotReady, merchant, r.wait)
-		case <-tick.C:
-		}
+		return struct{}{}, nil
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(10*time.Millisecond)), backoff.WithMaxElapsedTime(r.wait))
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
 	}
+	return fmt.Errorf("%w: change to merchant %q was written but is not visible after %s (last look: %v)", ErrNotReady, merchant, r.wait, err)
 }
 
 // StaleAfter is the merchant's TTL, or def when it sets none.

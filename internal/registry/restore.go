@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/schema"
@@ -65,7 +64,7 @@ func Restore(k kafkacfg.Options, viewDir string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pol, err := goka.NewEmitter(k.Brokers, schema.Policies, codecs.PolicyTable, k.ReliableEmitterOptions()...)
+	pol, err := goka.NewEmitter(k.Brokers, schema.Policies, schema.PolicyEventCodec, k.ReliableEmitterOptions()...)
 	if err != nil {
 		return 0, errors.Join(err, reg.Finish())
 	}

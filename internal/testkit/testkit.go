@@ -6,6 +6,8 @@ package testkit
 
 import (
 	"context"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,15 +28,20 @@ type Broker struct {
 // StartBroker starts an embedded broker for t with fast compaction.
 func StartBroker(t testing.TB) *Broker {
 	t.Helper()
-	dir := t.TempDir()
-	return StartBrokerIn(t, dir, 0)
+	return StartBrokerIn(t, t.TempDir(), nil)
 }
 
-// StartBrokerIn starts an embedded broker persisting into dir on port (0 for
-// a free one); use it to restart a broker on the same data and port.
-func StartBrokerIn(t testing.TB, dir string, port int) *Broker {
+// StartBrokerIn starts an embedded broker persisting into dir, on a port
+// lent from port, or on a free one when port is nil. Restart a broker on
+// the same address by closing it and starting the next on the same held
+// port.
+func StartBrokerIn(t testing.TB, dir string, port *Port) *Broker {
 	t.Helper()
-	b, err := broker.Start(broker.Options{DataDir: dir, Port: port, CompactionInterval: time.Second})
+	o := broker.Options{DataDir: dir, CompactionInterval: time.Second}
+	if port != nil {
+		o.Listener = port.Listener()
+	}
+	b, err := broker.Start(o)
 	if err != nil {
 		t.Fatalf("start embedded broker: %v", err)
 	}
@@ -46,21 +53,118 @@ func StartBrokerIn(t testing.TB, dir string, port int) *Broker {
 	}
 }
 
-// Eventually polls cond every 50ms until it returns nil or timeout passes,
-// then fails the test with cond's last error. Tests wait on state, never on
-// sleeps.
-func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+// Port is a loopback port a test holds bound until it ends, lending it to
+// one server at a time (Listener). Closing a port and binding it again
+// leaves a gap in which another process can take it; a held port has no
+// gap: connections made while no server holds a lease wait in the queue
+// until the next one accepts them.
+type Port struct {
+	ln    net.Listener
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+// HoldPort binds a free loopback port until t ends.
+func HoldPort(t testing.TB) *Port {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("hold a loopback port: %v", err)
+	}
+	p := &Port{ln: ln, conns: make(chan net.Conn), done: make(chan struct{})}
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+// Addr is the held address.
+func (p *Port) Addr() net.Addr { return p.ln.Addr() }
+
+// accept hands every connection to whichever lease accepts next.
+func (p *Port) accept() {
 	for {
-		if err = cond(); err == nil {
+		c, err := p.ln.Accept()
+		if err != nil {
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
+		p.offer(c)
+	}
+}
+
+// offer gives c to the next lease's Accept, or closes it once the port is
+// released.
+func (p *Port) offer(c net.Conn) {
+	select {
+	case p.conns <- c:
+	case <-p.done:
+		c.Close()
+	}
+}
+
+func (p *Port) close() {
+	p.once.Do(func() {
+		close(p.done)
+		p.ln.Close()
+	})
+}
+
+// Listener lends the port: Accept returns its connections until Close,
+// which ends the lease and leaves the port bound for the next one.
+func (p *Port) Listener() net.Listener {
+	return &lease{p: p, closed: make(chan struct{})}
+}
+
+type lease struct {
+	p      *Port
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *lease) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.p.conns:
+		select {
+		case <-l.closed: // closed meanwhile: the connection is the next lease's
+			go l.p.offer(c)
+			return nil, net.ErrClosed
+		default:
+			return c, nil
 		}
-		time.Sleep(50 * time.Millisecond)
+	case <-l.closed:
+		return nil, net.ErrClosed
+	case <-l.p.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *lease) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *lease) Addr() net.Addr { return l.p.Addr() }
+
+// Eventually checks cond at once and then every 50ms until it returns nil,
+// and fails the test with cond's last error if timeout passes first. Tests
+// wait on state, never on sleeps: the timeout only bounds how long a test
+// that is going to fail hangs, so give it ample room.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for tries := 1; ; tries++ {
+		err := cond()
+		if err == nil {
+			return
+		}
+		select {
+		case <-deadline.C:
+			t.Fatalf("condition not met within %s (%d checks); last check: %v", timeout, tries, err)
+		case <-tick.C:
+		}
 	}
 }
 

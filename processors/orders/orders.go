@@ -27,8 +27,8 @@ func Define(log *slog.Logger) *goka.GroupGraph {
 	}
 	h := handler{log: log.With("group", string(schema.OrdersGroup))}
 	return goka.DefineGroup(schema.OrdersGroup,
-		goka.Input(schema.Orders, schema.BytesCodec, h.command),
-		goka.Input(schema.Outcomes, schema.BytesCodec, h.outcome),
+		goka.Input(schema.Orders, schema.BytesCodec, deadletter.Handle(h.log, h.command)),
+		goka.Input(schema.Outcomes, schema.BytesCodec, deadletter.Handle(h.log, h.outcome)),
 		goka.Persist(schema.OrderCodec),
 		goka.Output(schema.Demand, schema.BytesCodec),
 		deadletter.Output(),
@@ -42,51 +42,39 @@ func New(brokers []string, log *slog.Logger, opts ...goka.ProcessorOption) (*gok
 
 type handler struct{ log *slog.Logger }
 
-func (h handler) command(ctx goka.Context, msg any) {
-	raw, ok := deadletter.Value(ctx, h.log, msg)
-	if !ok {
-		return
-	}
+func (h handler) command(ctx goka.Context, raw []byte) error {
 	in, id, err := codecs.DecodeOrderCommand(raw)
 	if err != nil {
-		deadletter.Send(ctx, h.log, raw, err.Error())
-		return
+		return deadletter.Reject(err)
 	}
 	if id != ctx.Key() {
-		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the command's order id %q", ctx.Key(), id))
-		return
+		return deadletter.Rejectf("message key %q differs from the command's order id %q", ctx.Key(), id)
 	}
 	at := ctx.Timestamp()
 	if t, ok := in.(inventory.OrderTick); ok {
 		at = t.At
 	}
-	h.apply(ctx, raw, in, at)
+	return h.apply(ctx, in, at)
 }
 
-func (h handler) outcome(ctx goka.Context, msg any) {
-	raw, ok := deadletter.Value(ctx, h.log, msg)
-	if !ok {
-		return
-	}
+func (h handler) outcome(ctx goka.Context, raw []byte) error {
 	o, err := codecs.DecodeOutcome(raw)
 	if err != nil {
-		deadletter.Send(ctx, h.log, raw, err.Error())
-		return
+		return deadletter.Reject(err)
 	}
 	if o.OrderID != ctx.Key() {
-		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the outcome's order id %q", ctx.Key(), o.OrderID))
-		return
+		return deadletter.Rejectf("message key %q differs from the outcome's order id %q", ctx.Key(), o.OrderID)
 	}
-	h.apply(ctx, raw, o, ctx.Timestamp())
+	return h.apply(ctx, o, ctx.Timestamp())
 }
 
-// apply runs the saga rule and performs its effects.
-func (h handler) apply(ctx goka.Context, raw []byte, in any, at time.Time) {
+// apply runs the saga rule and performs its effects; the rule's errors
+// reject the input.
+func (h handler) apply(ctx goka.Context, in any, at time.Time) error {
 	cur, found := ctx.Value().(inventory.Order)
 	next, eff, res, err := inventory.ApplyOrder(cur, found, in, at)
 	if err != nil {
-		deadletter.Send(ctx, h.log, raw, err.Error())
-		return
+		return deadletter.Reject(err)
 	}
 	processors.Store(ctx, next, res.Changed)
 	for _, r := range eff.Requests {
@@ -95,6 +83,7 @@ func (h handler) apply(ctx goka.Context, raw []byte, in any, at time.Time) {
 	for _, r := range eff.Releases {
 		h.emitDemand(ctx, r)
 	}
+	return nil
 }
 
 func (h handler) emitDemand(ctx goka.Context, ev inventory.Event) {

@@ -27,7 +27,7 @@ func Define(log *slog.Logger) *goka.GroupGraph {
 	}
 	h := handler{log: log.With("group", string(schema.PoliciesGroup))}
 	return goka.DefineGroup(schema.PoliciesGroup,
-		goka.Input(schema.Policies, schema.BytesCodec, h.policy),
+		goka.Input(schema.Policies, schema.BytesCodec, deadletter.Handle(h.log, h.policy)),
 		goka.Persist(schema.PolicyCodec),
 		deadletter.Output(),
 	)
@@ -40,22 +40,19 @@ func New(brokers []string, log *slog.Logger, opts ...goka.ProcessorOption) (*gok
 
 type handler struct{ log *slog.Logger }
 
-func (h handler) policy(ctx goka.Context, msg any) {
-	raw, ok := deadletter.Value(ctx, h.log, msg)
-	if !ok {
-		return
-	}
+// policy folds one policy event into the table; every error is the
+// input's (fold is pure), so dead-lettered.
+func (h handler) policy(ctx goka.Context, raw []byte) error {
 	ev, err := codecs.DecodePolicyEvent(raw)
 	if err != nil {
-		deadletter.Send(ctx, h.log, raw, err.Error())
-		return
+		return deadletter.Reject(err)
 	}
 	next, changed, err := fold(ctx.Key(), ev, current(ctx))
 	if err != nil {
-		deadletter.Send(ctx, h.log, raw, err.Error())
-		return
+		return deadletter.Reject(err)
 	}
 	processors.Store(ctx, next, changed)
+	return nil
 }
 
 func current(ctx goka.Context) *pb.PolicyEvent {

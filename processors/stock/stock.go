@@ -60,7 +60,7 @@ func Define(cfg inventory.Base, log *slog.Logger, c Coalescer) *goka.GroupGraph 
 		goka.Input(schema.Supply, schema.BytesCodec, h.event(codecs.DecodeSupplyEvent)),
 		goka.Input(schema.SkuPolicies, schema.BytesCodec, h.event(codecs.DecodeSkuPolicyEvent)),
 		goka.Input(schema.StockTicks, schema.BytesCodec, h.tick),
-		goka.Input(schema.Demand, schema.BytesCodec, h.demand),
+		goka.Input(schema.Demand, schema.BytesCodec, h.observed(h.demand)),
 		goka.Lookup(schema.PoliciesTable, schema.PolicyCodec),
 		goka.Persist(schema.StateCodec),
 		goka.Output(schema.Availability, schema.AvailabilityCodec),
@@ -95,46 +95,54 @@ type handler struct {
 	states  *states
 }
 
-// event is the callback for SKU-keyed event topics: decode, apply, store,
-// publish the answer if it changed.
-func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.ProcessCallback {
+// observed is the callback of an input whose messages the Coalescer
+// observes: every message, a tombstone too, claims its partition and
+// records its offset; then deadletter.Process hands the message to fn,
+// which learns whether the partition is behind and returns
+// deadletter.Reject for bad input.
+func (h handler) observed(fn func(ctx goka.Context, raw []byte, behind bool) error) goka.ProcessCallback {
 	return func(ctx goka.Context, msg any) {
 		h.backlog.Claim(ctx.Partition(), ctx.Context())
 		behind := h.backlog.Observe(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
-		raw, ev, ok := h.decode(ctx, msg, decode)
-		if !ok {
-			return
+		deadletter.Process(ctx, h.log, msg, func(ctx goka.Context, raw []byte) error { return fn(ctx, raw, behind) })
+	}
+}
+
+// event is the callback for SKU-keyed event topics: decode, apply, store,
+// publish the answer if it changed.
+func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.ProcessCallback {
+	return h.observed(func(ctx goka.Context, raw []byte, behind bool) error {
+		ev, err := h.decode(ctx, raw, decode)
+		if err != nil {
+			return err
 		}
 		prev := h.state(ctx)
 		next, res, err := inventory.Apply(prev, ev, eventTime(ctx))
 		if err != nil {
-			deadletter.Send(ctx, h.log, raw, err.Error())
-			return
+			return deadletter.Reject(err)
 		}
 		h.states.store(ctx, next, res.Changed)
 		if res.Changed {
 			h.publish(ctx, prev, next, nil, eventTime(ctx), behind)
 		}
-	}
+		return nil
+	})
 }
 
 // demand decides reservation requests and applies releases and
 // fulfilments. Every request gets its outcome on the outcomes topic, a
 // duplicate the recorded one again (the first may have been lost in a crash
 // between the table write and the emit).
-func (h handler) demand(ctx goka.Context, msg any) {
-	h.backlog.Claim(ctx.Partition(), ctx.Context())
-	behind := h.backlog.Observe(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
-	raw, ev, ok := h.decode(ctx, msg, codecs.DecodeDemandEvent)
-	if !ok {
-		return
+func (h handler) demand(ctx goka.Context, raw []byte, behind bool) error {
+	ev, err := h.decode(ctx, raw, codecs.DecodeDemandEvent)
+	if err != nil {
+		return err
 	}
 	prev := h.state(ctx)
 	pol := h.policies(ctx, prev)
 	next, out, res, err := inventory.Demand(prev, ev, pol, eventTime(ctx))
 	if err != nil {
-		deadletter.Send(ctx, h.log, raw, err.Error())
-		return
+		return deadletter.Reject(err)
 	}
 	h.states.store(ctx, next, res.Changed)
 	if res.Changed {
@@ -143,33 +151,27 @@ func (h handler) demand(ctx goka.Context, msg any) {
 	if out != nil {
 		ctx.Emit(schema.Outcomes, out.OrderID, codecs.OutcomeToProto(*out))
 	}
+	return nil
 }
 
 // decode turns an input message into a domain event of the message's SKU,
-// dead-lettering it (ok false) when it is a tombstone, undecodable, keyed
-// by another SKU, or timestamped outside 1970–2200.
-func (h handler) decode(ctx goka.Context, msg any, decode func([]byte) (inventory.Event, error)) ([]byte, inventory.Event, bool) {
-	raw, ok := deadletter.Value(ctx, h.log, msg)
-	if !ok {
-		return nil, nil, false
-	}
+// rejecting it (bad input, dead-lettered) when it is undecodable, keyed by
+// another SKU, or timestamped outside 1970–2200.
+func (h handler) decode(ctx goka.Context, raw []byte, decode func([]byte) (inventory.Event, error)) (inventory.Event, error) {
 	ev, err := decode(raw)
 	if err != nil {
-		deadletter.Send(ctx, h.log, raw, err.Error())
-		return nil, nil, false
+		return nil, deadletter.Reject(err)
 	}
 	// The message time is the processor's clock (a reservation's decision
 	// and expiry, the time an answer is evaluated at); one outside the
 	// times the domain stores exactly would make replays diverge.
 	if inventory.ValidateTime("message timestamp", eventTime(ctx)) != nil {
-		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message timestamp %s is outside (1970-01-01, 2200-01-01)", eventTime(ctx).Format(time.RFC3339Nano)))
-		return nil, nil, false
+		return nil, deadletter.Rejectf("message timestamp %s is outside (1970-01-01, 2200-01-01)", eventTime(ctx).Format(time.RFC3339Nano))
 	}
 	if ev.EventSKU() != ctx.Key() {
-		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the event's sku %q", ctx.Key(), ev.EventSKU()))
-		return nil, nil, false
+		return nil, deadletter.Rejectf("message key %q differs from the event's sku %q", ctx.Key(), ev.EventSKU())
 	}
-	return raw, ev, true
+	return ev, nil
 }
 
 // publish publishes the SKU's answer after a change from prev to next at
@@ -215,34 +217,34 @@ func (h handler) emitIfNew(ctx goka.Context, snap inventory.Snapshot, published 
 // and compared with the version the reconciler saw.
 func (h handler) tick(ctx goka.Context, msg any) {
 	h.backlog.Claim(ctx.Partition(), ctx.Context())
-	raw, ok := deadletter.Value(ctx, h.log, msg)
-	if !ok {
-		return
-	}
+	deadletter.Process(ctx, h.log, msg, h.applyTick)
+}
+
+// applyTick is tick's work on a message that is not a tombstone.
+func (h handler) applyTick(ctx goka.Context, raw []byte) error {
 	t, err := codecs.DecodeStockTick(raw)
 	if err != nil {
-		deadletter.Send(ctx, h.log, raw, err.Error())
-		return
+		return deadletter.Reject(err)
 	}
 	if t.GetSku() != ctx.Key() {
-		deadletter.Send(ctx, h.log, raw, fmt.Sprintf("message key %q differs from the tick's sku %q", ctx.Key(), t.GetSku()))
-		return
+		return deadletter.Rejectf("message key %q differs from the tick's sku %q", ctx.Key(), t.GetSku())
 	}
 	if t.GetDeferred() {
 		h.flush(ctx)
-		return
+		return nil
 	}
 	s, ok := h.states.get(ctx)
 	if !ok {
-		return // nothing known about this SKU: nothing to publish
+		return nil // nothing known about this SKU: nothing to publish
 	}
 	at := t.GetAt().AsTime()
 	s, res := inventory.Expire(s, at)
 	h.states.store(ctx, s, res.Changed)
 	if h.backlog.Reconciled(ctx.Partition(), ctx.Key(), at, t.GetPublishedVersion()) {
-		return
+		return nil
 	}
 	h.emitIfNew(ctx, inventory.Evaluate(s, h.policies(ctx, s), at), t.GetPublishedVersion())
+	return nil
 }
 
 // flush handles the Backlog's deferred tick: it publishes the SKU's

@@ -473,7 +473,7 @@ func runStockWith(ctx context.Context, o Options, dir string, coalesce bool) (Re
 	if err != nil {
 		return Result{}, err
 	}
-	cfg := inventory.Base{Channels: []string{"marketplace", "store-pickup", "web"}, DefaultStaleAfter: 24 * time.Hour}
+	cfg := inventory.DefaultBase()
 	want, err := finalAnswers(cfg, keys, vals)
 	if err != nil {
 		return Result{}, err

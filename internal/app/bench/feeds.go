@@ -14,14 +14,15 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v5"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/skuflow/skuflow/internal/app"
 	"github.com/skuflow/skuflow/internal/feeds"
 	"github.com/skuflow/skuflow/internal/feeds/publisher"
 	"github.com/skuflow/skuflow/internal/feeds/service"
-	"github.com/skuflow/skuflow/internal/app"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
@@ -87,21 +88,29 @@ func waitSupply(ctx context.Context, k kafkacfg.Options, n int64) error {
 		return err
 	}
 	defer client.Close()
-	for {
-		got, err := supplyCount(client)
-		if err != nil {
-			return err
+	// Poll every 20ms until the count is reached; a failed count ends the
+	// wait at once.
+	var got int64
+	var countErr error
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+		if got, countErr = supplyCount(client); countErr != nil {
+			return struct{}{}, backoff.Permanent(countErr)
 		}
-		if got >= n {
-			return nil
+		if got < n {
+			return struct{}{}, errSupplyShort
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("supply has %d of %d rows: %w", got, n, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
+		return struct{}{}, nil
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(20*time.Millisecond)), backoff.WithMaxElapsedTime(0))
+	switch {
+	case err == nil:
+		return nil
+	case countErr != nil:
+		return countErr
 	}
+	return fmt.Errorf("supply has %d of %d rows: %w", got, n, err) // err: why ctx ended
 }
+
+var errSupplyShort = errors.New("supply has fewer rows than expected")
 
 func runFeedsSarama(ctx context.Context, o Options, dir string) (Result, error) {
 	b, k, err := cluster(o, dir)
@@ -179,21 +188,25 @@ func runFeeds(ctx context.Context, o Options, dir string) (Result, error) {
 	}()
 	defer func() { stop(); <-stopped.done }()
 	base := "http://" + s.HTTPAddr()
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
+	// Poll /readyz every 50ms until it answers 200; the gateway stopping
+	// ends the wait (seen before the next poll).
+	if _, err := backoff.Retry(ctx, func() (struct{}, error) {
 		select {
-		case <-ctx.Done():
-			return Result{}, ctx.Err()
 		case <-stopped.done:
-			return Result{}, fmt.Errorf("gateway stopped: %v", stopped.err)
-		case <-time.After(50 * time.Millisecond):
+			return struct{}{}, backoff.Permanent(fmt.Errorf("gateway stopped: %v", stopped.err))
+		default:
 		}
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return struct{}{}, err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return struct{}{}, fmt.Errorf("readyz: %s", resp.Status)
+		}
+		return struct{}{}, nil
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(50*time.Millisecond)), backoff.WithMaxElapsedTime(0)); err != nil {
+		return Result{}, err
 	}
 	body := `{"merchantId":"` + benchMerchant + `","locations":["BENCH-L0","BENCH-L1","BENCH-L2","BENCH-L3"]}`
 	var tok pb.MerchantToken

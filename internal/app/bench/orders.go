@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -181,15 +183,18 @@ func runOrders(ctx context.Context, o Options, dir string) (Result, error) {
 	}
 	defer conn.Close()
 	avail, orders := pb.NewAvailabilityServiceClient(conn), pb.NewReservationServiceClient(conn)
-	for deadline := time.Now().Add(2 * time.Minute); ; {
-		_, err := avail.GetAvailability(ctx, &pb.GetAvailabilityRequest{Sku: keys[len(keys)-1]})
-		if err == nil && srv.Ready() {
-			break
+	// Ready when the last SKU's answer is served and the views have
+	// recovered: polled every 50ms for up to 2 minutes.
+	if _, err := backoff.Retry(ctx, func() (struct{}, error) {
+		if _, err := avail.GetAvailability(ctx, &pb.GetAvailabilityRequest{Sku: keys[len(keys)-1]}); err != nil {
+			return struct{}{}, err
 		}
-		if time.Now().After(deadline) {
-			return Result{}, fmt.Errorf("stack not ready: %v", err)
+		if !srv.Ready() {
+			return struct{}{}, errors.New("views recovering")
 		}
-		time.Sleep(50 * time.Millisecond)
+		return struct{}{}, nil
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(50*time.Millisecond)), backoff.WithMaxElapsedTime(2*time.Minute)); err != nil {
+		return Result{}, fmt.Errorf("stack not ready: %w", err)
 	}
 	n, c := requests(o), clients(o)
 	elapsed, p50, p99, err := drive(c, n, func(i int) error {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/lovoo/goka"
 	"google.golang.org/protobuf/proto"
 
@@ -121,30 +122,36 @@ func Message(topic string, rec *pb.OutboxRecord) (*sarama.ProducerMessage, bool,
 		Timestamp: rec.GetReceivedAt().AsTime()}, true, nil
 }
 
-// Run publishes until ctx is cancelled.
+// Run publishes until ctx is cancelled or the outbox is closed. A failure
+// is logged and publishing starts again from the checkpoint after an
+// exponential backoff (100ms doubling to MaxBackoff, no jitter); a rewind
+// starts again at once, with the backoff reset.
 func (p *Publisher) Run(ctx context.Context) error {
 	defer p.producer.Close()
-	ob := p.o.Outbox
-	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		cp, gen := ob.Checkpoint()
-		err := p.from(ctx, cp, gen)
-		if ctx.Err() != nil {
-			break
-		}
-		if errors.Is(err, outbox.ErrRewound) {
-			backoff = 100 * time.Millisecond
-			continue
-		}
-		if errors.Is(err, outbox.ErrClosed) {
+		b := backoff.NewExponentialBackOff()
+		b.InitialInterval, b.Multiplier, b.RandomizationFactor, b.MaxInterval = 100*time.Millisecond, 2, 0, p.o.MaxBackoff
+		var cp uint64
+		_, err := backoff.Retry(ctx, func() (struct{}, error) {
+			var gen uint64
+			cp, gen = p.o.Outbox.Checkpoint()
+			err := p.from(ctx, cp, gen)
+			switch {
+			case ctx.Err() != nil:
+				return struct{}{}, backoff.Permanent(ctx.Err())
+			case errors.Is(err, outbox.ErrRewound), errors.Is(err, outbox.ErrClosed):
+				return struct{}{}, backoff.Permanent(err)
+			case err == nil: // from returns only errors; retry rather than stop
+				err = errors.New("publishing stopped without an error")
+			}
+			return struct{}{}, err
+		}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, wait time.Duration) {
+			p.log.Warn("publishing failed; retrying from the checkpoint", "error", err, "checkpoint", cp, "retry_in", wait)
+		}))
+		if !errors.Is(err, outbox.ErrRewound) {
+			// ErrClosed, or ctx is done: nothing failed that Run reports.
 			return nil
 		}
-		p.log.Warn("publishing failed; retrying from the checkpoint", "error", err, "checkpoint", cp, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, p.o.MaxBackoff)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,18 +12,17 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/skuflow/skuflow/gateway/apierr"
 	"github.com/skuflow/skuflow/internal/feeds"
 	"github.com/skuflow/skuflow/internal/feeds/outbox"
+	"github.com/skuflow/skuflow/internal/registry"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
-	"github.com/skuflow/skuflow/internal/registry"
 )
 
 func timestampOf(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
@@ -56,37 +54,44 @@ func grpcToken(ctx context.Context) string {
 	return ""
 }
 
-// toStatus translates errors to gRPC statuses; messages never hold tokens.
-func (s *Service) toStatus(err error) error {
-	var owned *registry.LocationOwnedError
-	switch {
-	case err == nil:
-		return nil
-	case status.Code(err) != codes.Unknown:
-		return err
-	case errors.Is(err, registry.ErrUnauthenticated):
-		return status.Error(codes.Unauthenticated, "missing or invalid API token: send 'authorization: Bearer <token>'")
-	case errors.Is(err, registry.ErrPermissionDenied):
-		return status.Error(codes.PermissionDenied, err.Error())
-	case errors.Is(err, registry.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, registry.ErrExists):
-		return status.Error(codes.AlreadyExists, err.Error())
-	case errors.Is(err, registry.ErrInvalid):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.As(err, &owned):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, registry.ErrNotReady):
-		return status.Error(codes.Unavailable, err.Error())
-	case errors.Is(err, outbox.ErrRetention):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
+// The gateway maps errors to statuses (gateway/apierr, installed once by
+// gateway.New); the handlers here return errors. apierr cannot import the
+// feeds packages, so their errors are given one of its kinds here.
+
+// outboxError classifies an outbox error: asking to re-publish what
+// retention removed is FailedPrecondition; anything else is a fault.
+func outboxError(err error) error {
+	if errors.Is(err, outbox.ErrRetention) {
+		return apierr.Classify(apierr.ErrFailedPrecondition, err)
 	}
-	s.log.Error("feeds: internal error", "error", err)
-	return status.Error(codes.Internal, "internal error")
+	return err
+}
+
+// bodyError classifies what stopped the reading of a feed body: a limit is
+// ErrTooLarge (413 over REST), anything else (a bad header, a body that
+// ended early) the caller's mistake.
+func bodyError(err error) error {
+	var le *feeds.LimitError
+	if errors.As(err, &le) {
+		return apierr.Classify(apierr.ErrTooLarge, err)
+	}
+	return apierr.Invalid(err)
+}
+
+// streamStopKind classifies what ended a gRPC upload early: a limit is
+// ResourceExhausted, a stream that broke off Canceled; anything else keeps
+// its own kind (a message for another merchant InvalidArgument, a storage
+// failure Internal).
+func streamStopKind(stop error) error {
+	var le *feeds.LimitError
+	var te *feeds.TruncatedError
+	switch {
+	case errors.As(stop, &le):
+		return apierr.ErrTooLarge
+	case errors.As(stop, &te):
+		return context.Canceled
+	}
+	return stop
 }
 
 // authorize checks a merchant token for merchant.
@@ -96,7 +101,7 @@ func (s *Service) authorize(token, merchant string) (*pb.RegistryEntry, error) {
 	}
 	e, err := s.reg.Authorize(token, merchant)
 	if errors.Is(err, registry.ErrPermissionDenied) {
-		return nil, status.Error(codes.PermissionDenied, "this token belongs to another merchant")
+		return nil, apierr.Public(err, "this token belongs to another merchant")
 	}
 	return e, err
 }
@@ -105,17 +110,17 @@ func (s *Service) authorize(token, merchant string) (*pb.RegistryEntry, error) {
 func (s *Service) authorizeAdmin(ctx context.Context) error {
 	tok := grpcToken(ctx)
 	if !s.admin.Enabled() {
-		return status.Error(codes.PermissionDenied, "the admin API is disabled: start the gateway with --admin-token-file")
+		return apierr.Public(registry.ErrPermissionDenied, "the admin API is disabled: start the gateway with --admin-token-file")
 	}
 	if s.admin.Check(tok) {
 		return nil
 	}
 	if tok != "" {
 		if _, err := s.reg.Authenticate(tok); err == nil {
-			return status.Error(codes.PermissionDenied, "merchant tokens may not use the admin API")
+			return apierr.Public(registry.ErrPermissionDenied, "merchant tokens may not use the admin API")
 		}
 	}
-	return status.Error(codes.Unauthenticated, "missing or invalid admin token: send 'authorization: Bearer <admin token>'")
+	return apierr.Public(registry.ErrUnauthenticated, "missing or invalid admin token: send 'authorization: Bearer <admin token>'")
 }
 
 // --- FeedService ---
@@ -129,15 +134,15 @@ func (f *feedServer) UploadFeed(stream grpc.ClientStreamingServer[pb.UploadFeedR
 	s := f.s
 	first, err := stream.Recv()
 	if errors.Is(err, io.EOF) {
-		return status.Error(codes.InvalidArgument, "empty upload: the first message must name the merchant")
+		return apierr.Public(apierr.ErrInvalidArgument, "empty upload: the first message must name the merchant")
 	}
 	if err != nil {
-		return s.toStatus(err)
+		return err
 	}
 	merchant := first.GetMerchant()
 	entry, err := s.authorize(grpcToken(stream.Context()), merchant)
 	if err != nil {
-		return s.toStatus(err)
+		return err
 	}
 	in := s.begin(entry)
 	line := 0
@@ -145,7 +150,7 @@ func (f *feedServer) UploadFeed(stream grpc.ClientStreamingServer[pb.UploadFeedR
 	msg := first
 	for stop == nil {
 		if m := msg.GetMerchant(); m != "" && m != merchant {
-			stop = status.Errorf(codes.InvalidArgument, "message names merchant %q, the upload is for %q", m, merchant)
+			stop = apierr.Publicf(apierr.ErrInvalidArgument, "message names merchant %q, the upload is for %q", m, merchant)
 			break
 		}
 		for _, r := range msg.GetRows() {
@@ -180,17 +185,10 @@ func (f *feedServer) UploadFeed(stream grpc.ClientStreamingServer[pb.UploadFeedR
 	}
 	st, storeErr := in.finish(stop)
 	if storeErr != nil {
-		return s.toStatus(storeErr)
+		return storeErr
 	}
-	var le *feeds.LimitError
-	var te *feeds.TruncatedError
-	switch {
-	case errors.As(stop, &le):
-		return status.Errorf(codes.ResourceExhausted, "feed %s: %s", st.FeedId, st.Error)
-	case errors.As(stop, &te):
-		return status.Errorf(codes.Canceled, "feed %s: %s", st.FeedId, st.Error)
-	case stop != nil:
-		return status.Errorf(status.Code(stop), "feed %s: %s", st.FeedId, st.Error)
+	if stop != nil {
+		return &apierr.Error{Kind: streamStopKind(stop), Msg: fmt.Sprintf("feed %s: %s", st.FeedId, st.Error), Cause: stop}
 	}
 	return stream.SendAndClose(st)
 }
@@ -200,11 +198,11 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func (f *feedServer) GetFeed(ctx context.Context, req *pb.GetFeedRequest) (*pb.FeedStatus, error) {
 	s := f.s
 	if _, err := s.authorize(grpcToken(ctx), req.GetMerchant()); err != nil {
-		return nil, s.toStatus(err)
+		return nil, err
 	}
 	st, ok := s.ob.Feed(req.GetFeedId())
 	if !ok || st.GetMerchant() != req.GetMerchant() {
-		return nil, status.Errorf(codes.NotFound, "feed %q not found on this gateway (feeds are answered by the gateway instance that received them, while the outbox retains them)", req.GetFeedId())
+		return nil, apierr.Publicf(apierr.ErrNotFound, "feed %q not found on this gateway (feeds are answered by the gateway instance that received them, while the outbox retains them)", req.GetFeedId())
 	}
 	return st, nil
 }
@@ -213,7 +211,7 @@ func (f *feedServer) ListLocations(ctx context.Context, req *pb.ListLocationsReq
 	s := f.s
 	entry, err := s.authorize(grpcToken(ctx), req.GetMerchant())
 	if err != nil {
-		return nil, s.toStatus(err)
+		return nil, err
 	}
 	ttl := registry.StaleAfter(entry, s.o.DefaultStaleAfter)
 	now := s.now()
@@ -235,19 +233,6 @@ func (f *feedServer) ListLocations(ctx context.Context, req *pb.ListLocationsReq
 
 var jsonOut = protojson.MarshalOptions{EmitUnpopulated: true}
 
-// httpStatus maps a gRPC code to its HTTP status, as grpc-gateway does.
-func httpStatus(c codes.Code) int { return runtime.HTTPStatusFromCode(c) }
-
-func writeError(w http.ResponseWriter, err error) {
-	st := status.Convert(err)
-	if st.Code() == codes.Unauthenticated {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="skuflow"`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(httpStatus(st.Code()))
-	_ = json.NewEncoder(w).Encode(map[string]any{"code": int(st.Code()), "message": st.Message()})
-}
-
 // handleUpload is POST /v1/merchants/{merchant}/feeds: the body is read a
 // row at a time and accepted rows are stored in the outbox before the
 // answer, a skuflow.v1.FeedStatus in JSON.
@@ -255,24 +240,20 @@ func (s *Service) handleUpload(w http.ResponseWriter, r *http.Request) {
 	merchant := r.PathValue("merchant")
 	entry, err := s.authorize(registry.BearerToken(r.Header.Get("Authorization")), merchant)
 	if err != nil {
-		writeError(w, s.toStatus(err))
+		apierr.WriteHTTP(w, r, s.log, err)
 		return
 	}
 	format, err := feeds.FormatOf(r.Header.Get("Content-Type"))
 	if err != nil {
 		w.Header().Set("Accept-Post", "text/csv, application/x-ndjson")
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnsupportedMediaType)
-		_ = json.NewEncoder(w).Encode(map[string]any{"code": int(codes.InvalidArgument), "message": err.Error()})
+		apierr.WriteHTTP(w, r, s.log, apierr.Classify(apierr.ErrUnsupportedMediaType, err))
 		return
 	}
 	lim := s.o.Limits
 	if lim.MaxBodyBytes > 0 && r.ContentLength > lim.MaxBodyBytes {
-		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Connection", "close")
-		w.WriteHeader(http.StatusRequestEntityTooLarge)
-		_ = json.NewEncoder(w).Encode(map[string]any{"code": int(codes.ResourceExhausted),
-			"message": fmt.Sprintf("body of %d bytes is larger than the limit of %d bytes; nothing was stored", r.ContentLength, lim.MaxBodyBytes)})
+		apierr.WriteHTTP(w, r, s.log, apierr.Publicf(apierr.ErrTooLarge,
+			"body of %d bytes is larger than the limit of %d bytes; nothing was stored", r.ContentLength, lim.MaxBodyBytes))
 		return
 	}
 	in := s.begin(entry)
@@ -289,24 +270,21 @@ func (s *Service) handleUpload(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if err != nil {
-			stop = err
+			stop = bodyError(err)
 			break
 		}
 		if err := in.add(row); err != nil {
-			stop = err
+			stop = err // storing failed: a fault
 			break
 		}
 	}
 	st, storeErr := in.finish(stop)
 	code := http.StatusOK
-	var le *feeds.LimitError
 	switch {
 	case storeErr != nil:
-		code = http.StatusInternalServerError
-	case errors.As(stop, &le):
-		code = http.StatusRequestEntityTooLarge
+		code = apierr.HTTPStatus(storeErr)
 	case stop != nil:
-		code = http.StatusBadRequest
+		code = apierr.HTTPStatus(stop)
 	}
 	if stop != nil {
 		// Whatever is left of the body is not read: close the connection
@@ -315,7 +293,7 @@ func (s *Service) handleUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := jsonOut.Marshal(st)
 	if err != nil {
-		writeError(w, s.toStatus(err))
+		apierr.WriteHTTP(w, r, s.log, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -341,7 +319,7 @@ func staleAfterOf(d *durationpb.Duration) (time.Duration, error) {
 		return 0, nil
 	}
 	if err := d.CheckValid(); err != nil {
-		return 0, status.Errorf(codes.InvalidArgument, "stale_after: %v", err)
+		return 0, apierr.Invalid(fmt.Errorf("stale_after: %w", err))
 	}
 	return d.AsDuration(), nil
 }
@@ -357,7 +335,7 @@ func (a *registryServer) CreateMerchant(ctx context.Context, req *pb.CreateMerch
 	}
 	tok, e, err := s.reg.Create(ctx, req.GetMerchantId(), req.GetLocations(), d)
 	if err != nil {
-		return nil, s.toStatus(err)
+		return nil, err
 	}
 	return &pb.MerchantToken{Merchant: merchantOut(e), Token: tok}, nil
 }
@@ -368,11 +346,11 @@ func (a *registryServer) GetMerchant(ctx context.Context, req *pb.GetMerchantReq
 		return nil, err
 	}
 	if err := inventory.ValidateID("merchant", req.GetMerchantId()); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, apierr.Invalid(err)
 	}
 	e, err := s.reg.Get(req.GetMerchantId())
 	if err != nil {
-		return nil, s.toStatus(err)
+		return nil, err
 	}
 	return merchantOut(e), nil
 }
@@ -384,7 +362,7 @@ func (a *registryServer) ListMerchants(ctx context.Context, _ *pb.ListMerchantsR
 	}
 	all, err := s.reg.List()
 	if err != nil {
-		return nil, s.toStatus(err)
+		return nil, err
 	}
 	out := &pb.ListMerchantsResponse{}
 	for _, e := range all {
@@ -400,7 +378,7 @@ func (a *registryServer) AddLocations(ctx context.Context, req *pb.LocationsRequ
 	}
 	e, err := s.reg.AddLocations(ctx, req.GetMerchantId(), req.GetLocations())
 	if err != nil {
-		return nil, s.toStatus(err)
+		return nil, err
 	}
 	return merchantOut(e), nil
 }
@@ -412,7 +390,7 @@ func (a *registryServer) RemoveLocations(ctx context.Context, req *pb.LocationsR
 	}
 	e, err := s.reg.RemoveLocations(ctx, req.GetMerchantId(), req.GetLocations())
 	if err != nil {
-		return nil, s.toStatus(err)
+		return nil, err
 	}
 	return merchantOut(e), nil
 }
@@ -428,7 +406,7 @@ func (a *registryServer) SetStaleAfter(ctx context.Context, req *pb.SetStaleAfte
 	}
 	e, err := s.reg.SetStaleAfter(ctx, req.GetMerchantId(), d)
 	if err != nil {
-		return nil, s.toStatus(err)
+		return nil, err
 	}
 	return merchantOut(e), nil
 }
@@ -440,7 +418,7 @@ func (a *registryServer) RotateToken(ctx context.Context, req *pb.RotateTokenReq
 	}
 	tok, e, err := s.reg.RotateToken(ctx, req.GetMerchantId())
 	if err != nil {
-		return nil, s.toStatus(err)
+		return nil, err
 	}
 	return &pb.MerchantToken{Merchant: merchantOut(e), Token: tok}, nil
 }
@@ -460,17 +438,17 @@ func (a *registryServer) Republish(ctx context.Context, req *pb.RepublishRequest
 		seq = since.Sequence
 	case *pb.RepublishRequest_Time:
 		if err := since.Time.CheckValid(); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "time: %v", err)
+			return nil, apierr.Invalid(fmt.Errorf("time: %w", err))
 		}
 		var err error
 		if seq, err = s.ob.SequenceAt(since.Time.AsTime()); err != nil {
-			return nil, s.toStatus(err)
+			return nil, outboxError(err)
 		}
 	default:
-		return nil, status.Error(codes.InvalidArgument, "give a sequence or a time to re-publish from")
+		return nil, apierr.Public(apierr.ErrInvalidArgument, "give a sequence or a time to re-publish from")
 	}
 	if _, err := s.ob.Rewind(seq); err != nil {
-		return nil, s.toStatus(err)
+		return nil, outboxError(err)
 	}
 	s.log.Info("outbox re-publication requested", "from_sequence", seq)
 	return outboxStatus(s.ob.Status()), nil

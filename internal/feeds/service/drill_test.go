@@ -3,7 +3,6 @@ package service_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skuflow/skuflow/broker"
 	"github.com/skuflow/skuflow/internal/feeds/outbox"
-	"github.com/skuflow/skuflow/internal/kafkacfg"
-	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/internal/registry"
+	"github.com/skuflow/skuflow/internal/testkit"
 )
 
 type answerView struct {
@@ -50,14 +47,11 @@ func TestBrokerLossDrill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the embedded broker")
 	}
-	brokerDir := t.TempDir()
-	bA, err := broker.Start(broker.Options{DataDir: brokerDir, CompactionInterval: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, portStr, _ := net.SplitHostPort(bA.Addrs()[0])
-	port, _ := strconv.Atoi(portStr)
-	k := kafkacfg.Options{Brokers: bA.Addrs(), Partitions: testkit.Partitions, Replication: 1, ClientID: t.Name()}
+	// The test holds the broker's port throughout, so the second broker
+	// gets the same address without a gap another process could use.
+	port := testkit.HoldPort(t)
+	bA := testkit.StartBrokerIn(t, t.TempDir(), port)
+	k := bA.Kafka
 	data := t.TempDir()
 	s := startStack(t, stackOpts{kafka: k, dataDir: data, publish: true, processors: true})
 	tok := s.createMerchant("DRILL", "DR-1", "DR-2")
@@ -107,10 +101,13 @@ func TestBrokerLossDrill(t *testing.T) {
 	// The disaster: the broker and every byte of its data are gone.
 	s.stop()
 	bA.Close()
-	if err := os.RemoveAll(brokerDir); err != nil {
+	if err := os.RemoveAll(bA.DataDir); err != nil {
 		t.Fatal(err)
 	}
 	bB := testkit.StartBrokerIn(t, t.TempDir(), port) // fresh, empty, same address
+	if bB.Addrs()[0] != k.Brokers[0] {
+		t.Fatalf("second broker at %s, want the first one's address %s", bB.Addrs()[0], k.Brokers[0])
+	}
 
 	// Recovery, as in the README:
 	// 1. re-publish the registry from the gateway's local copy;

@@ -17,9 +17,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/skuflow/skuflow/internal/app"
 	"github.com/skuflow/skuflow/internal/feeds"
 	"github.com/skuflow/skuflow/internal/feeds/service"
-	"github.com/skuflow/skuflow/internal/app"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/inventory"

@@ -12,9 +12,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/skuflow/skuflow/internal/registry"
 	"github.com/skuflow/skuflow/internal/testkit"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
-	"github.com/skuflow/skuflow/internal/registry"
 )
 
 func grpcConn(t *testing.T, s *stack) *grpc.ClientConn {

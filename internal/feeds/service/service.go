@@ -34,9 +34,9 @@ import (
 	"github.com/skuflow/skuflow/internal/feeds/outbox"
 	"github.com/skuflow/skuflow/internal/feeds/publisher"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/internal/registry"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
-	"github.com/skuflow/skuflow/internal/registry"
 )
 
 // Options configure the service.
