@@ -129,7 +129,8 @@ not json
 
 // TestDevServesSampleDataAndStopsCleanly runs `skuflow dev --sample-data` as
 // a real process, queries the sample SKUs over REST, then interrupts it as
-// Ctrl-C would and checks that it stops in order within a few seconds.
+// Ctrl-C would and checks that it stops, processors before the broker (the
+// reverse costs ~40 s of client retries).
 func TestDevServesSampleDataAndStopsCleanly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole stack")
@@ -210,8 +211,8 @@ func TestDevServesSampleDataAndStopsCleanly(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dev exited with %v:\n%s", err, <-logs)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("dev did not stop within 10s of SIGINT")
+	case <-time.After(2 * time.Minute): // a hang guard; the order below is the check
+		t.Fatalf("dev did not stop after SIGINT")
 	}
 	took := time.Since(start)
 	out := <-logs

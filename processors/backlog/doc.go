@@ -2,7 +2,10 @@
 // processor coalesce its availability publishing while an input partition
 // is far behind its head (a replay flood), and publish each SKU's answer
 // about once per backlog instead of once per event. See Backlog for the
-// rules, topology.md ("Replay floods") for the picture.
+// rules, topology.md ("Replay floods") for the picture. States, the other
+// half of the machinery, remembers the values a group last wrote per
+// partition ownership, so a flood's messages need not re-read and decode
+// the table.
 //
 // The stock processor calls it through the small stock.Coalescer
 // interface: Claim and Observe on every message, then Extend, Hold, Take
@@ -21,9 +24,10 @@
 //     Rebalanced, which run on other goroutines.
 //   - goka: every assignment of a partition runs in a new partition
 //     processor whose goka.Context.Context() is a new context value, valid
-//     for that ownership only. Claim compares it by identity to tell one
-//     ownership from the next (another instance may have published in
-//     between).
+//     for that ownership only and cancelled when it ends. Claim and States
+//     compare it by identity to tell one ownership from the next (another
+//     instance may have published, or written the table, in between);
+//     States drops the values of ownerships whose context is cancelled.
 //   - goka: the rebalance callback (goka.WithRebalanceCallback) receives
 //     the assigned partitions as a goka.Assignment keyed by partition
 //     number, the same for every input topic (co-partitioning).

@@ -55,7 +55,7 @@ func Define(cfg inventory.Base, log *slog.Logger, c Coalescer) *goka.GroupGraph 
 	if c == nil {
 		c = never{}
 	}
-	h := handler{log: log.With("group", string(schema.StockGroup)), cfg: cfg, backlog: c, states: newStates()}
+	h := handler{log: log.With("group", string(schema.StockGroup)), cfg: cfg, backlog: c, states: backlog.NewStates[inventory.State]()}
 	return goka.DefineGroup(schema.StockGroup,
 		goka.Input(schema.Supply, schema.BytesCodec, h.event(codecs.DecodeSupplyEvent)),
 		goka.Input(schema.SkuPolicies, schema.BytesCodec, h.event(codecs.DecodeSkuPolicyEvent)),
@@ -92,7 +92,7 @@ type handler struct {
 	log     *slog.Logger
 	cfg     inventory.Base
 	backlog Coalescer
-	states  *states
+	states  *backlog.States[inventory.State]
 }
 
 // observed is the callback of an input whose messages the Coalescer
@@ -121,7 +121,7 @@ func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.Proces
 		if err != nil {
 			return deadletter.Reject(err)
 		}
-		h.states.store(ctx, next, res.Changed)
+		h.states.Store(ctx, next, res.Changed)
 		if res.Changed {
 			h.publish(ctx, prev, next, nil, eventTime(ctx), behind)
 		}
@@ -144,7 +144,7 @@ func (h handler) demand(ctx goka.Context, raw []byte, behind bool) error {
 	if err != nil {
 		return deadletter.Reject(err)
 	}
-	h.states.store(ctx, next, res.Changed)
+	h.states.Store(ctx, next, res.Changed)
 	if res.Changed {
 		h.publish(ctx, prev, next, &pol, eventTime(ctx), behind)
 	}
@@ -233,13 +233,13 @@ func (h handler) applyTick(ctx goka.Context, raw []byte) error {
 		h.flush(ctx)
 		return nil
 	}
-	s, ok := h.states.get(ctx)
+	s, ok := h.states.Get(ctx)
 	if !ok {
 		return nil // nothing known about this SKU: nothing to publish
 	}
 	at := t.GetAt().AsTime()
 	s, res := inventory.Expire(s, at)
-	h.states.store(ctx, s, res.Changed)
+	h.states.Store(ctx, s, res.Changed)
 	if h.backlog.Reconciled(ctx.Partition(), ctx.Key(), at, t.GetPublishedVersion()) {
 		return nil
 	}
@@ -258,7 +258,7 @@ func (h handler) flush(ctx goka.Context) {
 	if !ok {
 		return
 	}
-	s, ok := h.states.get(ctx)
+	s, ok := h.states.Get(ctx)
 	if !ok {
 		return
 	}
@@ -282,7 +282,7 @@ func (h handler) policies(ctx goka.Context, s inventory.State) inventory.Policie
 
 // state returns the SKU's state, or an empty state.
 func (h handler) state(ctx goka.Context) inventory.State {
-	if s, ok := h.states.get(ctx); ok {
+	if s, ok := h.states.Get(ctx); ok {
 		return s
 	}
 	return inventory.State{SKU: ctx.Key()}
@@ -291,7 +291,7 @@ func (h handler) state(ctx goka.Context) inventory.State {
 // eventTime is the message's timestamp in UTC. sarama gives it in the local
 // zone; the domain compares times zone-blind, but a state stored with UTC
 // times is deep-equal to its own decoding, which the remembered states
-// rely on (see states).
+// rely on (see backlog.States).
 func eventTime(ctx goka.Context) time.Time { return ctx.Timestamp().UTC() }
 
 func latest(a, b time.Time) time.Time {
