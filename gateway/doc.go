@@ -6,11 +6,13 @@
 // It also holds the reservation API (NewOrders over an OrderBus, and
 // NewReservations, which wires it to the order saga on the cluster).
 //
-// Errors are translated to gRPC codes at the edge (here, and in the APIs
-// served beside it such as internal/feeds/service), never in the domain: a caller's
-// mistake is InvalidArgument (HTTP 400), an unknown SKU NotFound (404), a view
-// that has not recovered yet Unavailable (503). Internal is reserved for
-// skuflow's own faults.
+// Errors are translated to gRPC codes in one place, package gateway/apierr,
+// which New registers as gRPC interceptors and as grpc-gateway's error
+// handler, so every API served here (and internal/feeds/service beside it)
+// passes through it; handlers return plain errors. Never in the domain: a
+// caller's mistake is InvalidArgument (HTTP 400), an unknown SKU NotFound
+// (404), a view that has not recovered yet Unavailable (503). Internal is
+// reserved for skuflow's own faults.
 //
 // Example:
 //

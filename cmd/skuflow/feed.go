@@ -430,12 +430,15 @@ func feedFormat(format, path string) (feeds.Format, error) {
 	return 0, fmt.Errorf("--format %q: want csv or ndjson", format)
 }
 
-// uploadLimits bound what the CLI reads of a feed file: the gateway's
-// default row length; no body limit (the gateway bounds the rows it takes).
+// uploadLimits bound what the CLI reads of a feed file. The gateway bounds
+// what it takes over gRPC (rows, and each message's size); the CLI only
+// keeps one line from taking unbounded memory: 1 MiB, far beyond any valid
+// row (its fields are bounded ids, a count and a time).
 var uploadLimits = func() feeds.Limits {
 	l := feeds.DefaultLimits()
 	l.MaxBodyBytes = 0
 	l.MaxRows = math.MaxInt
+	l.MaxRowBytes = 1 << 20
 	return l
 }()
 
@@ -463,7 +466,8 @@ type uploadResult struct {
 // are invalid on their own are kept back and counted. An error that stops
 // the reader before a row was read (a broken CSV header) returns a
 // *nothingSentError and opens no call; later, it ends the upload with the
-// rows read before it (res.stop). An error of the call is a gRPC status
+// rows read before it (res.stop), which the gateway records as the feed's
+// failure (UploadFeedRequest.abort). An error of the call is a gRPC status
 // error.
 func uploadFeed(ctx context.Context, client pb.FeedServiceClient, merchant string, rd *feeds.Reader) (*uploadResult, error) {
 	res := &uploadResult{}
@@ -525,7 +529,12 @@ func uploadFeed(ctx context.Context, client pb.FeedServiceClient, merchant strin
 			}
 		}
 	}
-	if stream == nil || len(req.Rows) > 0 {
+	if res.stop != nil {
+		// The gateway records the feed failed with this reason, as it does
+		// for a REST upload that stops early.
+		req.Abort = res.stop.Error()
+	}
+	if stream == nil || len(req.Rows) > 0 || req.Abort != "" {
 		if err := send(); err != nil {
 			return nil, err
 		}

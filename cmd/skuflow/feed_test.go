@@ -401,12 +401,20 @@ func TestFeedAndMerchantCommandsOverGRPC(t *testing.T) {
 	// before it are stored.
 	out = cli(1, "feed", "publish", "--merchant", "ACME", "--token-file", acmeFile, writeFile("header.csv", "sku,where,on_hand\nSKU-1,ACME-1,1\n"))
 	contains("broken header", out, `unknown column "where"`, "nothing was uploaded")
+	// The gateway records such a feed failed with the reason (as for a REST
+	// upload that stops early), and 'feed status' says so.
 	out = cli(1, "feed", "publish", "--merchant", "ACME", "--token-file", acmeFile,
-		writeFile("long.csv", "sku,location,on_hand\nSKU-L1,ACME-1,1\nSKU-L2,ACME-1,"+strings.Repeat("9", 5000)+"\nSKU-L3,ACME-1,3\n"))
-	contains("long line", out, "accepted 1 rows, rejected 0", "line 3 is longer than the limit of 4096 bytes", "the 1 rows before it were uploaded as feed")
+		writeFile("long.csv", "sku,location,on_hand\nSKU-L1,ACME-1,1\nSKU-L2,ACME-1,"+strings.Repeat("9", 1<<20)+"\nSKU-L3,ACME-1,3\n"))
+	contains("long line", out, "): failed", "accepted 1 rows, rejected 0", "line 3 is longer than the limit of 1048576 bytes", "the 1 rows before it were uploaded as feed")
+	longID := regexp.MustCompile(`feed (\S+) \(merchant ACME\): failed`).FindStringSubmatch(out)
+	if longID == nil {
+		t.Fatalf("no failed feed id in:\n%s", out)
+	}
+	out = cli(0, "feed", "status", "--merchant", "ACME", "--token-file", acmeFile, longID[1])
+	contains("status of the stopped feed", out, "): failed", "the client stopped the upload: line 3 is longer than the limit of 1048576 bytes", "accepted 1 rows")
 	out = cli(1, "feed", "publish", "--merchant", "ACME", "--token-file", acmeFile,
-		writeFile("long.ndjson", `{"sku":"`+strings.Repeat("S", 5000)+`"}`+"\n"))
-	contains("long first line", out, "line 1 is longer than the limit of 4096 bytes; nothing was uploaded")
+		writeFile("long.ndjson", `{"sku":"`+strings.Repeat("S", 1<<20)+`"}`+"\n"))
+	contains("long first line", out, "line 1 is longer than the limit of 1048576 bytes; nothing was uploaded")
 
 	// More rows than the gateway's --feeds-max-rows: RESOURCE_EXHAUSTED,
 	// after the gateway ended the stream in the middle.

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"fmt"
-	"hash"
 	"io"
 	"net"
 	"net/http"
@@ -11,16 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lovoo/goka"
-
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/internal/testkit"
 )
 
 type kafkaOpts = kafkacfg.Options
-
-// fnvHasher is goka's key hasher, so raw producers place keys like goka does.
-func fnvHasher() hash.Hash32 { return goka.DefaultHasher()() }
 
 // listen binds a free loopback port for a server the test starts: the test
 // hands the listener itself to the server (never just its port, which

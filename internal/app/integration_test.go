@@ -244,7 +244,7 @@ func sameAnswer(a, b *pb.Availability) bool {
 func produceRaw(t *testing.T, k kafkaOpts, key string, value []byte) {
 	t.Helper()
 	c := k.Sarama()
-	c.Producer.Partitioner = sarama.NewCustomHashPartitioner(fnvHasher)
+	c.Producer.Partitioner = schema.Partitioner()
 	p, err := sarama.NewSyncProducer(k.Brokers, c)
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,8 @@ func TestDeadLettersGoThroughTheWrapper(t *testing.T) {
 	files := goFiles(t, root, groups, nil)
 	calls(t, root, files, module+"/processors/deadletter", []string{"Send"},
 		"return deadletter.Reject(err) from a callback wrapped by deadletter.Handle or deadletter.Process")
+	calls(t, root, files, module+"/schema", []string{"DeadLetter", "DeadLetterCodec"},
+		"a group names no dead-letter topic: deadletter.Handle emits the dead letter (and deadletter.Output declares the edge)")
 }
 
 // goFiles lists the non-test Go files under dirs (recursively, relative to

@@ -82,11 +82,20 @@ func packages(t *testing.T) map[string]pkg {
 	return pkgs
 }
 
+// local makes a module path relative to the module; standard library
+// paths that would read like module ones (internal/..., cmd/...) get a
+// "std:" prefix.
 func local(path string) string {
 	if path == module {
 		return "."
 	}
-	return strings.TrimPrefix(path, module+"/")
+	if rel, ok := strings.CutPrefix(path, module+"/"); ok {
+		return rel
+	}
+	if strings.HasPrefix(path, "internal/") || strings.HasPrefix(path, "cmd/") || strings.HasPrefix(path, "vendor/") {
+		return "std:" + path
+	}
+	return path
 }
 
 func isProcessorPkg(p string) bool {
@@ -112,19 +121,31 @@ func TestLayerRulesNameRealPackages(t *testing.T) {
 	}
 }
 
-// No edge depends on a processor package, even transitively: an edge
-// takes names from the schema and reads tables through views.
+// No package outside processors/ and the composition root depends on a
+// processor package, even transitively: an edge (gateway, views, feeds,
+// registry, reconciler, emit, and every future one) takes names from the
+// schema and reads tables through views. The binary links them only
+// through the root, so for cmd/skuflow its direct imports are checked.
+// Test files are exempt: a test may build the stack it tests.
 func TestEdgesDoNotImportProcessors(t *testing.T) {
 	pkgs := packages(t)
-	for _, e := range edges {
-		deps := pkgs[e].Deps
-		if e == cmdPkg {
-			deps = pkgs[e].Imports // the binary links everything through the root
+	for p, info := range pkgs {
+		if isProcessorPkg(p) || isRoot(p) || p == "internal/archtest" {
+			continue
+		}
+		deps := info.Deps
+		if p == cmdPkg {
+			deps = info.Imports
 		}
 		for _, d := range deps {
 			if isProcessorPkg(d) {
-				t.Errorf("edge %s depends on processor package %s (via %s): take names from schema, read tables through views", e, d, via(pkgs, e, d))
+				t.Errorf("%s depends on processor package %s (via %s): take names from schema, read tables through views", p, d, via(pkgs, p, d))
 			}
+		}
+	}
+	for _, e := range edges {
+		if _, ok := pkgs[e]; !ok {
+			t.Errorf("edge %s is not a package of the module", e)
 		}
 	}
 }
@@ -170,7 +191,7 @@ func TestSchemaIsData(t *testing.T) {
 	pkgs := packages(t)
 	s := pkgs["schema"]
 	for _, imp := range s.Imports {
-		if !strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") && !strings.Contains(imp, "/") || !isModule(pkgs, imp) {
+		if !isModule(pkgs, imp) {
 			continue
 		}
 		if !slices.Contains(schemaAllowed, imp) {
@@ -241,4 +262,84 @@ func via(pkgs map[string]pkg, from, to string) string {
 		}
 	}
 	return "?"
+}
+
+// docRules are the import rules that package doc comments state, each
+// checked here: a package's non-test code must not depend (transitively)
+// on a module package or module listed, nor import directly a package in
+// direct.
+var docRules = map[string]struct{ deps, direct []string }{
+	"inventory":                {deps: []string{"github.com/lovoo/goka", "github.com/IBM/sarama", "google.golang.org/grpc", "google.golang.org/protobuf", "net"}},
+	"codecs":                   {deps: []string{"github.com/lovoo/goka", "github.com/IBM/sarama", "processors", "views", "gateway"}, direct: []string{"os", "net", "net/http"}},
+	"schema":                   {deps: []string{"processors", "views", "gateway", "internal", "github.com/prometheus"}},
+	"views":                    {deps: []string{"gateway", "processors", "internal/app"}},
+	"internal/feeds":           {deps: []string{"gateway", "github.com/lovoo/goka", "github.com/IBM/sarama"}},
+	"internal/feeds/outbox":    {deps: []string{"gateway", "github.com/lovoo/goka", "github.com/IBM/sarama"}},
+	"internal/feeds/publisher": {deps: []string{"gateway"}},
+	"internal/registry":        {deps: []string{"gateway", "cmd"}, direct: []string{"google.golang.org/grpc/status", "google.golang.org/grpc/codes"}},
+	"gateway/apierr":           {deps: []string{"internal/feeds", "gateway/apierr/..", "internal/app"}},
+	"processors/backlog":       {deps: []string{"processors/stock", "processors/policies", "processors/orders", "views", "gateway", "internal/app"}},
+}
+
+// under reports whether dep is rule or below it.
+func under(dep, rule string) bool { return dep == rule || strings.HasPrefix(dep, rule+"/") }
+
+// The rules that package doc comments state hold, and every package whose
+// doc says what it "must not import" has its rule here, so a stated rule
+// is always a checked one.
+func TestDocStatedImportRules(t *testing.T) {
+	pkgs := packages(t)
+	gw := pkgs["gateway/apierr"]
+	for _, d := range gw.Imports { // apierr sits below gateway: it must not import it
+		if d == "gateway" {
+			t.Errorf("gateway/apierr imports gateway")
+		}
+	}
+	for p, rule := range docRules {
+		info, ok := pkgs[p]
+		if !ok {
+			t.Errorf("docRules names %s, which is not a package of the module", p)
+			continue
+		}
+		for _, d := range info.Deps {
+			for _, bad := range rule.deps {
+				if under(d, bad) && d != p {
+					t.Errorf("%s depends on %s (via %s); its doc comment forbids %s", p, d, via(pkgs, p, d), bad)
+				}
+			}
+		}
+		for _, d := range info.Imports {
+			if slices.Contains(rule.direct, d) {
+				t.Errorf("%s imports %s; its doc comment forbids it", p, d)
+			}
+		}
+	}
+	fset := token.NewFileSet()
+	for p, info := range pkgs {
+		if strings.HasPrefix(p, "proto/") {
+			continue
+		}
+		for _, f := range info.GoFiles {
+			file, err := parser.ParseFile(fset, filepath.Join(info.Dir, f), nil, parser.PackageClauseOnly|parser.ParseComments)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if file.Doc == nil {
+				continue
+			}
+			doc := file.Doc.Text()
+			if (strings.Contains(doc, "must not import") || strings.Contains(doc, "never imports")) && docRules[p].deps == nil && !slices.Contains([]string{"processors", "views/viewtest"}, p) {
+				t.Errorf("%s's doc comment (%s) states an import rule that docRules does not check", p, f)
+			}
+		}
+	}
+}
+
+// views/viewtest is a test suite: only tests import it.
+func TestViewtestOnlyInTests(t *testing.T) {
+	for p, info := range packages(t) {
+		if slices.Contains(info.Imports, "views/viewtest") {
+			t.Errorf("%s imports views/viewtest, a test suite, outside its tests", p)
+		}
+	}
 }

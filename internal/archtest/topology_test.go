@@ -72,6 +72,22 @@ func renderTopology() string {
 	return b.String()
 }
 
+// graphs covers every processor group package, and nothing else.
+func TestGraphsAreTheGroups(t *testing.T) {
+	var got []string
+	for _, g := range graphs() {
+		got = append(got, string(g.Group()))
+	}
+	if len(got) != len(groups) {
+		t.Errorf("graphs() draws groups %v, archtest's groups are the packages %v: keep them one to one", got, groups)
+	}
+	for _, g := range []goka.Group{schema.StockGroup, schema.PoliciesGroup, schema.OrdersGroup} {
+		if !slices.Contains(got, string(g)) {
+			t.Errorf("graphs() lacks group %s", g)
+		}
+	}
+}
+
 // Every edge of every group graph is a topic of the schema, read or
 // written with the schema's codec for it, or as raw bytes that the
 // callback decodes (inputs) or encoded itself (outputs) with the codecs

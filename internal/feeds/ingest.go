@@ -296,33 +296,39 @@ func (r *Reader) countRow(line int) error {
 	return nil
 }
 
-// nextCSV reads the next CSV record with encoding/csv (RFC 4180: quoted
-// fields may hold commas, doubled quotes and line breaks). The header is
-// the first record; blank lines between records are skipped.
+// nextCSV reads the next CSV record with encoding/csv (RFC 4180 within a
+// line: quoted fields may hold commas and doubled quotes). A record is one
+// line: valid field values never hold line breaks, and a quote left open
+// must cost its own row only, not swallow the rows after it, so a quoted
+// field that runs past its line is rejected as that line's syntax error.
+// The header is the first line that is not blank; blank lines are skipped.
 func (r *Reader) nextCSV() (Row, error) {
 	for {
-		r.csvSrc.newRecord()
+		if err := r.csvSrc.next(); err != nil {
+			if errors.Is(err, io.EOF) && !r.started {
+				return Row{}, &HeaderError{Message: "the feed is empty: a CSV feed starts with the header sku,location,on_hand[,as_of]"}
+			}
+			return Row{}, err // io.EOF, or readLine's LimitError or TruncatedError
+		}
+		line := r.line
 		fields, err := r.csv.Read()
 		var pe *csv.ParseError
 		switch {
-		case errors.Is(err, io.EOF) && !r.started:
-			return Row{}, &HeaderError{Message: "the feed is empty: a CSV feed starts with the header sku,location,on_hand[,as_of]"}
 		case errors.As(err, &pe) && !r.started:
-			return Row{}, &HeaderError{Message: fmt.Sprintf("line %d: the header is not valid CSV (%s); a CSV feed starts with the header sku,location,on_hand[,as_of]", pe.StartLine, csvProblem(pe))}
+			return Row{}, &HeaderError{Message: fmt.Sprintf("line %d: the header is not valid CSV (%s); a CSV feed starts with the header sku,location,on_hand[,as_of]", line, csvProblem(pe))}
 		case errors.As(err, &pe):
-			if err := r.countRow(pe.StartLine); err != nil {
+			if err := r.countRow(line); err != nil {
 				return Row{}, err
 			}
-			return Row{Line: pe.StartLine}, &RowError{Line: pe.StartLine, Reason: "not valid CSV: " + csvProblem(pe)}
+			return Row{Line: line}, &RowError{Line: line, Reason: "not valid CSV: " + csvProblem(pe)}
 		case err != nil:
-			return Row{}, err // io.EOF, or the source's LimitError or TruncatedError
+			return Row{}, fmt.Errorf("line %d: reading CSV: %w", line, err) // not reached: the line is whole
 		}
-		line, _ := r.csv.FieldPos(0) // where the record starts
 		for i, f := range fields {
 			// Spaces around an unquoted field are not part of it (leading
 			// ones encoding/csv trims already); a quoted field is kept as
 			// quoted.
-			if l, c := r.csv.FieldPos(i); !r.csvSrc.quoted(l, c) {
+			if _, c := r.csv.FieldPos(i); !r.csvSrc.quoted(c) {
 				fields[i] = strings.TrimRightFunc(f, unicode.IsSpace)
 			}
 		}
@@ -348,78 +354,56 @@ func (r *Reader) nextCSV() (Row, error) {
 // csvProblem describes a CSV syntax error without the line prefix that
 // the callers give it.
 func csvProblem(pe *csv.ParseError) string {
-	if pe.Line != pe.StartLine {
-		return fmt.Sprintf("%v at line %d, column %d", pe.Err, pe.Line, pe.Column)
+	if errors.Is(pe.Err, csv.ErrQuote) {
+		return fmt.Sprintf("%v at column %d (a quoted field must close on its line)", pe.Err, pe.Column)
 	}
 	return fmt.Sprintf("%v at column %d", pe.Err, pe.Column)
 }
 
-// csvSource hands encoding/csv the body one line per Read, through
-// readLine: so the line, body and truncation limits apply as they do to
-// NDJSON, a CRLF ending arrives as LF and a first line's BOM is dropped.
-// encoding/csv reads through a bufio.Reader that only asks for more when it
-// holds no complete line, and a Read here returns at most one line, so
-// nothing beyond the record being parsed is read ahead: the rows before a
-// limit are returned before the limit error, and the lines taken since
-// newRecord are those of one record (after the blank lines it skips). A
-// record that spans lines (a quoted field holding line breaks) is bounded
-// by MaxRowBytes as a whole, so a quote that is never closed cannot pull
-// the rest of the body into memory. The record's lines are kept until the
-// next one starts, for quoted.
+// csvSource hands one reused encoding/csv reader the body one line per
+// record, through readLine: so the line, body and truncation limits apply
+// as they do to NDJSON, a CRLF ending arrives as LF and a first line's BOM
+// is dropped. next takes the next line that is not blank; Read hands it
+// over with its '\n' and then answers io.EOF until next is called again, so
+// a quoted field that does not close on its line ends in a parse error
+// (csv.ErrQuote) instead of reading on. encoding/csv reads through a
+// bufio.Reader that only asks for more when it holds no complete line, so
+// it never reads past the record it is parsing.
 type csvSource struct {
-	r     *Reader
-	buf   []byte // the lines handed over since the record started, each with its '\n'
-	off   int    // how much of buf was handed over
-	base  int    // line number of buf's first line
-	lines []int  // offset in buf of each line
-	first int    // line the record starts on (0: none yet)
-	size  int    // bytes of the record so far, its inner line breaks included
+	r    *Reader
+	line []byte // the current line, with its '\n'
+	off  int    // how much of line was handed over
 }
 
-// newRecord starts a record: the next line that is not blank begins it.
-func (s *csvSource) newRecord() {
-	s.buf, s.off, s.lines, s.base, s.first, s.size = s.buf[:0], 0, s.lines[:0], s.r.line+1, 0, 0
+// next makes the next line that is not blank the current one.
+func (s *csvSource) next() error {
+	for {
+		line, err := s.r.readLine()
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		s.line, s.off = append(append(s.line[:0], line...), '\n'), 0
+		return nil
+	}
 }
 
 func (s *csvSource) Read(p []byte) (int, error) {
-	if s.off == len(s.buf) {
-		line, err := s.r.readLine()
-		if err != nil {
-			return 0, err
-		}
-		switch {
-		case s.first == 0 && len(bytes.TrimSpace(line)) == 0:
-			// A blank line between records: handed over empty, so that
-			// encoding/csv skips it (it skips only empty lines); the
-			// blank lines before it were taken already and are dropped.
-			s.newRecord()
-			s.base = s.r.line
-			line = nil
-		case s.first == 0:
-			s.first, s.size = s.r.line, len(line)
-		default:
-			s.size += 1 + len(line)
-			if s.size > s.r.lim.MaxRowBytes {
-				return 0, &LimitError{Line: s.r.line, Message: fmt.Sprintf("the row starting at line %d is longer than the limit of %d bytes at line %d: a quoted field runs over line breaks (is a closing quote missing?)", s.first, s.r.lim.MaxRowBytes, s.r.line)}
-			}
-		}
-		s.lines = append(s.lines, len(s.buf))
-		s.buf = append(append(s.buf, line...), '\n')
+	if s.off == len(s.line) {
+		return 0, io.EOF
 	}
-	n := copy(p, s.buf[s.off:])
+	n := copy(p, s.line[s.off:])
 	s.off += n
 	return n, nil
 }
 
-// quoted reports whether the field encoding/csv places at line and column
-// (csv.Reader.FieldPos) of the current record opens with a quote.
-func (s *csvSource) quoted(line, col int) bool {
-	i := line - s.base
-	if i < 0 || i >= len(s.lines) {
-		return false
-	}
-	j := s.lines[i] + col - 1
-	return j >= 0 && j < len(s.buf) && s.buf[j] == '"'
+// quoted reports whether the field encoding/csv places at column col
+// (csv.Reader.FieldPos) of the current line opens with a quote.
+func (s *csvSource) quoted(col int) bool {
+	j := col - 1
+	return j >= 0 && j < len(s.line) && s.line[j] == '"'
 }
 
 const (

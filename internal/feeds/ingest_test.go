@@ -89,10 +89,11 @@ func reasons(rej []*feeds.RowError) map[int]string {
 	return out
 }
 
-// CSV is read as RFC 4180 (encoding/csv): a quoted field may hold commas,
-// doubled quotes and line breaks and is one field. The hand-written
-// splitter this replaced cut "a,b" in two and rejected the row for its
-// field count.
+// CSV lines are read as RFC 4180 (encoding/csv): a quoted field may hold
+// commas and doubled quotes and is one field. The hand-written splitter
+// this replaced cut "a,b" in two and rejected the row for its field count.
+// A record is one line: a quoted field that runs past its line is that
+// line's syntax error, and the next line is a row of its own.
 func TestCSVQuotedFields(t *testing.T) {
 	body := "sku,location,on_hand\r\n" +
 		`"S-1","L-1","3"` + "\r\n" + // 2: quotes removed
@@ -100,7 +101,7 @@ func TestCSVQuotedFields(t *testing.T) {
 		`"S""4",L-1,5` + "\r\n" + // 4: a doubled quote is a quote
 		`" S-5 ",L-1,6` + "\r\n" + // 5: spaces inside quotes are kept
 		"  S-6 ,\tL-1 , 7  \r\n" + // 6: spaces around unquoted fields are not
-		"\"S\r\n7\",L-1,8\r\n" + // 7-8: a quoted line break, CRLF read as LF
+		"\"S\r\n7\",L-1,8\r\n" + // 7: a quote that does not close on its line; 8: a row of its own
 		"S-9,L-1,9\r\n" // 9: line numbers stay physical lines
 	rows, rej, err := readAll(body, feeds.CSV, feeds.DefaultLimits())
 	if err != nil {
@@ -110,13 +111,13 @@ func TestCSVQuotedFields(t *testing.T) {
 	if !slices.Equal(rows, want) {
 		t.Errorf("rows %+v, want %+v", rows, want)
 	}
-	for line, reason := range map[int]string{3: `sku "a,b" has characters outside`, 4: `sku "S\"4" has characters`, 5: `sku " S-5 " has characters`, 7: `sku "S\n7" has characters`} {
+	for line, reason := range map[int]string{3: `sku "a,b" has characters outside`, 4: `sku "S\"4" has characters`, 5: `sku " S-5 " has characters`, 7: `not valid CSV: extraneous or missing " in quoted-field at column 4 (a quoted field must close on its line)`, 8: `not valid CSV: bare " in non-quoted-field at column 2`} {
 		if got := reasons(rej)[line]; !strings.Contains(got, reason) {
 			t.Errorf("line %d rejected for %q, want it to mention %q", line, got, reason)
 		}
 	}
-	if len(rej) != 4 {
-		t.Errorf("rejected %d rows, want 4: %v", len(rej), rej)
+	if len(rej) != 5 {
+		t.Errorf("rejected %d rows, want 5: %v", len(rej), rej)
 	}
 }
 
@@ -145,20 +146,22 @@ func TestCSVSyntaxErrorsRejectTheRow(t *testing.T) {
 	}
 }
 
-// A quote that is never closed makes the rest of the body one field (RFC
-// 4180); the row limit bounds that field, so the feed stops there instead
-// of reading the body into memory. The rows before it stay.
-func TestCSVUnclosedQuoteStopsAtTheRowLimit(t *testing.T) {
-	lim := feeds.DefaultLimits()
-	lim.MaxRowBytes = 64
-	body := "sku,location,on_hand\nS-1,L-1,1\n\"S-2,L-1,2\n" + strings.Repeat("S-3,L-1,3\n", 1000)
-	rows, rej, err := readAll(body, feeds.CSV, lim)
-	var le *feeds.LimitError
-	if !errors.As(err, &le) || le.Line != 9 || !strings.Contains(err.Error(), "the row starting at line 3 is longer than the limit of 64 bytes") {
-		t.Fatalf("err %v, want a limit error at line 9", err)
-	}
-	if len(rows) != 1 || rows[0].SKU != "S-1" || len(rej) != 0 {
-		t.Errorf("rows %+v, rejected %v", rows, rej)
+// A quote that is never closed costs its own row only: the rows after it
+// are read as before (the hand-written splitter did the same; an RFC 4180
+// reader across lines would swallow the rest of the feed into one field).
+func TestCSVUnclosedQuoteRejectsItsRowOnly(t *testing.T) {
+	for _, n := range []int{3, 300} {
+		body := "sku,location,on_hand\nS-1,L-1,1\n\"S-2,L-1,2\n" + strings.Repeat("S-3,L-1,3\n", n)
+		rows, rej, err := readAll(body, feeds.CSV, feeds.DefaultLimits())
+		if err != nil {
+			t.Fatalf("%d rows after it: %v", n, err)
+		}
+		if len(rows) != n+1 || rows[0].SKU != "S-1" || rows[len(rows)-1].Line != n+3 {
+			t.Errorf("%d rows after it: read %d rows, want %d", n, len(rows), n+1)
+		}
+		if len(rej) != 1 || rej[0].Line != 3 || !strings.Contains(rej[0].Reason, "a quoted field must close on its line") {
+			t.Errorf("%d rows after it: rejected %v, want line 3 only", n, rej)
+		}
 	}
 }
 

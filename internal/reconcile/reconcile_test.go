@@ -32,9 +32,9 @@ func TestOptionsValidate(t *testing.T) {
 	if err := validOptions().Validate(); err != nil {
 		t.Fatalf("valid options: %v", err)
 	}
-	// Logger, Now and Config are optional here: New defaults the first
-	// two, and the caller (internal/roles) validates Config, which it shares
-	// with the stock processor.
+	// Logger, Now and Base are optional here: New defaults the first two,
+	// and the composition root (internal/app) validates Base, which it
+	// shares with the stock processor.
 	minimal := validOptions()
 	minimal.Base, minimal.Logger, minimal.Now = inventory.Base{}, nil, nil
 	if err := minimal.Validate(); err != nil {

@@ -16,7 +16,7 @@
 // Tokens are never logged, stored or put in errors; only hashes are kept.
 //
 // This package must not import gateway/ or cmd/; it translates nothing to
-// gRPC codes (the feeds service does).
+// gRPC codes (gateway/apierr maps its errors).
 //
 // Example:
 //

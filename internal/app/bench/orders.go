@@ -151,18 +151,26 @@ func runOrders(ctx context.Context, o Options, dir string) (Result, error) {
 	pctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = app.Process(pctx, app.ProcessOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "proc")})
-	}()
+	// A role that stops before the run ends fails the scenario.
+	roleErr := make(chan error, 2)
+	role := func(name string, run func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(pctx); err != nil && pctx.Err() == nil {
+				roleErr <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	role("process", func(ctx context.Context) error {
+		return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "proc")})
+	})
 	srv, err := app.NewServe(app.ServeOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "serve"),
 		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Services: []app.ServiceFactory{app.Reservations(gateway.OrdersOptions{})}})
 	if err != nil {
 		return Result{}, err
 	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = srv.Run(pctx) }()
+	role("serve", srv.Run)
 	skus := min(o.Keys, 1000)
 	var supply [][]byte
 	var keys []string
@@ -186,6 +194,11 @@ func runOrders(ctx context.Context, o Options, dir string) (Result, error) {
 	// Ready when the last SKU's answer is served and the views have
 	// recovered: polled every 50ms for up to 2 minutes.
 	if _, err := backoff.Retry(ctx, func() (struct{}, error) {
+		select {
+		case err := <-roleErr:
+			return struct{}{}, backoff.Permanent(err)
+		default:
+		}
 		if _, err := avail.GetAvailability(ctx, &pb.GetAvailabilityRequest{Sku: keys[len(keys)-1]}); err != nil {
 			return struct{}{}, err
 		}
@@ -208,5 +221,10 @@ func runOrders(ctx context.Context, o Options, dir string) (Result, error) {
 		}
 		return err
 	})
+	select {
+	case rerr := <-roleErr:
+		err = errors.Join(err, rerr)
+	default:
+	}
 	return Result{Seconds: elapsed.Seconds(), Messages: n, Clients: c, P50Ms: p50, P99Ms: p99}, err
 }

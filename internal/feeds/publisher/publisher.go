@@ -18,7 +18,6 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/cenkalti/backoff/v5"
-	"github.com/lovoo/goka"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skuflow/skuflow/internal/feeds/outbox"
@@ -66,7 +65,7 @@ func SaramaConfig(k kafkacfg.Options) *sarama.Config {
 	c.Producer.RequiredAcks = sarama.WaitForAll
 	c.Producer.Return.Successes = true
 	c.Producer.Return.Errors = true
-	c.Producer.Partitioner = sarama.NewCustomHashPartitioner(goka.DefaultHasher())
+	c.Producer.Partitioner = schema.Partitioner()
 	c.Producer.Flush.Frequency = 5 * time.Millisecond
 	c.Producer.Retry.Max = 10
 	c.Producer.Retry.Backoff = 200 * time.Millisecond

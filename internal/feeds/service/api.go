@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -175,6 +177,10 @@ func (f *feedServer) UploadFeed(stream grpc.ClientStreamingServer[pb.UploadFeedR
 		if stop != nil {
 			break
 		}
+		if reason := msg.GetAbort(); reason != "" {
+			stop = &clientAbort{reason: truncateReason(reason)}
+			break
+		}
 		msg, err = stream.Recv()
 		if errors.Is(err, io.EOF) {
 			break
@@ -187,13 +193,34 @@ func (f *feedServer) UploadFeed(stream grpc.ClientStreamingServer[pb.UploadFeedR
 	if storeErr != nil {
 		return storeErr
 	}
-	if stop != nil {
+	var abort *clientAbort
+	if stop != nil && !errors.As(stop, &abort) {
 		return &apierr.Error{Kind: streamStopKind(stop), Msg: fmt.Sprintf("feed %s: %s", st.FeedId, st.Error), Cause: stop}
 	}
 	return stream.SendAndClose(st)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// clientAbort is an upload its client ended early (UploadFeedRequest.abort):
+// the feed is recorded failed with the client's reason, and the client gets
+// the feed's status, not an error.
+type clientAbort struct{ reason string }
+
+func (e *clientAbort) Error() string { return "the client stopped the upload: " + e.reason }
+
+// truncateReason bounds a client's abort reason to 500 bytes of valid UTF-8.
+func truncateReason(s string) string {
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) <= 500 {
+		return s
+	}
+	cut := 500
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
 
 func (f *feedServer) GetFeed(ctx context.Context, req *pb.GetFeedRequest) (*pb.FeedStatus, error) {
 	s := f.s

@@ -6,10 +6,12 @@
 // rows (feeds), stores accepted rows durably in the outbox before it
 // answers, and runs the publisher that ships the outbox to `supply`.
 //
-// Errors are translated to gRPC codes (and HTTP statuses) here: a caller's
-// mistake is InvalidArgument, a limit ResourceExhausted (413 for REST
-// bodies), no or a wrong token Unauthenticated (401), another merchant's
-// token PermissionDenied (403). Tokens never appear in logs or errors.
+// Errors become gRPC codes (and HTTP statuses) in gateway/apierr, the one
+// mapping of every API; this package only labels its feeds errors with an
+// apierr kind: a caller's mistake is InvalidArgument, a limit
+// ResourceExhausted (413 for REST bodies), no or a wrong token
+// Unauthenticated (401), another merchant's token PermissionDenied (403).
+// Tokens never appear in logs or errors.
 //
 // Example:
 //

@@ -159,8 +159,14 @@ func (x *FeedRow) GetAsOf() *timestamppb.Timestamp {
 type UploadFeedRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required in the first message; later messages may repeat it.
-	Merchant      string     `protobuf:"bytes,1,opt,name=merchant,proto3" json:"merchant,omitempty"`
-	Rows          []*FeedRow `protobuf:"bytes,2,rep,name=rows,proto3" json:"rows,omitempty"`
+	Merchant string     `protobuf:"bytes,1,opt,name=merchant,proto3" json:"merchant,omitempty"`
+	Rows     []*FeedRow `protobuf:"bytes,2,rep,name=rows,proto3" json:"rows,omitempty"`
+	// Set by a client that stops reading its feed early (a line over its
+	// limit, an unreadable file): the upload ends with this message's rows,
+	// the feed is recorded FEED_STATE_FAILED with this reason, and the rows
+	// accepted before it are stored and published, as for a REST upload that
+	// stops early.
+	Abort         string `protobuf:"bytes,3,opt,name=abort,proto3" json:"abort,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -207,6 +213,13 @@ func (x *UploadFeedRequest) GetRows() []*FeedRow {
 		return x.Rows
 	}
 	return nil
+}
+
+func (x *UploadFeedRequest) GetAbort() string {
+	if x != nil {
+		return x.Abort
+	}
+	return ""
 }
 
 // RejectedRow says why one row was not accepted.
@@ -1594,10 +1607,11 @@ const file_skuflow_v1_feeds_proto_rawDesc = "" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\blocation\x18\x02 \x01(\tR\blocation\x12\x17\n" +
 	"\aon_hand\x18\x03 \x01(\x03R\x06onHand\x12/\n" +
-	"\x05as_of\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"X\n" +
+	"\x05as_of\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"n\n" +
 	"\x11UploadFeedRequest\x12\x1a\n" +
 	"\bmerchant\x18\x01 \x01(\tR\bmerchant\x12'\n" +
-	"\x04rows\x18\x02 \x03(\v2\x13.skuflow.v1.FeedRowR\x04rows\"9\n" +
+	"\x04rows\x18\x02 \x03(\v2\x13.skuflow.v1.FeedRowR\x04rows\x12\x14\n" +
+	"\x05abort\x18\x03 \x01(\tR\x05abort\"9\n" +
 	"\vRejectedRow\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\x05R\x04line\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xbf\x03\n" +
