@@ -110,7 +110,7 @@ func newEmitCmd(g *globalFlags) *cobra.Command {
 	var cf clusterFlags
 	var topic, file string
 	cmd := &cobra.Command{
-		Use:   "emit --brokers host:port[,...] --topic supply|sku-policies|policies [--file F|-]",
+		Use:   "emit --brokers host:port[,...] --topic supply|sku-policies|policies|demand [--file F|-]",
 		Short: "Publish events given as JSON lines, keyed and partitioned as the processors expect",
 		Long: `Publish events, one protojson message per line:
 
@@ -121,6 +121,9 @@ func newEmitCmd(g *globalFlags) *cobra.Command {
     {"channelEligibility":{"sku":"SKU-1","channel":"marketplace","sellable":false,"asOf":"2026-11-21T10:00:00Z"}}
   --topic policies      skuflow.v1.PolicyEvent, e.g.
     {"location":{"location":"STORE-7","kind":"LOCATION_KIND_STORE","channels":["store-pickup"],"asOf":"2026-11-21T10:00:00Z"}}
+  --topic demand        skuflow.v1.DemandEvent (for operators: a fulfilment or release
+                        of a reservation the order saga placed), e.g.
+    {"fulfilled":{"reservationId":"cart-42:1","sku":"SKU-1","location":"WH-1","fulfilledAt":"2026-11-21T11:00:00Z"}}
 
 Each message is keyed (by SKU; by location/<id> or merchant/<id> for policies)
 and partitioned with FNV-1a like goka. Invalid lines are reported with their

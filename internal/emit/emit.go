@@ -35,6 +35,9 @@ var Topics = map[string]string{
 	string(schema.Supply):      "skuflow.v1.SupplyEvent",
 	string(schema.SkuPolicies): "skuflow.v1.SkuPolicyEvent",
 	string(schema.Policies):    "skuflow.v1.PolicyEvent",
+	// For operators: a fulfilment (ReservationFulfilled) or release of a
+	// reservation, or a request outside the order saga.
+	string(schema.Demand): "skuflow.v1.DemandEvent",
 }
 
 // parseLine turns one JSON line for topic into its message key and bytes,
@@ -52,6 +55,15 @@ func parseLine(topic string, line []byte) (string, []byte, error) {
 	case string(schema.Policies):
 		e := new(pb.PolicyEvent)
 		env, key = e, func() (string, error) { return validPolicy(e) }
+	case string(schema.Demand):
+		e := new(pb.DemandEvent)
+		env, key = e, func() (string, error) {
+			b, err := codecs.MarshalDeterministic(e)
+			if err != nil {
+				return "", err
+			}
+			return validSKU(codecs.DecodeDemandEvent(b))
+		}
 	default:
 		return "", nil, fmt.Errorf("topic %q is not one emit publishes to", topic)
 	}
