@@ -672,7 +672,8 @@ func TestOrderTableEncodeWrongType(t *testing.T) {
 }
 
 // The stock table keeps reservations (every status, backorder flags,
-// reasons, three times) and cap usage exactly.
+// reasons, three times) and cap usage exactly. Cap usage appears only once
+// a fulfilled reservation is forgotten, so the hand-built state carries it.
 func TestStateWithReservationsRoundTrip(t *testing.T) {
 	s, _ := demandState(t)
 	statuses := map[inventory.ReservationStatus]int{}
@@ -680,8 +681,8 @@ func TestStateWithReservationsRoundTrip(t *testing.T) {
 		statuses[r.Status]++
 	}
 	if statuses[inventory.StatusHeld] == 0 || statuses[inventory.StatusReleased] < 2 || statuses[inventory.StatusFulfilled] != 1 ||
-		statuses[inventory.StatusRejected] < 4 || len(s.CapUsage) != 1 {
-		t.Fatalf("fixture lacks a status: %v, cap usage %v", statuses, s.CapUsage)
+		statuses[inventory.StatusRejected] < 4 {
+		t.Fatalf("fixture lacks a status: %v", statuses)
 	}
 	hand := inventory.State{SKU: sku,
 		Reservations: []inventory.Reservation{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -43,6 +44,11 @@ const (
 // Default...; a negative one is an error.
 type OrdersOptions struct {
 	Bus OrderBus
+	// Base holds the configured channels: an order on any other channel is
+	// refused before it is published, as the SKU processors would refuse
+	// it. Left zero it is inventory.DefaultBase(); the serving role
+	// (internal/app) hands it its own Base.
+	Base inventory.Base
 	// DefaultTTL is the reservation TTL when a request sets none.
 	DefaultTTL time.Duration
 	// DecisionTimeout is how long the saga waits for every line's outcome.
@@ -61,6 +67,11 @@ func (o OrdersOptions) Validate() error {
 	var errs []error
 	if o.Bus == nil {
 		errs = append(errs, errors.New("reservations: no order bus"))
+	}
+	if !zeroBase(o.Base) {
+		if err := o.Base.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("reservations: %w", err))
+		}
 	}
 	for name, d := range map[string]time.Duration{"default TTL": o.DefaultTTL, "decision timeout": o.DecisionTimeout, "wait": o.Wait, "poll": o.Poll} {
 		if d < 0 {
@@ -81,11 +92,16 @@ func (o OrdersOptions) withDefaults() OrdersOptions {
 	set(&o.DecisionTimeout, DefaultDecisionTimeout)
 	set(&o.Wait, DefaultOrderWait)
 	set(&o.Poll, DefaultOrderPoll)
+	if zeroBase(o.Base) {
+		o.Base = inventory.DefaultBase()
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
+
+func zeroBase(b inventory.Base) bool { return len(b.Channels) == 0 && b.DefaultStaleAfter == 0 }
 
 type ordersServer struct {
 	pb.UnimplementedReservationServiceServer
@@ -124,20 +140,67 @@ func (s *ordersServer) PlaceOrder(ctx context.Context, req *pb.PlaceOrderRequest
 	if err := cmd.Validate(); err != nil {
 		return nil, err // wraps inventory.ErrInvalidEvent: InvalidArgument
 	}
+	if err := s.refused(cmd); err != nil {
+		return nil, err
+	}
+	// The saga keeps the first order placed under an id and refuses any
+	// other; a caller gets the recorded order only if it is the caller's
+	// own, however the calls raced: checked before publishing and on every
+	// order read while waiting.
+	placed := func(o inventory.Order) (bool, error) {
+		if !o.SameOrder(cmd) {
+			return false, orderConflict(cmd.OrderID)
+		}
+		return o.Final(), nil
+	}
 	if o, found, err := s.o.Bus.Get(cmd.OrderID); err != nil {
 		return nil, lookupError(err)
 	} else if found {
-		if !o.SameOrder(cmd) {
-			return nil, apierr.Publicf(inventory.ErrOrderConflict, "order id %q was already used for a different order", cmd.OrderID)
-		}
-		if o.Final() {
+		if done, err := placed(o); err != nil {
+			return nil, err
+		} else if done {
 			return codecs.OrderToProto(o), nil
 		}
 	}
 	if err := s.o.Bus.Place(ctx, cmd); err != nil {
 		return nil, publishError(ctx, err)
 	}
-	return s.waitFor(ctx, cmd.OrderID, func(o inventory.Order) bool { return o.Final() })
+	return s.waitFor(ctx, cmd.OrderID, placed)
+}
+
+// orderConflict answers an order id reused for a different order.
+func orderConflict(id string) error {
+	return apierr.Publicf(inventory.ErrOrderConflict, "order id %q was already used for a different order", id)
+}
+
+// refused reports what the pipeline would refuse for the whole order, so
+// that it is answered now rather than after the decision timeout: it runs
+// the order through the pipeline's own functions, the saga's ApplyOrder and
+// then inventory.Demand for every request the saga would send, each on an
+// empty SKU state under the configured channels. Their decisions are
+// discarded; only their errors count (e.g. inventory.ErrUnknownChannel).
+func (s *ordersServer) refused(cmd inventory.PlaceOrder) error {
+	at := time.Now()
+	_, eff, _, err := inventory.ApplyOrder(inventory.Order{}, false, cmd, at)
+	if err != nil {
+		return err // wraps inventory.ErrInvalidEvent: InvalidArgument
+	}
+	pol := s.o.Base.Policies()
+	var errs []error
+	seen := map[string]bool{}
+	for _, r := range eff.Requests {
+		_, _, _, err := inventory.Demand(inventory.State{SKU: r.SKU}, r, pol, at)
+		switch {
+		case err == nil:
+		case errors.Is(err, inventory.ErrUnknownChannel):
+			return apierr.Publicf(err, "channel %q is not configured; the configured channels are %s",
+				cmd.Channel, strings.Join(pol.Channels, ", "))
+		case !seen[err.Error()]:
+			seen[err.Error()] = true
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (s *ordersServer) GetOrder(_ context.Context, req *pb.GetOrderRequest) (*pb.Order, error) {
@@ -172,14 +235,15 @@ func (s *ordersServer) CancelOrder(ctx context.Context, req *pb.CancelOrderReque
 	if err := s.o.Bus.Cancel(ctx, id); err != nil {
 		return nil, publishError(ctx, err)
 	}
-	return s.waitFor(ctx, id, func(o inventory.Order) bool {
-		return o.Status == inventory.OrderCancelled || o.Status == inventory.OrderRejected
+	return s.waitFor(ctx, id, func(o inventory.Order) (bool, error) {
+		return o.Status == inventory.OrderCancelled || o.Status == inventory.OrderRejected, nil
 	})
 }
 
-// waitFor polls the saga's table until done holds, the wait bound passes or
-// the caller gives up.
-func (s *ordersServer) waitFor(ctx context.Context, id string, done func(inventory.Order) bool) (*pb.Order, error) {
+// waitFor polls the saga's table until check says the order is done, check
+// fails (its error is the answer), the wait bound passes or the caller
+// gives up.
+func (s *ordersServer) waitFor(ctx context.Context, id string, check func(inventory.Order) (bool, error)) (*pb.Order, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.o.Wait)
 	defer cancel()
 	t := time.NewTicker(s.o.Poll)
@@ -190,8 +254,12 @@ func (s *ordersServer) waitFor(ctx context.Context, id string, done func(invento
 		if err != nil && !errors.Is(err, views.ErrNotReady) {
 			return nil, lookupError(err)
 		}
-		if found && done(o) {
-			return codecs.OrderToProto(o), nil
+		if found {
+			if done, err := check(o); err != nil {
+				return nil, err
+			} else if done {
+				return codecs.OrderToProto(o), nil
+			}
 		}
 		select {
 		case <-ctx.Done():

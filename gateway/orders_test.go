@@ -35,6 +35,7 @@ import (
 // outcome back through ApplyOrder, until nothing is left to deliver. What
 // the pipeline would dead-letter is kept in dead. With stall set the SKU side
 // never answers: requests queue up in held (a pipeline that never decides).
+// With gate set, Place waits at it before delivering (see barrier).
 type memBus struct {
 	mu      sync.Mutex
 	now     time.Time
@@ -48,6 +49,33 @@ type memBus struct {
 	held    []inventory.Event
 	dead    []error
 	ready   bool
+	gate    *barrier
+}
+
+// barrier holds every caller of arrive until n have arrived. Gating Place
+// with one of n makes n racing PlaceOrder calls all publish before the saga
+// records any of them: each passed the gateway's check before publishing
+// with nothing recorded, the worst interleaving of the race.
+type barrier struct {
+	mu   sync.Mutex
+	n    int
+	open chan struct{}
+}
+
+func newBarrier(n int) *barrier { return &barrier{n: n, open: make(chan struct{})} }
+
+func (g *barrier) arrive(ctx context.Context) error {
+	g.mu.Lock()
+	if g.n--; g.n == 0 {
+		close(g.open)
+	}
+	g.mu.Unlock()
+	select {
+	case <-g.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func newMemBus(states ...inventory.State) *memBus {
@@ -65,7 +93,15 @@ func newMemBus(states ...inventory.State) *memBus {
 	return b
 }
 
-func (b *memBus) Place(_ context.Context, c inventory.PlaceOrder) error {
+func (b *memBus) Place(ctx context.Context, c inventory.PlaceOrder) error {
+	b.mu.Lock()
+	g := b.gate
+	b.mu.Unlock()
+	if g != nil {
+		if err := g.arrive(ctx); err != nil {
+			return err
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.places++
@@ -194,6 +230,12 @@ func (b *memBus) setStall(v bool) {
 	b.stall = v
 }
 
+func (b *memBus) setGate(g *barrier) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gate = g
+}
+
 func (b *memBus) setReady(v bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -277,7 +319,7 @@ func startOrders(t *testing.T, wait time.Duration) *ordEnv {
 	lookups.SetReady(true)
 	opts := options(lookups, lookups)
 	svc, err := gateway.NewOrders(gateway.OrdersOptions{
-		Bus: e.bus, DefaultTTL: ordDefaultTTL, DecisionTimeout: 30 * time.Second, Wait: wait, Poll: 20 * time.Millisecond,
+		Bus: e.bus, Base: inventory.Base{Channels: channels, DefaultStaleAfter: defaultStaleAfter}, DefaultTTL: ordDefaultTTL, DecisionTimeout: 30 * time.Second, Wait: wait, Poll: 20 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatalf("gateway.NewOrders: %v", err)
@@ -650,7 +692,7 @@ func TestPlaceOrderMalformed(t *testing.T) {
 		{"quantity over the limit", orderReq("o-1", "web", ol(skuTen, inventory.MaxUnits+1)), []string{"quantity"}},
 		{"duplicate sku", orderReq("o-1", "web", ol(skuTen, 1), ol(skuOne, 1), ol(skuTen, 2)), []string{"line 3", skuTen, "appears twice"}},
 		{"empty sku", orderReq("o-1", "web", ol("", 1)), []string{"sku is empty"}},
-		{"bad sku", orderReq("o-1", "web", ol("a/b", 1)), []string{`sku "a/b"`}},
+		{"bad sku", orderReq("o-1", "web", ol("a\x01b", 1)), []string{`sku "a\x01b"`, "control character"}},
 		{"empty id", orderReq("", "web", ol(skuTen, 1)), []string{"order_id is empty"}},
 		{"id with a space", orderReq("bad id", "web", ol(skuTen, 1)), []string{`order_id "bad id" has characters outside`}},
 		{"id too long", orderReq(strings.Repeat("o", inventory.MaxRefLength+1), "web", ol(skuTen, 1)), []string{"order_id", "longer than 128"}},

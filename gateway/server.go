@@ -149,6 +149,12 @@ func New(opts Options) (*Server, error) {
 	gw := runtime.NewServeMux(
 		// In-process REST handlers bypass the interceptors: the same mapping.
 		runtime.WithErrorHandler(apierr.HTTPErrorHandler(log)),
+		// Path parameters arrive percent-encoded (a SKU "A/B" as A%2FB):
+		// route on the raw path split at real '/' only, then decode a
+		// single-segment parameter whole. The default (legacy) mode routes
+		// on the decoded path, where "A/B" is two segments and a 404;
+		// UnescapingModeAllCharacters splits at %2F as well.
+		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
 		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
 			if strings.EqualFold(key, "etag") {
 				return "ETag", true

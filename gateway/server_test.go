@@ -191,23 +191,28 @@ func TestGetAvailabilityUnknownSKU(t *testing.T) {
 
 func TestGetAvailabilityMalformedSKU(t *testing.T) {
 	e := start(t, true)
-	long := strings.Repeat("A", inventory.MaxIDLength+1)
+	long := strings.Repeat("A", inventory.MaxSKULength+1)
 	tests := []struct {
 		name, sku, want string
 		grpcOnly        bool // no URL path carries it to the handler
+		restOnly        bool // gRPC clients refuse to send invalid UTF-8
 	}{
-		{"space", "SKU 1", "outside A-Z a-z 0-9 . _ -", false},
-		{"65 characters", long, "65 bytes, longer than 64", false},
-		{"unicode", "SKU-ü", "outside A-Z a-z 0-9 . _ -", false},
-		{"unicode lookalike of a stored sku", "SKU‐1", "outside A-Z a-z 0-9 . _ -", false}, // U+2010 hyphen
-		{"percent", "SKU%1", "outside A-Z a-z 0-9 . _ -", false},
-		{"empty", "", "sku is empty", true},
+		{"control character", "SKU\x011", "control character", false, false},
+		{"newline", "SKU-1\n", "control character", false, false},
+		{"257 bytes", long, "257 bytes, longer than 256", false, false},
+		{"leading space", " SKU-1", "starts or ends with a space", false, false},
+		{"invisible lookalike of a stored sku", "SKU-\u200b1", "not printable", false, false}, // zero width space
+		{"invalid UTF-8", "SKU-\xff", "not valid UTF-8", false, true},
+		{"empty", "", "sku is empty", true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.avail.GetAvailability(ctx(t), &pb.GetAvailabilityRequest{Sku: tt.sku})
-			if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), tt.want) {
-				t.Errorf("gRPC: %v, want InvalidArgument mentioning %q", err, tt.want)
+			if !tt.restOnly {
+				_, err := e.avail.GetAvailability(ctx(t), &pb.GetAvailabilityRequest{Sku: tt.sku})
+				if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), tt.want) ||
+					!strings.Contains(status.Convert(err).Message(), inventory.SKURule) {
+					t.Errorf("gRPC: %v, want InvalidArgument mentioning %q and the rule", err, tt.want)
+				}
 			}
 			if tt.grpcOnly {
 				return
@@ -233,7 +238,7 @@ func TestNotReadyThenReady(t *testing.T) {
 	if _, err := e.avail.GetAvailability(ctx(t), &pb.GetAvailabilityRequest{Sku: sku}); status.Code(err) != codes.Unavailable {
 		t.Errorf("gRPC while not ready: %v, want Unavailable", err)
 	}
-	if _, err := e.avail.GetAvailability(ctx(t), &pb.GetAvailabilityRequest{Sku: "bad sku"}); status.Code(err) != codes.InvalidArgument {
+	if _, err := e.avail.GetAvailability(ctx(t), &pb.GetAvailabilityRequest{Sku: "bad\tsku"}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("gRPC malformed sku while not ready: %v, want InvalidArgument", err)
 	}
 	if r := e.get(t, availabilityPath(sku)); r.status != http.StatusServiceUnavailable {

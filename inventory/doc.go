@@ -46,6 +46,30 @@
 // units and why units are missing, per location the breakdown, a Version
 // digest of the answer, and NextChangeAt, when the answer changes on its own.
 //
+// # Identifiers
+//
+// A SKU is the catalogue's own code (ValidateSKU, SKURule): 1 to
+// MaxSKULength (256) bytes of valid UTF-8 whose every character is printable
+// as unicode.IsPrint says (a letter, mark, number, punctuation or symbol, or
+// the ASCII space), neither first nor last a space. So '/', spaces, '+',
+// '%', quotes, commas and non-ASCII letters are allowed; control characters
+// (C0, DEL, C1), format characters (zero-width, bidi controls, BOM), spaces
+// other than U+0020, private-use and unassigned code points are not, nor is
+// invalid UTF-8. A leading or trailing space is rejected rather than trimmed:
+// it is almost always a data error, and trimming would make two spellings
+// one SKU. The length is in bytes, as stored and keyed on Kafka: 256 ASCII
+// characters, fewer non-ASCII ones. No normalisation happens: "é" precomposed
+// and "e" + U+0301 are different SKUs, byte for byte, as in the catalogue.
+//
+// Locations, channels and merchants keep the narrow rule: 1 to MaxIDLength
+// (64) characters of A-Z a-z 0-9 . _ - (ValidateID), which the operators
+// choose and which appear unescaped in URLs and the registry; order and
+// reservation ids follow ValidateRef. ValidateID(KindSKU, id) is ValidateSKU, so every caller that checks a
+// field named "sku" follows the SKU rule.
+//
+// Over REST a SKU is one path segment, percent-encoded ('/' as %2F; a SKU
+// that is just "." or ".." as %2E, or HTTP resolves it as a dot segment).
+//
 // This package must not import goka, sarama, grpc, net or any package that
 // does I/O; `make lint` checks that.
 //

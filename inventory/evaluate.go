@@ -122,6 +122,11 @@ func (s State) LocationIDs() []string {
 //
 // A location is stale when it is a merchant's and its newest level is at
 // least the merchant's TTL old at now (or it has no level at all).
+//
+// The remaining cap counts sales, not attempts: limit minus the units of
+// the channel's reservations decided in the window that are held at now or
+// fulfilled (see capUsed); rejections never count and a hold that ended
+// gives its units back.
 func Evaluate(s State, p Policies, now time.Time) Snapshot {
 	now = now.UTC()
 	snap := Snapshot{SKU: s.SKU, EvaluatedAt: now, Locations: make([]LocationSnapshot, 0, len(s.Locations))}
@@ -257,7 +262,7 @@ func channelTerms(s State, locs []LocationSnapshot, channel string, now time.Tim
 		case now.Before(c.WindowEnd):
 			next(c.WindowEnd)
 			cs.HasCap = true
-			cs.CapRemaining = max(0, c.Limit-capUsed(s, c))
+			cs.CapRemaining = max(0, c.Limit-capUsed(s, c, now))
 			a.remaining = cs.CapRemaining
 		}
 	}

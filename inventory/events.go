@@ -3,6 +3,7 @@ package inventory
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -12,8 +13,17 @@ import (
 const (
 	MaxUnits      = 1_000_000_000_000 // 10^12 units
 	MaxIDLength   = 64
+	MaxSKULength  = 256 // bytes of UTF-8, not characters
 	MaxEventIDLen = 128
 )
+
+// KindSKU is the kind ValidateID checks by the SKU rule (ValidateSKU).
+const KindSKU = "sku"
+
+// SKURule states the SKU rule; ValidateSKU's errors end with it.
+const SKURule = "a sku is 1 to 256 bytes of valid UTF-8, every character printable " +
+	"(a Unicode letter, mark, number, punctuation or symbol, or the ASCII space), " +
+	"not starting or ending with a space"
 
 // ErrInvalidEvent is wrapped by every validation failure.
 var ErrInvalidEvent = errors.New("invalid event")
@@ -37,9 +47,14 @@ func idChars(id, extra string) bool {
 	return true
 }
 
-// ValidateID checks a SKU or location id: 1 to 64 characters of
-// A-Z a-z 0-9 . _ - (so ids are safe in URL paths and logs).
+// ValidateID checks an id of the given kind. A SKU (kind KindSKU, "sku")
+// follows the SKU rule of ValidateSKU; every other id (location, channel,
+// merchant) is 1 to 64 characters of A-Z a-z 0-9 . _ - (so such ids are
+// safe in URL paths, logs and the registry's keys without escaping).
 func ValidateID(kind, id string) error {
+	if kind == KindSKU {
+		return ValidateSKU(kind, id)
+	}
 	switch {
 	case id == "":
 		return fmt.Errorf("%s is empty", kind)
@@ -47,6 +62,42 @@ func ValidateID(kind, id string) error {
 		return fmt.Errorf("%s is %d bytes, longer than %d", kind, len(id), MaxIDLength)
 	case !idChars(id, ""):
 		return fmt.Errorf("%s %q has characters outside A-Z a-z 0-9 . _ -", kind, id)
+	}
+	return nil
+}
+
+// ValidateSKU checks a SKU code as catalogues write them (SKURule): 1 to
+// MaxSKULength bytes of valid UTF-8 whose every character is printable in
+// the sense of unicode.IsPrint (categories L, M, N, P, S and the ASCII space:
+// no control characters, no format characters such as zero-width or bidi
+// marks, no other spaces, no unassigned or private-use code points), and
+// neither first nor last a space (a data error far more often than meant).
+// '/', '%', '+', ',', quotes and non-ASCII letters are all allowed: REST
+// paths carry a SKU percent-encoded. kind names the field in the error. It
+// is a loop, not a regexp, for the stock processor's sake; ids_test.go holds
+// it to the pattern it implements.
+func ValidateSKU(kind, sku string) error {
+	switch {
+	case sku == "":
+		return fmt.Errorf("%s is empty: %s", kind, SKURule)
+	case len(sku) > MaxSKULength:
+		return fmt.Errorf("%s is %d bytes, longer than %d: %s", kind, len(sku), MaxSKULength, SKURule)
+	case sku[0] == ' ' || sku[len(sku)-1] == ' ':
+		return fmt.Errorf("%s %q starts or ends with a space: %s", kind, sku, SKURule)
+	}
+	// Ranging over a string decodes UTF-8: an invalid byte reads as U+FFFD
+	// of width 1, where a real U+FFFD is its 3 bytes. strconv.IsPrint is
+	// unicode.IsPrint (this package imports no unicode tables of its own).
+	for i, r := range sku {
+		switch {
+		case r < ' ' || r == 0x7f:
+			return fmt.Errorf("%s %q has a control character (%U) at byte %d: %s", kind, sku, r, i, SKURule)
+		case r < 0x80:
+		case r == '\uFFFD' && !strings.HasPrefix(sku[i:], "\uFFFD"):
+			return fmt.Errorf("%s %q is not valid UTF-8 (byte %d): %s", kind, sku, i, SKURule)
+		case !strconv.IsPrint(r):
+			return fmt.Errorf("%s %q has a character that is not printable (%U) at byte %d: %s", kind, sku, r, i, SKURule)
+		}
 	}
 	return nil
 }

@@ -17,41 +17,54 @@ var (
 	firstAfter  = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 	long64      = strings.Repeat("a", inventory.MaxIDLength)
 	long65      = strings.Repeat("a", inventory.MaxIDLength+1)
+	longSKU     = strings.Repeat("s", inventory.MaxSKULength)
 	eventID128  = strings.Repeat("e", inventory.MaxEventIDLen)
 	eventID129  = strings.Repeat("e", inventory.MaxEventIDLen+1)
 )
 
+// ValidateID keeps the narrow rule for every kind but "sku", which is
+// ValidateSKU (TestValidateSKU in ids_test.go).
 func TestValidateID(t *testing.T) {
 	tests := []struct {
-		id string
-		ok bool
+		id      string
+		ok, sku bool // valid as a location id, as a SKU
 	}{
-		{"SKU-1", true},
-		{"a", true},
-		{"A.b_c-9", true},
-		{long64, true},
-		{"", false},
-		{long65, false},
-		{"has space", false},
-		{"slash/id", false},
-		{"colon:id", false},
-		{"caf\u00e9", false},
-		{"trailing-newline\n", false},
-		{"\x00", false},
-		{"tab\tid", false},
+		{"SKU-1", true, true},
+		{"a", true, true},
+		{"A.b_c-9", true, true},
+		{long64, true, true},
+		{"", false, false},
+		{long65, false, true},
+		{longSKU, false, true},
+		{longSKU + "x", false, false},
+		{"has space", false, true},
+		{"slash/id", false, true},
+		{"colon:id", false, true},
+		{"caf\u00e9", false, true},
+		{"trailing-newline\n", false, false},
+		{"\x00", false, false},
+		{"tab\tid", false, false},
+		{" leading-space", false, false},
+		{"bad\xffutf8", false, false},
 	}
 	for _, tt := range tests {
-		err := inventory.ValidateID("sku", tt.id)
-		if tt.ok && err != nil {
-			t.Errorf("ValidateID(%q) = %v, want nil", tt.id, err)
-		}
-		if !tt.ok {
-			// ValidateID also serves the gateway, so it does not claim
-			// ErrInvalidEvent itself; the events' Validate wraps it.
-			if err == nil {
-				t.Errorf("ValidateID(%q) = nil, want an error", tt.id)
-			} else if !strings.Contains(err.Error(), "sku") {
-				t.Errorf("ValidateID(%q) = %q does not name the field", tt.id, err)
+		for _, kind := range []string{"location", "sku"} {
+			want := tt.ok
+			if kind == "sku" {
+				want = tt.sku
+			}
+			err := inventory.ValidateID(kind, tt.id)
+			if want && err != nil {
+				t.Errorf("ValidateID(%s, %q) = %v, want nil", kind, tt.id, err)
+			}
+			if !want {
+				// ValidateID also serves the gateway, so it does not claim
+				// ErrInvalidEvent itself; the events' Validate wraps it.
+				if err == nil {
+					t.Errorf("ValidateID(%s, %q) = nil, want an error", kind, tt.id)
+				} else if !strings.Contains(err.Error(), kind) {
+					t.Errorf("ValidateID(%s, %q) = %q does not name the field", kind, tt.id, err)
+				}
 			}
 		}
 	}
@@ -79,8 +92,10 @@ func invalidLevels() []struct {
 		field string
 	}{
 		{"empty sku", mod(func(e *inventory.StockLevel) { e.SKU = "" }), "sku"},
-		{"long sku", mod(func(e *inventory.StockLevel) { e.SKU = long65 }), "sku"},
-		{"bad sku chars", mod(func(e *inventory.StockLevel) { e.SKU = "SKU 1" }), "sku"},
+		{"long sku", mod(func(e *inventory.StockLevel) { e.SKU = longSKU + "x" }), "sku"},
+		{"bad sku chars", mod(func(e *inventory.StockLevel) { e.SKU = "SKU\x001" }), "sku"},
+		{"sku with a trailing space", mod(func(e *inventory.StockLevel) { e.SKU = "SKU-1 " }), "sku"},
+		{"sku not UTF-8", mod(func(e *inventory.StockLevel) { e.SKU = "SKU-\xff" }), "sku"},
 		{"empty location", mod(func(e *inventory.StockLevel) { e.Location = "" }), "location"},
 		{"long location", mod(func(e *inventory.StockLevel) { e.Location = long65 }), "location"},
 		{"bad location chars", mod(func(e *inventory.StockLevel) { e.Location = "WH/1" }), "location"},
@@ -117,7 +132,7 @@ func invalidAdjustments() []struct {
 		{"empty event id", mod(func(e *inventory.StockAdjustment) { e.EventID = "" }), "event_id"},
 		{"long event id", mod(func(e *inventory.StockAdjustment) { e.EventID = eventID129 }), "event_id"},
 		{"empty sku", mod(func(e *inventory.StockAdjustment) { e.SKU = "" }), "sku"},
-		{"long sku", mod(func(e *inventory.StockAdjustment) { e.SKU = long65 }), "sku"},
+		{"long sku", mod(func(e *inventory.StockAdjustment) { e.SKU = longSKU + "x" }), "sku"},
 		{"bad sku chars", mod(func(e *inventory.StockAdjustment) { e.SKU = "sku\n" }), "sku"},
 		{"empty location", mod(func(e *inventory.StockAdjustment) { e.Location = "" }), "location"},
 		{"long location", mod(func(e *inventory.StockAdjustment) { e.Location = long65 }), "location"},
@@ -146,6 +161,11 @@ func TestStockLevelValidate(t *testing.T) {
 		lvl("WH-1", 1, at(0).In(zonePlus2), 0),
 		lvlIn("ST-1", inventory.AreaFloor, 1, at(0), 0),
 		lvlIn("ST-1", inventory.AreaBackroom, 1, at(0), 0),
+	}
+	for _, s := range goodSKUs {
+		l := validLevel()
+		l.SKU = s
+		valid = append(valid, l)
 	}
 	for _, ev := range valid {
 		if err := ev.Validate(); err != nil {
@@ -178,6 +198,11 @@ func TestStockAdjustmentValidate(t *testing.T) {
 		adj("e", "WH-1", 5, lastValid),
 		adjIn("e", "ST-1", inventory.AreaFloor, 5, at(0)),
 		adjIn("e", "ST-1", inventory.AreaBackroom, -5, at(0)),
+	}
+	for _, s := range goodSKUs {
+		a := validAdjustment()
+		a.SKU = s
+		valid = append(valid, a)
 	}
 	for _, ev := range valid {
 		if err := ev.Validate(); err != nil {

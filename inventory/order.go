@@ -159,12 +159,13 @@ func ApplyOrder(o Order, found bool, in any, t time.Time) (Order, OrderEffects, 
 		if !found {
 			return o, OrderEffects{}, Result{}, fmt.Errorf("%w: cancel of unknown order %q", ErrInvalidEvent, c.OrderID)
 		}
-		return finish(o, OrderCancelled, RejectCancelled, "cancelled")
+		return finish(o, OrderCancelled, RejectCancelled, "cancelled", "order was cancelled before this line was decided")
 	case OrderTick:
 		if !found || o.Final() || t.Before(o.DecideBy) {
 			return o, OrderEffects{}, Result{}, nil
 		}
-		return finish(o, OrderRejected, RejectTimeout, "no decision for every line before "+o.DecideBy.Format(time.RFC3339))
+		return finish(o, OrderRejected, RejectTimeout, "no decision for every line before "+o.DecideBy.Format(time.RFC3339),
+			"no decision for this line before the order's deadline "+o.DecideBy.Format(time.RFC3339))
 	case Outcome:
 		if !found {
 			return o, OrderEffects{}, Result{}, fmt.Errorf("%w: outcome for unknown order %q", ErrInvalidEvent, c.OrderID)
@@ -216,9 +217,9 @@ func releaseFor(l OrderLine, r ReleaseReason) ReservationReleased {
 }
 
 // finish ends a pending or reserved order: accepted lines are released,
-// undecided lines are marked with reason and released when their outcome
-// comes.
-func finish(o Order, status OrderStatus, reason RejectReason, why string) (Order, OrderEffects, Result, error) {
+// undecided lines are marked with reason and message (why the line was not
+// reserved, never empty) and released when their outcome comes.
+func finish(o Order, status OrderStatus, reason RejectReason, why, lineMsg string) (Order, OrderEffects, Result, error) {
 	if o.Status == OrderRejected || o.Status == OrderCancelled {
 		return o, OrderEffects{}, Result{}, nil
 	}
@@ -239,7 +240,7 @@ func finish(o Order, status OrderStatus, reason RejectReason, why string) (Order
 			n.Lines[i].Status = LineReleased
 			eff.Releases = append(eff.Releases, releaseFor(l, rel))
 		case LinePending:
-			n.Lines[i].Status, n.Lines[i].Reject = LineRejected, reason
+			n.Lines[i].Status, n.Lines[i].Reject, n.Lines[i].Message = LineRejected, reason, lineMsg
 		}
 	}
 	return n, eff, Result{Changed: true}, nil
@@ -263,17 +264,23 @@ func outcome(o Order, c Outcome) (Order, OrderEffects, Result, error) {
 	}
 	n := o
 	n.Lines = slices.Clone(o.Lines)
+	msg := c.Message
+	if !c.Accepted && msg == "" {
+		// Every rejected line says why, even when its outcome did not.
+		msg = rejectMessage(c.Reason, o.Channel)
+	}
 	if c.Accepted {
 		n.Lines[i].Status, n.Lines[i].Backorder = LineAccepted, c.Backorder
 	} else {
-		n.Lines[i].Status, n.Lines[i].Reject, n.Lines[i].Message = LineRejected, c.Reason, c.Message
+		n.Lines[i].Status, n.Lines[i].Reject, n.Lines[i].Message = LineRejected, c.Reason, msg
 	}
 	if n.Status != OrderPending {
 		// Only possible for a reserved order, which has no pending lines.
 		return n, OrderEffects{}, Result{Changed: true}, nil
 	}
 	if !c.Accepted {
-		n, eff, _, err := finish(n, OrderRejected, RejectCancelled, fmt.Sprintf("line %d (%s): %s", i+1, l.SKU, c.Message))
+		why := fmt.Sprintf("line %d (%s): %s", i+1, l.SKU, msg)
+		n, eff, _, err := finish(n, OrderRejected, RejectCancelled, why, "not reserved because the order failed: "+why)
 		// Lines still pending were not refused by their SKU: they are marked
 		// rejected because the order failed, as with a cancellation.
 		return n, eff, Result{Changed: true}, err

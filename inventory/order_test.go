@@ -51,7 +51,7 @@ func TestPlaceOrderValidate(t *testing.T) {
 			{name: "the most lines", set: func(c *P) { c.Lines = dmLines(inventory.MaxOrderLines) }, ok: true},
 			{name: "too many lines", set: func(c *P) { c.Lines = dmLines(inventory.MaxOrderLines + 1) }, words: "lines"},
 			{name: "line sku empty", set: func(c *P) { c.Lines[1].SKU = "" }, words: "line 2: sku"},
-			{name: "line sku with a colon", set: func(c *P) { c.Lines[1].SKU = "A:B" }, words: "line 2: sku"},
+			{name: "line sku with a control character", set: func(c *P) { c.Lines[1].SKU = "A\x01B" }, words: "line 2: sku"},
 			{name: "line quantity 0", set: func(c *P) { c.Lines[0].Quantity = 0 }, words: "line 1: quantity"},
 			{name: "line quantity negative", set: func(c *P) { c.Lines[0].Quantity = -3 }, words: "line 1: quantity"},
 			{name: "line quantity at the limit", set: func(c *P) { c.Lines[0].Quantity = inventory.MaxUnits }, ok: true},
@@ -207,6 +207,42 @@ func dmStarted(t *testing.T) (*dmSaga, []inventory.ReservationRequested) {
 		}
 	}
 	return g, want
+}
+
+// Every rejected line says why: a cancellation, the deadline, another
+// line's failure, and a refusal whose outcome carried no message.
+func TestSagaRejectedLinesSayWhy(t *testing.T) {
+	messages := func(o inventory.Order) []string {
+		var m []string
+		for _, l := range o.Lines {
+			m = append(m, l.Message)
+		}
+		return m
+	}
+	g, _ := dmStarted(t)
+	g.apply(inventory.CancelOrder{OrderID: "O-1"}, at(1))
+	want := slices.Repeat([]string{"order was cancelled before this line was decided"}, 3)
+	if got := messages(g.o); !slices.Equal(got, want) {
+		t.Errorf("cancelled: %q, want %q", got, want)
+	}
+
+	g, _ = dmStarted(t)
+	g.apply(inventory.OrderTick{OrderID: "O-1", At: at(60)}, at(60))
+	want = slices.Repeat([]string{"no decision for this line before the order's deadline 2024-03-01T12:01:00Z"}, 3)
+	if got := messages(g.o); !slices.Equal(got, want) {
+		t.Errorf("timed out: %q, want %q", got, want)
+	}
+
+	g, req := dmStarted(t)
+	silent := dmRefuse(req[1], inventory.RejectCapExceeded)
+	silent.Message = ""
+	g.apply(silent, at(1))
+	why := "line 2 (SKU-B): sales cap on web does not allow that many units"
+	want = []string{"not reserved because the order failed: " + why, "sales cap on web does not allow that many units",
+		"not reserved because the order failed: " + why}
+	if got := messages(g.o); !slices.Equal(got, want) || g.o.Reason != why {
+		t.Errorf("refused without a message: lines %q, reason %q; want %q, %q", got, g.o.Reason, want, why)
+	}
 }
 
 func TestSagaReserved(t *testing.T) {
@@ -459,6 +495,7 @@ type sagaSim struct {
 	states  map[string]inventory.State
 	stock   map[string]int64
 	blocked map[string]bool // not sellable on web
+	unknown map[string]bool // never supplied: no state may appear for it
 	queue   map[string][]inventory.Event
 	log     map[string][]inventory.Event
 	first   map[string]inventory.Outcome // first outcome per reservation id
@@ -486,10 +523,16 @@ func sagaKey(in any) string {
 
 func newSagaSim(t *rapid.T) *sagaSim {
 	sim := &sagaSim{p: inventory.Policies{Channels: []string{"app", "web"}}, skus: []string{"SKU-A", "SKU-B", "SKU-C"},
-		states: map[string]inventory.State{}, stock: map[string]int64{}, blocked: map[string]bool{},
+		states: map[string]inventory.State{}, stock: map[string]int64{}, blocked: map[string]bool{}, unknown: map[string]bool{},
 		queue: map[string][]inventory.Event{}, log: map[string][]inventory.Event{}, first: map[string]inventory.Outcome{},
 		orders: map[string]*sagaOrder{}, now: at(1), cancels: map[string]bool{}}
 	for _, s := range sim.skus {
+		if rapid.IntRange(0, 5).Draw(t, s+" known") == 0 {
+			// A SKU skuflow never heard of: every line for it is rejected
+			// and nothing is created for it.
+			sim.states[s], sim.unknown[s] = inventory.State{SKU: s}, true
+			continue
+		}
 		n := rapid.Int64Range(0, 6).Draw(t, s+" stock")
 		state, _, err := inventory.Apply(inventory.State{SKU: s}, inventory.StockLevel{SKU: s, Location: "WH-1", OnHand: n, AsOf: t0, Sequence: 1}, t0)
 		if err != nil {
@@ -605,7 +648,15 @@ func (sim *sagaSim) deliverDemand(t *rapid.T, s string) {
 	ev := sim.queue[s][0]
 	sim.queue[s] = sim.queue[s][1:]
 	sim.log[s] = append(sim.log[s], ev)
-	next, out, _ := dmDemand(t, sim.states[s], ev, sim.p, sim.now)
+	next, out, res := dmDemand(t, sim.states[s], ev, sim.p, sim.now)
+	if sim.unknown[s] {
+		if res.Changed {
+			t.Fatalf("%+v created unknown sku %s", ev, s)
+		}
+		if out != nil && (out.Accepted || out.Reason != inventory.RejectInsufficient || out.Message == "") {
+			t.Fatalf("unknown sku %s: outcome %+v", s, *out)
+		}
+	}
 	sim.states[s] = next
 	sim.emit(t, out)
 }
@@ -684,6 +735,16 @@ func sagaExpect(trace []sagaStep) (inventory.OrderStatus, []inventory.OrderLine,
 			}
 		case ended:
 			lines[i].Status, lines[i].Reject = inventory.LineRejected, why
+			switch why {
+			case inventory.RejectTimeout:
+				lines[i].Message = "no decision for this line before the order's deadline " + decideBy.Format(time.RFC3339)
+			case inventory.RejectCancelled:
+				lines[i].Message = "order was cancelled before this line was decided"
+			}
+			if failing >= 0 {
+				f := first[failing]
+				lines[i].Message = fmt.Sprintf("not reserved because the order failed: line %d (%s): %s", failing+1, cmd.Lines[failing].SKU, f.Message)
+			}
 		}
 	}
 	return status, lines, true
@@ -703,6 +764,13 @@ func sagaCheckOrder(t *rapid.T, so *sagaOrder) {
 	}
 	if (status == inventory.OrderRejected || status == inventory.OrderCancelled) != (got.Reason != "") {
 		t.Fatalf("order %s is %v with reason %q", got.ID, got.Status, got.Reason)
+	}
+	// Every rejected line says why, whatever rejected it: its SKU, the
+	// order's deadline, a cancellation or another line's failure.
+	for _, l := range got.Lines {
+		if l.Status == inventory.LineRejected && (l.Message == "" || l.Reject == 0) {
+			t.Fatalf("order %s: rejected line without a reason: %+v", got.ID, l)
+		}
 	}
 }
 
@@ -861,7 +929,7 @@ func (sim *sagaSim) checkQuiescent(t *rapid.T) {
 		}
 		impossible := false
 		for _, l := range so.o.Lines {
-			impossible = impossible || l.Quantity > sim.stock[l.SKU] || sim.blocked[l.SKU]
+			impossible = impossible || l.Quantity > sim.stock[l.SKU] || sim.blocked[l.SKU] || sim.unknown[l.SKU]
 			r, ok := dmFind(sim.states[l.SKU], l.ReservationID)
 			held := ok && r.Status == inventory.StatusHeld
 			if held != (so.o.Status == inventory.OrderReserved) {
@@ -880,6 +948,9 @@ func (sim *sagaSim) checkQuiescent(t *rapid.T) {
 		}
 	}
 	for _, s := range sim.skus {
+		if sim.unknown[s] && !reflect.DeepEqual(sim.states[s], inventory.State{SKU: s}) {
+			t.Fatalf("unknown sku %s was created: %+v", s, sim.states[s])
+		}
 		if got := dmHeld(sim.states[s], "", sim.now) + dmBackordered(sim.states[s], sim.now); got != heldFor[s] {
 			t.Fatalf("%s: %d units held, reserved orders account for %d", s, got, heldFor[s])
 		}
@@ -1015,6 +1086,8 @@ func dmCheckOrderShape(t *testing.T, o inventory.Order) {
 			t.Fatalf("%v order still holds a line: %+v", o.Status, o)
 		case o.Status == inventory.OrderPending && l.Status == inventory.LineReleased:
 			t.Fatalf("pending order with a released line: %+v", o)
+		case l.Status == inventory.LineRejected && l.Message == "":
+			t.Fatalf("rejected line %d without a message: %+v", i+1, o)
 		}
 	}
 }

@@ -75,6 +75,12 @@ func badIDs[V any](field string, set func(*V, string)) map[string]change[V] {
 	for name, id := range map[string]string{"empty": "", "long": long65, "bad chars": "a b", "slash": "a/b", "non-ascii": "caf\u00e9"} {
 		out[field+" "+name] = change[V]{field, func(v *V) { set(v, id) }}
 	}
+	if field == "sku" { // SKUs follow the SKU rule (ids_test.go)
+		clear(out)
+		for name, b := range badSKUs {
+			out[field+" "+name] = change[V]{field, func(v *V) { set(v, b.sku) }}
+		}
+	}
 	return out
 }
 

@@ -168,8 +168,12 @@ func (r Reservation) holds(now time.Time) bool {
 	return r.Status == StatusHeld && now.Before(r.ExpiresAt)
 }
 
-// CapUsage counts units accepted on a channel within the cap window that
-// starts at WindowStart.
+// CapUsage carries the sales-cap units of fulfilled reservations that are
+// no longer listed individually: when prune forgets a fulfilled reservation
+// decided within its channel's cap window, its units are added here, under
+// the window's start, so they keep counting until that window ends (or
+// another window replaces it). Held and fulfilled reservations still listed
+// are counted from State.Reservations directly (see capUsed).
 type CapUsage struct {
 	Channel     string
 	WindowStart time.Time
@@ -211,8 +215,30 @@ func rejectMessage(r RejectReason, channel string) string {
 		return "sales cap on " + channel + " does not allow that many units"
 	case RejectReleased:
 		return "reservation was released before it was decided"
+	case RejectTimeout:
+		return "no decision before the order's deadline"
+	case RejectCancelled:
+		return "order ended before this line was decided"
 	}
-	return "rejected"
+	return fmt.Sprintf("rejected (reason code %d)", int(r))
+}
+
+// Known reports whether skuflow has seen anything about the SKU that makes
+// it exist: supply (a stock level or adjustment at some location) or a SKU
+// policy (channel eligibility, sales cap, backorder limit, safety-stock
+// override). Reservations alone do not: a request for a SKU that is not
+// known is rejected without creating it (see Demand).
+func (s State) Known() bool {
+	return len(s.Locations) > 0 || len(s.ChannelRules) > 0 || len(s.SalesCaps) > 0 ||
+		len(s.SafetyOverrides) > 0 || !s.Backorder.AsOf.IsZero()
+}
+
+// unknownSKUOutcome is the answer to a request for a SKU that is not known:
+// rejected as insufficient. Nothing is recorded, so the outcome carries no
+// decision time and every copy of the request gets exactly this outcome.
+func unknownSKUOutcome(e ReservationRequested) Outcome {
+	return Outcome{ReservationID: e.ReservationID, OrderID: e.OrderID, SKU: e.SKU, Quantity: e.Quantity,
+		Reason: RejectInsufficient, Message: fmt.Sprintf("sku %q is not known: no stock and no policy was ever received for it", e.SKU)}
 }
 
 // ErrUnknownChannel rejects a request for a channel that is not configured.
@@ -222,6 +248,16 @@ var ErrUnknownChannel = errors.New("channel is not configured")
 // deciding requests against the SKU's availability under p. Reservations due
 // at t are expired first. It returns the outcome for a request (also for a
 // duplicate, which changes nothing) and nil otherwise.
+//
+// Demand never creates a SKU: for a state that is not Known, a request is
+// rejected (RejectInsufficient, "sku … is not known") and a release changes
+// nothing, both with Result.Changed false and the state returned as given,
+// so the processor writes no table entry and publishes no answer. The
+// rejection is not recorded (there is no state to record it in), so a
+// duplicate is answered again from the same facts: the same outcome, with
+// no DecidedAt, as long as the SKU stays unknown. Should the SKU become
+// known before a duplicate arrives, the duplicate is decided afresh; the
+// order saga releases an acceptance that arrives after its line ended.
 func Demand(s State, ev Event, p Policies, t time.Time) (State, *Outcome, Result, error) {
 	if ev == nil {
 		return s, nil, Result{}, fmt.Errorf("%w: no event", ErrInvalidEvent)
@@ -280,6 +316,10 @@ func request(s State, e ReservationRequested, p Policies, t time.Time) (State, *
 	if !slices.Contains(p.Channels, e.Channel) {
 		return s, nil, Result{}, fmt.Errorf("%w: %w: %q", ErrInvalidEvent, ErrUnknownChannel, e.Channel)
 	}
+	if !s.Known() {
+		o := unknownSKUOutcome(e)
+		return s, &o, Result{}, nil
+	}
 	s, _ = Expire(s, t)
 	s = prune(s, t)
 	snap := Evaluate(s, p, t)
@@ -304,7 +344,6 @@ func request(s State, e ReservationRequested, p Policies, t time.Time) (State, *
 	}
 	if r.Status == StatusHeld {
 		r.ExpiresAt = t.Add(e.TTL)
-		s = useCap(s, e.Channel, e.Quantity, t)
 	} else {
 		r.ClosedAt = t
 	}
@@ -313,47 +352,83 @@ func request(s State, e ReservationRequested, p Policies, t time.Time) (State, *
 	return next, &o, Result{Changed: true}, nil
 }
 
-// useCap counts accepted units against the channel's active cap window.
-func useCap(s State, channel string, qty int64, t time.Time) State {
-	c, ok := activeCap(s, channel, t)
-	if !ok {
+// Sales caps count sales, not attempts. Within a cap window
+// [WindowStart, WindowEnd), the units that use the channel's cap are those
+// of its reservations decided in the window that are
+//
+//   - held and not expired at the time of the question, or
+//   - fulfilled (listed, or forgotten by prune and kept in CapUsage).
+//
+// Rejected requests never use it; a release, expiry, cancellation or saga
+// compensation gives a held reservation's units back, because the
+// reservation stops being held. The count is derived from the reservations
+// every time, so a duplicate release cannot give units back twice and the
+// state stays a pure fold of the events. A fulfilment after the hold was
+// released or expired still counts (the units were sold), and may then take
+// the channel beyond its limit; acceptances never do.
+
+// decidedIn reports whether r was decided on c's channel within c's window.
+func decidedIn(r Reservation, c SalesCapRule) bool {
+	return r.Channel == c.Channel && !r.DecidedAt.Before(c.WindowStart) && r.DecidedAt.Before(c.WindowEnd)
+}
+
+// capCounts reports whether r uses the cap c at now.
+func capCounts(r Reservation, c SalesCapRule, now time.Time) bool {
+	return decidedIn(r, c) && (r.holds(now) || r.Status == StatusFulfilled)
+}
+
+// capUsed is the units using the cap c at now: the listed reservations
+// that count, plus fulfilled ones already forgotten in c's window.
+func capUsed(s State, c SalesCapRule, now time.Time) int64 {
+	var used int64
+	for _, u := range s.CapUsage {
+		if u.Channel == c.Channel && u.WindowStart.Equal(c.WindowStart) {
+			used = u.Used
+		}
+	}
+	for _, r := range s.Reservations {
+		if capCounts(r, c, now) {
+			used = min(used+r.Quantity, MaxUnits)
+		}
+	}
+	return used
+}
+
+// keepCapUsage records in CapUsage the units of a fulfilled reservation
+// that prune forgets, if its channel's cap (not cleared) has a window
+// containing its decision: a usage kept for another window start is
+// replaced, since only the cap's current window is ever counted.
+func keepCapUsage(s State, r Reservation) State {
+	i, found := slices.BinarySearchFunc(s.SalesCaps, r.Channel, func(c SalesCapRule, ch string) int { return strings.Compare(c.Channel, ch) })
+	if !found || r.Status != StatusFulfilled {
+		return s
+	}
+	c := s.SalesCaps[i]
+	if c.Cleared || !decidedIn(r, c) {
 		return s
 	}
 	out := s
 	out.CapUsage = slices.Clone(s.CapUsage)
-	i, found := slices.BinarySearchFunc(out.CapUsage, channel, func(u CapUsage, c string) int { return strings.Compare(u.Channel, c) })
+	j, found := slices.BinarySearchFunc(out.CapUsage, r.Channel, func(u CapUsage, ch string) int { return strings.Compare(u.Channel, ch) })
 	switch {
 	case !found:
-		out.CapUsage = slices.Insert(out.CapUsage, i, CapUsage{Channel: channel, WindowStart: c.WindowStart, Used: qty})
-	case !out.CapUsage[i].WindowStart.Equal(c.WindowStart):
-		out.CapUsage[i] = CapUsage{Channel: channel, WindowStart: c.WindowStart, Used: qty}
+		out.CapUsage = slices.Insert(out.CapUsage, j, CapUsage{Channel: r.Channel, WindowStart: c.WindowStart, Used: r.Quantity})
+	case !out.CapUsage[j].WindowStart.Equal(c.WindowStart):
+		out.CapUsage[j] = CapUsage{Channel: r.Channel, WindowStart: c.WindowStart, Used: r.Quantity}
 	default:
-		out.CapUsage[i].Used = min(out.CapUsage[i].Used+qty, MaxUnits)
+		out.CapUsage[j].Used = min(out.CapUsage[j].Used+r.Quantity, MaxUnits)
 	}
 	return out
 }
 
-func activeCap(s State, channel string, t time.Time) (SalesCapRule, bool) {
-	i, found := slices.BinarySearchFunc(s.SalesCaps, channel, func(r SalesCapRule, c string) int { return strings.Compare(r.Channel, c) })
-	if !found {
-		return SalesCapRule{}, false
-	}
-	c := s.SalesCaps[i]
-	return c, !c.Cleared && !t.Before(c.WindowStart) && t.Before(c.WindowEnd)
-}
-
-// capUsed is the units accepted in the channel's current window.
-func capUsed(s State, c SalesCapRule) int64 {
-	for _, u := range s.CapUsage {
-		if u.Channel == c.Channel && u.WindowStart.Equal(c.WindowStart) {
-			return u.Used
-		}
-	}
-	return 0
-}
-
 func release(s State, sku, id string, reason ReleaseReason, t time.Time) (State, Result) {
 	i, found := findReservation(s.Reservations, id)
+	if !found && !s.Known() {
+		// Nothing was ever held for a SKU skuflow does not know, and a
+		// request for it is rejected anyway: record nothing, so a release
+		// never creates a SKU.
+		return s, Result{}
+	}
 	if !found {
 		// Released before it was requested (reordering, or a compensation
 		// racing the request): remember it, so the request is rejected.
@@ -412,7 +487,9 @@ func Expire(s State, t time.Time) (State, Result) {
 	return *out, Result{Changed: true}
 }
 
-// prune forgets reservations closed more than ClosedRetention before t.
+// prune forgets reservations closed more than ClosedRetention before t. A
+// forgotten fulfilled reservation's units stay counted against its
+// channel's cap window, in CapUsage.
 func prune(s State, t time.Time) State {
 	cut := t.Add(-ClosedRetention)
 	keep := slices.IndexFunc(s.Reservations, func(r Reservation) bool {
@@ -422,6 +499,11 @@ func prune(s State, t time.Time) State {
 		return s
 	}
 	out := s
+	for _, r := range s.Reservations {
+		if r.Status == StatusFulfilled && r.ClosedAt.Before(cut) {
+			out = keepCapUsage(out, r)
+		}
+	}
 	out.Reservations = slices.DeleteFunc(slices.Clone(s.Reservations), func(r Reservation) bool {
 		return r.Status != StatusHeld && r.ClosedAt.Before(cut)
 	})

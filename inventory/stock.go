@@ -20,8 +20,9 @@ type State struct {
 	SalesCaps       []SalesCapRule
 	Backorder       BackorderRule
 	SafetyOverrides []SafetyOverrideRule
-	// Demand (see reservation.go): reservations sorted by ID, and units
-	// accepted per channel in the current sales-cap window.
+	// Demand (see reservation.go): reservations sorted by ID, and the cap
+	// units of fulfilled reservations no longer listed (a cap counts held
+	// and fulfilled reservations; see CapUsage).
 	Reservations []Reservation
 	CapUsage     []CapUsage
 }

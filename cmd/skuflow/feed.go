@@ -809,9 +809,13 @@ which locations, its staleness TTL and its API token. Every command needs
 		run        func(ctx context.Context, c pb.RegistryServiceClient, args []string, w io.Writer, flags *merchantFlags) error
 	}
 	subs := []sub{
-		{"create MERCHANT [--location L]... [--stale-after D] [--token-out F]", "Register a merchant and print (or write) its API token", cobra.ExactArgs(1),
+		{"create MERCHANT [--location L]... [--channels C,...] [--stale-after D] [--token-out F]", "Register a merchant and print (or write) its API token", cobra.ExactArgs(1),
 			func(ctx context.Context, c pb.RegistryServiceClient, args []string, w io.Writer, f *merchantFlags) error {
-				req := &pb.CreateMerchantRequest{MerchantId: args[0], Locations: f.locations}
+				chs, err := channelsFlag(f.channels)
+				if err != nil {
+					return err
+				}
+				req := &pb.CreateMerchantRequest{MerchantId: args[0], Locations: f.locations, Channels: chs}
 				if f.staleAfter < 0 {
 					return fmt.Errorf("--stale-after %s is negative (0: the default)", f.staleAfter)
 				}
@@ -836,9 +840,13 @@ which locations, its staleness TTL and its API token. Every command needs
 				}
 				return printJSON(w, out)
 			}},
-		{"add-location MERCHANT LOCATION...", "Give a merchant locations", cobra.MinimumNArgs(2),
-			func(ctx context.Context, c pb.RegistryServiceClient, args []string, w io.Writer, _ *merchantFlags) error {
-				out, err := c.AddLocations(ctx, &pb.LocationsRequest{MerchantId: args[0], Locations: args[1:]})
+		{"add-location MERCHANT LOCATION... [--channels C,...]", "Give a merchant locations (or set the channels of locations it owns)", cobra.MinimumNArgs(2),
+			func(ctx context.Context, c pb.RegistryServiceClient, args []string, w io.Writer, f *merchantFlags) error {
+				chs, err := channelsFlag(f.channels)
+				if err != nil {
+					return err
+				}
+				out, err := c.AddLocations(ctx, &pb.LocationsRequest{MerchantId: args[0], Locations: args[1:], Channels: chs})
 				if err != nil {
 					return err
 				}
@@ -879,7 +887,7 @@ which locations, its staleness TTL and its API token. Every command needs
 		var a apiFlags
 		var f merchantFlags
 		name, _, _ := strings.Cut(s.use, " ")
-		c := &cobra.Command{Use: s.use, Short: s.short, Args: s.args,
+		c := &cobra.Command{Use: s.use, Short: s.short, Long: merchantLong[name], Args: s.args,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				token, err := a.token("admin-token-file")
 				if err != nil {
@@ -902,6 +910,9 @@ which locations, its staleness TTL and its API token. Every command needs
 			c.Flags().StringSliceVar(&f.locations, "location", nil, "location the merchant owns (repeat, or comma-separate)")
 			c.Flags().DurationVar(&f.staleAfter, "stale-after", 0, "merchant stock stops counting after this long without a feed (0: the default)")
 		}
+		if name == "create" || name == "add-location" {
+			c.Flags().StringSliceVar(&f.channels, "channels", nil, "channels the locations serve, comma-separated (default: "+registry.DefaultChannel+" only)")
+		}
 		if name == "create" || name == "rotate-token" {
 			c.Flags().StringVar(&f.tokenOut, "token-out", "", "write the new token to this file (mode 0600) instead of printing it")
 		}
@@ -912,8 +923,36 @@ which locations, its staleness TTL and its API token. Every command needs
 
 type merchantFlags struct {
 	locations  []string
+	channels   []string
 	staleAfter time.Duration
 	tokenOut   string
+}
+
+// merchantLong is the help text of the merchant subcommands that have one.
+var merchantLong = map[string]string{
+	"create": `Register a merchant with its locations and print (or write) its API token,
+shown only this once.
+
+Channels: a merchant location's stock counts toward the channels it serves,
+and merchant locations serve only ` + registry.DefaultChannel + ` unless --channels says
+otherwise (e.g. --channels marketplace,web). --channels applies to every
+--location given; 'merchant add-location --channels' changes it later.`,
+	"add-location": `Give a merchant locations. With --channels, every listed location serves
+exactly those channels, locations the merchant already owns included (that
+is how a location's channels change). Without it, new locations serve only
+` + registry.DefaultChannel + ` and owned ones keep their channels.`,
+}
+
+// channelsFlag checks --channels: channel ids, no empty items. Empty means
+// the gateway's default (marketplace only).
+func channelsFlag(chs []string) ([]string, error) {
+	var errs []error
+	for _, c := range chs {
+		if err := inventory.ValidateID("channel", c); err != nil {
+			errs = append(errs, fmt.Errorf("--channels: %w", err))
+		}
+	}
+	return chs, errors.Join(errs...)
 }
 
 // withTokenOut runs call, which returns a new merchant token, and prints

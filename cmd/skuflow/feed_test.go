@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skuflow/skuflow/internal/kafkacfg"
@@ -300,6 +302,24 @@ func TestFeedAndMerchantCommandsOverGRPC(t *testing.T) {
 	acmeFile := filepath.Join(dir, "acme.token")
 	out := cli(0, "merchant", "create", "ACME", "--location", "ACME-1,ACME-2", "--stale-after", "6h", "--admin-token-file", adminFile, "--token-out", acmeFile)
 	contains("merchant create", out, `"merchantId": "ACME"`, "token written to "+acmeFile)
+	// Merchant locations serve only marketplace unless --channels says
+	// otherwise.
+	wantChannels := func(what, out string, want map[string]string) {
+		t.Helper()
+		js, _, _ := strings.Cut(out, "\ntoken ")
+		var m pb.Merchant
+		if err := protojson.Unmarshal([]byte(js), &m); err != nil {
+			t.Fatalf("%s: output is no merchant (%v):\n%s", what, err, out)
+		}
+		got := map[string]string{}
+		for _, lc := range m.GetLocationChannels() {
+			got[lc.GetLocation()] = strings.Join(lc.GetChannels(), ",")
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: channels by location %v, want %v", what, got, want)
+		}
+	}
+	wantChannels("merchant create", out, map[string]string{"ACME-1": "marketplace", "ACME-2": "marketplace"})
 	acme := readToken(acmeFile)
 	out = cli(0, "merchant", "create", "BETA", "--location", "BETA-1", "--admin-token-file", adminFile)
 	m := regexp.MustCompile(`token \(shown only now; store it safely\): (\S+)`).FindStringSubmatch(out)
@@ -317,6 +337,15 @@ func TestFeedAndMerchantCommandsOverGRPC(t *testing.T) {
 	contains("a location of another merchant", out, "FAILED_PRECONDITION")
 	out = cli(0, "merchant", "add-location", "ACME", "ACME-3", "--admin-token-file", adminFile)
 	contains("add-location", out, `"ACME-3"`)
+	wantChannels("add-location", out, map[string]string{"ACME-1": "marketplace", "ACME-2": "marketplace", "ACME-3": "marketplace"})
+	out = cli(0, "merchant", "add-location", "ACME", "ACME-3", "--channels", "web,marketplace,web", "--admin-token-file", adminFile)
+	wantChannels("add-location --channels", out, map[string]string{"ACME-1": "marketplace", "ACME-2": "marketplace", "ACME-3": "marketplace,web"})
+	out = cli(0, "merchant", "add-location", "ACME", "ACME-3", "--admin-token-file", adminFile)
+	wantChannels("add-location again without --channels", out, map[string]string{"ACME-1": "marketplace", "ACME-2": "marketplace", "ACME-3": "marketplace,web"})
+	out = cli(1, "merchant", "add-location", "ACME", "ACME-3", "--channels", "web,Store Pickup", "--admin-token-file", adminFile)
+	contains("add-location with a bad channel", out, `--channels: channel "Store Pickup" has characters outside`)
+	out = cli(1, "merchant", "create", "GAMMA", "--location", "GAMMA-1", "--channels", "marketplace,", "--admin-token-file", adminFile)
+	contains("create with an empty channel", out, "--channels: channel is empty")
 	out = cli(0, "merchant", "remove-location", "ACME", "ACME-3", "--admin-token-file", adminFile)
 	if strings.Contains(out, `"ACME-3"`) || !strings.Contains(out, `"ACME-1"`) {
 		t.Errorf("remove-location: want ACME-1 and ACME-2 left:\n%s", out)

@@ -10,8 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skuflow/skuflow/internal/app"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/internal/testkit"
+	"github.com/skuflow/skuflow/inventory"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 type kafkaOpts = kafkacfg.Options
@@ -80,4 +85,21 @@ func metricValue(t *testing.T, addr, name string) float64 {
 	}
 	t.Fatalf("no metric %s at %s", name, addr)
 	return 0
+}
+
+// serve starts the serving role on cluster k with base and returns it with
+// an availability client over gRPC.
+func serve(t *testing.T, k kafkaOpts, base inventory.Base) (*app.Serve, pb.AvailabilityServiceClient) {
+	t.Helper()
+	srv, err := app.NewServe(app.ServeOptions{Kafka: k, Base: base, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Go(t, srv.Run)
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return srv, pb.NewAvailabilityServiceClient(conn)
 }

@@ -16,8 +16,6 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -49,17 +47,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 		return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: testConfig, DataDir: procDir, MetricsListener: metrics,
 			ReconcileEvery: app.DefaultReconcileEvery, Coalescing: app.DefaultCoalescing})
 	})
-	srv, err := app.NewServe(app.ServeOptions{Kafka: k, Base: testConfig, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	testkit.Go(t, srv.Run)
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := pb.NewAvailabilityServiceClient(conn)
+	srv, client := serve(t, k, testConfig)
 
 	rng := rand.New(rand.NewPCG(7, 11))
 	first := genEvents(rng, 12, 400)

@@ -3,12 +3,16 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/skuflow/skuflow/gateway"
@@ -275,4 +279,95 @@ func TestReservationExpires(t *testing.T) {
 		return nil
 	})
 	t.Logf("availability topic showed the units back %s after placing (TTL 2s)", time.Since(placed).Round(time.Millisecond))
+}
+
+// TestOrderIDRace: eight callers race to place different orders under one
+// id, five times over, through the gateway, the saga and the SKU processor
+// on the embedded broker. The saga keeps the first order it reads; exactly
+// the callers who placed that order get it, every other one AlreadyExists
+// naming the id.
+func TestOrderIDRace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded broker")
+	}
+	s := startOrderStack(t, gateway.OrdersOptions{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, time.Second)
+	const sku, callers, rounds = "SKU-SAMEID", 8, 5
+	emitEvents(t, s.k, string(schema.Supply), []inventory.Event{
+		inventory.StockLevel{SKU: sku, Location: "WH-1", OnHand: 100, AsOf: time.Now().Add(-time.Minute), Sequence: 1},
+	})
+	testkit.Eventually(t, 30*time.Second, func() error {
+		_, _, err := s.webAvailable(sku)
+		return err
+	})
+	// Caller i orders i%3+1 units: three different orders, each placed by
+	// two or three callers.
+	qty := func(i int) int64 { return int64(i%3 + 1) }
+	for round := range rounds {
+		id := fmt.Sprintf("same-id-%d", round)
+		answers := make([]*pb.Order, callers)
+		errs := make([]error, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				answers[i], errs[i] = s.orders.PlaceOrder(context.Background(), &pb.PlaceOrderRequest{
+					OrderId: id, Channel: "web", Lines: []*pb.OrderLine{{Sku: sku, Quantity: qty(i)}}})
+			})
+		}
+		wg.Wait()
+		recorded, err := s.orders.GetOrder(context.Background(), &pb.GetOrderRequest{OrderId: id})
+		if err != nil {
+			t.Fatalf("round %d: GetOrder: %v", round, err)
+		}
+		if recorded.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED || len(recorded.GetLines()) != 1 {
+			t.Fatalf("round %d: recorded %v, want one reserved line", round, recorded)
+		}
+		winners := 0
+		for i := range callers {
+			if qty(i) == recorded.GetLines()[0].GetQuantity() {
+				winners++
+				if errs[i] != nil || !proto.Equal(answers[i], recorded) {
+					t.Errorf("round %d caller %d placed the recorded order: %v, %v; want %v", round, i, answers[i], errs[i], recorded)
+				}
+				continue
+			}
+			if status.Code(errs[i]) != codes.AlreadyExists || !strings.Contains(status.Convert(errs[i]).Message(), `"`+id+`"`) {
+				t.Errorf("round %d caller %d placed a different order: %v, %v; want AlreadyExists naming %q", round, i, answers[i], errs[i], id)
+			}
+		}
+		if winners < 2 {
+			t.Errorf("round %d: %d callers got the recorded order, want its 2 or 3", round, winners)
+		}
+	}
+}
+
+// TestUnknownChannelFailsFast: an order on a channel the stack does not
+// answer for (it answers for web only) is refused InvalidArgument with the
+// reason, and never published: the same id then places a good order, which
+// the saga would refuse had it seen the first (same key, same partition).
+func TestUnknownChannelFailsFast(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded broker")
+	}
+	s := startOrderStack(t, gateway.OrdersOptions{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, time.Second)
+	const sku = "SKU-CHAN"
+	emitEvents(t, s.k, string(schema.Supply), []inventory.Event{
+		inventory.StockLevel{SKU: sku, Location: "WH-1", OnHand: 5, AsOf: time.Now().Add(-time.Minute), Sequence: 1},
+	})
+	testkit.Eventually(t, 30*time.Second, func() error {
+		_, _, err := s.webAvailable(sku)
+		return err
+	})
+	for _, ch := range []string{"Web", "mobile", "marketplace"} {
+		_, err := s.orders.PlaceOrder(context.Background(), &pb.PlaceOrderRequest{OrderId: "chan-1", Channel: ch,
+			Lines: []*pb.OrderLine{{Sku: sku, Quantity: 1}}})
+		if st := status.Convert(err); st.Code() != codes.InvalidArgument ||
+			!strings.Contains(st.Message(), fmt.Sprintf("channel %q is not configured", ch)) || !strings.Contains(st.Message(), "web") {
+			t.Errorf("%q: %v, want InvalidArgument naming the channel and the configured ones", ch, err)
+		}
+	}
+	o, err := s.orders.PlaceOrder(context.Background(), &pb.PlaceOrderRequest{OrderId: "chan-1", Channel: "web",
+		Lines: []*pb.OrderLine{{Sku: sku, Quantity: 2}}})
+	if err != nil || o.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED {
+		t.Fatalf("the good order under the refused orders' id: %v, %v; want it reserved", o, err)
+	}
 }

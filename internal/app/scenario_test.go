@@ -9,8 +9,6 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -43,17 +41,7 @@ func TestEveryFactorEndToEnd(t *testing.T) {
 	testkit.Go(t, func(ctx context.Context) error {
 		return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: cfg, DataDir: t.TempDir(), ReconcileEvery: 200 * time.Millisecond, Coalescing: app.DefaultCoalescing})
 	})
-	srv, err := app.NewServe(app.ServeOptions{Kafka: k, Base: cfg, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	testkit.Go(t, srv.Run)
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := pb.NewAvailabilityServiceClient(conn)
+	_, client := serve(t, k, cfg)
 	published := availabilityView(t, k)
 
 	now := time.Now().UTC().Truncate(time.Second)
@@ -121,6 +109,7 @@ func TestEveryFactorEndToEnd(t *testing.T) {
 	hand := map[string]int64{"web": 30, "marketplace": 52, "store-pickup": 41}
 	var got *pb.Availability
 	testkit.Eventually(t, 30*time.Second, func() error {
+		var err error
 		got, err = client.GetAvailability(context.Background(), &pb.GetAvailabilityRequest{Sku: sku})
 		if err != nil {
 			return err

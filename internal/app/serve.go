@@ -43,6 +43,8 @@ type Service interface {
 // ServiceEnv is what a ServiceFactory gets to build its service.
 type ServiceEnv struct {
 	Kafka kafkacfg.Options
+	// Base is the serving role's: the channels answered for.
+	Base inventory.Base
 	// DataDir is a directory of the service's own.
 	DataDir string
 	Logger  *slog.Logger
@@ -55,8 +57,11 @@ type ServiceFactory struct {
 }
 
 // Reservations registers the reservation API (gateway.NewReservations).
+// o.Base is replaced by the serving role's Base, so the API refuses orders
+// on exactly the channels the processors do not answer for.
 func Reservations(o gateway.OrdersOptions) ServiceFactory {
 	return ServiceFactory{Name: "orders", New: func(env ServiceEnv) (Service, error) {
+		o.Base = env.Base
 		if o.Logger == nil {
 			o.Logger = env.Logger
 		}
@@ -120,7 +125,7 @@ func NewServe(o ServeOptions) (*Serve, error) {
 	var services []Service
 	var gsvcs []gateway.Service
 	for _, f := range o.Services {
-		svc, err := f.New(ServiceEnv{Kafka: o.Kafka, DataDir: filepath.Join(o.DataDir, f.Name), Logger: log.With("service", f.Name)})
+		svc, err := f.New(ServiceEnv{Kafka: o.Kafka, Base: o.Base, DataDir: filepath.Join(o.DataDir, f.Name), Logger: log.With("service", f.Name)})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.Name, err)
 		}

@@ -1,13 +1,17 @@
 package feeds_test
 
 import (
+	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/skuflow/skuflow/internal/feeds"
+	"github.com/skuflow/skuflow/inventory"
 )
 
 func readAll(body string, f feeds.Format, lim feeds.Limits) (rows []feeds.Row, rejected []*feeds.RowError, stop error) {
@@ -99,7 +103,7 @@ func TestCSVQuotedFields(t *testing.T) {
 		`"S-1","L-1","3"` + "\r\n" + // 2: quotes removed
 		`"a,b",L-1,4` + "\r\n" + // 3: one field holding a comma
 		`"S""4",L-1,5` + "\r\n" + // 4: a doubled quote is a quote
-		`" S-5 ",L-1,6` + "\r\n" + // 5: spaces inside quotes are kept
+		`" S-5 ",L-1,6` + "\r\n" + // 5: spaces inside quotes are kept (and a SKU may not start or end with one)
 		"  S-6 ,\tL-1 , 7  \r\n" + // 6: spaces around unquoted fields are not
 		"\"S\r\n7\",L-1,8\r\n" + // 7: a quote that does not close on its line; 8: a row of its own
 		"S-9,L-1,9\r\n" // 9: line numbers stay physical lines
@@ -107,17 +111,82 @@ func TestCSVQuotedFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []feeds.Row{{Line: 2, SKU: "S-1", Location: "L-1", OnHand: 3}, {Line: 6, SKU: "S-6", Location: "L-1", OnHand: 7}, {Line: 9, SKU: "S-9", Location: "L-1", OnHand: 9}}
+	want := []feeds.Row{{Line: 2, SKU: "S-1", Location: "L-1", OnHand: 3}, {Line: 3, SKU: "a,b", Location: "L-1", OnHand: 4},
+		{Line: 4, SKU: `S"4`, Location: "L-1", OnHand: 5}, {Line: 6, SKU: "S-6", Location: "L-1", OnHand: 7}, {Line: 9, SKU: "S-9", Location: "L-1", OnHand: 9}}
 	if !slices.Equal(rows, want) {
 		t.Errorf("rows %+v, want %+v", rows, want)
 	}
-	for line, reason := range map[int]string{3: `sku "a,b" has characters outside`, 4: `sku "S\"4" has characters`, 5: `sku " S-5 " has characters`, 7: `not valid CSV: extraneous or missing " in quoted-field at column 4 (a quoted field must close on its line)`, 8: `not valid CSV: bare " in non-quoted-field at column 2`} {
+	for line, reason := range map[int]string{5: `sku " S-5 " starts or ends with a space`, 7: `not valid CSV: extraneous or missing " in quoted-field at column 4 (a quoted field must close on its line)`, 8: `not valid CSV: bare " in non-quoted-field at column 2`} {
 		if got := reasons(rej)[line]; !strings.Contains(got, reason) {
 			t.Errorf("line %d rejected for %q, want it to mention %q", line, got, reason)
 		}
 	}
-	if len(rej) != 5 {
-		t.Errorf("rejected %d rows, want 5: %v", len(rej), rej)
+	if len(rej) != 3 {
+		t.Errorf("rejected %d rows, want 3: %v", len(rej), rej)
+	}
+}
+
+// SKUs as catalogues write them ('/', spaces, '+', '%', quotes, commas,
+// non-ASCII letters) come through CSV, quoted where RFC 4180 wants it, and
+// NDJSON unchanged; a malformed one is rejected with the SKU rule.
+func TestCatalogueSKUs(t *testing.T) {
+	skus := []string{`Ä-Öl 5/8" +%`, "A/B", "a b", "100% Wolle, Größe XL", "品番/001", "x+y", strings.Repeat("é", 128)}
+	var csvBody, ndjson strings.Builder
+	csvBody.WriteString("sku,location,on_hand\r\n")
+	w := csv.NewWriter(&csvBody)
+	w.UseCRLF = true
+	for i, sku := range skus {
+		if err := w.Write([]string{sku, "L-1", strconv.Itoa(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+		line, err := json.Marshal(map[string]any{"sku": sku, "location": "L-1", "on_hand": i + 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ndjson.Write(line)
+		ndjson.WriteByte('\n')
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		t.Fatal(err)
+	}
+	for name, tt := range map[string]struct {
+		body string
+		f    feeds.Format
+	}{"CSV": {csvBody.String(), feeds.CSV}, "NDJSON": {ndjson.String(), feeds.NDJSON}} {
+		rows, rej, err := readAll(tt.body, tt.f, feeds.DefaultLimits())
+		if err != nil || len(rej) != 0 || len(rows) != len(skus) {
+			t.Fatalf("%s: rows %+v, rejected %v, err %v\n%s", name, rows, rej, err, tt.body)
+		}
+		for i, row := range rows {
+			if row.SKU != skus[i] || row.OnHand != int64(i+1) {
+				t.Errorf("%s row %d: %+v, want sku %q", name, i, row, skus[i])
+			}
+		}
+	}
+	// The quoting matters: unquoted, a comma splits the SKU.
+	if _, rej, _ := readAll("sku,location,on_hand\n100% Wolle, Größe XL,L-1,1\n", feeds.CSV, feeds.DefaultLimits()); len(rej) != 1 {
+		t.Errorf("an unquoted comma: rejected %v, want the row", rej)
+	}
+	// Malformed SKUs are rejected with the rule.
+	body := "sku,location,on_hand\n\"A\x01B\",L-1,1\n\"A/B \",L-1,1\n\"A\xffB\",L-1,1\n"
+	_, rej, err := readAll(body, feeds.CSV, feeds.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line, words := range map[int]string{2: "control character", 3: "starts or ends with a space", 4: "not valid UTF-8"} {
+		if got := reasons(rej)[line]; !strings.Contains(got, words) || !strings.Contains(got, inventory.SKURule) {
+			t.Errorf("line %d rejected for %q, want %q and the rule", line, got, words)
+		}
+	}
+	nd := `{"sku":"A\u0000B","location":"L-1","on_hand":1}` + "\n" + `{"sku":"` + strings.Repeat("x", inventory.MaxSKULength+1) + `","location":"L-1","on_hand":1}` + "\n"
+	if _, rej, err = readAll(nd, feeds.NDJSON, feeds.DefaultLimits()); err != nil {
+		t.Fatal(err)
+	}
+	for line, words := range map[int]string{1: "control character", 2: "longer than 256"} {
+		if got := reasons(rej)[line]; !strings.Contains(got, words) {
+			t.Errorf("NDJSON line %d rejected for %q, want %q", line, got, words)
+		}
 	}
 }
 

@@ -7,9 +7,16 @@
 // Every change also publishes the matching policies to the `policies` topic
 // (processors/policies): a MerchantPolicy carrying the merchant's
 // stale_after, and a LocationPolicy of kind MERCHANT naming the merchant for
-// each of its locations (closed once removed). That is how the availability
-// calculus learns which locations are a merchant's and when their stock goes
+// each of its locations with the channels it serves (closed once removed).
+// That is how the availability calculus learns which locations are a
+// merchant's, which channels their stock counts toward and when it goes
 // stale.
+//
+// A merchant location serves only DefaultChannel ("marketplace") unless it
+// is given channels (Create, AddLocations). Entries written before the
+// registry kept channels are read the same way (Channels); their first
+// change, or Restore, records the default and republishes their location
+// policies with it.
 //
 // Tokens look like "skf1.<merchant>.<secret>": the merchant part says whose
 // hashes to compare with (in constant time), the secret is 32 random bytes.
@@ -22,6 +29,7 @@
 //
 //	reg, err := registry.New(registry.Options{Kafka: k, DataDir: dir})
 //	go reg.Run(ctx)
-//	tok, m, err := reg.Create(ctx, "ACME", []string{"ACME-1"}, 6*time.Hour)
+//	tok, m, err := reg.Create(ctx, "ACME", []string{"ACME-1"}, nil, 6*time.Hour) // marketplace only
+//	m, err = reg.AddLocations(ctx, "ACME", []string{"ACME-2"}, []string{"marketplace", "web"})
 //	merchant, err := reg.Authenticate(bearer) // "ACME" for tok
 package registry

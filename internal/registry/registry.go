@@ -26,6 +26,18 @@ import (
 // MaxLocations a merchant may own.
 const MaxLocations = 10_000
 
+// MaxChannels a merchant location may serve.
+const MaxChannels = 64
+
+// DefaultChannel is the one channel a merchant location serves unless it is
+// given channels: third-party stock is sold on the marketplace, not for
+// store pickup or on the retailer's own web shop. Entries written before
+// the registry kept channels are read with this default too.
+const DefaultChannel = "marketplace"
+
+// DefaultChannels returns a new []string{DefaultChannel}.
+func DefaultChannels() []string { return []string{DefaultChannel} }
+
 // Registry errors; LocationOwnedError is returned as a value.
 var (
 	ErrNotFound = errors.New("merchant not found")
@@ -245,6 +257,84 @@ func validLocations(locs []string) ([]string, error) {
 	return slices.Compact(slices.Sorted(slices.Values(locs))), nil
 }
 
+// validChannels checks channel ids and returns them sorted without
+// duplicates; empty stays empty (the caller decides the default).
+func validChannels(chs []string) ([]string, error) {
+	var errs []error
+	for _, c := range chs {
+		if err := inventory.ValidateID("channel", c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	out := slices.Compact(slices.Sorted(slices.Values(chs)))
+	if len(out) > MaxChannels {
+		return nil, fmt.Errorf("%w: %d channels, at most %d per location", ErrInvalid, len(out), MaxChannels)
+	}
+	return out, nil
+}
+
+// recordedChannels are the channels the entry records for location, nil if
+// it records none (a location it does not own, or one recorded before the
+// registry kept channels).
+func recordedChannels(e *pb.RegistryEntry, location string) []string {
+	lc := e.GetLocationChannels()
+	i, found := slices.BinarySearchFunc(lc, location, func(c *pb.LocationChannels, l string) int { return strings.Compare(c.GetLocation(), l) })
+	if !found {
+		return nil
+	}
+	return lc[i].GetChannels()
+}
+
+// Channels are the channels a location of the entry serves: those recorded,
+// or DefaultChannels when none are (entries from before the registry kept
+// channels).
+func Channels(e *pb.RegistryEntry, location string) []string {
+	if chs := recordedChannels(e, location); len(chs) > 0 {
+		return slices.Clone(chs)
+	}
+	return DefaultChannels()
+}
+
+// setChannels records chs for every location of locs (sorted) in e;
+// chs == nil keeps what e records and gives the rest the default.
+func setChannels(e *pb.RegistryEntry, locs, chs []string) {
+	byLoc := map[string][]string{}
+	for _, c := range e.GetLocationChannels() {
+		byLoc[c.GetLocation()] = c.GetChannels()
+	}
+	for _, l := range locs {
+		if len(chs) > 0 {
+			byLoc[l] = chs
+		}
+	}
+	normalizeChannels(e, byLoc)
+}
+
+// normalizeChannels rewrites e.LocationChannels from byLoc: one entry per
+// location e owns, sorted by location, the default where byLoc has none.
+func normalizeChannels(e *pb.RegistryEntry, byLoc map[string][]string) {
+	out := make([]*pb.LocationChannels, 0, len(e.GetLocations()))
+	for _, l := range e.GetLocations() {
+		chs := slices.Compact(slices.Sorted(slices.Values(byLoc[l])))
+		if len(chs) == 0 {
+			chs = DefaultChannels()
+		}
+		out = append(out, &pb.LocationChannels{Location: l, Channels: chs})
+	}
+	e.LocationChannels = out
+}
+
+// normalized returns a copy of e that records the channels of every
+// location it owns (the default where it records none) and of no other.
+func normalized(e *pb.RegistryEntry) *pb.RegistryEntry {
+	out := proto.Clone(e).(*pb.RegistryEntry)
+	setChannels(out, nil, nil)
+	return out
+}
+
 func validStaleAfter(d time.Duration) error {
 	if d < 0 || d > inventory.MaxStaleAfter {
 		return fmt.Errorf("%w: stale_after %s is outside 0..%s (0 means the default)", ErrInvalid, d, inventory.MaxStaleAfter)
@@ -252,15 +342,23 @@ func validStaleAfter(d time.Duration) error {
 	return nil
 }
 
-// Create registers merchant with locations and stale-after (0: the
-// default), and returns its first token.
-func (r *Registry) Create(ctx context.Context, merchant string, locations []string, staleAfter time.Duration) (string, *pb.RegistryEntry, error) {
+// Create registers merchant with locations serving channels (empty:
+// DefaultChannels) and stale-after (0: the default), and returns its first
+// token.
+func (r *Registry) Create(ctx context.Context, merchant string, locations, channels []string, staleAfter time.Duration) (string, *pb.RegistryEntry, error) {
 	if err := inventory.ValidateID("merchant", merchant); err != nil {
 		return "", nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	locs, err := validLocations(locations)
 	if err != nil {
 		return "", nil, err
+	}
+	chs, err := validChannels(channels)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(chs) > 0 && len(locs) == 0 {
+		return "", nil, fmt.Errorf("%w: channels apply to the locations created with the merchant, and none are given", ErrInvalid)
 	}
 	if err := validStaleAfter(staleAfter); err != nil {
 		return "", nil, err
@@ -277,6 +375,7 @@ func (r *Registry) Create(ctx context.Context, merchant string, locations []stri
 		if staleAfter > 0 {
 			next.StaleAfter = durationpb.New(staleAfter)
 		}
+		setChannels(next, locs, chs)
 		return next, nil
 	})
 	if err != nil {
@@ -285,9 +384,16 @@ func (r *Registry) Create(ctx context.Context, merchant string, locations []stri
 	return token, e, nil
 }
 
-// AddLocations gives merchant the locations.
-func (r *Registry) AddLocations(ctx context.Context, merchant string, locations []string) (*pb.RegistryEntry, error) {
+// AddLocations gives merchant the locations, serving channels. Empty
+// channels: new locations serve DefaultChannels and locations the merchant
+// already owns keep theirs; otherwise every listed location serves exactly
+// channels. Repeating a call changes nothing.
+func (r *Registry) AddLocations(ctx context.Context, merchant string, locations, channels []string) (*pb.RegistryEntry, error) {
 	locs, err := validLocations(locations)
+	if err != nil {
+		return nil, err
+	}
+	chs, err := validChannels(channels)
 	if err != nil {
 		return nil, err
 	}
@@ -297,6 +403,7 @@ func (r *Registry) AddLocations(ctx context.Context, merchant string, locations 
 		}
 		cur.Locations = slices.Compact(slices.Sorted(slices.Values(append(cur.Locations, locs...))))
 		cur.RemovedLocations = slices.DeleteFunc(cur.RemovedLocations, func(l string) bool { _, found := slices.BinarySearch(locs, l); return found })
+		setChannels(cur, locs, chs)
 		return cur, nil
 	})
 }
@@ -318,6 +425,7 @@ func (r *Registry) RemoveLocations(ctx context.Context, merchant string, locatio
 		}
 		cur.RemovedLocations = slices.Compact(slices.Sorted(slices.Values(cur.RemovedLocations)))
 		cur.Locations = slices.DeleteFunc(cur.Locations, func(l string) bool { _, found := slices.BinarySearch(locs, l); return found })
+		setChannels(cur, nil, nil)
 		return cur, nil
 	})
 }
@@ -386,6 +494,10 @@ func (r *Registry) update(ctx context.Context, merchant string, fn func(cur *pb.
 	if err != nil {
 		return nil, err
 	}
+	// Every location's channels recorded: an entry from before the registry
+	// kept channels gets the default written down with its first change,
+	// and policyEvents republishes those locations with it.
+	setChannels(next, nil, nil)
 	if len(next.Locations) > MaxLocations {
 		return nil, fmt.Errorf("%w: %d locations, at most %d per merchant", ErrInvalid, len(next.Locations), MaxLocations)
 	}
@@ -440,8 +552,10 @@ func (r *Registry) checkOwners(merchant string, next, prev []string) error {
 
 // policyEvents are the policies a change from cur (nil: none) to next
 // implies: the merchant's TTL when it is new or changed, a merchant
-// location policy for every added location, and a closed one for every
-// removed location.
+// location policy with the location's channels for every added location
+// and every location whose recorded channels changed (a location cur
+// recorded none for, from before the registry kept channels, included),
+// and a closed one for every removed location.
 func policyEvents(cur, next *pb.RegistryEntry, now time.Time) []*pb.PolicyEvent {
 	asOf := timestamppb.New(now)
 	var out []*pb.PolicyEvent
@@ -450,22 +564,26 @@ func policyEvents(cur, next *pb.RegistryEntry, now time.Time) []*pb.PolicyEvent 
 			MerchantId: next.GetMerchantId(), StaleAfter: next.GetStaleAfter(), AsOf: asOf,
 		}}})
 	}
-	loc := func(l string, closed bool) *pb.PolicyEvent {
-		return &pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: &pb.LocationPolicy{
-			Location: l, Kind: pb.LocationKind_LOCATION_KIND_MERCHANT, MerchantId: next.GetMerchantId(), Closed: closed, AsOf: asOf,
-		}}}
-	}
 	for _, l := range next.GetLocations() {
-		if !slices.Contains(cur.GetLocations(), l) {
-			out = append(out, loc(l, false))
+		if !slices.Contains(cur.GetLocations(), l) || !slices.Equal(recordedChannels(cur, l), recordedChannels(next, l)) {
+			out = append(out, locationPolicy(next.GetMerchantId(), l, Channels(next, l), asOf))
 		}
 	}
 	for _, l := range cur.GetLocations() {
 		if !slices.Contains(next.GetLocations(), l) {
-			out = append(out, loc(l, true))
+			out = append(out, locationPolicy(next.GetMerchantId(), l, nil, asOf))
 		}
 	}
 	return out
+}
+
+// locationPolicy is a merchant location's policy: open serving channels,
+// or closed when channels is nil (a closed location serves nothing).
+func locationPolicy(merchant, location string, channels []string, asOf *timestamppb.Timestamp) *pb.PolicyEvent {
+	return &pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: &pb.LocationPolicy{
+		Location: location, Kind: pb.LocationKind_LOCATION_KIND_MERCHANT, MerchantId: merchant,
+		Closed: channels == nil, Channels: channels, AsOf: asOf,
+	}}}
 }
 
 // waitVisible polls the local view every 10 ms until it shows merchant at

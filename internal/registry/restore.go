@@ -49,7 +49,9 @@ func Restore(k kafkacfg.Options, viewDir string) (int, error) {
 				db.Close()
 				return 0, fmt.Errorf("registry restore: merchant %q: %w", it.Key(), err)
 			}
-			entries = append(entries, e)
+			// Entries from before the registry kept channels come back with
+			// the default recorded, as their policies are published.
+			entries = append(entries, normalized(e))
 		}
 		it.Release()
 		err = errors.Join(it.Error(), db.Close())
@@ -84,15 +86,14 @@ func Restore(k kafkacfg.Options, viewDir string) (int, error) {
 }
 
 // restoreEvents are the policies a restored entry republishes: its merchant
-// policy, its locations open, and the locations it lost closed.
+// policy, its locations open with their channels (DefaultChannels where the
+// entry records none, as Channels reads it), and the locations it lost
+// closed.
 func restoreEvents(e *pb.RegistryEntry) []*pb.PolicyEvent {
 	at := e.GetUpdatedAt().AsTime()
 	out := policyEvents(nil, e, at)
 	for _, l := range e.GetRemovedLocations() {
-		out = append(out, &pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: &pb.LocationPolicy{
-			Location: l, Kind: pb.LocationKind_LOCATION_KIND_MERCHANT, MerchantId: e.GetMerchantId(), Closed: true,
-			AsOf: timestamppb.New(at),
-		}}})
+		out = append(out, locationPolicy(e.GetMerchantId(), l, nil, timestamppb.New(at)))
 	}
 	return out
 }

@@ -341,9 +341,6 @@ func TestDemandSalesCap(t *testing.T) {
 		t.Errorf("outcome %v, want accepted", o)
 	}
 	h.expectTable("cap used")
-	if u := h.model.CapUsage; len(u) != 1 || u[0].Used != 2 || u[0].Channel != "web" {
-		t.Errorf("cap usage %+v, want 2 used on web", u)
-	}
 	m := h.availabilities()
 	if len(m) != 1 || webChannel(t, m[0]).GetCapRemaining() != 0 || webChannel(t, m[0]).GetAvailable() != 0 {
 		t.Fatalf("published %v, want one answer with the web cap exhausted", m)
@@ -355,6 +352,64 @@ func TestDemandSalesCap(t *testing.T) {
 	// Other channels have no cap.
 	if o := h.expectOutcome("store-pickup", h.demand(reserve("o-4:1", "o-4", 5, "store-pickup", time.Hour), at(13))); !o.GetAccepted() {
 		t.Errorf("store-pickup outcome %v, want accepted", o)
+	}
+	drain(h.avail)
+	// Caps count sales, not attempts: the rejections used nothing, and a
+	// release gives its units back to the cap at once.
+	h.demand(release("o-2:1"), at(14))
+	h.expectTable("released")
+	m = h.availabilities()
+	if len(m) != 1 || webChannel(t, m[0]).GetCapRemaining() != 2 || webChannel(t, m[0]).GetAvailable() != 2 {
+		t.Fatalf("published %v, want one answer with 2 of the web cap left", m)
+	}
+	if o := h.expectOutcome("2 of 2 again", h.demand(reserve("o-5:1", "o-5", 2, "web", time.Hour), at(15))); !o.GetAccepted() {
+		t.Errorf("outcome %v after the release, want accepted", o)
+	}
+}
+
+// An order line for a SKU skuflow has never seen (no supply, no SKU
+// policy) is rejected with a reason, and the SKU is not created: no table
+// write, no availability answer. Its duplicate gets the same outcome, and
+// a release for it creates nothing either.
+func TestDemandUnknownSKU(t *testing.T) {
+	h := startDemand(t)
+	h.supplyAt(t0, lvl("WH-1", 10, at(1), 1)) // another SKU is known
+	const ghost = "SKU-NEVER-SEEN"
+	req := inventory.ReservationRequested{ReservationID: "o-1:1", OrderID: "o-1", SKU: ghost, Channel: "web", Quantity: 1, TTL: time.Hour}
+	var first *pb.ReservationOutcome
+	for i, ts := range []time.Time{at(10), at(10), at(500)} {
+		h.consumeOn(schema.Demand, ghost, encodeDemandEvent(t, req), ts)
+		outs := h.emittedOutcomes()
+		if len(outs) != 1 || outs[0].key != "o-1" {
+			t.Fatalf("request %d: outcomes %v, want one for o-1", i, outs)
+		}
+		o := outs[0].o
+		if o.GetAccepted() || o.GetReason() != pb.RejectReason_REJECT_REASON_INSUFFICIENT || !strings.Contains(o.GetMessage(), ghost) ||
+			!strings.Contains(o.GetMessage(), "not known") || o.GetSku() != ghost || o.GetReservationId() != "o-1:1" || o.GetQuantity() != 1 {
+			t.Fatalf("request %d: outcome %v, want INSUFFICIENT saying %s is not known", i, o, ghost)
+		}
+		if first == nil {
+			first = o
+		} else if !proto.Equal(o, first) {
+			t.Fatalf("duplicate %d: outcome %v, first %v", i, o, first)
+		}
+		if c := drain(h.changelog); len(c) != 0 {
+			t.Fatalf("request %d wrote the table: %v", i, c)
+		}
+		if a := h.availabilities(); len(a) != 0 {
+			t.Fatalf("request %d published an answer for an unknown sku: %v", i, a)
+		}
+		if d := h.deadLetters(); len(d) != 0 {
+			t.Fatalf("request %d dead-lettered: %v", i, d)
+		}
+	}
+	h.consumeOn(schema.Demand, ghost, encodeDemandEvent(t, inventory.ReservationReleased{ReservationID: "o-1:1", SKU: ghost, Reason: inventory.ReleaseCompensated}), at(600))
+	h.expectQuiet("release for an unknown sku")
+	if _, ok := h.state(ghost); ok {
+		t.Fatalf("the table holds %s", ghost)
+	}
+	if keys := h.gkt.GetTableKeys(schema.StockTable); slices.Contains(keys, ghost) {
+		t.Fatalf("table keys %v include %s", keys, ghost)
 	}
 }
 

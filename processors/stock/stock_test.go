@@ -433,9 +433,9 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 		}}}), []string{"occurred_at", "missing"}},
 		{"zero delta", sku, encode(t, adj("b", "WH-1", 0, at(5))), []string{"delta is 0"}},
 		{"invalid location", sku, encode(t, lvl("WH 1/x", 1, at(5), 1)), []string{"location"}},
-		{"invalid sku in key and event", "bad sku!", encode(t, inventory.StockLevel{
-			SKU: "bad sku!", Location: "WH-1", OnHand: 1, AsOf: at(5),
-		}), []string{"sku", "bad sku!"}},
+		{"invalid sku in key and event", "bad\x01sku", encode(t, inventory.StockLevel{
+			SKU: "bad\x01sku", Location: "WH-1", OnHand: 1, AsOf: at(5),
+		}), []string{"sku", `bad\x01sku`, "control character"}},
 		{"as_of after 2200", sku, encode(t, lvl("WH-1", 1, time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), 1)), []string{"as_of", "2300"}},
 	}
 	for _, tc := range cases {

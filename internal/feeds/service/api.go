@@ -337,8 +337,12 @@ type registryServer struct {
 }
 
 func merchantOut(e *pb.RegistryEntry) *pb.Merchant {
-	return &pb.Merchant{MerchantId: e.GetMerchantId(), Locations: slices.Clone(e.GetLocations()), StaleAfter: e.GetStaleAfter(),
+	m := &pb.Merchant{MerchantId: e.GetMerchantId(), Locations: slices.Clone(e.GetLocations()), StaleAfter: e.GetStaleAfter(),
 		Tokens: int32(len(e.GetTokens())), Version: e.GetVersion(), UpdatedAt: e.GetUpdatedAt()}
+	for _, l := range e.GetLocations() {
+		m.LocationChannels = append(m.LocationChannels, &pb.LocationChannels{Location: l, Channels: registry.Channels(e, l)})
+	}
+	return m
 }
 
 func staleAfterOf(d *durationpb.Duration) (time.Duration, error) {
@@ -360,7 +364,7 @@ func (a *registryServer) CreateMerchant(ctx context.Context, req *pb.CreateMerch
 	if err != nil {
 		return nil, err
 	}
-	tok, e, err := s.reg.Create(ctx, req.GetMerchantId(), req.GetLocations(), d)
+	tok, e, err := s.reg.Create(ctx, req.GetMerchantId(), req.GetLocations(), req.GetChannels(), d)
 	if err != nil {
 		return nil, err
 	}
@@ -403,7 +407,7 @@ func (a *registryServer) AddLocations(ctx context.Context, req *pb.LocationsRequ
 	if err := s.authorizeAdmin(ctx); err != nil {
 		return nil, err
 	}
-	e, err := s.reg.AddLocations(ctx, req.GetMerchantId(), req.GetLocations())
+	e, err := s.reg.AddLocations(ctx, req.GetMerchantId(), req.GetLocations(), req.GetChannels())
 	if err != nil {
 		return nil, err
 	}
@@ -414,6 +418,9 @@ func (a *registryServer) RemoveLocations(ctx context.Context, req *pb.LocationsR
 	s := a.s
 	if err := s.authorizeAdmin(ctx); err != nil {
 		return nil, err
+	}
+	if len(req.GetChannels()) > 0 {
+		return nil, apierr.Public(apierr.ErrInvalidArgument, "channels apply to added locations only; remove locations without them")
 	}
 	e, err := s.reg.RemoveLocations(ctx, req.GetMerchantId(), req.GetLocations())
 	if err != nil {

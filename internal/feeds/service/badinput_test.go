@@ -45,7 +45,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("malformed CSV rows are rejected with line and reason", func(t *testing.T) {
 		a, st := s.upload("MERCH-A", tok, "text/csv; charset=utf-8",
 			"sku,location,on_hand,as_of\r\nCSV-1,A-1,5,\r\nCSV-2,A-1\r\nCSV-3,A-1,-3,\r\nCSV-4,A-1,1000000000001,\r\nCSV-5,A-1,99999999999999999999,\r\n"+
-				"CSV-6,A-1,1.5,\r\nbad sku,A-1,1,\r\nCSV-8,A-1,4,yesterday\r\nCSV-9,A-1,4,2999-01-01T00:00:00Z\r\n\"CSV-10\",\"A-1\",\"7\",\"2026-01-02T03:04:05Z\"\r\n")
+				"CSV-6,A-1,1.5,\r\nbad\x01sku,A-1,1,\r\nCSV-8,A-1,4,yesterday\r\nCSV-9,A-1,4,2999-01-01T00:00:00Z\r\n\"CSV-10\",\"A-1\",\"7\",\"2026-01-02T03:04:05Z\"\r\n")
 		if a.status != 200 || st.GetState() != pb.FeedState_FEED_STATE_COMPLETE {
 			t.Fatalf("got %s", a)
 		}

@@ -84,7 +84,9 @@ func (Reason_Code) EnumDescriptor() ([]byte, []int) {
 
 type GetAvailabilityRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// 1 to 64 characters of A-Z a-z 0-9 . _ -
+	// 1 to 256 bytes of printable UTF-8 (no control characters, no leading or
+	// trailing space; see inventory.SKURule). In REST paths, percent-encode it
+	// (a "/" as %2F).
 	Sku           string `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

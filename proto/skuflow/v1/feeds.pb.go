@@ -657,12 +657,16 @@ type Merchant struct {
 	MerchantId string                 `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
 	Locations  []string               `protobuf:"bytes,2,rep,name=locations,proto3" json:"locations,omitempty"`
 	// Unset: the configured default.
-	StaleAfter    *durationpb.Duration   `protobuf:"bytes,3,opt,name=stale_after,json=staleAfter,proto3" json:"stale_after,omitempty"`
-	Tokens        int32                  `protobuf:"varint,4,opt,name=tokens,proto3" json:"tokens,omitempty"`
-	Version       uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	StaleAfter *durationpb.Duration   `protobuf:"bytes,3,opt,name=stale_after,json=staleAfter,proto3" json:"stale_after,omitempty"`
+	Tokens     int32                  `protobuf:"varint,4,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	Version    uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The channels each location serves, one entry per location, in the
+	// order of locations. A location recorded before the registry kept
+	// channels shows the default, ["marketplace"].
+	LocationChannels []*LocationChannels `protobuf:"bytes,7,rep,name=location_channels,json=locationChannels,proto3" json:"location_channels,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Merchant) Reset() {
@@ -737,6 +741,68 @@ func (x *Merchant) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Merchant) GetLocationChannels() []*LocationChannels {
+	if x != nil {
+		return x.LocationChannels
+	}
+	return nil
+}
+
+// LocationChannels are the sales channels a merchant location may fulfil
+// (sorted, no duplicates, never empty): its stock counts toward these
+// channels only.
+type LocationChannels struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Location      string                 `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
+	Channels      []string               `protobuf:"bytes,2,rep,name=channels,proto3" json:"channels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocationChannels) Reset() {
+	*x = LocationChannels{}
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocationChannels) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocationChannels) ProtoMessage() {}
+
+func (x *LocationChannels) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocationChannels.ProtoReflect.Descriptor instead.
+func (*LocationChannels) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *LocationChannels) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *LocationChannels) GetChannels() []string {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
 type MerchantToken struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Merchant *Merchant              `protobuf:"bytes,1,opt,name=merchant,proto3" json:"merchant,omitempty"`
@@ -748,7 +814,7 @@ type MerchantToken struct {
 
 func (x *MerchantToken) Reset() {
 	*x = MerchantToken{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[9]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +826,7 @@ func (x *MerchantToken) String() string {
 func (*MerchantToken) ProtoMessage() {}
 
 func (x *MerchantToken) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[9]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +839,7 @@ func (x *MerchantToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MerchantToken.ProtoReflect.Descriptor instead.
 func (*MerchantToken) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{9}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MerchantToken) GetMerchant() *Merchant {
@@ -791,17 +857,23 @@ func (x *MerchantToken) GetToken() string {
 }
 
 type CreateMerchantRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MerchantId    string                 `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
-	Locations     []string               `protobuf:"bytes,2,rep,name=locations,proto3" json:"locations,omitempty"`
-	StaleAfter    *durationpb.Duration   `protobuf:"bytes,3,opt,name=stale_after,json=staleAfter,proto3" json:"stale_after,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	MerchantId string                 `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
+	Locations  []string               `protobuf:"bytes,2,rep,name=locations,proto3" json:"locations,omitempty"`
+	StaleAfter *durationpb.Duration   `protobuf:"bytes,3,opt,name=stale_after,json=staleAfter,proto3" json:"stale_after,omitempty"`
+	// The channels every location in locations serves (channel ids such as
+	// "marketplace", "web", "store-pickup"). Empty: ["marketplace"] only, the
+	// default for merchant locations; list every channel a merchant may
+	// serve to widen it. A malformed channel id, or channels without
+	// locations, is INVALID_ARGUMENT.
+	Channels      []string `protobuf:"bytes,4,rep,name=channels,proto3" json:"channels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateMerchantRequest) Reset() {
 	*x = CreateMerchantRequest{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[10]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +885,7 @@ func (x *CreateMerchantRequest) String() string {
 func (*CreateMerchantRequest) ProtoMessage() {}
 
 func (x *CreateMerchantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[10]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +898,7 @@ func (x *CreateMerchantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMerchantRequest.ProtoReflect.Descriptor instead.
 func (*CreateMerchantRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{10}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateMerchantRequest) GetMerchantId() string {
@@ -850,6 +922,13 @@ func (x *CreateMerchantRequest) GetStaleAfter() *durationpb.Duration {
 	return nil
 }
 
+func (x *CreateMerchantRequest) GetChannels() []string {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
 type GetMerchantRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MerchantId    string                 `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
@@ -859,7 +938,7 @@ type GetMerchantRequest struct {
 
 func (x *GetMerchantRequest) Reset() {
 	*x = GetMerchantRequest{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[11]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +950,7 @@ func (x *GetMerchantRequest) String() string {
 func (*GetMerchantRequest) ProtoMessage() {}
 
 func (x *GetMerchantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[11]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +963,7 @@ func (x *GetMerchantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMerchantRequest.ProtoReflect.Descriptor instead.
 func (*GetMerchantRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{11}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetMerchantRequest) GetMerchantId() string {
@@ -902,7 +981,7 @@ type ListMerchantsRequest struct {
 
 func (x *ListMerchantsRequest) Reset() {
 	*x = ListMerchantsRequest{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[12]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +993,7 @@ func (x *ListMerchantsRequest) String() string {
 func (*ListMerchantsRequest) ProtoMessage() {}
 
 func (x *ListMerchantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[12]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1006,7 @@ func (x *ListMerchantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMerchantsRequest.ProtoReflect.Descriptor instead.
 func (*ListMerchantsRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{12}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{13}
 }
 
 type ListMerchantsResponse struct {
@@ -939,7 +1018,7 @@ type ListMerchantsResponse struct {
 
 func (x *ListMerchantsResponse) Reset() {
 	*x = ListMerchantsResponse{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[13]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1030,7 @@ func (x *ListMerchantsResponse) String() string {
 func (*ListMerchantsResponse) ProtoMessage() {}
 
 func (x *ListMerchantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[13]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1043,7 @@ func (x *ListMerchantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMerchantsResponse.ProtoReflect.Descriptor instead.
 func (*ListMerchantsResponse) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{13}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListMerchantsResponse) GetMerchants() []*Merchant {
@@ -975,16 +1054,22 @@ func (x *ListMerchantsResponse) GetMerchants() []*Merchant {
 }
 
 type LocationsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MerchantId    string                 `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
-	Locations     []string               `protobuf:"bytes,2,rep,name=locations,proto3" json:"locations,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	MerchantId string                 `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
+	Locations  []string               `protobuf:"bytes,2,rep,name=locations,proto3" json:"locations,omitempty"`
+	// AddLocations only (RemoveLocations refuses it with INVALID_ARGUMENT):
+	// the channels the listed locations serve. Set, it replaces the channels
+	// of listed locations the merchant already owns too. Empty: new
+	// locations serve ["marketplace"] only (the default) and owned ones keep
+	// theirs.
+	Channels      []string `protobuf:"bytes,3,rep,name=channels,proto3" json:"channels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LocationsRequest) Reset() {
 	*x = LocationsRequest{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[14]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1081,7 @@ func (x *LocationsRequest) String() string {
 func (*LocationsRequest) ProtoMessage() {}
 
 func (x *LocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[14]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1094,7 @@ func (x *LocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocationsRequest.ProtoReflect.Descriptor instead.
 func (*LocationsRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{14}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LocationsRequest) GetMerchantId() string {
@@ -1026,6 +1111,13 @@ func (x *LocationsRequest) GetLocations() []string {
 	return nil
 }
 
+func (x *LocationsRequest) GetChannels() []string {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
 type SetStaleAfterRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MerchantId    string                 `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
@@ -1036,7 +1128,7 @@ type SetStaleAfterRequest struct {
 
 func (x *SetStaleAfterRequest) Reset() {
 	*x = SetStaleAfterRequest{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[15]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1140,7 @@ func (x *SetStaleAfterRequest) String() string {
 func (*SetStaleAfterRequest) ProtoMessage() {}
 
 func (x *SetStaleAfterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[15]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1153,7 @@ func (x *SetStaleAfterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStaleAfterRequest.ProtoReflect.Descriptor instead.
 func (*SetStaleAfterRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{15}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetStaleAfterRequest) GetMerchantId() string {
@@ -1087,7 +1179,7 @@ type RotateTokenRequest struct {
 
 func (x *RotateTokenRequest) Reset() {
 	*x = RotateTokenRequest{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[16]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1191,7 @@ func (x *RotateTokenRequest) String() string {
 func (*RotateTokenRequest) ProtoMessage() {}
 
 func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[16]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1204,7 @@ func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateTokenRequest.ProtoReflect.Descriptor instead.
 func (*RotateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{16}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RotateTokenRequest) GetMerchantId() string {
@@ -1135,7 +1227,7 @@ type RepublishRequest struct {
 
 func (x *RepublishRequest) Reset() {
 	*x = RepublishRequest{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[17]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1239,7 @@ func (x *RepublishRequest) String() string {
 func (*RepublishRequest) ProtoMessage() {}
 
 func (x *RepublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[17]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1252,7 @@ func (x *RepublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepublishRequest.ProtoReflect.Descriptor instead.
 func (*RepublishRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{17}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RepublishRequest) GetSince() isRepublishRequest_Since {
@@ -1214,7 +1306,7 @@ type GetOutboxRequest struct {
 
 func (x *GetOutboxRequest) Reset() {
 	*x = GetOutboxRequest{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[18]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1318,7 @@ func (x *GetOutboxRequest) String() string {
 func (*GetOutboxRequest) ProtoMessage() {}
 
 func (x *GetOutboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[18]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1331,7 @@ func (x *GetOutboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOutboxRequest.ProtoReflect.Descriptor instead.
 func (*GetOutboxRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{18}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{19}
 }
 
 type OutboxStatus struct {
@@ -1258,7 +1350,7 @@ type OutboxStatus struct {
 
 func (x *OutboxStatus) Reset() {
 	*x = OutboxStatus{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[19]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1362,7 @@ func (x *OutboxStatus) String() string {
 func (*OutboxStatus) ProtoMessage() {}
 
 func (x *OutboxStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[19]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1375,7 @@ func (x *OutboxStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxStatus.ProtoReflect.Descriptor instead.
 func (*OutboxStatus) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{19}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OutboxStatus) GetFirstSequence() uint64 {
@@ -1343,13 +1435,18 @@ type RegistryEntry struct {
 	// registry after a broker loss republishes them as closed: re-published
 	// outbox rows for them must not count as a warehouse's stock.
 	RemovedLocations []string `protobuf:"bytes,7,rep,name=removed_locations,json=removedLocations,proto3" json:"removed_locations,omitempty"`
+	// The channels of each location in locations (sorted by location). A
+	// location without an entry, as in entries written before the registry
+	// kept channels, serves the default, ["marketplace"]; the next change to
+	// the merchant, or `skuflow merchant restore`, records and republishes it.
+	LocationChannels []*LocationChannels `protobuf:"bytes,8,rep,name=location_channels,json=locationChannels,proto3" json:"location_channels,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RegistryEntry) Reset() {
 	*x = RegistryEntry{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[20]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1458,7 @@ func (x *RegistryEntry) String() string {
 func (*RegistryEntry) ProtoMessage() {}
 
 func (x *RegistryEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[20]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1471,7 @@ func (x *RegistryEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryEntry.ProtoReflect.Descriptor instead.
 func (*RegistryEntry) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{20}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RegistryEntry) GetMerchantId() string {
@@ -1426,6 +1523,13 @@ func (x *RegistryEntry) GetRemovedLocations() []string {
 	return nil
 }
 
+func (x *RegistryEntry) GetLocationChannels() []*LocationChannels {
+	if x != nil {
+		return x.LocationChannels
+	}
+	return nil
+}
+
 type TokenHash struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// SHA-256 of the token's secret part.
@@ -1437,7 +1541,7 @@ type TokenHash struct {
 
 func (x *TokenHash) Reset() {
 	*x = TokenHash{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[21]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +1553,7 @@ func (x *TokenHash) String() string {
 func (*TokenHash) ProtoMessage() {}
 
 func (x *TokenHash) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[21]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +1566,7 @@ func (x *TokenHash) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenHash.ProtoReflect.Descriptor instead.
 func (*TokenHash) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{21}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TokenHash) GetSha256() []byte {
@@ -1497,7 +1601,7 @@ type OutboxRecord struct {
 
 func (x *OutboxRecord) Reset() {
 	*x = OutboxRecord{}
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[22]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1613,7 @@ func (x *OutboxRecord) String() string {
 func (*OutboxRecord) ProtoMessage() {}
 
 func (x *OutboxRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_feeds_proto_msgTypes[22]
+	mi := &file_skuflow_v1_feeds_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1626,7 @@ func (x *OutboxRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxRecord.ProtoReflect.Descriptor instead.
 func (*OutboxRecord) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{22}
+	return file_skuflow_v1_feeds_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OutboxRecord) GetSequence() uint64 {
@@ -1648,7 +1752,7 @@ const file_skuflow_v1_feeds_proto_rawDesc = "" +
 	"\bmerchant\x18\x01 \x01(\tR\bmerchant\x12:\n" +
 	"\vstale_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"staleAfter\x128\n" +
-	"\tlocations\x18\x03 \x03(\v2\x1a.skuflow.v1.LocationStatusR\tlocations\"\xf2\x01\n" +
+	"\tlocations\x18\x03 \x03(\v2\x1a.skuflow.v1.LocationStatusR\tlocations\"\xbd\x02\n" +
 	"\bMerchant\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12\x1c\n" +
@@ -1658,26 +1762,32 @@ const file_skuflow_v1_feeds_proto_rawDesc = "" +
 	"\x06tokens\x18\x04 \x01(\x05R\x06tokens\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\x04R\aversion\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"W\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12I\n" +
+	"\x11location_channels\x18\a \x03(\v2\x1c.skuflow.v1.LocationChannelsR\x10locationChannels\"J\n" +
+	"\x10LocationChannels\x12\x1a\n" +
+	"\blocation\x18\x01 \x01(\tR\blocation\x12\x1a\n" +
+	"\bchannels\x18\x02 \x03(\tR\bchannels\"W\n" +
 	"\rMerchantToken\x120\n" +
 	"\bmerchant\x18\x01 \x01(\v2\x14.skuflow.v1.MerchantR\bmerchant\x12\x14\n" +
-	"\x05token\x18\x02 \x01(\tR\x05token\"\x97\x01\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"\xb3\x01\n" +
 	"\x15CreateMerchantRequest\x12$\n" +
 	"\vmerchant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"merchantId\x12\x1c\n" +
 	"\tlocations\x18\x02 \x03(\tR\tlocations\x12:\n" +
 	"\vstale_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"staleAfter\":\n" +
+	"staleAfter\x12\x1a\n" +
+	"\bchannels\x18\x04 \x03(\tR\bchannels\":\n" +
 	"\x12GetMerchantRequest\x12$\n" +
 	"\vmerchant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"merchantId\"\x16\n" +
 	"\x14ListMerchantsRequest\"K\n" +
 	"\x15ListMerchantsResponse\x122\n" +
-	"\tmerchants\x18\x01 \x03(\v2\x14.skuflow.v1.MerchantR\tmerchants\"V\n" +
+	"\tmerchants\x18\x01 \x03(\v2\x14.skuflow.v1.MerchantR\tmerchants\"r\n" +
 	"\x10LocationsRequest\x12$\n" +
 	"\vmerchant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"merchantId\x12\x1c\n" +
-	"\tlocations\x18\x02 \x03(\tR\tlocations\"x\n" +
+	"\tlocations\x18\x02 \x03(\tR\tlocations\x12\x1a\n" +
+	"\bchannels\x18\x03 \x03(\tR\bchannels\"x\n" +
 	"\x14SetStaleAfterRequest\x12$\n" +
 	"\vmerchant_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"merchantId\x12:\n" +
@@ -1699,7 +1809,7 @@ const file_skuflow_v1_feeds_proto_rawDesc = "" +
 	"checkpoint\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x1a\n" +
 	"\bsegments\x18\x05 \x01(\x05R\bsegments\x12H\n" +
-	"\x12oldest_received_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x10oldestReceivedAt\"\xbb\x02\n" +
+	"\x12oldest_received_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x10oldestReceivedAt\"\x86\x03\n" +
 	"\rRegistryEntry\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12\x1c\n" +
@@ -1710,7 +1820,8 @@ const file_skuflow_v1_feeds_proto_rawDesc = "" +
 	"\aversion\x18\x05 \x01(\x04R\aversion\x129\n" +
 	"\n" +
 	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12+\n" +
-	"\x11removed_locations\x18\a \x03(\tR\x10removedLocations\"^\n" +
+	"\x11removed_locations\x18\a \x03(\tR\x10removedLocations\x12I\n" +
+	"\x11location_channels\x18\b \x03(\v2\x1c.skuflow.v1.LocationChannelsR\x10locationChannels\"^\n" +
 	"\tTokenHash\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\fR\x06sha256\x129\n" +
 	"\n" +
@@ -1760,7 +1871,7 @@ func file_skuflow_v1_feeds_proto_rawDescGZIP() []byte {
 }
 
 var file_skuflow_v1_feeds_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skuflow_v1_feeds_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_skuflow_v1_feeds_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_skuflow_v1_feeds_proto_goTypes = []any{
 	(FeedState)(0),                // 0: skuflow.v1.FeedState
 	(*FeedRow)(nil),               // 1: skuflow.v1.FeedRow
@@ -1772,78 +1883,81 @@ var file_skuflow_v1_feeds_proto_goTypes = []any{
 	(*LocationStatus)(nil),        // 7: skuflow.v1.LocationStatus
 	(*ListLocationsResponse)(nil), // 8: skuflow.v1.ListLocationsResponse
 	(*Merchant)(nil),              // 9: skuflow.v1.Merchant
-	(*MerchantToken)(nil),         // 10: skuflow.v1.MerchantToken
-	(*CreateMerchantRequest)(nil), // 11: skuflow.v1.CreateMerchantRequest
-	(*GetMerchantRequest)(nil),    // 12: skuflow.v1.GetMerchantRequest
-	(*ListMerchantsRequest)(nil),  // 13: skuflow.v1.ListMerchantsRequest
-	(*ListMerchantsResponse)(nil), // 14: skuflow.v1.ListMerchantsResponse
-	(*LocationsRequest)(nil),      // 15: skuflow.v1.LocationsRequest
-	(*SetStaleAfterRequest)(nil),  // 16: skuflow.v1.SetStaleAfterRequest
-	(*RotateTokenRequest)(nil),    // 17: skuflow.v1.RotateTokenRequest
-	(*RepublishRequest)(nil),      // 18: skuflow.v1.RepublishRequest
-	(*GetOutboxRequest)(nil),      // 19: skuflow.v1.GetOutboxRequest
-	(*OutboxStatus)(nil),          // 20: skuflow.v1.OutboxStatus
-	(*RegistryEntry)(nil),         // 21: skuflow.v1.RegistryEntry
-	(*TokenHash)(nil),             // 22: skuflow.v1.TokenHash
-	(*OutboxRecord)(nil),          // 23: skuflow.v1.OutboxRecord
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
-	(*StockLevel)(nil),            // 26: skuflow.v1.StockLevel
+	(*LocationChannels)(nil),      // 10: skuflow.v1.LocationChannels
+	(*MerchantToken)(nil),         // 11: skuflow.v1.MerchantToken
+	(*CreateMerchantRequest)(nil), // 12: skuflow.v1.CreateMerchantRequest
+	(*GetMerchantRequest)(nil),    // 13: skuflow.v1.GetMerchantRequest
+	(*ListMerchantsRequest)(nil),  // 14: skuflow.v1.ListMerchantsRequest
+	(*ListMerchantsResponse)(nil), // 15: skuflow.v1.ListMerchantsResponse
+	(*LocationsRequest)(nil),      // 16: skuflow.v1.LocationsRequest
+	(*SetStaleAfterRequest)(nil),  // 17: skuflow.v1.SetStaleAfterRequest
+	(*RotateTokenRequest)(nil),    // 18: skuflow.v1.RotateTokenRequest
+	(*RepublishRequest)(nil),      // 19: skuflow.v1.RepublishRequest
+	(*GetOutboxRequest)(nil),      // 20: skuflow.v1.GetOutboxRequest
+	(*OutboxStatus)(nil),          // 21: skuflow.v1.OutboxStatus
+	(*RegistryEntry)(nil),         // 22: skuflow.v1.RegistryEntry
+	(*TokenHash)(nil),             // 23: skuflow.v1.TokenHash
+	(*OutboxRecord)(nil),          // 24: skuflow.v1.OutboxRecord
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 26: google.protobuf.Duration
+	(*StockLevel)(nil),            // 27: skuflow.v1.StockLevel
 }
 var file_skuflow_v1_feeds_proto_depIdxs = []int32{
-	24, // 0: skuflow.v1.FeedRow.as_of:type_name -> google.protobuf.Timestamp
+	25, // 0: skuflow.v1.FeedRow.as_of:type_name -> google.protobuf.Timestamp
 	1,  // 1: skuflow.v1.UploadFeedRequest.rows:type_name -> skuflow.v1.FeedRow
-	24, // 2: skuflow.v1.FeedStatus.received_at:type_name -> google.protobuf.Timestamp
+	25, // 2: skuflow.v1.FeedStatus.received_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: skuflow.v1.FeedStatus.state:type_name -> skuflow.v1.FeedState
 	3,  // 4: skuflow.v1.FeedStatus.rejected_rows:type_name -> skuflow.v1.RejectedRow
-	24, // 5: skuflow.v1.LocationStatus.last_feed_at:type_name -> google.protobuf.Timestamp
-	24, // 6: skuflow.v1.LocationStatus.stale_at:type_name -> google.protobuf.Timestamp
-	25, // 7: skuflow.v1.ListLocationsResponse.stale_after:type_name -> google.protobuf.Duration
+	25, // 5: skuflow.v1.LocationStatus.last_feed_at:type_name -> google.protobuf.Timestamp
+	25, // 6: skuflow.v1.LocationStatus.stale_at:type_name -> google.protobuf.Timestamp
+	26, // 7: skuflow.v1.ListLocationsResponse.stale_after:type_name -> google.protobuf.Duration
 	7,  // 8: skuflow.v1.ListLocationsResponse.locations:type_name -> skuflow.v1.LocationStatus
-	25, // 9: skuflow.v1.Merchant.stale_after:type_name -> google.protobuf.Duration
-	24, // 10: skuflow.v1.Merchant.updated_at:type_name -> google.protobuf.Timestamp
-	9,  // 11: skuflow.v1.MerchantToken.merchant:type_name -> skuflow.v1.Merchant
-	25, // 12: skuflow.v1.CreateMerchantRequest.stale_after:type_name -> google.protobuf.Duration
-	9,  // 13: skuflow.v1.ListMerchantsResponse.merchants:type_name -> skuflow.v1.Merchant
-	25, // 14: skuflow.v1.SetStaleAfterRequest.stale_after:type_name -> google.protobuf.Duration
-	24, // 15: skuflow.v1.RepublishRequest.time:type_name -> google.protobuf.Timestamp
-	24, // 16: skuflow.v1.OutboxStatus.oldest_received_at:type_name -> google.protobuf.Timestamp
-	25, // 17: skuflow.v1.RegistryEntry.stale_after:type_name -> google.protobuf.Duration
-	22, // 18: skuflow.v1.RegistryEntry.tokens:type_name -> skuflow.v1.TokenHash
-	24, // 19: skuflow.v1.RegistryEntry.updated_at:type_name -> google.protobuf.Timestamp
-	24, // 20: skuflow.v1.TokenHash.created_at:type_name -> google.protobuf.Timestamp
-	24, // 21: skuflow.v1.OutboxRecord.received_at:type_name -> google.protobuf.Timestamp
-	26, // 22: skuflow.v1.OutboxRecord.stock_level:type_name -> skuflow.v1.StockLevel
-	4,  // 23: skuflow.v1.OutboxRecord.feed_end:type_name -> skuflow.v1.FeedStatus
-	2,  // 24: skuflow.v1.FeedService.UploadFeed:input_type -> skuflow.v1.UploadFeedRequest
-	5,  // 25: skuflow.v1.FeedService.GetFeed:input_type -> skuflow.v1.GetFeedRequest
-	6,  // 26: skuflow.v1.FeedService.ListLocations:input_type -> skuflow.v1.ListLocationsRequest
-	11, // 27: skuflow.v1.RegistryService.CreateMerchant:input_type -> skuflow.v1.CreateMerchantRequest
-	12, // 28: skuflow.v1.RegistryService.GetMerchant:input_type -> skuflow.v1.GetMerchantRequest
-	13, // 29: skuflow.v1.RegistryService.ListMerchants:input_type -> skuflow.v1.ListMerchantsRequest
-	15, // 30: skuflow.v1.RegistryService.AddLocations:input_type -> skuflow.v1.LocationsRequest
-	15, // 31: skuflow.v1.RegistryService.RemoveLocations:input_type -> skuflow.v1.LocationsRequest
-	16, // 32: skuflow.v1.RegistryService.SetStaleAfter:input_type -> skuflow.v1.SetStaleAfterRequest
-	17, // 33: skuflow.v1.RegistryService.RotateToken:input_type -> skuflow.v1.RotateTokenRequest
-	18, // 34: skuflow.v1.RegistryService.Republish:input_type -> skuflow.v1.RepublishRequest
-	19, // 35: skuflow.v1.RegistryService.GetOutbox:input_type -> skuflow.v1.GetOutboxRequest
-	4,  // 36: skuflow.v1.FeedService.UploadFeed:output_type -> skuflow.v1.FeedStatus
-	4,  // 37: skuflow.v1.FeedService.GetFeed:output_type -> skuflow.v1.FeedStatus
-	8,  // 38: skuflow.v1.FeedService.ListLocations:output_type -> skuflow.v1.ListLocationsResponse
-	10, // 39: skuflow.v1.RegistryService.CreateMerchant:output_type -> skuflow.v1.MerchantToken
-	9,  // 40: skuflow.v1.RegistryService.GetMerchant:output_type -> skuflow.v1.Merchant
-	14, // 41: skuflow.v1.RegistryService.ListMerchants:output_type -> skuflow.v1.ListMerchantsResponse
-	9,  // 42: skuflow.v1.RegistryService.AddLocations:output_type -> skuflow.v1.Merchant
-	9,  // 43: skuflow.v1.RegistryService.RemoveLocations:output_type -> skuflow.v1.Merchant
-	9,  // 44: skuflow.v1.RegistryService.SetStaleAfter:output_type -> skuflow.v1.Merchant
-	10, // 45: skuflow.v1.RegistryService.RotateToken:output_type -> skuflow.v1.MerchantToken
-	20, // 46: skuflow.v1.RegistryService.Republish:output_type -> skuflow.v1.OutboxStatus
-	20, // 47: skuflow.v1.RegistryService.GetOutbox:output_type -> skuflow.v1.OutboxStatus
-	36, // [36:48] is the sub-list for method output_type
-	24, // [24:36] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	26, // 9: skuflow.v1.Merchant.stale_after:type_name -> google.protobuf.Duration
+	25, // 10: skuflow.v1.Merchant.updated_at:type_name -> google.protobuf.Timestamp
+	10, // 11: skuflow.v1.Merchant.location_channels:type_name -> skuflow.v1.LocationChannels
+	9,  // 12: skuflow.v1.MerchantToken.merchant:type_name -> skuflow.v1.Merchant
+	26, // 13: skuflow.v1.CreateMerchantRequest.stale_after:type_name -> google.protobuf.Duration
+	9,  // 14: skuflow.v1.ListMerchantsResponse.merchants:type_name -> skuflow.v1.Merchant
+	26, // 15: skuflow.v1.SetStaleAfterRequest.stale_after:type_name -> google.protobuf.Duration
+	25, // 16: skuflow.v1.RepublishRequest.time:type_name -> google.protobuf.Timestamp
+	25, // 17: skuflow.v1.OutboxStatus.oldest_received_at:type_name -> google.protobuf.Timestamp
+	26, // 18: skuflow.v1.RegistryEntry.stale_after:type_name -> google.protobuf.Duration
+	23, // 19: skuflow.v1.RegistryEntry.tokens:type_name -> skuflow.v1.TokenHash
+	25, // 20: skuflow.v1.RegistryEntry.updated_at:type_name -> google.protobuf.Timestamp
+	10, // 21: skuflow.v1.RegistryEntry.location_channels:type_name -> skuflow.v1.LocationChannels
+	25, // 22: skuflow.v1.TokenHash.created_at:type_name -> google.protobuf.Timestamp
+	25, // 23: skuflow.v1.OutboxRecord.received_at:type_name -> google.protobuf.Timestamp
+	27, // 24: skuflow.v1.OutboxRecord.stock_level:type_name -> skuflow.v1.StockLevel
+	4,  // 25: skuflow.v1.OutboxRecord.feed_end:type_name -> skuflow.v1.FeedStatus
+	2,  // 26: skuflow.v1.FeedService.UploadFeed:input_type -> skuflow.v1.UploadFeedRequest
+	5,  // 27: skuflow.v1.FeedService.GetFeed:input_type -> skuflow.v1.GetFeedRequest
+	6,  // 28: skuflow.v1.FeedService.ListLocations:input_type -> skuflow.v1.ListLocationsRequest
+	12, // 29: skuflow.v1.RegistryService.CreateMerchant:input_type -> skuflow.v1.CreateMerchantRequest
+	13, // 30: skuflow.v1.RegistryService.GetMerchant:input_type -> skuflow.v1.GetMerchantRequest
+	14, // 31: skuflow.v1.RegistryService.ListMerchants:input_type -> skuflow.v1.ListMerchantsRequest
+	16, // 32: skuflow.v1.RegistryService.AddLocations:input_type -> skuflow.v1.LocationsRequest
+	16, // 33: skuflow.v1.RegistryService.RemoveLocations:input_type -> skuflow.v1.LocationsRequest
+	17, // 34: skuflow.v1.RegistryService.SetStaleAfter:input_type -> skuflow.v1.SetStaleAfterRequest
+	18, // 35: skuflow.v1.RegistryService.RotateToken:input_type -> skuflow.v1.RotateTokenRequest
+	19, // 36: skuflow.v1.RegistryService.Republish:input_type -> skuflow.v1.RepublishRequest
+	20, // 37: skuflow.v1.RegistryService.GetOutbox:input_type -> skuflow.v1.GetOutboxRequest
+	4,  // 38: skuflow.v1.FeedService.UploadFeed:output_type -> skuflow.v1.FeedStatus
+	4,  // 39: skuflow.v1.FeedService.GetFeed:output_type -> skuflow.v1.FeedStatus
+	8,  // 40: skuflow.v1.FeedService.ListLocations:output_type -> skuflow.v1.ListLocationsResponse
+	11, // 41: skuflow.v1.RegistryService.CreateMerchant:output_type -> skuflow.v1.MerchantToken
+	9,  // 42: skuflow.v1.RegistryService.GetMerchant:output_type -> skuflow.v1.Merchant
+	15, // 43: skuflow.v1.RegistryService.ListMerchants:output_type -> skuflow.v1.ListMerchantsResponse
+	9,  // 44: skuflow.v1.RegistryService.AddLocations:output_type -> skuflow.v1.Merchant
+	9,  // 45: skuflow.v1.RegistryService.RemoveLocations:output_type -> skuflow.v1.Merchant
+	9,  // 46: skuflow.v1.RegistryService.SetStaleAfter:output_type -> skuflow.v1.Merchant
+	11, // 47: skuflow.v1.RegistryService.RotateToken:output_type -> skuflow.v1.MerchantToken
+	21, // 48: skuflow.v1.RegistryService.Republish:output_type -> skuflow.v1.OutboxStatus
+	21, // 49: skuflow.v1.RegistryService.GetOutbox:output_type -> skuflow.v1.OutboxStatus
+	38, // [38:50] is the sub-list for method output_type
+	26, // [26:38] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_skuflow_v1_feeds_proto_init() }
@@ -1852,11 +1966,11 @@ func file_skuflow_v1_feeds_proto_init() {
 		return
 	}
 	file_skuflow_v1_events_proto_init()
-	file_skuflow_v1_feeds_proto_msgTypes[17].OneofWrappers = []any{
+	file_skuflow_v1_feeds_proto_msgTypes[18].OneofWrappers = []any{
 		(*RepublishRequest_Sequence)(nil),
 		(*RepublishRequest_Time)(nil),
 	}
-	file_skuflow_v1_feeds_proto_msgTypes[22].OneofWrappers = []any{
+	file_skuflow_v1_feeds_proto_msgTypes[23].OneofWrappers = []any{
 		(*OutboxRecord_StockLevel)(nil),
 		(*OutboxRecord_FeedEnd)(nil),
 	}
@@ -1866,7 +1980,7 @@ func file_skuflow_v1_feeds_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skuflow_v1_feeds_proto_rawDesc), len(file_skuflow_v1_feeds_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
