@@ -21,15 +21,16 @@ func SnapshotToProto(s inventory.Snapshot) *pb.Availability {
 	m := &pb.Availability{
 		Sku: s.SKU, OnHand: s.OnHand, Version: s.Version,
 		UpdatedAt: optionalTimestamp(s.UpdatedAt), NextChangeAt: optionalTimestamp(s.NextChangeAt),
-		EvaluatedAt: optionalTimestamp(s.EvaluatedAt),
-		Locations:   make([]*pb.LocationAvailability, 0, len(s.Locations)),
-		Channels:    make([]*pb.ChannelAvailability, 0, len(s.Channels)),
+		EvaluatedAt: optionalTimestamp(s.EvaluatedAt), ShipToRegion: s.ShipTo,
+		Locations: make([]*pb.LocationAvailability, 0, len(s.Locations)),
+		Channels:  make([]*pb.ChannelAvailability, 0, len(s.Channels)),
 	}
 	for _, l := range s.Locations {
 		la := &pb.LocationAvailability{
 			Location: l.ID, OnHand: l.OnHand, LevelAsOf: optionalTimestamp(l.LevelAsOf),
 			Kind: pb.LocationKind(l.Kind), MerchantId: l.MerchantID, SafetyStock: l.SafetyStock, Usable: l.Usable,
 			Closed: l.Closed, Stale: l.Stale, StaleAt: optionalTimestamp(l.StaleAt), Channels: slices.Clone(l.Channels),
+			RegionExcluded: l.RegionExcluded,
 		}
 		for _, a := range l.Areas {
 			la.Areas = append(la.Areas, &pb.AreaStock{Area: a.Area, OnHand: a.OnHand})

@@ -42,6 +42,13 @@ func DecodeDemandEvent(data []byte) (inventory.Event, error) {
 		}
 		return inventory.ReservationFulfilled{ReservationID: f.GetReservationId(), SKU: f.GetSku(), Location: f.GetLocation(),
 			Area: f.GetArea(), FulfilledAt: at}, nil
+	case *pb.DemandEvent_Extended:
+		x := e.Extended
+		at, err := timeFromProto("expires_at", x.GetExpiresAt())
+		if err != nil {
+			return nil, err
+		}
+		return inventory.ReservationExtended{ReservationID: x.GetReservationId(), OrderID: x.GetOrderId(), SKU: x.GetSku(), ExpiresAt: at}, nil
 	case nil:
 		return nil, fmt.Errorf("%w: demand event envelope has no event set", ErrMalformed)
 	default:
@@ -63,6 +70,9 @@ func DemandEventToProto(ev inventory.Event) (*pb.DemandEvent, error) {
 		return &pb.DemandEvent{Event: &pb.DemandEvent_Fulfilled{Fulfilled: &pb.ReservationFulfilled{
 			ReservationId: e.ReservationID, Sku: e.SKU, Location: e.Location, Area: e.Area,
 			FulfilledAt: timestamppb.New(e.FulfilledAt)}}}, nil
+	case inventory.ReservationExtended:
+		return &pb.DemandEvent{Event: &pb.DemandEvent_Extended{Extended: &pb.ReservationExtended{
+			ReservationId: e.ReservationID, OrderId: e.OrderID, Sku: e.SKU, ExpiresAt: timestamppb.New(e.ExpiresAt)}}}, nil
 	}
 	return nil, fmt.Errorf("codecs: no demand envelope for %T", ev)
 }
@@ -71,7 +81,7 @@ func DemandEventToProto(ev inventory.Event) (*pb.DemandEvent, error) {
 func OutcomeToProto(o inventory.Outcome) *pb.ReservationOutcome {
 	return &pb.ReservationOutcome{ReservationId: o.ReservationID, OrderId: o.OrderID, Sku: o.SKU, Quantity: o.Quantity,
 		Accepted: o.Accepted, Backorder: o.Backorder, Reason: pb.RejectReason(o.Reason), Message: o.Message,
-		DecidedAt: optionalTimestamp(o.DecidedAt)}
+		DecidedAt: optionalTimestamp(o.DecidedAt), Extension: o.Extension, ExpiresAt: optionalTimestamp(o.ExpiresAt)}
 }
 
 // OutcomeFromProto converts a decoded reservation decision.
@@ -80,8 +90,13 @@ func OutcomeFromProto(m *pb.ReservationOutcome) (inventory.Outcome, error) {
 	if err != nil {
 		return inventory.Outcome{}, err
 	}
+	exp, err := timeFromProto("expires_at", m.GetExpiresAt())
+	if err != nil {
+		return inventory.Outcome{}, err
+	}
 	o := inventory.Outcome{ReservationID: m.GetReservationId(), OrderID: m.GetOrderId(), SKU: m.GetSku(), Quantity: m.GetQuantity(),
-		Accepted: m.GetAccepted(), Backorder: m.GetBackorder(), Reason: inventory.RejectReason(m.GetReason()), Message: m.GetMessage(), DecidedAt: at}
+		Accepted: m.GetAccepted(), Backorder: m.GetBackorder(), Reason: inventory.RejectReason(m.GetReason()), Message: m.GetMessage(), DecidedAt: at,
+		Extension: m.GetExtension(), ExpiresAt: exp}
 	if err := inventory.ValidateRef("reservation_id", o.ReservationID); err != nil {
 		return o, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -98,7 +113,7 @@ func DecodeOutcome(data []byte) (inventory.Outcome, error) {
 }
 
 // DecodeOrderCommand decodes an orders topic message into a saga input:
-// inventory.PlaceOrder, CancelOrder or OrderTick.
+// inventory.PlaceOrder, CancelOrder, ExtendOrder or OrderTick.
 func DecodeOrderCommand(data []byte) (any, string, error) {
 	var env pb.OrderCommand
 	if err := proto.Unmarshal(data, &env); err != nil {
@@ -119,10 +134,18 @@ func DecodeOrderCommand(data []byte) (any, string, error) {
 			}
 		}
 		return inventory.OrderTick{OrderID: c.Tick.GetOrderId(), At: at}, c.Tick.GetOrderId(), err
+	case *pb.OrderCommand_Extend:
+		at, err := timeFromProto("expires_at", c.Extend.GetExpiresAt())
+		return inventory.ExtendOrder{OrderID: c.Extend.GetOrderId(), ExpiresAt: at}, c.Extend.GetOrderId(), err
 	case nil:
 		return nil, "", fmt.Errorf("%w: order command envelope has no command set", ErrMalformed)
 	}
 	return nil, "", fmt.Errorf("%w: unsupported order command %T", ErrMalformed, env.GetCommand())
+}
+
+// ExtendOrderToProto converts an extend command.
+func ExtendOrderToProto(e inventory.ExtendOrder) *pb.ExtendOrderCommand {
+	return &pb.ExtendOrderCommand{OrderId: e.OrderID, ExpiresAt: timestamppb.New(e.ExpiresAt)}
 }
 
 // PlaceOrderFromProto converts a place command.
@@ -180,7 +203,8 @@ func OrderToProto(o inventory.Order) *pb.Order {
 		DecideBy: optionalTimestamp(o.DecideBy), ReservationTtl: durationpb.New(o.ReservationTTL), Reason: o.Reason}
 	for _, l := range o.Lines {
 		m.Lines = append(m.Lines, &pb.OrderLineState{Sku: l.SKU, Quantity: l.Quantity, ReservationId: l.ReservationID,
-			Status: pb.LineStatus(l.Status), Backorder: l.Backorder, RejectReason: pb.RejectReason(l.Reject), Message: l.Message})
+			Status: pb.LineStatus(l.Status), Backorder: l.Backorder, RejectReason: pb.RejectReason(l.Reject), Message: l.Message,
+			ExpiresAt: optionalTimestamp(l.ExpiresAt)})
 	}
 	return m
 }
@@ -196,8 +220,12 @@ func OrderFromProto(m *pb.Order) inventory.Order {
 		o.DecideBy = m.GetDecideBy().AsTime()
 	}
 	for _, l := range m.GetLines() {
-		o.Lines = append(o.Lines, inventory.OrderLine{SKU: l.GetSku(), Quantity: l.GetQuantity(), ReservationID: l.GetReservationId(),
-			Status: inventory.LineStatus(l.GetStatus()), Backorder: l.GetBackorder(), Reject: inventory.RejectReason(l.GetRejectReason()), Message: l.GetMessage()})
+		line := inventory.OrderLine{SKU: l.GetSku(), Quantity: l.GetQuantity(), ReservationID: l.GetReservationId(),
+			Status: inventory.LineStatus(l.GetStatus()), Backorder: l.GetBackorder(), Reject: inventory.RejectReason(l.GetRejectReason()), Message: l.GetMessage()}
+		if l.GetExpiresAt() != nil {
+			line.ExpiresAt = l.GetExpiresAt().AsTime()
+		}
+		o.Lines = append(o.Lines, line)
 	}
 	return o
 }

@@ -128,6 +128,8 @@ func FuzzDecodeOrderCommand(f *testing.F) {
 		inventory.CancelOrder{OrderID: "o-1"},
 		inventory.OrderTick{OrderID: "o-1", At: at(31)},
 		inventory.OrderTick{OrderID: "o-1", At: at(0)},
+		inventory.ExtendOrder{OrderID: "o-1", ExpiresAt: at(3600)},
+		inventory.ExtendOrder{OrderID: "o-1"},
 	} {
 		f.Add(encodeCommand(f, in))
 	}
@@ -156,6 +158,10 @@ func FuzzDecodeOrderCommand(f *testing.F) {
 		case inventory.CancelOrder:
 			if id != c.OrderID {
 				t.Fatalf("id %q for cancel %q", id, c.OrderID)
+			}
+		case inventory.ExtendOrder:
+			if id != c.OrderID {
+				t.Fatalf("id %q for extension %q", id, c.OrderID)
 			}
 		case inventory.OrderTick:
 			if id != c.OrderID {

@@ -55,6 +55,8 @@ func encodeCommand(t testing.TB, in any) []byte {
 		env = &pb.OrderCommand{Command: &pb.OrderCommand_Cancel{Cancel: &pb.CancelOrderCommand{OrderId: c.OrderID}}}
 	case inventory.OrderTick:
 		env = &pb.OrderCommand{Command: &pb.OrderCommand_Tick{Tick: &pb.OrderTick{OrderId: c.OrderID, At: timestamppb.New(c.At)}}}
+	case inventory.ExtendOrder:
+		env = &pb.OrderCommand{Command: &pb.OrderCommand_Extend{Extend: codecs.ExtendOrderToProto(c)}}
 	default:
 		t.Fatalf("no order command for %T", in)
 	}
@@ -131,6 +133,8 @@ func demandCases() map[string]inventory.Event {
 		"fulfilment from an area with nanos": inventory.ReservationFulfilled{ReservationID: "o-1:1", SKU: sku, Location: "ST-1",
 			Area: inventory.AreaBackroom, FulfilledAt: at(5).Add(123456789)},
 		"fulfilment at the zero time": inventory.ReservationFulfilled{ReservationID: "o-1:1", SKU: sku, Location: "WH-1"},
+		"extension":                   inventory.ReservationExtended{ReservationID: "o-1:1", OrderID: "o-1", SKU: sku, ExpiresAt: at(900).Add(7)},
+		"extension at the zero time":  inventory.ReservationExtended{ReservationID: "o-1:1", OrderID: "o-1", SKU: sku},
 	}
 }
 
@@ -315,6 +319,10 @@ func outcomeCases(t testing.TB) map[string]inventory.Outcome {
 		"without a decision time": {ReservationID: "o-1:3", OrderID: "o-1", SKU: sku, Quantity: 1, Accepted: true},
 		"only a reservation id":   {ReservationID: "x"},
 		"unknown reason":          {ReservationID: "o-1:1", OrderID: "o-1", SKU: sku, Reason: 42, Message: "?", DecidedAt: at(2)},
+		"extension accepted": {ReservationID: "o-1:1", OrderID: "o-1", SKU: sku, Quantity: 3, Accepted: true, DecidedAt: at(1),
+			Extension: true, ExpiresAt: at(3600).Add(5)},
+		"extension refused": {ReservationID: "o-1:1", OrderID: "o-1", SKU: sku, Quantity: 3, Reason: inventory.RejectReleased,
+			Message: "no longer held", Extension: true},
 	}
 	for _, r := range []inventory.RejectReason{inventory.RejectInsufficient, inventory.RejectNotSellable, inventory.RejectCapExceeded,
 		inventory.RejectReleased, inventory.RejectTimeout, inventory.RejectCancelled} {
@@ -436,6 +444,8 @@ func TestOrderCommandRoundTrip(t *testing.T) {
 		"tick with nanos":          {inventory.OrderTick{OrderID: "o-1", At: at(30).Add(1)}, "o-1"},
 		"tick just inside the domain": {inventory.OrderTick{OrderID: "o-1",
 			At: time.Date(2199, 12, 31, 23, 59, 59, 999999999, time.UTC)}, "o-1"},
+		"extend":              {inventory.ExtendOrder{OrderID: "o-1", ExpiresAt: at(3600).Add(1)}, "o-1"},
+		"extend at time zero": {inventory.ExtendOrder{OrderID: "o-1"}, "o-1"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -545,18 +555,29 @@ func sagaOrders(t testing.TB) map[string]inventory.Order {
 	rejected := step(partly, true, reject(partly, 1, inventory.RejectInsufficient, "not enough units available on web"), at(2))
 	cancelled := step(reserved, true, inventory.CancelOrder{OrderID: "o-1"}, at(3))
 	timedOut := step(partly, true, inventory.OrderTick{OrderID: "o-1", At: at(31)}, at(31))
+	extended := step(reserved, true, inventory.ExtendOrder{OrderID: "o-1", ExpiresAt: at(7200).Add(9)}, at(100))
+	expired := step(extended, true, inventory.OrderTick{OrderID: "o-1", At: at(7200).Add(9)}, at(7300))
+	early := step(inventory.Order{}, false, inventory.CancelOrder{OrderID: "o-2"}, at(0))
+	latePlace := step(early, true, placeOrder("o-2", line("A", 1)), at(1))
+	if expired.Status != inventory.OrderExpired || early.Status != inventory.OrderCancelled || latePlace.Status != inventory.OrderCancelled {
+		t.Fatalf("lifecycle fixture statuses %d %d %d", expired.Status, early.Status, latePlace.Status)
+	}
 	if reserved.Status != inventory.OrderReserved || rejected.Status != inventory.OrderRejected ||
 		cancelled.Status != inventory.OrderCancelled || timedOut.Status != inventory.OrderRejected {
 		t.Fatalf("fixture statuses %d %d %d %d", reserved.Status, rejected.Status, cancelled.Status, timedOut.Status)
 	}
 	return map[string]inventory.Order{
-		"pending":   pending,
-		"partly":    partly,
-		"reserved":  reserved,
-		"rejected":  rejected,
-		"cancelled": cancelled,
-		"timed out": timedOut,
-		"zero":      {},
+		"pending":                        pending,
+		"partly":                         partly,
+		"reserved":                       reserved,
+		"rejected":                       rejected,
+		"cancelled":                      cancelled,
+		"timed out":                      timedOut,
+		"extended":                       extended,
+		"expired":                        expired,
+		"cancelled before it was placed": early,
+		"placed after its cancel":        latePlace,
+		"zero":                           {},
 		"hand-built": {ID: strings.Repeat("o", inventory.MaxRefLength), Channel: "c", Status: 99, PlacedAt: epoch.Add(1),
 			DecideBy: time.Date(2199, 12, 31, 23, 59, 59, 999999999, time.UTC), ReservationTTL: -time.Nanosecond, Reason: "ü",
 			Lines: []inventory.OrderLine{{}, {SKU: "x", Quantity: -1, Status: 77, Reject: 88, Message: "m"}}},

@@ -36,7 +36,8 @@ func LocationPolicyFromProto(m *pb.LocationPolicy) (inventory.LocationPolicy, er
 	}
 	return inventory.LocationPolicy{
 		Location: m.GetLocation(), Kind: inventory.LocationKind(m.GetKind()), MerchantID: m.GetMerchantId(),
-		Closed: m.GetClosed(), Channels: slices.Clone(m.GetChannels()), SafetyStock: m.GetSafetyStock(), AsOf: asOf,
+		Closed: m.GetClosed(), Channels: slices.Clone(m.GetChannels()), SafetyStock: m.GetSafetyStock(),
+		ExcludedRegions: slices.Clone(m.GetExcludedRegions()), AsOf: asOf,
 	}, nil
 }
 
@@ -44,7 +45,8 @@ func LocationPolicyFromProto(m *pb.LocationPolicy) (inventory.LocationPolicy, er
 func LocationPolicyToProto(p inventory.LocationPolicy) *pb.LocationPolicy {
 	return &pb.LocationPolicy{
 		Location: p.Location, Kind: pb.LocationKind(p.Kind), MerchantId: p.MerchantID, Closed: p.Closed,
-		Channels: slices.Clone(p.Channels), SafetyStock: p.SafetyStock, AsOf: optionalTimestamp(p.AsOf),
+		Channels: slices.Clone(p.Channels), SafetyStock: p.SafetyStock, ExcludedRegions: slices.Clone(p.ExcludedRegions),
+		AsOf: optionalTimestamp(p.AsOf),
 	}
 }
 

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -26,12 +28,14 @@ func locationPolicyCases() map[string]inventory.LocationPolicy {
 		"store with channels": {Location: "ST-1", Kind: inventory.KindStore, Channels: []string{"store-pickup", "web"}, SafetyStock: 2, AsOf: at(2)},
 		"merchant":            {Location: "M-1", Kind: inventory.KindMerchant, MerchantID: "acme", AsOf: at(3)},
 		"max safety stock":    {Location: "WH-2", Kind: inventory.KindWarehouse, SafetyStock: inventory.MaxUnits, AsOf: epoch},
+		"excluded regions":    {Location: "WH-4", Kind: inventory.KindWarehouse, ExcludedRegions: []string{"DE", "US-CA"}, AsOf: at(4)},
 		// The codec does not validate: these reach inventory, which rejects them.
 		"no time":                    {Location: "WH-1", Kind: inventory.KindWarehouse},
 		"unknown kind":               {Location: "X", Kind: inventory.LocationKind(42), AsOf: at(0)},
 		"merchant without id":        {Location: "M-2", Kind: inventory.KindMerchant, AsOf: at(0)},
 		"unsorted duplicate channel": {Location: "ST-2", Kind: inventory.KindStore, Channels: []string{"web", "bad channel!", "web"}, AsOf: at(0)},
 		"negative safety stock":      {Location: "WH-3", Kind: inventory.KindWarehouse, SafetyStock: -1, AsOf: at(0)},
+		"unsorted invalid regions":   {Location: "WH-5", Kind: inventory.KindWarehouse, ExcludedRegions: []string{"US", "usa", "US"}, AsOf: at(0)},
 	}
 }
 
@@ -137,12 +141,13 @@ func TestPolicyFromWire(t *testing.T) {
 	zone := time.FixedZone("UTC+2", 2*60*60)
 	lp, err := codecs.LocationPolicyFromProto(&pb.LocationPolicy{
 		Location: "ST-1", Kind: pb.LocationKind_LOCATION_KIND_STORE, Closed: true,
-		Channels: []string{"web"}, SafetyStock: 3, AsOf: timestamppb.New(at(5).In(zone)),
+		Channels: []string{"web"}, SafetyStock: 3, ExcludedRegions: []string{"US-CA", "FR"}, AsOf: timestamppb.New(at(5).In(zone)),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := inventory.LocationPolicy{Location: "ST-1", Kind: inventory.KindStore, Closed: true, Channels: []string{"web"}, SafetyStock: 3, AsOf: at(5)}
+	want := inventory.LocationPolicy{Location: "ST-1", Kind: inventory.KindStore, Closed: true, Channels: []string{"web"}, SafetyStock: 3,
+		ExcludedRegions: []string{"US-CA", "FR"}, AsOf: at(5)}
 	if !reflect.DeepEqual(lp, want) {
 		t.Errorf("location policy %#v, want %#v", lp, want)
 	}
@@ -170,7 +175,8 @@ func TestPolicyFromWire(t *testing.T) {
 // A policy that went through the codecs and inventory.Apply*Policy comes out
 // of the table codec unchanged: the stored value is a fixed point.
 func TestAppliedPolicyIsStable(t *testing.T) {
-	in := inventory.LocationPolicy{Location: "ST-1", Kind: inventory.KindStore, Channels: []string{"web", "store-pickup", "web"}, AsOf: at(1).In(time.FixedZone("x", 3600))}
+	in := inventory.LocationPolicy{Location: "ST-1", Kind: inventory.KindStore, Channels: []string{"web", "store-pickup", "web"},
+		ExcludedRegions: []string{"US-CA", "DE", "US-CA"}, AsOf: at(1).In(time.FixedZone("x", 3600))}
 	out, res, err := inventory.ApplyLocationPolicy(inventory.LocationPolicy{}, false, in)
 	if err != nil || !res.Changed {
 		t.Fatalf("ApplyLocationPolicy: %v, %+v", err, res)
@@ -355,5 +361,60 @@ func TestDecodeStockTickMalformed(t *testing.T) {
 				t.Errorf("error %q does not mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Operators write policies as protojson (`skuflow emit --topic policies`):
+// excluded regions arrive under their JSON name, and the domain checks them.
+func TestLocationPolicyExcludedRegionsJSON(t *testing.T) {
+	var env pb.PolicyEvent
+	line := `{"location":{"location":"WH-EU","kind":"LOCATION_KIND_WAREHOUSE","excludedRegions":["US","CA-QC"],"asOf":"2026-11-21T10:00:00Z"}}`
+	if err := protojson.Unmarshal([]byte(line), &env); err != nil {
+		t.Fatal(err)
+	}
+	p, err := codecs.LocationPolicyFromProto(env.GetLocation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Validate(); err != nil || !slices.Equal(p.ExcludedRegions, []string{"US", "CA-QC"}) {
+		t.Errorf("policy %+v, Validate %v", p, err)
+	}
+	out, err := protojson.Marshal(codecs.LocationPolicyToProto(p))
+	if err != nil || !strings.Contains(string(out), "excludedRegions") {
+		t.Fatalf("protojson %s, %v", out, err)
+	}
+	var back pb.LocationPolicy
+	if err := protojson.Unmarshal(out, &back); err != nil || !proto.Equal(&back, env.GetLocation()) {
+		t.Errorf("protojson round trip %v, %v; want %v", &back, err, env.GetLocation())
+	}
+}
+
+// The answer carries the region it was evaluated for and flags the
+// locations that do not ship there; a region-less answer encodes exactly as
+// before (neither field on the wire).
+func TestSnapshotToProtoShipTo(t *testing.T) {
+	s := inventory.State{SKU: sku, Locations: []inventory.Location{
+		{ID: "WH-1", HasLevel: true, Level: 5, LevelAsOf: at(1)},
+		{ID: "WH-2", HasLevel: true, Level: 3, LevelAsOf: at(1)},
+	}}
+	p := inventory.Policies{Channels: []string{"web"}, Locations: map[string]inventory.LocationPolicy{
+		"WH-1": {Location: "WH-1", Kind: inventory.KindWarehouse, ExcludedRegions: []string{"US"}, AsOf: at(0)},
+	}}
+	plain := codecs.SnapshotToProto(inventory.Evaluate(s, p, at(2)))
+	if plain.GetShipToRegion() != "" || plain.GetLocations()[0].GetRegionExcluded() {
+		t.Fatalf("region-less answer %v", plain)
+	}
+	p.ShipTo = "US-CA"
+	m := codecs.SnapshotToProto(inventory.Evaluate(s, p, at(2)))
+	if m.GetShipToRegion() != "US-CA" || !m.GetLocations()[0].GetRegionExcluded() || m.GetLocations()[1].GetRegionExcluded() {
+		t.Fatalf("answer for US-CA %v", m)
+	}
+	c := m.GetChannels()[0]
+	if c.GetAvailable() != 3 || len(c.GetReasons()) != 1 || c.GetReasons()[0].GetCode() != pb.Reason_LOCATION_EXCLUDED_REGION ||
+		c.GetReasons()[0].GetLocation() != "WH-1" {
+		t.Errorf("web for US-CA %v", c)
+	}
+	if int32(pb.Reason_LOCATION_EXCLUDED_REGION) != int32(inventory.ReasonLocationExcludedRegion) {
+		t.Error("reason code numbers differ")
 	}
 }

@@ -29,6 +29,12 @@ func (s *availabilityServer) GetAvailability(ctx context.Context, req *pb.GetAva
 	if err := inventory.ValidateID("sku", sku); err != nil {
 		return nil, apierr.Invalid(err)
 	}
+	shipTo := req.GetShipToRegion()
+	if shipTo != "" {
+		if err := inventory.ValidateRegion("ship_to_region", shipTo); err != nil {
+			return nil, apierr.Invalid(err)
+		}
+	}
 	state, found, err := s.stock.Get(sku)
 	if err != nil {
 		return nil, &apierr.LookupError{Views: "availability", Lookup: "stock", Err: fmt.Errorf("sku %q: %w", sku, err)}
@@ -40,6 +46,7 @@ func (s *availabilityServer) GetAvailability(ctx context.Context, req *pb.GetAva
 	if err != nil {
 		return nil, &apierr.LookupError{Views: "availability", Lookup: "policy", Err: fmt.Errorf("sku %q: %w", sku, err)}
 	}
+	pol.ShipTo = shipTo // empty: the region-less answer, as published
 	snap := codecs.SnapshotToProto(inventory.Evaluate(state, pol, s.now()))
 	// The version is an ETag; errors only mean the transport cannot carry headers.
 	_ = grpc.SetHeader(ctx, metadata.Pairs("etag", `"`+snap.GetVersion()+`"`))

@@ -24,6 +24,7 @@ import (
 type OrderBus interface {
 	Place(ctx context.Context, c inventory.PlaceOrder) error
 	Cancel(ctx context.Context, orderID string) error
+	Extend(ctx context.Context, e inventory.ExtendOrder) error
 	Get(orderID string) (inventory.Order, bool, error)
 	// Changed returns a channel closed at the order's next update (a
 	// fallback poll covers implementations that never close it).
@@ -58,7 +59,10 @@ type OrdersOptions struct {
 	Wait time.Duration
 	// Poll is how often the saga's table is read while waiting, should a
 	// change notification be missed.
-	Poll   time.Duration
+	Poll time.Duration
+	// Now is the clock orders are answered at: a reservation whose hold ran
+	// out by then is answered expired (default time.Now).
+	Now    func() time.Time
 	Logger *slog.Logger
 }
 
@@ -97,6 +101,9 @@ func (o OrdersOptions) withDefaults() OrdersOptions {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return o
 }
@@ -148,6 +155,11 @@ func (s *ordersServer) PlaceOrder(ctx context.Context, req *pb.PlaceOrderRequest
 	// own, however the calls raced: checked before publishing and on every
 	// order read while waiting.
 	placed := func(o inventory.Order) (bool, error) {
+		if !o.Placed() {
+			// Cancelled before it was placed: the saga answers this place
+			// cancelled once it arrives.
+			return false, nil
+		}
 		if !o.SameOrder(cmd) {
 			return false, orderConflict(cmd.OrderID)
 		}
@@ -159,7 +171,7 @@ func (s *ordersServer) PlaceOrder(ctx context.Context, req *pb.PlaceOrderRequest
 		if done, err := placed(o); err != nil {
 			return nil, err
 		} else if done {
-			return codecs.OrderToProto(o), nil
+			return s.answer(o), nil
 		}
 	}
 	if err := s.o.Bus.Place(ctx, cmd); err != nil {
@@ -214,13 +226,59 @@ func (s *ordersServer) GetOrder(_ context.Context, req *pb.GetOrderRequest) (*pb
 	if !found {
 		return nil, apierr.Publicf(apierr.ErrNotFound, "order %q is not known", req.GetOrderId())
 	}
-	return codecs.OrderToProto(o), nil
+	return s.answer(o), nil
+}
+
+// answer is the order as it stands now: a reservation whose hold ran out
+// is shown expired even before the saga's tick records it.
+func (s *ordersServer) answer(o inventory.Order) *pb.Order {
+	return codecs.OrderToProto(inventory.OrderAt(o, s.o.Now()))
+}
+
+// ended reports whether the order holds nothing and never will again.
+func ended(o inventory.Order) bool {
+	switch o.Status {
+	case inventory.OrderCancelled, inventory.OrderRejected, inventory.OrderExpired:
+		return true
+	}
+	return false
 }
 
 func (s *ordersServer) CancelOrder(ctx context.Context, req *pb.CancelOrderRequest) (*pb.Order, error) {
 	id := req.GetOrderId()
 	if err := inventory.ValidateRef("order_id", id); err != nil {
 		return nil, apierr.Invalid(err)
+	}
+	// An order not known yet is cancelled all the same: its place may still
+	// be on its way, and the saga remembers the cancel and answers the place
+	// cancelled.
+	o, found, err := s.o.Bus.Get(id)
+	if err != nil {
+		return nil, lookupError(err)
+	}
+	if found && ended(inventory.OrderAt(o, s.o.Now())) {
+		return s.answer(o), nil
+	}
+	if err := s.o.Bus.Cancel(ctx, id); err != nil {
+		return nil, publishError(ctx, err)
+	}
+	return s.waitFor(ctx, id, func(o inventory.Order) (bool, error) { return ended(o), nil })
+}
+
+func (s *ordersServer) ExtendOrder(ctx context.Context, req *pb.ExtendOrderRequest) (*pb.Order, error) {
+	id := req.GetOrderId()
+	if err := inventory.ValidateRef("order_id", id); err != nil {
+		return nil, apierr.Invalid(err)
+	}
+	d := req.GetReservationTtl()
+	if d == nil {
+		return nil, apierr.Invalid(errors.New("reservation_ttl is missing"))
+	}
+	if err := d.CheckValid(); err != nil {
+		return nil, apierr.Invalid(fmt.Errorf("reservation_ttl: %w", err))
+	}
+	if ttl := d.AsDuration(); ttl <= 0 || ttl > inventory.MaxReservationTTL {
+		return nil, apierr.Invalid(fmt.Errorf("reservation_ttl %s is outside (0, %s]", ttl, inventory.MaxReservationTTL))
 	}
 	o, found, err := s.o.Bus.Get(id)
 	if err != nil {
@@ -229,15 +287,45 @@ func (s *ordersServer) CancelOrder(ctx context.Context, req *pb.CancelOrderReque
 	if !found {
 		return nil, apierr.Publicf(apierr.ErrNotFound, "order %q is not known", id)
 	}
-	if o.Status == inventory.OrderCancelled || o.Status == inventory.OrderRejected {
-		return codecs.OrderToProto(o), nil
+	now := s.o.Now().UTC()
+	if err := extendable(inventory.OrderAt(o, now)); err != nil {
+		return nil, err
 	}
-	if err := s.o.Bus.Cancel(ctx, id); err != nil {
+	cmd := inventory.ExtendOrder{OrderID: id, ExpiresAt: now.Add(d.AsDuration())}
+	if extendedTo(o, cmd.ExpiresAt) {
+		return s.answer(o), nil
+	}
+	if err := s.o.Bus.Extend(ctx, cmd); err != nil {
 		return nil, publishError(ctx, err)
 	}
 	return s.waitFor(ctx, id, func(o inventory.Order) (bool, error) {
-		return o.Status == inventory.OrderCancelled || o.Status == inventory.OrderRejected, nil
+		if o.Status != inventory.OrderReserved {
+			return false, extendable(o)
+		}
+		return extendedTo(o, cmd.ExpiresAt), nil
 	})
+}
+
+// extendable refuses to extend an order that holds nothing.
+func extendable(o inventory.Order) error {
+	switch o.Status {
+	case inventory.OrderReserved:
+		return nil
+	case inventory.OrderPending:
+		return apierr.Publicf(apierr.ErrFailedPrecondition, "order %q is still being decided; extend it once it is reserved", o.ID)
+	}
+	return apierr.Publicf(apierr.ErrFailedPrecondition, "order %q is %s and holds nothing to extend: %s", o.ID,
+		strings.TrimPrefix(pb.OrderStatus(o.Status).String(), "ORDER_STATUS_"), o.Reason)
+}
+
+// extendedTo reports whether every held line of o is held until at least t.
+func extendedTo(o inventory.Order, t time.Time) bool {
+	for _, l := range o.Lines {
+		if l.Status == inventory.LineAccepted && l.ExpiresAt.Before(t) {
+			return false
+		}
+	}
+	return true
 }
 
 // waitFor polls the saga's table until check says the order is done, check
@@ -258,7 +346,7 @@ func (s *ordersServer) waitFor(ctx context.Context, id string, check func(invent
 			if done, err := check(o); err != nil {
 				return nil, err
 			} else if done {
-				return codecs.OrderToProto(o), nil
+				return s.answer(o), nil
 			}
 		}
 		select {

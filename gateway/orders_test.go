@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/gateway"
+	"github.com/skuflow/skuflow/gateway/apierr"
 	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
@@ -45,6 +47,7 @@ type memBus struct {
 	waiters map[string]chan struct{}
 	places  int
 	cancels int
+	extends int
 	stall   bool
 	held    []inventory.Event
 	dead    []error
@@ -117,6 +120,14 @@ func (b *memBus) Cancel(_ context.Context, id string) error {
 	return nil
 }
 
+func (b *memBus) Extend(_ context.Context, e inventory.ExtendOrder) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.extends++
+	b.run(e.OrderID, e)
+	return nil
+}
+
 func (b *memBus) Get(id string) (inventory.Order, bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -156,7 +167,11 @@ func (b *memBus) run(id string, in any) {
 		m := queue[0]
 		queue = queue[1:]
 		cur, found := b.orders[m.id]
-		next, eff, res, err := inventory.ApplyOrder(cur, found, m.in, b.now)
+		at := b.now
+		if tk, ok := m.in.(inventory.OrderTick); ok {
+			at = tk.At // as the orders processor does
+		}
+		next, eff, res, err := inventory.ApplyOrder(cur, found, m.in, at)
 		if err != nil {
 			b.dead = append(b.dead, err)
 			continue
@@ -174,6 +189,9 @@ func (b *memBus) run(id string, in any) {
 		}
 		for _, r := range eff.Releases {
 			evs = append(evs, r)
+		}
+		for _, x := range eff.Extensions {
+			evs = append(evs, x)
 		}
 		for _, ev := range evs {
 			if b.stall {
@@ -320,6 +338,7 @@ func startOrders(t *testing.T, wait time.Duration) *ordEnv {
 	opts := options(lookups, lookups)
 	svc, err := gateway.NewOrders(gateway.OrdersOptions{
 		Bus: e.bus, Base: inventory.Base{Channels: channels, DefaultStaleAfter: defaultStaleAfter}, DefaultTTL: ordDefaultTTL, DecisionTimeout: 30 * time.Second, Wait: wait, Poll: 20 * time.Millisecond,
+		Now: func() time.Time { return now },
 	})
 	if err != nil {
 		t.Fatalf("gateway.NewOrders: %v", err)
@@ -865,6 +884,9 @@ func TestPlaceOrderReturnsWhenDecided(t *testing.T) {
 // gateway in front, to call in process.
 func reservationServer(t *testing.T, o gateway.OrdersOptions) pb.ReservationServiceServer {
 	t.Helper()
+	if o.Now == nil {
+		o.Now = func() time.Time { return now }
+	}
 	svc, err := gateway.NewOrders(o)
 	if err != nil {
 		t.Fatalf("gateway.NewOrders: %v", err)
@@ -985,12 +1007,26 @@ func TestCancelOrder(t *testing.T) {
 		t.Error("cancelling a rejected order published a command")
 	}
 
-	_, err = e.rs.CancelOrder(rctx(t), &pb.CancelOrderRequest{OrderId: "o-404"})
-	if status.Code(err) != codes.NotFound {
-		t.Errorf("cancel of an unknown order: %v, want NotFound", err)
+	// A cancel before its place is remembered: the place that comes later
+	// is answered cancelled and reserves nothing.
+	early, err := e.rs.CancelOrder(rctx(t), &pb.CancelOrderRequest{OrderId: "o-404"})
+	if err != nil || early.GetStatus() != pb.OrderStatus_ORDER_STATUS_CANCELLED || len(early.GetLines()) != 0 {
+		t.Errorf("cancel of an unknown order: %v, %v; want it cancelled without lines", early, err)
 	}
-	if r := e.do(t, http.MethodPost, orderPath("o-404")+":cancel", nil); r.status != http.StatusNotFound {
-		t.Errorf("REST cancel of an unknown order: %d, want 404", r.status)
+	if r := e.do(t, http.MethodPost, orderPath("o-405")+":cancel", nil); r.status != http.StatusOK ||
+		restOrder(t, r).GetStatus() != pb.OrderStatus_ORDER_STATUS_CANCELLED {
+		t.Errorf("REST cancel of an unknown order: %d, want 200 and cancelled", r.status)
+	}
+	late, err := e.rs.PlaceOrder(rctx(t), orderReq("o-404", "web", ol(skuTen, 2)))
+	if err != nil {
+		t.Fatalf("place after its cancel: %v", err)
+	}
+	checkOrder(t, "place after its cancel", late, "o-404", pb.OrderStatus_ORDER_STATUS_CANCELLED, refused(pb.RejectReason_REJECT_REASON_CANCELLED))
+	if a, _ := e.bus.available(skuTen, "web"); a != 10 {
+		t.Errorf("%s: %d available after placing a cancelled order", skuTen, a)
+	}
+	if got := restOrder(t, e.postOrder(t, orderReq("o-405", "web", ol(skuTen, 1)))); got.GetStatus() != pb.OrderStatus_ORDER_STATUS_CANCELLED {
+		t.Errorf("REST place after its cancel: %v, want cancelled", got)
 	}
 	if _, err := e.rs.CancelOrder(rctx(t), &pb.CancelOrderRequest{OrderId: "bad id"}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("cancel with a bad id: %v, want InvalidArgument", err)
@@ -1147,5 +1183,149 @@ func TestLastUnitIsReservedOnceAcrossChannels(t *testing.T) {
 		if a, _ := e.bus.available(skuOne, ch); a != 0 {
 			t.Errorf("%s: %d available on %s with its only unit reserved", skuOne, a, ch)
 		}
+	}
+}
+
+// GetOrder tells the truth about what is held: each accepted line carries
+// its expires_at, and once the earliest has passed the order is answered
+// EXPIRED, even before the saga's tick records it; cancelling it then
+// publishes nothing.
+func TestOrderAnsweredExpired(t *testing.T) {
+	bus := newMemBus(busStates(t)...)
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	rs := reservationServer(t, gateway.OrdersOptions{Bus: bus, Base: inventory.Base{Channels: channels, DefaultStaleAfter: defaultStaleAfter},
+		Now: func() time.Time { return time.Unix(0, clock.Load()).UTC() }})
+	o, err := rs.PlaceOrder(rctx(t), orderReq("o-1", "web", ol(skuTen, 2), ol(skuOne, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOrder(t, "placed", o, "o-1", pb.OrderStatus_ORDER_STATUS_RESERVED, accepted, accepted)
+	exp := now.Add(gateway.DefaultReservationTTL)
+	for i, l := range o.GetLines() {
+		if !l.GetExpiresAt().AsTime().Equal(exp) {
+			t.Errorf("line %d expires at %v, want %s", i+1, l.GetExpiresAt(), exp)
+		}
+	}
+	clock.Store(exp.Add(-time.Nanosecond).UnixNano())
+	if got, err := rs.GetOrder(rctx(t), &pb.GetOrderRequest{OrderId: "o-1"}); err != nil || !proto.Equal(got, o) {
+		t.Errorf("a nanosecond before expiry: %v, %v; want it reserved", got, err)
+	}
+	clock.Store(exp.UnixNano())
+	got, err := rs.GetOrder(rctx(t), &pb.GetOrderRequest{OrderId: "o-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiredLine := wantLine{status: pb.LineStatus_LINE_STATUS_EXPIRED}
+	checkOrder(t, "at expiry", got, "o-1", pb.OrderStatus_ORDER_STATUS_EXPIRED, expiredLine, expiredLine)
+	if !strings.Contains(got.GetReason(), "expired") {
+		t.Errorf("expired order's reason %q", got.GetReason())
+	}
+	_, cancels := bus.counts()
+	if c, err := rs.CancelOrder(rctx(t), &pb.CancelOrderRequest{OrderId: "o-1"}); err != nil || !proto.Equal(c, got) {
+		t.Errorf("cancel of an expired order: %v, %v; want it answered expired", c, err)
+	}
+	if _, c := bus.counts(); c != cancels {
+		t.Error("cancelling an expired order published a command")
+	}
+	// The saga's tick records what the answer already said.
+	bus.mu.Lock()
+	bus.run("o-1", inventory.OrderTick{OrderID: "o-1", At: exp})
+	stored := bus.orders["o-1"]
+	bus.mu.Unlock()
+	if !proto.Equal(codecs.OrderToProto(stored), got) {
+		t.Errorf("after the tick the saga holds %+v, answered %v", stored, got)
+	}
+}
+
+// ExtendOrder holds every line for the new TTL from now, answers the order
+// with the new expires_at, and changes nothing when repeated; once the
+// order expired it is refused (FailedPrecondition, 400) and publishes
+// nothing; an unknown order is NotFound, a bad TTL InvalidArgument.
+func TestExtendOrder(t *testing.T) {
+	bus := newMemBus(busStates(t)...)
+	clock := func() time.Time {
+		bus.mu.Lock()
+		defer bus.mu.Unlock()
+		return bus.now
+	}
+	setClock := func(at time.Time) {
+		bus.mu.Lock()
+		defer bus.mu.Unlock()
+		bus.now = at
+	}
+	t.Cleanup(func() { setClock(now) })
+	rs := reservationServer(t, gateway.OrdersOptions{Bus: bus, Base: inventory.Base{Channels: channels, DefaultStaleAfter: defaultStaleAfter}, Now: clock})
+	if _, err := rs.PlaceOrder(rctx(t), orderReq("o-1", "web", ol(skuTen, 2), ol(skuOne, 1))); err != nil {
+		t.Fatal(err)
+	}
+	setClock(now.Add(10 * time.Minute))
+	o, err := rs.ExtendOrder(rctx(t), &pb.ExtendOrderRequest{OrderId: "o-1", ReservationTtl: durationpb.New(time.Hour)})
+	if err != nil {
+		t.Fatalf("ExtendOrder: %v", err)
+	}
+	checkOrder(t, "extended", o, "o-1", pb.OrderStatus_ORDER_STATUS_RESERVED, accepted, accepted)
+	want := now.Add(10*time.Minute + time.Hour)
+	for i, l := range o.GetLines() {
+		if !l.GetExpiresAt().AsTime().Equal(want) {
+			t.Errorf("line %d expires at %v, want %s", i+1, l.GetExpiresAt().AsTime(), want)
+		}
+	}
+	// The SKU side holds the units until then too.
+	setClock(want.Add(-time.Second))
+	if a, r := bus.available(skuTen, "web"); a != 8 || r != 2 {
+		t.Errorf("%s just before the new expiry: %d available, %d reserved; want 8, 2", skuTen, a, r)
+	}
+	// A shorter TTL leaves the later expiry; repeating changes nothing.
+	if again, err := rs.ExtendOrder(rctx(t), &pb.ExtendOrderRequest{OrderId: "o-1", ReservationTtl: durationpb.New(time.Second)}); err != nil || !proto.Equal(again, o) {
+		t.Errorf("shorter extension: %v, %v; want the order unchanged", again, err)
+	}
+	setClock(want)
+	if a, r := bus.available(skuTen, "web"); a != 10 || r != 0 {
+		t.Errorf("%s at the new expiry: %d available, %d reserved; want 10, 0", skuTen, a, r)
+	}
+	bus.mu.Lock()
+	extends := bus.extends
+	bus.mu.Unlock()
+	_, err = rs.ExtendOrder(rctx(t), &pb.ExtendOrderRequest{OrderId: "o-1", ReservationTtl: durationpb.New(time.Hour)})
+	if apierr.Status(err).Code() != codes.FailedPrecondition || !strings.Contains(apierr.Status(err).Message(), "EXPIRED") {
+		t.Errorf("extension after expiry: %v, want FailedPrecondition naming EXPIRED", err)
+	}
+	bus.mu.Lock()
+	if bus.extends != extends {
+		t.Error("a refused extension was published")
+	}
+	bus.mu.Unlock()
+
+	for _, tc := range []struct {
+		name string
+		req  *pb.ExtendOrderRequest
+		code codes.Code
+	}{
+		{"unknown order", &pb.ExtendOrderRequest{OrderId: "o-404", ReservationTtl: durationpb.New(time.Hour)}, codes.NotFound},
+		{"no ttl", &pb.ExtendOrderRequest{OrderId: "o-1"}, codes.InvalidArgument},
+		{"zero ttl", &pb.ExtendOrderRequest{OrderId: "o-1", ReservationTtl: durationpb.New(0)}, codes.InvalidArgument},
+		{"ttl too long", &pb.ExtendOrderRequest{OrderId: "o-1", ReservationTtl: durationpb.New(31 * 24 * time.Hour)}, codes.InvalidArgument},
+		{"bad id", &pb.ExtendOrderRequest{OrderId: "bad id", ReservationTtl: durationpb.New(time.Hour)}, codes.InvalidArgument},
+	} {
+		if _, err := rs.ExtendOrder(rctx(t), tc.req); apierr.Status(err).Code() != tc.code {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.code)
+		}
+	}
+}
+
+// ExtendOrder over REST: POST /v1/orders/{id}:extend with the TTL in the
+// body; an expired order answers 400.
+func TestExtendOrderREST(t *testing.T) {
+	e := startOrders(t, 5*time.Second)
+	restOrder(t, e.postOrder(t, orderReq("o-1", "web", ol(skuTen, 1))))
+	r := e.do(t, http.MethodPost, orderPath("o-1")+":extend", []byte(`{"reservationTtl":"7200s"}`))
+	o := restOrder(t, r)
+	checkOrder(t, "REST extend", o, "o-1", pb.OrderStatus_ORDER_STATUS_RESERVED, accepted)
+	if got, want := o.GetLines()[0].GetExpiresAt().AsTime(), now.Add(2*time.Hour); !got.Equal(want) {
+		t.Errorf("REST extend: expires at %s, want %s", got, want)
+	}
+	if r := e.do(t, http.MethodPost, orderPath("o-404")+":extend", []byte(`{"reservationTtl":"60s"}`)); r.status != http.StatusNotFound {
+		t.Errorf("REST extend of an unknown order: %d, want 404", r.status)
 	}
 }

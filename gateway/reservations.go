@@ -83,6 +83,10 @@ func (b *kafkaOrderBus) Cancel(ctx context.Context, id string) error {
 	return b.send(ctx, id, &pb.OrderCommand{Command: &pb.OrderCommand_Cancel{Cancel: &pb.CancelOrderCommand{OrderId: id}}})
 }
 
+func (b *kafkaOrderBus) Extend(ctx context.Context, e inventory.ExtendOrder) error {
+	return b.send(ctx, e.OrderID, &pb.OrderCommand{Command: &pb.OrderCommand_Extend{Extend: codecs.ExtendOrderToProto(e)}})
+}
+
 func (b *kafkaOrderBus) send(ctx context.Context, key string, m *pb.OrderCommand) error {
 	v, err := codecs.MarshalDeterministic(m)
 	if err != nil {

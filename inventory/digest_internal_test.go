@@ -32,13 +32,13 @@ func digestBase() Snapshot {
 	t1 := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 	return Snapshot{
 		SKU: "SKU-1", OnHand: 7, UpdatedAt: t1.Add(time.Hour), NextChangeAt: t1.Add(2 * time.Hour),
-		EvaluatedAt: t1.Add(90 * time.Minute),
+		EvaluatedAt: t1.Add(90 * time.Minute), ShipTo: "US-CA",
 		Locations: []LocationSnapshot{
 			{ID: "WH-1", Kind: KindWarehouse, OnHand: 3, HasLevel: true, LevelAsOf: t1, SafetyStock: 1, Usable: 2,
 				Areas: []AreaStock{{Area: AreaWhole, OnHand: 3}}, Channels: []string{"web"}},
 			{ID: "MC-2", Kind: KindMerchant, MerchantID: "m", OnHand: 4, HasLevel: true, LevelAsOf: t1, Usable: 4,
 				Areas:  []AreaStock{{Area: AreaFloor, OnHand: 1}, {Area: AreaBackroom, OnHand: 3}},
-				Closed: true, Stale: true, StaleAt: t1.Add(time.Minute), Channels: []string{"app", "web"}},
+				Closed: true, Stale: true, StaleAt: t1.Add(time.Minute), Channels: []string{"app", "web"}, RegionExcluded: true},
 		},
 		Channels: []ChannelSnapshot{
 			{Channel: "app", Available: 1, Backorderable: 2, Sellable: true, Usable: 3, Reserved: 1, HasCap: true, CapRemaining: 4,

@@ -24,6 +24,12 @@ type Policies struct {
 	Merchants map[string]MerchantPolicy
 	// DefaultStaleAfter is the merchant TTL where a merchant sets none.
 	DefaultStaleAfter time.Duration
+	// ShipTo is the region (RegionRule) the answer is for: locations whose
+	// policy excludes it (LocationPolicy.ExcludesRegion) count for no
+	// channel. Empty means no region: every location may ship, and the
+	// answer is the published, region-less one. Callers validate it
+	// (ValidateRegion); a code no policy names changes no contribution.
+	ShipTo string
 }
 
 // Reason codes say why units are missing from a channel.
@@ -36,6 +42,9 @@ const (
 	ReasonLocationClosed     ReasonCode = 3
 	ReasonLocationIneligible ReasonCode = 4
 	ReasonLocationStale      ReasonCode = 5
+	// ReasonLocationExcludedRegion: the location may not ship to the
+	// answer's ship-to region (Policies.ShipTo).
+	ReasonLocationExcludedRegion ReasonCode = 6
 )
 
 // Reason explains a missing contribution; Location is empty for SKU-level
@@ -59,6 +68,10 @@ type Snapshot struct {
 	NextChangeAt time.Time
 	// EvaluatedAt is the time the answer is for; not part of Version.
 	EvaluatedAt time.Time
+	// ShipTo is the region the answer is for (Policies.ShipTo); empty for
+	// the region-less answer. Part of Version only when set, so region-less
+	// answers keep the versions they had before regions existed.
+	ShipTo string
 	// Version digests every other field: equal answers have equal versions,
 	// so it serves as an ETag and as the "did it change" test.
 	Version string
@@ -85,6 +98,9 @@ type LocationSnapshot struct {
 	Stale       bool
 	StaleAt     time.Time
 	Channels    []string
+	// RegionExcluded: the location may not ship to the answer's ShipTo, so
+	// it counts for no channel. Always false when ShipTo is empty.
+	RegionExcluded bool
 }
 
 // ChannelSnapshot is the answer for one channel.
@@ -123,13 +139,19 @@ func (s State) LocationIDs() []string {
 // A location is stale when it is a merchant's and its newest level is at
 // least the merchant's TTL old at now (or it has no level at all).
 //
+// With p.ShipTo set, a location whose policy excludes that region is not
+// eligible for any channel (ReasonLocationExcludedRegion): the answer is the
+// region-less answer of the state without those locations' stock, except
+// that they are still listed (RegionExcluded) and in OnHand. Holds are not
+// tagged by region, so every hold counts against the region's supply.
+//
 // The remaining cap counts sales, not attempts: limit minus the units of
 // the channel's reservations decided in the window that are held at now or
 // fulfilled (see capUsed); rejections never count and a hold that ended
 // gives its units back.
 func Evaluate(s State, p Policies, now time.Time) Snapshot {
 	now = now.UTC()
-	snap := Snapshot{SKU: s.SKU, EvaluatedAt: now, Locations: make([]LocationSnapshot, 0, len(s.Locations))}
+	snap := Snapshot{SKU: s.SKU, EvaluatedAt: now, ShipTo: p.ShipTo, Locations: make([]LocationSnapshot, 0, len(s.Locations))}
 	next := func(t time.Time) {
 		if t.After(now) && (snap.NextChangeAt.IsZero() || t.Before(snap.NextChangeAt)) {
 			snap.NextChangeAt = t
@@ -162,11 +184,11 @@ func Evaluate(s State, p Policies, now time.Time) Snapshot {
 	snap.Channels = make([]ChannelSnapshot, 0, len(chans))
 	acc := make([]channelAcc, 0, len(chans))
 	for _, c := range chans {
-		a := channelTerms(s, snap.Locations, c, now, next)
+		a := channelTerms(s, snap.Locations, c, p.ShipTo, now, next)
 		snap.Channels = append(snap.Channels, a.cs)
 		acc = append(acc, a)
 	}
-	settle(s, snap.Locations, snap.Channels, acc, now)
+	settle(s, snap.Locations, snap.Channels, acc, p.ShipTo, now)
 	snap.Version = snap.digest()
 	return snap
 }
@@ -190,7 +212,8 @@ func locationSnapshot(s State, areas []Location, p Policies, now time.Time) Loca
 	if !ok {
 		pol = LocationPolicy{Location: id, Kind: KindWarehouse}
 	}
-	ls := LocationSnapshot{ID: id, Kind: pol.Kind, MerchantID: pol.MerchantID, Closed: pol.Closed, Channels: slices.Clone(pol.Channels)}
+	ls := LocationSnapshot{ID: id, Kind: pol.Kind, MerchantID: pol.MerchantID, Closed: pol.Closed, Channels: slices.Clone(pol.Channels),
+		RegionExcluded: pol.ExcludesRegion(p.ShipTo)}
 	for _, a := range areas {
 		n := a.OnHand()
 		ls.OnHand = min(ls.OnHand+n, MaxUnits)
@@ -234,7 +257,7 @@ type channelAcc struct {
 
 // channelTerms computes a channel's eligibility, usable supply, reasons,
 // reservations and cap; settle then derives Available and Backorderable.
-func channelTerms(s State, locs []LocationSnapshot, channel string, now time.Time, next func(time.Time)) channelAcc {
+func channelTerms(s State, locs []LocationSnapshot, channel, shipTo string, now time.Time, next func(time.Time)) channelAcc {
 	cs := ChannelSnapshot{Channel: channel, Sellable: true}
 	if i, found := slices.BinarySearchFunc(s.ChannelRules, channel, func(r ChannelRule, c string) int {
 		return strings.Compare(r.Channel, c)
@@ -242,7 +265,7 @@ func channelTerms(s State, locs []LocationSnapshot, channel string, now time.Tim
 		cs.Sellable = s.ChannelRules[i].Sellable
 	}
 	for _, l := range locs {
-		code, msg := excluded(l, channel)
+		code, msg := excluded(l, channel, shipTo)
 		if code == 0 {
 			cs.Usable = min(cs.Usable+l.Usable, MaxUnits)
 			continue
@@ -284,13 +307,16 @@ func channelTerms(s State, locs []LocationSnapshot, channel string, now time.Tim
 	return a
 }
 
-// excluded says why a location does not count for a channel (0: it counts).
-func excluded(l LocationSnapshot, channel string) (ReasonCode, string) {
+// excluded says why a location does not count for a channel (0: it counts);
+// shipTo names the region in the message.
+func excluded(l LocationSnapshot, channel, shipTo string) (ReasonCode, string) {
 	switch {
 	case l.Closed:
 		return ReasonLocationClosed, "location is closed"
 	case channel != "" && len(l.Channels) > 0 && !slices.Contains(l.Channels, channel):
 		return ReasonLocationIneligible, "location does not fulfil " + channel
+	case l.RegionExcluded:
+		return ReasonLocationExcludedRegion, "location does not ship to " + shipTo
 	case l.Stale && l.HasLevel:
 		return ReasonLocationStale, "merchant stock is stale: its newest level is older than the merchant's TTL"
 	case l.Stale:
@@ -312,7 +338,7 @@ const maxExactChannels = 12
 // which never sells a unit twice and never hides one that is free.
 // Reservations on channels no longer configured count against every open,
 // non-stale location.
-func settle(s State, locs []LocationSnapshot, chans []ChannelSnapshot, acc []channelAcc, now time.Time) {
+func settle(s State, locs []LocationSnapshot, chans []ChannelSnapshot, acc []channelAcc, shipTo string, now time.Time) {
 	n := len(chans)
 	reserved := make([]int64, n, n+1)
 	for j := range chans {
@@ -327,14 +353,14 @@ func settle(s State, locs []LocationSnapshot, chans []ChannelSnapshot, acc []cha
 	serves := make([]uint64, len(locs))
 	for li, l := range locs {
 		for j, c := range chans {
-			if code, _ := excluded(l, c.Channel); code == 0 {
+			if code, _ := excluded(l, c.Channel, shipTo); code == 0 {
 				serves[li] |= 1 << j
 			}
 		}
 	}
 	if orphan > 0 {
 		for li, l := range locs {
-			if code, _ := excluded(l, ""); code == 0 {
+			if code, _ := excluded(l, "", shipTo); code == 0 {
 				serves[li] |= 1 << n
 			}
 		}
@@ -382,7 +408,8 @@ func settle(s State, locs []LocationSnapshot, chans []ChannelSnapshot, acc []cha
 	}
 }
 
-// digest hashes every field but EvaluatedAt and Version, in order; slices
+// digest hashes every field but EvaluatedAt and Version, in order (ShipTo
+// and the RegionExcluded flags last, and only when ShipTo is set); slices
 // are sorted, so equal answers give equal digests. Strings are
 // length-prefixed and times carry a presence byte, so no two different
 // answers share an encoding.
@@ -430,6 +457,15 @@ func (s Snapshot) digest() string {
 	}
 	d.time(s.UpdatedAt)
 	d.time(s.NextChangeAt)
+	// Appended only for a region, so region-less answers keep their
+	// versions; every field before is self-delimiting, so no region-less
+	// encoding is a prefix of another answer's.
+	if s.ShipTo != "" {
+		d.str(s.ShipTo)
+		for _, l := range s.Locations {
+			d.flag(l.RegionExcluded)
+		}
+	}
 	return fmt.Sprintf("%016x", d.h.Sum64())
 }
 

@@ -323,6 +323,14 @@ func checkSnapshot(t tb, s inventory.State, p inventory.Policies, now time.Time,
 		}
 		sum += l.OnHand
 	}
+	if snap.ShipTo != p.ShipTo {
+		t.Fatalf("snapshot ShipTo %q, policies' %q", snap.ShipTo, p.ShipTo)
+	}
+	for _, l := range snap.Locations {
+		if pol, ok := p.Locations[l.ID]; l.RegionExcluded != (ok && excludesRef(pol.ExcludedRegions, p.ShipTo)) {
+			t.Fatalf("location %q RegionExcluded %v for ship-to %q and excluded regions %v", l.ID, l.RegionExcluded, p.ShipTo, pol.ExcludedRegions)
+		}
+	}
 	if snap.OnHand != sum || snap.OnHand < 0 {
 		t.Fatalf("snapshot on-hand %d, sum of locations %d", snap.OnHand, sum)
 	}
@@ -340,7 +348,7 @@ func checkSnapshot(t tb, s inventory.State, p inventory.Policies, now time.Time,
 		}
 		var usable int64
 		for _, l := range snap.Locations {
-			if !l.Closed && !l.Stale && (len(l.Channels) == 0 || slices.Contains(l.Channels, c.Channel)) {
+			if !l.Closed && !l.Stale && !l.RegionExcluded && (len(l.Channels) == 0 || slices.Contains(l.Channels, c.Channel)) {
 				usable = min(usable+l.Usable, inventory.MaxUnits)
 			}
 		}
@@ -363,7 +371,8 @@ func checkSnapshot(t tb, s inventory.State, p inventory.Policies, now time.Time,
 			t.Fatalf("channel %s available %d, want max(0, min(usable %d - reserved %d, limit %d))", c.Channel, c.Available, c.Usable, c.Reserved, limit)
 		}
 		for _, r := range c.Reasons {
-			if r.Message == "" || r.Code < inventory.ReasonNotSellable || r.Code > inventory.ReasonLocationStale {
+			if r.Message == "" || r.Code < inventory.ReasonNotSellable || r.Code > inventory.ReasonLocationExcludedRegion ||
+				r.Code == inventory.ReasonLocationExcludedRegion && p.ShipTo == "" {
 				t.Fatalf("channel %s has a bad reason %+v", c.Channel, r)
 			}
 		}

@@ -14,6 +14,25 @@ import (
 // decision deadline passed) or CANCELLED, releasing every accepted line.
 // Outcomes that arrive after the order ended are released at once, so no
 // units leak. Every step is idempotent under redelivery.
+//
+// A reserved order ends EXPIRED once its first line's hold runs out: each
+// accepted line expires at its outcome's decision time plus the order's
+// reservation TTL, exactly when the SKU processor stops counting the hold
+// (Reservation.ExpiresAt). The saga learns of it from an OrderTick (or a
+// CancelOrder) timestamped at or after that time, which the reconciler sends
+// once OrderDueAt has passed; it then releases every line (reason expired),
+// so the order holds all of its lines or none. OrderAt shows the same
+// answer to readers before the tick lands.
+//
+// ExtendOrder moves the expiry of every line of a reserved order that still
+// holds to a later time (never earlier); once the order expired it changes
+// nothing. The saga sends each line's new expiry to its SKU, which answers
+// with an extension outcome: a refusal (the hold ran out at the SKU before
+// the extension arrived) ends the order EXPIRED, releasing every line.
+//
+// A CancelOrder for an order not yet placed is remembered as a cancelled
+// order without lines; the PlaceOrder that arrives later fills in its lines,
+// all rejected as cancelled, and requests nothing.
 
 // OrderStatus is the saga's state; numbers match skuflow.v1.OrderStatus.
 type OrderStatus int
@@ -24,6 +43,8 @@ const (
 	OrderReserved  OrderStatus = 2
 	OrderRejected  OrderStatus = 3
 	OrderCancelled OrderStatus = 4
+	// OrderExpired: reserved, then a line's hold ran out; nothing is held.
+	OrderExpired OrderStatus = 5
 )
 
 // LineStatus is one line's state; numbers match skuflow.v1.LineStatus.
@@ -35,6 +56,8 @@ const (
 	LineAccepted LineStatus = 2
 	LineRejected LineStatus = 3
 	LineReleased LineStatus = 4
+	// LineExpired: accepted, then the order's hold ran out.
+	LineExpired LineStatus = 5
 )
 
 // Limits on orders.
@@ -58,6 +81,10 @@ type OrderLine struct {
 	Backorder     bool
 	Reject        RejectReason
 	Message       string
+	// ExpiresAt is when an accepted line's hold runs out (its outcome's
+	// decision time plus the order's reservation TTL); zero for a line never
+	// accepted. It stays set after the line is released or expires.
+	ExpiresAt time.Time
 }
 
 // Order is the saga's state for one order.
@@ -84,6 +111,13 @@ type PlaceOrder struct {
 // CancelOrder cancels an order and releases what it holds.
 type CancelOrder struct{ OrderID string }
 
+// ExtendOrder asks for every held line of the order to be held until
+// ExpiresAt (the API sets it to the request time plus the new TTL).
+type ExtendOrder struct {
+	OrderID   string
+	ExpiresAt time.Time
+}
+
 // OrderTick applies the order's deadline as of At.
 type OrderTick struct {
 	OrderID string
@@ -93,8 +127,9 @@ type OrderTick struct {
 // OrderEffects are the messages the saga sends: reservation requests and
 // releases, keyed by SKU on the demand topic.
 type OrderEffects struct {
-	Requests []ReservationRequested
-	Releases []ReservationReleased
+	Requests   []ReservationRequested
+	Releases   []ReservationReleased
+	Extensions []ReservationExtended
 }
 
 // Validate reports every problem with the command.
@@ -148,8 +183,110 @@ func (o Order) SameOrder(c PlaceOrder) bool {
 // Final reports whether the order has ended.
 func (o Order) Final() bool { return o.Status != OrderPending }
 
-// ApplyOrder folds a saga input (PlaceOrder, CancelOrder, OrderTick or an
-// Outcome) into the order at t. found is false before the order exists.
+// Placed reports whether the order was placed: false for an order only
+// cancelled so far (a cancel that arrived before its place).
+func (o Order) Placed() bool { return len(o.Lines) > 0 }
+
+// Holds reports whether the order holds units at t: it is reserved and no
+// line's hold has run out.
+func (o Order) Holds(t time.Time) bool {
+	due := OrderDueAt(o)
+	return o.Status == OrderReserved && (due.IsZero() || t.Before(due))
+}
+
+// OrderDueAt is when the order next changes with time alone (zero if
+// never): a pending order's decision deadline, or the earliest expiry of a
+// reserved order's lines. The reconciler ticks the order once it has passed.
+func OrderDueAt(o Order) time.Time {
+	switch o.Status {
+	case OrderPending:
+		return o.DecideBy
+	case OrderReserved:
+		var due time.Time
+		for _, l := range o.Lines {
+			if l.Status == LineAccepted && !l.ExpiresAt.IsZero() && (due.IsZero() || l.ExpiresAt.Before(due)) {
+				due = l.ExpiresAt
+			}
+		}
+		return due
+	}
+	return time.Time{}
+}
+
+// OrderAt is the order as it stands at t, for readers: a reserved order
+// whose hold ran out by t is shown expired, as the saga will record it at
+// the next tick. The saga's own state changes only through ApplyOrder.
+func OrderAt(o Order, t time.Time) Order {
+	n, _, _ := expire(o, t.UTC())
+	return n
+}
+
+// expire ends a reserved order whose first hold has run out at t: every
+// line is released (reason expired) and marked expired.
+func expire(o Order, t time.Time) (Order, OrderEffects, bool) {
+	if o.Status != OrderReserved || o.Holds(t) {
+		return o, OrderEffects{}, false
+	}
+	n, eff := expireWith(o, "the reservation expired at "+OrderDueAt(o).Format(time.RFC3339Nano))
+	return n, eff, true
+}
+
+// expireWith ends a reserved order EXPIRED for reason, releasing every line.
+func expireWith(o Order, reason string) (Order, OrderEffects) {
+	n := o
+	n.Lines = slices.Clone(o.Lines)
+	n.Status, n.Reason = OrderExpired, reason
+	var eff OrderEffects
+	for i, l := range n.Lines {
+		if l.Status == LineAccepted {
+			n.Lines[i].Status = LineExpired
+			eff.Releases = append(eff.Releases, releaseFor(l, ReleaseExpired))
+		}
+	}
+	return n, eff
+}
+
+// extendOrder moves every held line's expiry to c.ExpiresAt if later, and
+// sends every held line's expiry to its SKU (again on a duplicate: the
+// first messages may have been lost in a crash; the SKU side takes the
+// later of two expiries, so the messages commute).
+func extendOrder(o Order, c ExtendOrder, t time.Time) (Order, OrderEffects, Result, error) {
+	if err := errors.Join(validRef("order_id", c.OrderID), checkTime("expires_at", c.ExpiresAt)); err != nil {
+		return o, OrderEffects{}, Result{}, err
+	}
+	if c.ExpiresAt.Sub(t) > MaxReservationTTL {
+		return o, OrderEffects{}, Result{}, fmt.Errorf("%w: extension to %s is more than %s after %s", ErrInvalidEvent,
+			c.ExpiresAt.Format(time.RFC3339), MaxReservationTTL, t.Format(time.RFC3339))
+	}
+	if n, eff, ok := expire(o, t); ok {
+		return n, eff, Result{Changed: true}, nil // too late: it expired first
+	}
+	if o.Status != OrderReserved {
+		return o, OrderEffects{}, Result{}, nil // holds nothing to extend
+	}
+	n := o
+	n.Lines = slices.Clone(o.Lines)
+	changed := false
+	var eff OrderEffects
+	for i, l := range n.Lines {
+		if l.Status != LineAccepted {
+			continue
+		}
+		if c.ExpiresAt.After(l.ExpiresAt) {
+			n.Lines[i].ExpiresAt, changed = c.ExpiresAt.UTC(), true
+		}
+		eff.Extensions = append(eff.Extensions, ReservationExtended{ReservationID: l.ReservationID, OrderID: o.ID, SKU: l.SKU,
+			ExpiresAt: n.Lines[i].ExpiresAt})
+	}
+	if !changed {
+		n = o
+	}
+	return n, eff, Result{Changed: changed}, nil
+}
+
+// ApplyOrder folds a saga input (PlaceOrder, CancelOrder, ExtendOrder,
+// OrderTick or an Outcome) into the order at t. found is false before the
+// order exists.
 func ApplyOrder(o Order, found bool, in any, t time.Time) (Order, OrderEffects, Result, error) {
 	t = t.UTC()
 	switch c := in.(type) {
@@ -157,11 +294,31 @@ func ApplyOrder(o Order, found bool, in any, t time.Time) (Order, OrderEffects, 
 		return place(o, found, c, t)
 	case CancelOrder:
 		if !found {
-			return o, OrderEffects{}, Result{}, fmt.Errorf("%w: cancel of unknown order %q", ErrInvalidEvent, c.OrderID)
+			// Cancelled before it was placed (reordering, or a client giving
+			// up on a place still in flight): remember it, so the place is
+			// answered cancelled.
+			if err := validRef("order_id", c.OrderID); err != nil {
+				return o, OrderEffects{}, Result{}, err
+			}
+			return Order{ID: c.OrderID, Status: OrderCancelled, Reason: cancelledUnplaced}, OrderEffects{}, Result{Changed: true}, nil
+		}
+		if n, eff, ok := expire(o, t); ok {
+			return n, eff, Result{Changed: true}, nil // too late to cancel: it expired first
 		}
 		return finish(o, OrderCancelled, RejectCancelled, "cancelled", "order was cancelled before this line was decided")
+	case ExtendOrder:
+		if !found {
+			return o, OrderEffects{}, Result{}, fmt.Errorf("%w: extension of unknown order %q", ErrInvalidEvent, c.OrderID)
+		}
+		return extendOrder(o, c, t)
 	case OrderTick:
-		if !found || o.Final() || t.Before(o.DecideBy) {
+		if !found {
+			return o, OrderEffects{}, Result{}, nil
+		}
+		if n, eff, ok := expire(o, t); ok {
+			return n, eff, Result{Changed: true}, nil
+		}
+		if o.Final() || t.Before(o.DecideBy) {
 			return o, OrderEffects{}, Result{}, nil
 		}
 		return finish(o, OrderRejected, RejectTimeout, "no decision for every line before "+o.DecideBy.Format(time.RFC3339),
@@ -178,6 +335,20 @@ func ApplyOrder(o Order, found bool, in any, t time.Time) (Order, OrderEffects, 
 func place(o Order, found bool, c PlaceOrder, t time.Time) (Order, OrderEffects, Result, error) {
 	if err := c.Validate(); err != nil {
 		return o, OrderEffects{}, Result{}, err
+	}
+	if found && !o.Placed() {
+		// Cancelled before it was placed: record the order, every line
+		// rejected as cancelled, and request nothing.
+		if c.OrderID != o.ID {
+			return o, OrderEffects{}, Result{}, fmt.Errorf("%w: place of order %q applied to order %q", ErrInvalidEvent, c.OrderID, o.ID)
+		}
+		n := o
+		n.Channel, n.PlacedAt, n.DecideBy, n.ReservationTTL = c.Channel, t, t.Add(c.DecisionTimeout), c.ReservationTTL
+		for i, l := range c.Lines {
+			n.Lines = append(n.Lines, OrderLine{SKU: l.SKU, Quantity: l.Quantity, ReservationID: ReservationIDFor(c.OrderID, i),
+				Status: LineRejected, Reject: RejectCancelled, Message: cancelledUnplaced})
+		}
+		return n, OrderEffects{}, Result{Changed: true}, nil
 	}
 	if found {
 		if !o.SameOrder(c) {
@@ -207,6 +378,10 @@ func place(o Order, found bool, c PlaceOrder, t time.Time) (Order, OrderEffects,
 	return n, eff, Result{Changed: true}, nil
 }
 
+// cancelledUnplaced is the reason of an order cancelled before it was
+// placed, and the message of each of its lines.
+const cancelledUnplaced = "order was cancelled before it was placed"
+
 func requestFor(o Order, l OrderLine) ReservationRequested {
 	return ReservationRequested{ReservationID: l.ReservationID, OrderID: o.ID, SKU: l.SKU, Channel: o.Channel,
 		Quantity: l.Quantity, TTL: o.ReservationTTL}
@@ -220,7 +395,7 @@ func releaseFor(l OrderLine, r ReleaseReason) ReservationReleased {
 // undecided lines are marked with reason and message (why the line was not
 // reserved, never empty) and released when their outcome comes.
 func finish(o Order, status OrderStatus, reason RejectReason, why, lineMsg string) (Order, OrderEffects, Result, error) {
-	if o.Status == OrderRejected || o.Status == OrderCancelled {
+	if o.Status == OrderRejected || o.Status == OrderCancelled || o.Status == OrderExpired {
 		return o, OrderEffects{}, Result{}, nil
 	}
 	if status == OrderRejected && o.Status != OrderPending {
@@ -252,6 +427,15 @@ func outcome(o Order, c Outcome) (Order, OrderEffects, Result, error) {
 		return o, OrderEffects{}, Result{}, fmt.Errorf("%w: outcome for reservation %q, not a line of order %q", ErrInvalidEvent, c.ReservationID, o.ID)
 	}
 	l := o.Lines[i]
+	if c.Extension {
+		// Only a refusal matters: the SKU's hold ran out before the
+		// extension reached it, so the order no longer holds every line.
+		if c.Accepted || o.Status != OrderReserved || l.Status != LineAccepted {
+			return o, OrderEffects{}, Result{}, nil
+		}
+		n, eff := expireWith(o, fmt.Sprintf("line %d (%s): the hold ran out before its extension reached the sku", i+1, l.SKU))
+		return n, eff, Result{Changed: true}, nil
+	}
 	switch {
 	case l.Status == LinePending:
 	case c.Accepted && l.Status != LineAccepted:
@@ -270,7 +454,14 @@ func outcome(o Order, c Outcome) (Order, OrderEffects, Result, error) {
 		msg = rejectMessage(c.Reason, o.Channel)
 	}
 	if c.Accepted {
+		// The SKU holds the units until its decision time plus the TTL
+		// (Reservation.ExpiresAt); the saga requested exactly that TTL. An
+		// acceptance without a decision time (not one the SKU processor
+		// sends) sets no expiry.
 		n.Lines[i].Status, n.Lines[i].Backorder = LineAccepted, c.Backorder
+		if !c.DecidedAt.IsZero() {
+			n.Lines[i].ExpiresAt = c.DecidedAt.UTC().Add(o.ReservationTTL)
+		}
 	} else {
 		n.Lines[i].Status, n.Lines[i].Reject, n.Lines[i].Message = LineRejected, c.Reason, msg
 	}

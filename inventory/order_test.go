@@ -158,7 +158,7 @@ func (g *dmSaga) apply(in any, at time.Time) inventory.OrderEffects {
 func (g *dmSaga) same(in any, at time.Time) {
 	g.t.Helper()
 	before := dmCloneOrder(g.o)
-	if eff := g.apply(in, at); len(eff.Requests)+len(eff.Releases) != 0 || !reflect.DeepEqual(g.o, before) {
+	if eff := g.apply(in, at); len(eff.Requests)+len(eff.Releases)+len(eff.Extensions) != 0 || !reflect.DeepEqual(g.o, before) {
 		g.t.Fatalf("ApplyOrder(%+v) changed %+v or sent %+v", in, g.o, eff)
 	}
 }
@@ -442,7 +442,7 @@ func TestApplyOrderRejectsInvalid(t *testing.T) {
 		{"a pointer to a command", g.o, true, &inventory.CancelOrder{OrderID: "O-1"}},
 		{"a demand event", g.o, true, req[0]},
 		{"invalid new order", inventory.Order{}, false, dmPlace("O 2", dmLine("SKU-A", 1))},
-		{"cancel of an unknown order", inventory.Order{}, false, inventory.CancelOrder{OrderID: "O-2"}},
+		{"cancel of an unknown order with a bad id", inventory.Order{}, false, inventory.CancelOrder{OrderID: "O 2"}},
 		{"outcome for an unknown order", inventory.Order{}, false, dmAccept(req[0], false)},
 		{"outcome for another order's line", g.o, true, foreign},
 	} {
@@ -515,6 +515,8 @@ func sagaKey(in any) string {
 		return c.OrderID
 	case inventory.OrderTick:
 		return c.OrderID
+	case inventory.ExtendOrder:
+		return c.OrderID
 	case inventory.Outcome:
 		return c.OrderID
 	}
@@ -555,7 +557,9 @@ func newSagaSim(t *rapid.T) *sagaSim {
 			lines = append(lines, dmLine(s, rapid.Int64Range(1, 3).Draw(t, "qty")))
 		}
 		cmd := dmPlace(id, lines...)
-		cmd.ReservationTTL = 24 * time.Hour // longer than any run: expiry is tested elsewhere
+		// Short enough for holds to run out within a run ("advance" moves
+		// up to 30s), long enough for many to stay held.
+		cmd.ReservationTTL = time.Duration(rapid.IntRange(5, 120).Draw(t, "ttl")) * time.Second
 		cmd.DecisionTimeout = time.Duration(rapid.IntRange(2, 40).Draw(t, "timeout")) * time.Second
 		sim.orders[id] = &sagaOrder{cmd: cmd}
 		sim.ids = append(sim.ids, id)
@@ -578,17 +582,21 @@ func (sim *sagaSim) deliverSaga(t *rapid.T, in any, redelivery bool) {
 		t.Fatalf("ApplyOrder(%+v) modified its input", in)
 	}
 	if err != nil {
-		if _, ok := in.(inventory.CancelOrder); !ok || so.found || !errors.Is(err, inventory.ErrInvalidEvent) {
-			t.Fatalf("ApplyOrder(%+v): %v", in, err)
-		}
-		// A cancel before its order is dead-lettered and changes nothing.
-		if res.Changed || len(eff.Requests)+len(eff.Releases) != 0 || !reflect.DeepEqual(next, before) {
-			t.Fatalf("a failed cancel changed something")
-		}
-		return
+		t.Fatalf("ApplyOrder(%+v): %v", in, err)
 	}
 	if !res.Changed && !reflect.DeepEqual(next, so.o) {
 		t.Fatalf("ApplyOrder(%+v) reported no change but returned another order", in)
+	}
+	// A redelivered tick may find the order reserved since its first
+	// delivery, with the hold run out by the tick's time: it expires it.
+	expiredNow := so.o.Status == inventory.OrderReserved && next.Status == inventory.OrderExpired
+	if _, tick := in.(inventory.OrderTick); tick && expiredNow {
+		redelivery = false
+	}
+	// A redelivered extension may find the order reserved since its first
+	// delivery: it extends it then (or finds it expired).
+	if _, ext := in.(inventory.ExtendOrder); ext {
+		redelivery = false
 	}
 	if redelivery && res.Changed {
 		t.Fatalf("redelivery of %+v changed the order from %+v to %+v", in, so.o, next)
@@ -640,6 +648,15 @@ func (sim *sagaSim) deliverSaga(t *rapid.T, in any, redelivery bool) {
 		}
 		sim.queue[r.SKU] = append(sim.queue[r.SKU], r)
 	}
+	for _, x := range eff.Extensions {
+		// Only a held line is extended, to the expiry the order records.
+		i := slices.IndexFunc(so.o.Lines, func(l inventory.OrderLine) bool { return l.ReservationID == x.ReservationID })
+		if so.o.Status != inventory.OrderReserved || i < 0 || so.o.Lines[i].Status != inventory.LineAccepted ||
+			!x.ExpiresAt.Equal(so.o.Lines[i].ExpiresAt) || x.SKU != so.o.Lines[i].SKU || x.OrderID != so.o.ID {
+			t.Fatalf("extension %+v does not match the order %+v", x, so.o)
+		}
+		sim.queue[x.SKU] = append(sim.queue[x.SKU], x)
+	}
 	sagaCheckOrder(t, so)
 }
 
@@ -665,6 +682,11 @@ func (sim *sagaSim) emit(t *rapid.T, out *inventory.Outcome) {
 	if out == nil {
 		return
 	}
+	if out.Extension {
+		// The answer to an extension depends on when it arrives.
+		sim.pool = append(sim.pool, *out)
+		return
+	}
 	if first, ok := sim.first[out.ReservationID]; ok && !reflect.DeepEqual(first, *out) {
 		t.Fatalf("outcome %+v differs from the first %+v", *out, first)
 	} else if !ok {
@@ -677,37 +699,81 @@ func (sim *sagaSim) emit(t *rapid.T, out *inventory.Outcome) {
 // the order it saw them. The order ends at the first of: a cancel, a tick
 // at or after its deadline, a line's first outcome being a refusal, or the
 // moment every line's first outcome is an acceptance (reserved; a later
-// cancel still cancels it). Outcomes after the end decide nothing.
+// cancel still cancels it, unless the cancel or a tick comes at or after
+// the earliest acceptance's decision time plus the TTL: then it expired).
+// Outcomes after the end decide nothing. A cancel before the place ends the
+// order cancelled, and the place then records its lines rejected.
 func sagaExpect(trace []sagaStep) (inventory.OrderStatus, []inventory.OrderLine, bool) {
 	var cmd inventory.PlaceOrder
-	placed := false
+	placed, unplaced := false, false
 	var decideBy time.Time
 	var first []*inventory.Outcome
 	status := inventory.OrderPending
 	ended, failing := false, -1
 	why := inventory.RejectReason(0)
+	var exp []time.Time // each accepted line's expiry: decision + TTL, extended
+	expired := func(at time.Time) bool {
+		if status != inventory.OrderReserved {
+			return false
+		}
+		for _, e := range exp {
+			if !at.Before(e) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, st := range trace {
 		switch in := st.in.(type) {
 		case inventory.PlaceOrder:
 			if !placed {
 				placed, cmd, decideBy = true, in, st.at.Add(in.DecisionTimeout)
 				first = make([]*inventory.Outcome, len(in.Lines))
+				exp = make([]time.Time, len(in.Lines))
+			}
+		case inventory.ExtendOrder:
+			if expired(st.at) {
+				status = inventory.OrderExpired
+			} else if status == inventory.OrderReserved {
+				for i := range exp {
+					if in.ExpiresAt.After(exp[i]) {
+						exp[i] = in.ExpiresAt
+					}
+				}
 			}
 		case inventory.CancelOrder:
-			if !ended || status == inventory.OrderReserved {
+			switch {
+			case !placed && !ended:
+				ended, status, why, unplaced = true, inventory.OrderCancelled, inventory.RejectCancelled, true
+			case expired(st.at):
+				status = inventory.OrderExpired
+			case !ended || status == inventory.OrderReserved:
 				ended, status, why = true, inventory.OrderCancelled, inventory.RejectCancelled
 			}
 		case inventory.OrderTick:
+			if expired(st.at) {
+				status = inventory.OrderExpired
+			}
 			if placed && !ended && !st.at.Before(decideBy) {
 				ended, status, why = true, inventory.OrderRejected, inventory.RejectTimeout
 			}
 		case inventory.Outcome:
+			if in.Extension {
+				// Refused: the SKU's hold ran out before the extension came.
+				if !in.Accepted && status == inventory.OrderReserved {
+					status = inventory.OrderExpired
+				}
+				continue
+			}
 			if ended {
 				continue
 			}
 			for i := range cmd.Lines {
 				if inventory.ReservationIDFor(cmd.OrderID, i) == in.ReservationID && first[i] == nil {
 					first[i] = &in
+					if in.Accepted {
+						exp[i] = in.DecidedAt.Add(cmd.ReservationTTL)
+					}
 					if !in.Accepted {
 						ended, status, why, failing = true, inventory.OrderRejected, inventory.RejectCancelled, i
 					}
@@ -719,13 +785,20 @@ func sagaExpect(trace []sagaStep) (inventory.OrderStatus, []inventory.OrderLine,
 		}
 	}
 	if !placed {
-		return 0, nil, false
+		return status, nil, unplaced
 	}
 	lines := make([]inventory.OrderLine, len(cmd.Lines))
 	for i, l := range cmd.Lines {
 		lines[i] = inventory.OrderLine{SKU: l.SKU, Quantity: l.Quantity, ReservationID: inventory.ReservationIDFor(cmd.OrderID, i), Status: inventory.LinePending}
 		o := first[i]
+		if o != nil && o.Accepted {
+			lines[i].ExpiresAt = exp[i]
+		}
 		switch {
+		case unplaced:
+			lines[i].Status, lines[i].Reject, lines[i].Message = inventory.LineRejected, inventory.RejectCancelled, "order was cancelled before it was placed"
+		case o != nil && o.Accepted && status == inventory.OrderExpired:
+			lines[i].Status, lines[i].Backorder = inventory.LineExpired, o.Backorder
 		case i == failing:
 			lines[i].Status, lines[i].Reject, lines[i].Message = inventory.LineRejected, o.Reason, o.Message
 		case o != nil && o.Accepted:
@@ -758,11 +831,14 @@ func sagaCheckOrder(t *rapid.T, so *sagaOrder) {
 	if !placed {
 		return
 	}
+	if !so.o.Placed() && (status != inventory.OrderCancelled || lines != nil) {
+		t.Fatalf("order %s is an unplaced %v, model %v %+v", so.o.ID, so.o.Status, status, lines)
+	}
 	got := so.o
 	if got.Status != status || !reflect.DeepEqual(got.Lines, lines) {
 		t.Fatalf("order %s after %d inputs:\n got %v %+v\nwant %v %+v", got.ID, len(so.trace), got.Status, got.Lines, status, lines)
 	}
-	if (status == inventory.OrderRejected || status == inventory.OrderCancelled) != (got.Reason != "") {
+	if (status == inventory.OrderRejected || status == inventory.OrderCancelled || status == inventory.OrderExpired) != (got.Reason != "") {
 		t.Fatalf("order %s is %v with reason %q", got.ID, got.Status, got.Reason)
 	}
 	// Every rejected line says why, whatever rejected it: its SKU, the
@@ -844,6 +920,18 @@ func (sim *sagaSim) actions() map[string]func(*rapid.T) {
 			}
 			sim.pool = append(sim.pool, inventory.OrderTick{OrderID: so.o.ID, At: sim.now})
 		},
+		// The client extends the order: its held lines' expiry moves to
+		// now plus the new TTL, if later.
+		"extend": func(t *rapid.T) {
+			so := sim.randomOrder(t)
+			if so.o.Status != inventory.OrderReserved {
+				// (An extension of an order that is not reserved changes
+				// nothing: TestSagaExtend.)
+				t.Skip("not reserved")
+			}
+			sim.pool = append(sim.pool, inventory.ExtendOrder{OrderID: so.o.ID,
+				ExpiresAt: sim.now.Add(time.Duration(rapid.IntRange(1, 120).Draw(t, "new ttl")) * time.Second)})
+		},
 		"cancel": func(t *rapid.T) {
 			id := sim.randomOrder(t).cmd.OrderID
 			if sim.cancels[id] {
@@ -856,7 +944,7 @@ func (sim *sagaSim) actions() map[string]func(*rapid.T) {
 		// is the same order).
 		"retry the order": func(t *rapid.T) {
 			so := sim.randomOrder(t)
-			if !so.found {
+			if !so.o.Placed() {
 				t.Skip("not placed yet")
 			}
 			c := so.cmd
@@ -865,6 +953,9 @@ func (sim *sagaSim) actions() map[string]func(*rapid.T) {
 		},
 		"reuse the order id": func(t *rapid.T) {
 			so := sim.randomOrder(t)
+			if so.found && !so.o.Placed() {
+				t.Skip("cancelled before it was placed: the first place fills it in")
+			}
 			c := so.cmd
 			c.Lines = slices.Clone(c.Lines)
 			c.Lines[rapid.IntRange(0, len(c.Lines)-1).Draw(t, "line")].Quantity += rapid.Int64Range(1, 3).Draw(t, "more")
@@ -931,7 +1022,10 @@ func (sim *sagaSim) checkQuiescent(t *rapid.T) {
 		for _, l := range so.o.Lines {
 			impossible = impossible || l.Quantity > sim.stock[l.SKU] || sim.blocked[l.SKU] || sim.unknown[l.SKU]
 			r, ok := dmFind(sim.states[l.SKU], l.ReservationID)
-			held := ok && r.Status == inventory.StatusHeld
+			held := ok && r.Status == inventory.StatusHeld && sim.now.Before(r.ExpiresAt)
+			if held && !r.ExpiresAt.Equal(l.ExpiresAt) {
+				t.Fatalf("order %s line %s expires at %s, the SKU holds it until %s", id, l.ReservationID, l.ExpiresAt, r.ExpiresAt)
+			}
 			if held != (so.o.Status == inventory.OrderReserved) {
 				t.Fatalf("order %s is %v but line %s is %+v at the SKU", id, so.o.Status, l.ReservationID, r)
 			}
@@ -962,8 +1056,37 @@ func TestPropertySaga(t *testing.T) {
 		sim := newSagaSim(t)
 		t.Repeat(sim.actions())
 		sim.drain(t)
+		sim.tickDue()
+		sim.drain(t)
 		sim.checkQuiescent(t)
 	})
+}
+
+// TestPropertySagaLifecycle runs the saga model from orders already
+// decided, so that reserved orders meet extensions, expiry (ticks, late
+// cancels, holds running out at the SKU before an extension reaches it),
+// cancels and redeliveries in every interleaving.
+func TestPropertySagaLifecycle(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		sim := newSagaSim(t)
+		sim.drain(t)
+		t.Repeat(sim.actions())
+		sim.drain(t)
+		sim.tickDue()
+		sim.drain(t)
+		sim.checkQuiescent(t)
+	})
+}
+
+// tickDue sends what the reconciler sends: a tick for every order that is
+// due (inventory.OrderDueAt) at the current time.
+func (sim *sagaSim) tickDue() {
+	for _, id := range sim.ids {
+		so := sim.orders[id]
+		if due := inventory.OrderDueAt(so.o); so.found && !due.IsZero() && !sim.now.Before(due) {
+			sim.pool = append(sim.pool, inventory.OrderTick{OrderID: id, At: sim.now})
+		}
+	}
 }
 
 // The multi-item rule end to end with FIFO delivery: one impossible line
@@ -1067,6 +1190,11 @@ func dmOrderStarts(t *testing.T) []dmOrderStart {
 	add("rejected", 0, inventory.RejectInsufficient)
 	add("cancelled", 2, inventory.CancelOrder{OrderID: "O-1"})
 	add("timed out", 0, inventory.OrderTick{OrderID: "O-1", At: at(120)})
+	add("extended", 0, 1, 2, inventory.ExtendOrder{OrderID: "O-1", ExpiresAt: at(7200)})
+	add("expired", 0, 1, 2, inventory.OrderTick{OrderID: "O-1", At: at(3601)})
+	g := &dmSaga{t: t}
+	g.apply(inventory.CancelOrder{OrderID: "O-1"}, at(0))
+	starts = append(starts, dmOrderStart{name: "cancelled before placed", o: g.o, found: true})
 	return starts
 }
 
@@ -1082,8 +1210,12 @@ func dmCheckOrderShape(t *testing.T, o inventory.Order) {
 			t.Fatalf("%v order with a pending line: %+v", o.Status, o)
 		case o.Status == inventory.OrderReserved && l.Status != inventory.LineAccepted:
 			t.Fatalf("reserved order with a line %v: %+v", l.Status, o)
-		case (o.Status == inventory.OrderRejected || o.Status == inventory.OrderCancelled) && l.Status == inventory.LineAccepted:
+		case (o.Status == inventory.OrderRejected || o.Status == inventory.OrderCancelled || o.Status == inventory.OrderExpired) && l.Status == inventory.LineAccepted:
 			t.Fatalf("%v order still holds a line: %+v", o.Status, o)
+		case o.Status != inventory.OrderExpired && l.Status == inventory.LineExpired:
+			t.Fatalf("%v order with an expired line: %+v", o.Status, o)
+		case l.Status == inventory.LineAccepted && l.ExpiresAt.IsZero():
+			t.Fatalf("accepted line %d without expires_at: %+v", i+1, o)
 		case o.Status == inventory.OrderPending && l.Status == inventory.LineReleased:
 			t.Fatalf("pending order with a released line: %+v", o)
 		case l.Status == inventory.LineRejected && l.Message == "":
@@ -1106,7 +1238,9 @@ func FuzzApplyOrder(f *testing.F) {
 	f.Add(uint8(4), "O-1", "", "", "", int64(0), int64(0), int64(0), uint8(1), true, true, uint8(0), int64(5))
 	f.Add(uint8(4), "O-1", "", "", "", int64(0), int64(0), int64(0), uint8(2), false, false, uint8(1), int64(5))
 	f.Add(uint8(4), "O-1", "", "", "", int64(0), int64(0), int64(0), uint8(7), true, false, uint8(0), int64(5))
-	f.Add(uint8(5), "O-1", "", "", "", int64(0), int64(0), int64(0), uint8(0), false, false, uint8(0), int64(0))
+	f.Add(uint8(5), "O-1", "", "", "", int64(0), int64(0), int64(0), uint8(0), false, false, uint8(0), int64(7200))
+	f.Add(uint8(6), "O-1", "", "", "", int64(0), int64(0), int64(0), uint8(0), false, false, uint8(0), int64(0))
+	f.Add(uint8(4), "O-1", "", "", "", int64(0), int64(0), int64(0), uint8(130), false, false, uint8(4), int64(5))
 	f.Fuzz(func(t *testing.T, kind uint8, orderID, channel, sku1, sku2 string, qty, ttlSec, timeoutSec int64, line uint8,
 		accepted, backorder bool, reason uint8, atSec int64) {
 		when := dmFuzzTime(atSec)
@@ -1115,7 +1249,7 @@ func FuzzApplyOrder(f *testing.F) {
 			lines = append(lines, dmLine(sku2, qty))
 		}
 		var in any
-		switch kind % 6 {
+		switch kind % 7 {
 		case 0:
 			in = inventory.PlaceOrder{OrderID: orderID, Channel: channel, Lines: lines,
 				ReservationTTL: time.Duration(ttlSec%(1<<33)) * time.Second, DecisionTimeout: time.Duration(timeoutSec%(1<<33)) * time.Second}
@@ -1129,7 +1263,10 @@ func FuzzApplyOrder(f *testing.F) {
 			in = inventory.OrderTick{OrderID: orderID, At: when}
 		case 4:
 			in = inventory.Outcome{ReservationID: inventory.ReservationIDFor(orderID, int(line)%4), OrderID: orderID, SKU: sku1, Quantity: qty,
-				Accepted: accepted, Backorder: backorder, Reason: inventory.RejectReason(reason), Message: channel, DecidedAt: when}
+				Accepted: accepted, Backorder: backorder, Reason: inventory.RejectReason(reason), Message: channel, DecidedAt: when,
+				Extension: line >= 128}
+		case 5:
+			in = inventory.ExtendOrder{OrderID: orderID, ExpiresAt: when}
 		default:
 			in = orderID
 		}
@@ -1169,11 +1306,18 @@ func FuzzApplyOrder(f *testing.F) {
 				if i < 0 || r.Validate() != nil {
 					t.Fatalf("%s: release %+v for no line of %+v", st.name, r, next)
 				}
-				if l := next.Lines[i]; l.Status != inventory.LineReleased && l.Status != inventory.LineRejected {
+				if l := next.Lines[i]; l.Status != inventory.LineReleased && l.Status != inventory.LineRejected && l.Status != inventory.LineExpired {
 					t.Fatalf("%s: release of line %+v, which was not given up", st.name, l)
 				}
-				if o, ok := in.(inventory.Outcome); ok && !o.Accepted && next.Lines[i].Status != inventory.LineReleased {
+				if o, ok := in.(inventory.Outcome); ok && !o.Accepted && !o.Extension && next.Lines[i].Status != inventory.LineReleased {
 					t.Fatalf("%s: a refusal released %+v, which is not a compensated line", st.name, r)
+				}
+			}
+			for _, x := range eff.Extensions {
+				i := slices.IndexFunc(next.Lines, func(l inventory.OrderLine) bool { return l.ReservationID == x.ReservationID })
+				if i < 0 || x.Validate() != nil || next.Status != inventory.OrderReserved || next.Lines[i].Status != inventory.LineAccepted ||
+					!x.ExpiresAt.Equal(next.Lines[i].ExpiresAt) {
+					t.Fatalf("%s: extension %+v for no held line of %+v", st.name, x, next)
 				}
 			}
 			again, eff2, res2, err := inventory.ApplyOrder(next, found, in, when)

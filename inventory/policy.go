@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -226,8 +227,9 @@ func (k LocationKind) String() string {
 	return fmt.Sprintf("LocationKind(%d)", int(k))
 }
 
-// LocationPolicy says what a location is and which channels it may fulfil.
-// A location with no policy is an owned warehouse serving every channel.
+// LocationPolicy says what a location is, which channels it may fulfil and
+// which regions it may not ship to. A location with no policy is an owned
+// warehouse serving every channel and shipping everywhere.
 type LocationPolicy struct {
 	Location    string
 	Kind        LocationKind
@@ -235,7 +237,67 @@ type LocationPolicy struct {
 	Closed      bool
 	Channels    []string // sorted; empty means every channel
 	SafetyStock int64
-	AsOf        time.Time
+	// ExcludedRegions are the region codes (RegionRule) the location may not
+	// ship to, sorted without duplicates; empty means it ships everywhere.
+	// A country code excludes all of the country's subdivisions too.
+	ExcludedRegions []string
+	AsOf            time.Time
+}
+
+// RegionRule states the region code rule; ValidateRegion's errors end with it.
+const RegionRule = "a region is an ISO 3166-1 alpha-2 country code such as \"US\" or an ISO 3166-2 " +
+	"subdivision code such as \"US-CA\" or \"FR-75\": two upper-case letters A-Z, optionally " +
+	"followed by a hyphen and 1 to 3 upper-case letters A-Z or digits"
+
+// MaxExcludedRegions bounds a location policy's ExcludedRegions (ISO 3166-1
+// has 249 countries; the rest leaves room for subdivisions).
+const MaxExcludedRegions = 512
+
+// ValidateRegion checks a region code against RegionRule: "DE", "US-CA",
+// "GB-SCT", "FR-75". Lower case is not accepted (codes compare byte for
+// byte). kind names the field in the error.
+func ValidateRegion(kind, code string) error {
+	ok := len(code) == 2 || len(code) >= 4 && len(code) <= 6 && code[2] == '-'
+	for i := 0; ok && i < len(code); i++ {
+		c := code[i]
+		switch {
+		case i == 2:
+		case 'A' <= c && c <= 'Z':
+		case '0' <= c && c <= '9':
+			ok = i > 2
+		default:
+			ok = false
+		}
+	}
+	if !ok {
+		return fmt.Errorf("%s %q is not a region code: %s", kind, code, RegionRule)
+	}
+	return nil
+}
+
+// RegionCountry is the country of a region code: "US" for "US-CA" and "US".
+func RegionCountry(code string) string {
+	if i := strings.IndexByte(code, '-'); i >= 0 {
+		return code[:i]
+	}
+	return code
+}
+
+// ExcludesRegion reports whether the location may not ship to region: its
+// ExcludedRegions list the region or the region's country. Excluding
+// "US-CA" does not exclude a ship-to of "US" (the caller did not say where
+// in the country), and an empty region is never excluded.
+func (p LocationPolicy) ExcludesRegion(region string) bool {
+	if region == "" || len(p.ExcludedRegions) == 0 {
+		return false
+	}
+	country := RegionCountry(region)
+	for _, r := range p.ExcludedRegions {
+		if r == region || r == country {
+			return true
+		}
+	}
+	return false
 }
 
 // MerchantPolicy holds what applies to all of a merchant's locations.
@@ -265,6 +327,25 @@ func (p LocationPolicy) Validate() error {
 	for _, c := range p.Channels {
 		errs = append(errs, validID("channel", c))
 	}
+	if len(p.ExcludedRegions) > MaxExcludedRegions {
+		errs = append(errs, fmt.Errorf("%w: %d excluded_regions, more than %d", ErrInvalidEvent, len(p.ExcludedRegions), MaxExcludedRegions))
+	}
+	// The first bad entry and how many there are: a long list of bad codes
+	// must not make a dead letter's reason as long.
+	var bad int
+	var first error
+	for _, r := range p.ExcludedRegions {
+		if err := ValidateRegion("excluded_regions entry", r); err != nil {
+			bad++
+			first = cmp.Or(first, err)
+		}
+	}
+	switch {
+	case bad == 1:
+		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidEvent, first))
+	case bad > 1:
+		errs = append(errs, fmt.Errorf("%w: %d invalid excluded_regions entries, the first: %w", ErrInvalidEvent, bad, first))
+	}
 	return errors.Join(errs...)
 }
 
@@ -290,6 +371,10 @@ func ApplyLocationPolicy(cur LocationPolicy, found bool, ev LocationPolicy) (Loc
 	ev.Channels = slices.Compact(slices.Sorted(slices.Values(ev.Channels)))
 	if len(ev.Channels) == 0 {
 		ev.Channels = nil
+	}
+	ev.ExcludedRegions = slices.Compact(slices.Sorted(slices.Values(ev.ExcludedRegions)))
+	if len(ev.ExcludedRegions) == 0 {
+		ev.ExcludedRegions = nil
 	}
 	if found && !newer(ev.AsOf, content(ev), cur.AsOf, content(cur)) {
 		return cur, Result{}, nil

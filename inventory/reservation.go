@@ -111,13 +111,34 @@ type ReservationFulfilled struct {
 	FulfilledAt   time.Time
 }
 
+// ReservationExtended moves a held reservation's expiry to ExpiresAt, never
+// earlier: the order saga sends one per line of an order it extends. The
+// SKU processor answers it with an Outcome marked Extension: accepted (with
+// the reservation's expiry) if the reservation still held its units at the
+// message time, refused otherwise (it expired or was released first), so
+// the saga learns that its order no longer holds every line.
+type ReservationExtended struct {
+	ReservationID string
+	OrderID       string
+	SKU           string
+	ExpiresAt     time.Time
+}
+
 func (ReservationRequested) isEvent() {}
 func (ReservationReleased) isEvent()  {}
 func (ReservationFulfilled) isEvent() {}
+func (ReservationExtended) isEvent()  {}
 
 func (e ReservationRequested) EventSKU() string { return e.SKU }
 func (e ReservationReleased) EventSKU() string  { return e.SKU }
 func (e ReservationFulfilled) EventSKU() string { return e.SKU }
+func (e ReservationExtended) EventSKU() string  { return e.SKU }
+
+// Validate implements Event.
+func (e ReservationExtended) Validate() error {
+	return errors.Join(validRef("reservation_id", e.ReservationID), validRef("order_id", e.OrderID), validID("sku", e.SKU),
+		checkTime("expires_at", e.ExpiresAt))
+}
 
 // Validate implements Event.
 func (e ReservationRequested) Validate() error {
@@ -192,6 +213,10 @@ type Outcome struct {
 	Reason        RejectReason
 	Message       string
 	DecidedAt     time.Time
+	// Extension marks the answer to a ReservationExtended; ExpiresAt is then
+	// the reservation's expiry if it was accepted.
+	Extension bool
+	ExpiresAt time.Time
 }
 
 // OutcomeOf describes a decided reservation.
@@ -244,10 +269,11 @@ func unknownSKUOutcome(e ReservationRequested) Outcome {
 // ErrUnknownChannel rejects a request for a channel that is not configured.
 var ErrUnknownChannel = errors.New("channel is not configured")
 
-// Demand applies a demand event (request, release or fulfilment) at t,
+// Demand applies a demand event (request, release, fulfilment or
+// extension) at t,
 // deciding requests against the SKU's availability under p. Reservations due
 // at t are expired first. It returns the outcome for a request (also for a
-// duplicate, which changes nothing) and nil otherwise.
+// duplicate, which changes nothing) and for an extension, nil otherwise.
 //
 // Demand never creates a SKU: for a state that is not Known, a request is
 // rejected (RejectInsufficient, "sku … is not known") and a release changes
@@ -278,6 +304,9 @@ func Demand(s State, ev Event, p Policies, t time.Time) (State, *Outcome, Result
 	case ReservationFulfilled:
 		next, res, err := fulfil(s, e, t)
 		return next, nil, res, err
+	case ReservationExtended:
+		next, out, res := extend(s, e, t)
+		return next, &out, res, nil
 	}
 	return s, nil, Result{}, fmt.Errorf("%w: %T is not a demand event", ErrInvalidEvent, ev)
 }
@@ -464,6 +493,37 @@ func fulfil(s State, e ReservationFulfilled, t time.Time) (State, Result, error)
 	}
 	r.Status, r.ClosedAt = StatusFulfilled, t
 	return withReservation(next, e.SKU, r), Result{Changed: true}, nil
+}
+
+// extend moves a held reservation's expiry to e.ExpiresAt. An extension
+// already in effect (the reservation is held until e.ExpiresAt or later) is
+// accepted and changes nothing, at any time, so a duplicate gets the same
+// answer. A later expiry is set only if the reservation holds its units at
+// t; one that does not (not known, never requested, rejected, released,
+// fulfilled, or past its expiry) is refused and nothing changes, so a hold
+// never comes back once it ran out.
+func extend(s State, e ReservationExtended, t time.Time) (State, Outcome, Result) {
+	out := Outcome{ReservationID: e.ReservationID, OrderID: e.OrderID, SKU: e.SKU, Extension: true, Reason: RejectReleased,
+		Message: "reservation no longer held its units when its extension arrived"}
+	i, found := findReservation(s.Reservations, e.ReservationID)
+	if found {
+		out.Quantity = s.Reservations[i].Quantity
+	}
+	if !found || s.Reservations[i].Status != StatusHeld {
+		return s, out, Result{}
+	}
+	r := s.Reservations[i]
+	changed := e.ExpiresAt.After(r.ExpiresAt)
+	if changed && !r.holds(t) {
+		return s, out, Result{}
+	}
+	if changed {
+		r.ExpiresAt = e.ExpiresAt.UTC()
+		s = withReservation(s, e.SKU, r)
+	}
+	out = OutcomeOf(e.SKU, r)
+	out.Extension, out.ExpiresAt = true, r.ExpiresAt
+	return s, out, Result{Changed: changed}
 }
 
 // Expire releases every held reservation whose TTL has run out at t.

@@ -1225,6 +1225,31 @@ func (sm *dmMachine) fulfil(t *rapid.T) {
 	}
 }
 
+// extend moves a reservation's expiry: only one that holds at the time,
+// only later; the outcome says whether it held.
+func (sm *dmMachine) extend(t *rapid.T) {
+	id := sm.fresh()
+	if ids := sm.known(); len(ids) > 0 && rapid.IntRange(0, 5).Draw(t, "unknown id") > 0 {
+		id = rapid.SampledFrom(ids).Draw(t, "id")
+	}
+	to := sm.now.Add(time.Duration(rapid.IntRange(-30, 120).Draw(t, "new expiry in s")) * time.Second)
+	r, known := sm.m.res[id]
+	// Accepted when already in effect, or held now and moved later.
+	held := known && r.status == inventory.StatusHeld && (sm.m.holds(r, sm.now) || !to.After(r.expiresAt))
+	wantChange := held && to.After(r.expiresAt)
+	if wantChange {
+		r.expiresAt = to
+	}
+	out, res := sm.demand(t, inventory.ReservationExtended{ReservationID: id, OrderID: "O-1", SKU: sku, ExpiresAt: to})
+	if res.Changed != wantChange {
+		t.Fatalf("extension of %s to %s: changed %v, model %v", id, to.Sub(t0), res.Changed, wantChange)
+	}
+	if out == nil || !out.Extension || out.Accepted != held || out.ReservationID != id || (held && !out.ExpiresAt.Equal(r.expiresAt)) ||
+		(!held && (out.Message == "" || !out.ExpiresAt.IsZero())) {
+		t.Fatalf("extension of %s (held %v): outcome %+v", id, held, out)
+	}
+}
+
 func (sm *dmMachine) level(t *rapid.T) {
 	loc := rapid.SampledFrom([]string{"WH-1", "ST-1"}).Draw(t, "location")
 	asOf := sm.now.Add(-time.Duration(rapid.IntRange(0, 30).Draw(t, "level age")) * time.Second)
@@ -1272,6 +1297,12 @@ func (sm *dmMachine) redeliver(t *rapid.T) {
 	if req, ok := ev.(inventory.ReservationRequested); ok {
 		if first := sm.m.res[req.ReservationID].outcome; out == nil || !reflect.DeepEqual(*out, *first) {
 			t.Fatalf("redelivered %s: outcome %+v, first %+v", req.ReservationID, out, first)
+		}
+	} else if x, ok := ev.(inventory.ReservationExtended); ok {
+		r, known := sm.m.res[x.ReservationID]
+		held := known && r.status == inventory.StatusHeld && (sm.m.holds(r, sm.now) || !x.ExpiresAt.After(r.expiresAt))
+		if out == nil || !out.Extension || out.Accepted != held {
+			t.Fatalf("redelivered extension of %s (held %v): outcome %+v", x.ReservationID, held, out)
 		}
 	} else if out != nil {
 		t.Fatalf("outcome %+v for a %T", *out, ev)
@@ -1348,6 +1379,7 @@ func TestPropertyReservationStateMachine(t *testing.T) {
 			"request unknown channel": sm.requestUnknownChannel,
 			"release":                 sm.release,
 			"fulfil":                  sm.fulfil,
+			"extend":                  sm.extend,
 			"level":                   sm.level,
 			"expire":                  sm.expire,
 			"advance":                 sm.advance,
@@ -1404,12 +1436,15 @@ func FuzzDemand(f *testing.F) {
 	f.Add(uint8(2), "R-5", "", "", int64(0), int64(0), uint8(0), "WH-1", uint8(3), int64(-99999999999), int64(10))
 	f.Add(uint8(3), "R-1", "", "", int64(0), int64(0), uint8(0), "WH-1", uint8(0), int64(5), int64(6))
 	f.Add(uint8(4), "", "", "", int64(0), int64(0), uint8(0), "", uint8(0), int64(0), int64(0))
+	f.Add(uint8(4), "R-1", "O-1", "", int64(0), int64(0), uint8(0), "", uint8(0), int64(3600), int64(2))
+	f.Add(uint8(4), "R-1", "O-1", "", int64(0), int64(0), uint8(0), "", uint8(0), int64(3600), int64(99999))
+	f.Add(uint8(5), "", "", "", int64(0), int64(0), uint8(0), "", uint8(0), int64(0), int64(0))
 	starts := dmFuzzStarts(f)
 	p := dmPolicies()
 	areas := []string{inventory.AreaWhole, inventory.AreaFloor, inventory.AreaBackroom, "attic"}
 	f.Fuzz(func(t *testing.T, kind uint8, id, order, channel string, qty, ttlSec int64, reason uint8, loc string, area uint8, atSec, nowSec int64) {
 		var ev inventory.Event
-		switch kind % 5 {
+		switch kind % 6 {
 		case 0:
 			ev = dmReq(id, order, channel, qty, time.Duration(ttlSec%(1<<33))*time.Second)
 		case 1:
@@ -1418,6 +1453,8 @@ func FuzzDemand(f *testing.F) {
 			ev = inventory.ReservationFulfilled{ReservationID: id, SKU: sku, Location: loc, Area: areas[int(area)%len(areas)], FulfilledAt: dmFuzzTime(atSec)}
 		case 3:
 			ev = dmLevel(loc, qty, dmFuzzTime(atSec), 9)
+		case 4:
+			ev = inventory.ReservationExtended{ReservationID: id, OrderID: order, SKU: sku, ExpiresAt: dmFuzzTime(atSec)}
 		}
 		now := dmFuzzTime(nowSec)
 		for _, s := range starts {
@@ -1435,7 +1472,9 @@ func FuzzDemand(f *testing.F) {
 				}
 				continue
 			}
-			if _, ok := ev.(inventory.ReservationRequested); ok != (out != nil) {
+			_, req := ev.(inventory.ReservationRequested)
+			_, ext := ev.(inventory.ReservationExtended)
+			if (req || ext) != (out != nil) || (ext && !out.Extension) {
 				t.Fatalf("Demand(%T) outcome %v", ev, out)
 			}
 			if !res.Changed && !reflect.DeepEqual(next, s) {

@@ -3,11 +3,15 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -21,6 +25,7 @@ import (
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/schema"
+	"github.com/skuflow/skuflow/views"
 )
 
 // orderStack runs processors and a gateway with the reservation API on the
@@ -35,6 +40,7 @@ type orderStack struct {
 	stop     []context.CancelFunc
 	avail    pb.AvailabilityServiceClient
 	orders   pb.ReservationServiceClient
+	http     string // the gateway's REST address
 }
 
 func startOrderStack(t *testing.T, ocfg gateway.OrdersOptions, reconcile time.Duration) *orderStack {
@@ -56,6 +62,7 @@ func (s *orderStack) start(reconcile time.Duration) {
 		t.Fatal(err)
 	}
 	s.stop = append(s.stop, testkit.Go(t, srv.Run))
+	s.http = srv.HTTPAddr()
 	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -240,6 +247,7 @@ func TestReservationExpires(t *testing.T) {
 	}
 	s := startOrderStack(t, gateway.OrdersOptions{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, 200*time.Millisecond)
 	published := availabilityView(t, s.k)
+	sagaTable := ordersView(t, s.k)
 	emitEvents(t, s.k, string(schema.Supply), []inventory.Event{
 		inventory.StockLevel{SKU: "SKU-EXP", Location: "WH-1", OnHand: 4, AsOf: time.Now().Add(-time.Minute), Sequence: 1},
 	})
@@ -253,6 +261,11 @@ func TestReservationExpires(t *testing.T) {
 		t.Fatalf("place: %v %v", o.GetStatus(), err)
 	}
 	placed := time.Now()
+	exp := o.GetLines()[0].GetExpiresAt()
+	// The hold runs from the SKU processor's decision, just after the place.
+	if from := o.GetPlacedAt().AsTime().Add(2 * time.Second); exp == nil || exp.AsTime().Before(from) || exp.AsTime().After(from.Add(10*time.Second)) {
+		t.Fatalf("reserved line expires at %v, placed at %v with a 2s TTL", exp, o.GetPlacedAt())
+	}
 	if n, held, err := s.webAvailable("SKU-EXP"); err != nil || n != 1 || held != 3 {
 		t.Fatalf("while held: available %d reserved %d (%v); want 1 and 3", n, held, err)
 	}
@@ -279,6 +292,69 @@ func TestReservationExpires(t *testing.T) {
 		return nil
 	})
 	t.Logf("availability topic showed the units back %s after placing (TTL 2s)", time.Since(placed).Round(time.Millisecond))
+	// GetOrder tells the truth: the order expired, nothing is held.
+	got, err := s.orders.GetOrder(context.Background(), &pb.GetOrderRequest{OrderId: "exp-1"})
+	if err != nil || got.GetStatus() != pb.OrderStatus_ORDER_STATUS_EXPIRED || got.GetLines()[0].GetStatus() != pb.LineStatus_LINE_STATUS_EXPIRED ||
+		!proto.Equal(got.GetLines()[0].GetExpiresAt(), exp) {
+		t.Fatalf("GetOrder after expiry: %v, %v; want expired at %v", got, err, exp)
+	}
+	// The saga records it too, from the reconciler's order tick.
+	testkit.Eventually(t, 30*time.Second, func() error {
+		o, found, err := sagaTable.Get("exp-1")
+		if err != nil || !found || o.Status != inventory.OrderExpired || o.Lines[0].Status != inventory.LineExpired {
+			return fmt.Errorf("saga holds %+v (found %v, %v)", o, found, err)
+		}
+		return nil
+	})
+	if c, err := s.orders.CancelOrder(context.Background(), &pb.CancelOrderRequest{OrderId: "exp-1"}); err != nil || c.GetStatus() != pb.OrderStatus_ORDER_STATUS_EXPIRED {
+		t.Errorf("cancel after expiry: %v, %v; want it answered expired", c, err)
+	}
+	if n, held, err := s.webAvailable("SKU-EXP"); err != nil || n != 4 || held != 0 {
+		t.Errorf("after the saga's expiry: available %d reserved %d (%v); want 4 and 0", n, held, err)
+	}
+}
+
+// TestCancelBeforePlace: a cancel for an order id not known yet is
+// remembered through the gateway, the saga and the broker; the place that
+// follows is answered CANCELLED, holds nothing, and a retry of it too.
+func TestCancelBeforePlace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded broker")
+	}
+	s := startOrderStack(t, gateway.OrdersOptions{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, time.Second)
+	emitEvents(t, s.k, string(schema.Supply), []inventory.Event{
+		inventory.StockLevel{SKU: "SKU-CBP", Location: "WH-1", OnHand: 5, AsOf: time.Now().Add(-time.Minute), Sequence: 1},
+	})
+	testkit.Eventually(t, 30*time.Second, func() error {
+		_, _, err := s.webAvailable("SKU-CBP")
+		return err
+	})
+	c, err := s.orders.CancelOrder(context.Background(), &pb.CancelOrderRequest{OrderId: "cbp-1"})
+	if err != nil || c.GetStatus() != pb.OrderStatus_ORDER_STATUS_CANCELLED || len(c.GetLines()) != 0 {
+		t.Fatalf("early cancel: %v, %v; want cancelled without lines", c, err)
+	}
+	req := &pb.PlaceOrderRequest{OrderId: "cbp-1", Channel: "web", Lines: []*pb.OrderLine{{Sku: "SKU-CBP", Quantity: 2}}}
+	for attempt := range 2 {
+		o, err := s.orders.PlaceOrder(context.Background(), req)
+		if err != nil || o.GetStatus() != pb.OrderStatus_ORDER_STATUS_CANCELLED || len(o.GetLines()) != 1 ||
+			o.GetLines()[0].GetStatus() != pb.LineStatus_LINE_STATUS_REJECTED || o.GetLines()[0].GetRejectReason() != pb.RejectReason_REJECT_REASON_CANCELLED {
+			t.Fatalf("place %d after its cancel: %v, %v; want cancelled, line rejected as cancelled", attempt+1, o, err)
+		}
+	}
+	if n, held, err := s.webAvailable("SKU-CBP"); err != nil || n != 5 || held != 0 {
+		t.Errorf("after the cancelled place: available %d reserved %d (%v); want 5 and 0", n, held, err)
+	}
+}
+
+func ordersView(t *testing.T, k kafkaOpts) *views.Orders {
+	t.Helper()
+	v, err := views.NewOrders(k.Brokers, append(k.ViewOptions(),
+		goka.WithViewStorageBuilder(storage.DefaultBuilder(t.TempDir())))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Go(t, v.Run)
+	return v
 }
 
 // TestOrderIDRace: eight callers race to place different orders under one
@@ -370,4 +446,104 @@ func TestUnknownChannelFailsFast(t *testing.T) {
 	if err != nil || o.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED {
 		t.Fatalf("the good order under the refused orders' id: %v, %v; want it reserved", o, err)
 	}
+}
+
+// TestExtendOrder: ExtendOrder over gRPC and REST on the embedded broker
+// moves every line's expires_at and the SKU's hold with it; an order that
+// expired is refused with FailedPrecondition (REST 400).
+func TestExtendOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded broker")
+	}
+	s := startOrderStack(t, gateway.OrdersOptions{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, 200*time.Millisecond)
+	stock, err := views.NewStock(s.k.Brokers, append(s.k.ViewOptions(), goka.WithViewStorageBuilder(storage.DefaultBuilder(t.TempDir())))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Go(t, stock.Run)
+	emitEvents(t, s.k, string(schema.Supply), []inventory.Event{
+		inventory.StockLevel{SKU: "SKU-EXT", Location: "WH-1", OnHand: 5, AsOf: time.Now().Add(-time.Minute), Sequence: 1},
+	})
+	testkit.Eventually(t, 30*time.Second, func() error {
+		_, _, err := s.webAvailable("SKU-EXT")
+		return err
+	})
+	ctx := context.Background()
+	o, err := s.orders.PlaceOrder(ctx, &pb.PlaceOrderRequest{OrderId: "ext-1", Channel: "web",
+		Lines: []*pb.OrderLine{{Sku: "SKU-EXT", Quantity: 2}}, ReservationTtl: durationpb.New(time.Minute)})
+	if err != nil || o.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED {
+		t.Fatalf("place: %v %v", o, err)
+	}
+	before := o.GetLines()[0].GetExpiresAt().AsTime()
+	x, err := s.orders.ExtendOrder(ctx, &pb.ExtendOrderRequest{OrderId: "ext-1", ReservationTtl: durationpb.New(2 * time.Hour)})
+	if err != nil || x.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED {
+		t.Fatalf("extend: %v %v", x, err)
+	}
+	to := x.GetLines()[0].GetExpiresAt().AsTime()
+	if to.Sub(before) < time.Hour {
+		t.Fatalf("extended to %s, was %s", to, before)
+	}
+	// The SKU holds the units until the same time.
+	testkit.Eventually(t, 30*time.Second, func() error {
+		st, ok, err := stock.Get("SKU-EXT")
+		if err != nil || !ok {
+			return fmt.Errorf("stock: %v %v", ok, err)
+		}
+		for _, r := range st.Reservations {
+			if r.ID == "ext-1:1" && r.Status == inventory.StatusHeld && r.ExpiresAt.Equal(to) {
+				return nil
+			}
+		}
+		return fmt.Errorf("reservations %+v, want ext-1:1 held until %s", st.Reservations, to)
+	})
+	if n, held, err := s.webAvailable("SKU-EXT"); err != nil || n != 3 || held != 2 {
+		t.Errorf("after the extension: available %d reserved %d (%v); want 3 and 2", n, held, err)
+	}
+	// Repeating it with a shorter TTL leaves the later expiry.
+	if again, err := s.orders.ExtendOrder(ctx, &pb.ExtendOrderRequest{OrderId: "ext-1", ReservationTtl: durationpb.New(time.Minute)}); err != nil ||
+		!again.GetLines()[0].GetExpiresAt().AsTime().Equal(to) {
+		t.Errorf("shorter extension: %v %v", again, err)
+	}
+
+	// An order that expired is not extended.
+	if _, err := s.orders.PlaceOrder(ctx, &pb.PlaceOrderRequest{OrderId: "ext-2", Channel: "web",
+		Lines: []*pb.OrderLine{{Sku: "SKU-EXT", Quantity: 1}}, ReservationTtl: durationpb.New(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 30*time.Second, func() error {
+		o, err := s.orders.GetOrder(ctx, &pb.GetOrderRequest{OrderId: "ext-2"})
+		if err != nil || o.GetStatus() != pb.OrderStatus_ORDER_STATUS_EXPIRED {
+			return fmt.Errorf("ext-2: %v %v", o.GetStatus(), err)
+		}
+		return nil
+	})
+	_, err = s.orders.ExtendOrder(ctx, &pb.ExtendOrderRequest{OrderId: "ext-2", ReservationTtl: durationpb.New(time.Hour)})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "EXPIRED") {
+		t.Errorf("extension of an expired order: %v, want FailedPrecondition", err)
+	}
+	// Over REST: the same rules.
+	code, body := restPost(t, s, "/v1/orders/ext-2:extend", `{"reservationTtl":"3600s"}`)
+	if code != 400 || !strings.Contains(body, "EXPIRED") {
+		t.Errorf("REST extension of an expired order: %d %s", code, body)
+	}
+	code, body = restPost(t, s, "/v1/orders/ext-1:extend", `{"reservationTtl":"10800s"}`)
+	if code != 200 || !strings.Contains(body, "ORDER_STATUS_RESERVED") {
+		t.Errorf("REST extension: %d %s", code, body)
+	}
+}
+
+// restPost posts body to the gateway's REST path and returns the status and
+// body.
+func restPost(t *testing.T, s *orderStack, path, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post("http://"+s.http+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }

@@ -20,6 +20,7 @@ func TestParseLine(t *testing.T) {
 		{"supply", `{"stockLevel":{"sku":"SKU-1","location":"WH-1","onHand":"10","asOf":"2026-11-21T10:00:00Z","sequence":"1"}}`, "SKU-1"},
 		{"sku-policies", `{"channelEligibility":{"sku":"SKU-1","channel":"marketplace","sellable":false,"asOf":"2026-11-21T10:00:00Z"}}`, "SKU-1"},
 		{"policies", `{"location":{"location":"STORE-7","kind":"LOCATION_KIND_STORE","channels":["store-pickup"],"asOf":"2026-11-21T10:00:00Z"}}`, "location/STORE-7"},
+		{"policies", `{"location":{"location":"WH-EU","kind":"LOCATION_KIND_WAREHOUSE","excludedRegions":["US","CA-QC"],"asOf":"2026-11-21T10:00:00Z"}}`, "location/WH-EU"},
 		{"demand", `{"fulfilled":{"reservationId":"cart-42:1","sku":"SKU-1","location":"WH-1","fulfilledAt":"2026-11-21T11:00:00Z"}}`, "SKU-1"},
 		{"demand", `{"released":{"reservationId":"cart-42:1","sku":"SKU-1","reason":"RELEASE_REASON_CANCELLED"}}`, "SKU-1"},
 	} {
@@ -47,6 +48,7 @@ func TestParseLine(t *testing.T) {
 		{"demand", `{"fulfilled":{"reservationId":"r-1","location":"WH-1","fulfilledAt":"2026-11-21T11:00:00Z"}}`, "sku"},
 		{"demand", `{"fulfilled":{"reservationId":"r-1","sku":"SKU-1","location":"WH-1"}}`, "fulfilled_at"},
 		{"demand", `not json`, "not a skuflow.v1.DemandEvent"},
+		{"policies", `{"location":{"location":"WH-EU","kind":"LOCATION_KIND_WAREHOUSE","excludedRegions":["usa"],"asOf":"2026-11-21T10:00:00Z"}}`, inventory.RegionRule},
 		{"orders", `{}`, `topic "orders" is not one emit publishes to`},
 	} {
 		if _, _, err := parseLine(tt.topic, []byte(tt.line)); err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -277,8 +277,10 @@ func (r *Reconciler) Sweep(em *goka.Emitter) (int, error) {
 	return n, errors.Join(append(errs, err)...)
 }
 
-// SweepOrders emits an OrderTick for every pending order of the owned
-// partitions whose decision deadline has passed. Not safe for concurrent use.
+// SweepOrders emits an OrderTick for every order of the owned partitions
+// that is due (inventory.OrderDueAt): a pending order past its decision
+// deadline, or a reserved order whose earliest hold has run out, so the saga
+// records it expired and releases its lines. Not safe for concurrent use.
 func (r *Reconciler) SweepOrders(em *goka.Emitter) (int, error) {
 	now := r.o.Now().UTC()
 	r.mu.Lock()
@@ -287,7 +289,8 @@ func (r *Reconciler) SweepOrders(em *goka.Emitter) (int, error) {
 	n := 0
 	var errs []error
 	err := r.orders.Each(func(o inventory.Order) bool {
-		if o.Final() || now.Before(o.DecideBy) || (owned != nil && !owned[r.partition(o.ID)]) {
+		due := inventory.OrderDueAt(o)
+		if due.IsZero() || now.Before(due) || (owned != nil && !owned[r.partition(o.ID)]) {
 			return true
 		}
 		key := "order/" + o.ID

@@ -2,7 +2,8 @@
 // placed order into one reservation request per line on the demand topic,
 // collects the outcomes, and ends with every line reserved or none held,
 // releasing (compensating) accepted lines when a line fails, the order is
-// cancelled or its decision deadline passes. Its state lives in its own
+// cancelled or its decision deadline passes. A reserved order is extended
+// (ReservationExtended per line) or ends expired when its hold runs out. Its state lives in its own
 // table; the rules are inventory.ApplyOrder.
 package orders
 
@@ -82,6 +83,9 @@ func (h handler) apply(ctx goka.Context, in any, at time.Time) error {
 	}
 	for _, r := range eff.Releases {
 		h.emitDemand(ctx, r)
+	}
+	for _, x := range eff.Extensions {
+		h.emitDemand(ctx, x)
 	}
 	return nil
 }

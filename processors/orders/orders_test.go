@@ -112,6 +112,8 @@ func encodeCommand(t testing.TB, in any) []byte {
 		return marshal(t, &pb.OrderCommand{Command: &pb.OrderCommand_Cancel{Cancel: &pb.CancelOrderCommand{OrderId: c.OrderID}}})
 	case inventory.OrderTick:
 		return marshal(t, &pb.OrderCommand{Command: &pb.OrderCommand_Tick{Tick: &pb.OrderTick{OrderId: c.OrderID, At: timestamppb.New(c.At)}}})
+	case inventory.ExtendOrder:
+		return marshal(t, &pb.OrderCommand{Command: &pb.OrderCommand_Extend{Extend: codecs.ExtendOrderToProto(c)}})
 	}
 	t.Fatalf("no command for %T", in)
 	return nil
@@ -181,6 +183,8 @@ func (h *saga) send(in any, ts time.Time) inventory.OrderEffects {
 		id, topic, value = c.OrderID, schema.Orders, encodeCommand(h.t, c)
 	case inventory.CancelOrder:
 		id, topic, value = c.OrderID, schema.Orders, encodeCommand(h.t, c)
+	case inventory.ExtendOrder:
+		id, topic, value = c.OrderID, schema.Orders, encodeCommand(h.t, c)
 	case inventory.OrderTick:
 		id, topic, value, at = c.OrderID, schema.Orders, encodeCommand(h.t, c), c.At
 	case inventory.Outcome:
@@ -234,6 +238,9 @@ func (h *saga) send(in any, ts time.Time) inventory.OrderEffects {
 	for _, r := range eff.Releases {
 		want = append(want, r)
 	}
+	for _, x := range eff.Extensions {
+		want = append(want, x)
+	}
 	got := drain(h.demand)
 	if len(got) != len(want) {
 		h.t.Fatalf("%T: %d demand messages, want %d: %v", in, len(got), len(want), decodeAll(h.t, got))
@@ -270,7 +277,7 @@ func (h *saga) expectQuietAfter(what string, in any, ts time.Time, id string) {
 	h.t.Helper()
 	before := h.raw(id)
 	eff := h.send(in, ts)
-	if len(eff.Requests)+len(eff.Releases) != 0 {
+	if len(eff.Requests)+len(eff.Releases)+len(eff.Extensions) != 0 {
 		h.t.Errorf("%s: effects %+v, want none", what, eff)
 	}
 	if !bytes.Equal(h.raw(id), before) {
@@ -538,7 +545,7 @@ func TestDecisionDeadline(t *testing.T) {
 	// is ignored and creates nothing.
 	h.send(place("o-2", line("SKU-A", 1)), at(0))
 	h.send(accepted(h.order("o-2"), 0), at(1))
-	h.expectQuietAfter("deadline of a reserved order", inventory.OrderTick{OrderID: "o-2", At: at(3600)}, at(3600), "o-2")
+	h.expectQuietAfter("deadline of a reserved order", inventory.OrderTick{OrderID: "o-2", At: at(600)}, at(600), "o-2")
 	h.send(inventory.OrderTick{OrderID: "o-404", At: at(3600)}, at(3600))
 	if v := h.gkt.TableValue(schema.OrdersTable, "o-404"); v != nil {
 		t.Errorf("a tick for an unknown order stored %v", v)
@@ -637,7 +644,9 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 			[]string{"malformed", "outside"}},
 		{"tick without a time", schema.Orders, "o-1", cmd(&pb.OrderCommand{Command: &pb.OrderCommand_Tick{Tick: &pb.OrderTick{OrderId: "o-1"}}}),
 			[]string{"malformed", "missing"}},
-		{"cancel of an unknown order", schema.Orders, "o-404", encodeCommand(t, inventory.CancelOrder{OrderID: "o-404"}), []string{"unknown order", "o-404"}},
+		{"extension of an unknown order", schema.Orders, "o-404", encodeCommand(t, inventory.ExtendOrder{OrderID: "o-404", ExpiresAt: at(3600)}),
+			[]string{"unknown order", "o-404"}},
+		{"cancel with a bad order id", schema.Orders, "o 404", encodeCommand(t, inventory.CancelOrder{OrderID: "o 404"}), []string{"order_id"}},
 		{"garbage outcome", schema.Outcomes, "o-1", []byte{0xff, 0xff}, []string{"malformed", "ReservationOutcome"}},
 		{"outcome tombstone", schema.Outcomes, "o-1", nil, []string{"tombstone"}},
 		{"outcome without a reservation id", schema.Outcomes, "o-1", outcome(&pb.ReservationOutcome{OrderId: "o-1", Accepted: true}),
@@ -781,4 +790,118 @@ func TestRandomRedeliveryLeaksNothing(t *testing.T) {
 				len(acceptedSeen), len(releasedBy))
 		})
 	}
+}
+
+// A reserved order's holds run out at their decision time plus the TTL: the
+// reconciler's tick at that time (not a nanosecond before) records the
+// order expired and releases every line; redelivery changes nothing, and
+// a cancel afterwards leaves it expired.
+func TestReservedOrderExpires(t *testing.T) {
+	h := start(t)
+	h.send(place("o-1", line("SKU-A", 2), line("SKU-B", 1)), at(0))
+	o := h.order("o-1")
+	h.send(accepted(o, 0), at(1))
+	late := accepted(o, 1)
+	late.DecidedAt = at(5)
+	h.send(late, at(5))
+	o = h.order("o-1")
+	if o.Status != inventory.OrderReserved || !o.Lines[0].ExpiresAt.Equal(at(1).Add(ttl)) || !o.Lines[1].ExpiresAt.Equal(at(5).Add(ttl)) {
+		t.Fatalf("reserved order %+v, want expires_at = decided_at + ttl per line", o)
+	}
+	due := at(1).Add(ttl)
+	if got := inventory.OrderDueAt(o); !got.Equal(due) {
+		t.Errorf("due at %s, want %s", got, due)
+	}
+	h.expectQuietAfter("tick a nanosecond early", inventory.OrderTick{OrderID: "o-1", At: due.Add(-time.Nanosecond)}, at(10), "o-1")
+	eff := h.send(inventory.OrderTick{OrderID: "o-1", At: due}, at(11))
+	want := []inventory.ReservationReleased{{ReservationID: "o-1:1", SKU: "SKU-A", Reason: inventory.ReleaseExpired},
+		{ReservationID: "o-1:2", SKU: "SKU-B", Reason: inventory.ReleaseExpired}}
+	if !reflect.DeepEqual(eff.Releases, want) {
+		t.Errorf("expiry released %+v, want %+v", eff.Releases, want)
+	}
+	got := h.order("o-1")
+	if got.Status != inventory.OrderExpired || !slices.Equal(lineStatuses(got), []inventory.LineStatus{inventory.LineExpired, inventory.LineExpired}) ||
+		!strings.Contains(got.Reason, "expired") {
+		t.Errorf("order %+v, want expired with every line expired", got)
+	}
+	h.expectQuietAfter("redelivered tick", inventory.OrderTick{OrderID: "o-1", At: due}, at(12), "o-1")
+	h.expectQuietAfter("cancel after expiry", inventory.CancelOrder{OrderID: "o-1"}, due.Add(time.Second), "o-1")
+	h.expectQuietAfter("retry after expiry", place("o-1", line("SKU-A", 2), line("SKU-B", 1)), due.Add(time.Second), "o-1")
+}
+
+// A cancel whose time is past the hold expires the order instead.
+func TestCancelAfterTheHoldRanOutExpires(t *testing.T) {
+	h := start(t)
+	h.send(place("o-1", line("SKU-A", 1)), at(0))
+	h.send(accepted(h.order("o-1"), 0), at(1))
+	eff := h.send(inventory.CancelOrder{OrderID: "o-1"}, at(1).Add(ttl))
+	if got := h.order("o-1"); got.Status != inventory.OrderExpired || len(eff.Releases) != 1 || eff.Releases[0].Reason != inventory.ReleaseExpired {
+		t.Errorf("late cancel: order %+v, effects %+v; want expired", got, eff)
+	}
+}
+
+// A cancel that arrives before its place is remembered; the place is
+// answered cancelled and requests nothing, however often it comes.
+func TestCancelBeforePlace(t *testing.T) {
+	h := start(t)
+	h.send(inventory.CancelOrder{OrderID: "o-1"}, at(0))
+	if got := h.order("o-1"); got.Status != inventory.OrderCancelled || got.Placed() {
+		t.Fatalf("early cancel stored %+v, want a cancelled order without lines", got)
+	}
+	h.expectQuietAfter("duplicate cancel", inventory.CancelOrder{OrderID: "o-1"}, at(1), "o-1")
+	eff := h.send(threeLines("o-1"), at(2))
+	if len(eff.Requests)+len(eff.Releases) != 0 {
+		t.Errorf("late place sent %+v", eff)
+	}
+	got := h.order("o-1")
+	if got.Status != inventory.OrderCancelled || !got.SameOrder(threeLines("o-1")) ||
+		!slices.Equal(lineStatuses(got), []inventory.LineStatus{inventory.LineRejected, inventory.LineRejected, inventory.LineRejected}) {
+		t.Fatalf("late place: %+v, want cancelled with every line rejected", got)
+	}
+	for _, l := range got.Lines {
+		if l.Reject != inventory.RejectCancelled || l.Message == "" {
+			t.Errorf("line %+v, want rejected as cancelled with a message", l)
+		}
+	}
+	h.expectQuietAfter("redelivered place", threeLines("o-1"), at(3), "o-1")
+	h.expectQuietAfter("redelivered cancel", inventory.CancelOrder{OrderID: "o-1"}, at(4), "o-1")
+	h.expectQuietAfter("tick", inventory.OrderTick{OrderID: "o-1", At: at(3600)}, at(3600), "o-1")
+}
+
+// ExtendOrder moves every held line's expiry and sends it to the line's SKU
+// (again on redelivery); an accepted extension outcome changes nothing, a
+// refused one ends the order expired and releases every line; an extension
+// of an expired order changes nothing.
+func TestExtendOrder(t *testing.T) {
+	h := start(t)
+	h.send(place("o-1", line("SKU-A", 2), line("SKU-B", 1)), at(0))
+	o := h.order("o-1")
+	h.send(accepted(o, 0), at(1))
+	h.send(accepted(o, 1), at(1))
+	to := at(1).Add(ttl + time.Hour)
+	eff := h.send(inventory.ExtendOrder{OrderID: "o-1", ExpiresAt: to}, at(60))
+	want := []inventory.ReservationExtended{{ReservationID: "o-1:1", OrderID: "o-1", SKU: "SKU-A", ExpiresAt: to},
+		{ReservationID: "o-1:2", OrderID: "o-1", SKU: "SKU-B", ExpiresAt: to}}
+	if !reflect.DeepEqual(eff.Extensions, want) {
+		t.Fatalf("extension sent %+v, want %+v", eff.Extensions, want)
+	}
+	if got := h.order("o-1"); got.Status != inventory.OrderReserved || !inventory.OrderDueAt(got).Equal(to) {
+		t.Fatalf("extended order %+v", got)
+	}
+	// Redelivered: the same expiries again, the table unchanged.
+	before := h.raw("o-1")
+	if eff := h.send(inventory.ExtendOrder{OrderID: "o-1", ExpiresAt: to}, at(61)); !reflect.DeepEqual(eff.Extensions, want) || !bytes.Equal(h.raw("o-1"), before) {
+		t.Errorf("redelivered extension: %+v", eff)
+	}
+	// The old expiry passes without effect.
+	h.expectQuietAfter("tick at the old expiry", inventory.OrderTick{OrderID: "o-1", At: at(1).Add(ttl)}, at(1).Add(ttl), "o-1")
+	ok := inventory.Outcome{ReservationID: "o-1:1", OrderID: "o-1", SKU: "SKU-A", Quantity: 2, Accepted: true, DecidedAt: at(1), Extension: true, ExpiresAt: to}
+	h.expectQuietAfter("accepted extension outcome", ok, at(62), "o-1")
+	refused := inventory.Outcome{ReservationID: "o-1:2", OrderID: "o-1", SKU: "SKU-B", Quantity: 1, Reason: inventory.RejectReleased,
+		Message: "no longer held", Extension: true}
+	eff = h.send(refused, at(63))
+	if got := h.order("o-1"); got.Status != inventory.OrderExpired || len(eff.Releases) != 2 {
+		t.Fatalf("refused extension: order %+v, effects %+v", got, eff)
+	}
+	h.expectQuietAfter("extension of an expired order", inventory.ExtendOrder{OrderID: "o-1", ExpiresAt: to.Add(time.Hour)}, at(64), "o-1")
 }

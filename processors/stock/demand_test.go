@@ -743,3 +743,62 @@ func TestDemandTopicsDeclared(t *testing.T) {
 		t.Errorf("group outputs %q lack %s", out, schema.Outcomes)
 	}
 }
+
+// An extension moves a held reservation's expiry (the units stay held past
+// the old one), is answered with an extension outcome keyed by the order,
+// and changes nothing when redelivered; once the hold ran out it is refused
+// and the hold does not come back.
+func TestDemandExtension(t *testing.T) {
+	h := startDemand(t)
+	h.supplyAt(t0, lvl("WH-1", 10, at(1), 1))
+	h.expectOutcome("request", h.demand(reserve("o-1:1", "o-1", 4, "web", time.Minute), at(10)))
+	drain(h.avail)
+	drain(h.changelog)
+	to := at(10).Add(time.Hour)
+	ext := inventory.ReservationExtended{ReservationID: "o-1:1", OrderID: "o-1", SKU: sku, ExpiresAt: to}
+	o := h.expectOutcome("extension", h.demand(ext, at(20)))
+	if !o.GetExtension() || !o.GetAccepted() || !o.GetExpiresAt().AsTime().Equal(to) {
+		t.Fatalf("extension outcome %v", o)
+	}
+	h.expectTable("extension")
+	if r := reservationOf(t, h.model, "o-1:1"); r.Status != inventory.StatusHeld || !r.ExpiresAt.Equal(to) {
+		t.Fatalf("reservation %+v, want held until %s", r, to)
+	}
+	if c := drain(h.changelog); len(c) != 1 {
+		t.Errorf("extension: %d table writes, want 1", len(c))
+	}
+	// Redelivered: the same answer, no change.
+	before := h.stateOrFail()
+	h.expectOutcome("redelivered extension", h.demand(ext, at(21)))
+	if !equalStates(h.stateOrFail(), before) {
+		t.Error("a redelivered extension changed the state")
+	}
+	// The old expiry passes: still held.
+	h.tick(sku, &pb.StockTick{Sku: sku, At: timestamppb.New(at(10).Add(time.Minute))}, at(71))
+	if r := reservationOf(t, h.stateOrFail(), "o-1:1"); r.Status != inventory.StatusHeld {
+		t.Fatalf("reservation %+v after the old expiry", r)
+	}
+	drain(h.avail)
+	drain(h.changelog)
+	// After the new expiry it is refused and nothing changes.
+	late := inventory.ReservationExtended{ReservationID: "o-1:1", OrderID: "o-1", SKU: sku, ExpiresAt: to.Add(time.Hour)}
+	o = h.expectOutcome("late extension", h.demand(late, to))
+	if !o.GetExtension() || o.GetAccepted() || o.GetMessage() == "" {
+		t.Fatalf("late extension outcome %v", o)
+	}
+	if c := drain(h.changelog); len(c) > 1 {
+		t.Errorf("late extension: %d table writes", len(c))
+	}
+	if r := reservationOf(t, h.stateOrFail(), "o-1:1"); !r.ExpiresAt.Equal(to) {
+		t.Errorf("reservation %+v after a refused extension", r)
+	}
+	// An extension of a reservation the SKU never saw is refused, creating
+	// nothing.
+	o = h.expectOutcome("unknown reservation", h.demand(inventory.ReservationExtended{ReservationID: "o-9:1", OrderID: "o-9", SKU: sku, ExpiresAt: to}, to))
+	if o.GetAccepted() || !o.GetExtension() {
+		t.Errorf("extension of an unknown reservation: %v", o)
+	}
+	if d := h.deadLetters(); len(d) != 0 {
+		t.Errorf("dead letters %v", d)
+	}
+}

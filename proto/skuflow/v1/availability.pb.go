@@ -33,6 +33,8 @@ const (
 	Reason_LOCATION_CLOSED     Reason_Code = 3
 	Reason_LOCATION_INELIGIBLE Reason_Code = 4
 	Reason_LOCATION_STALE      Reason_Code = 5
+	// The location may not ship to the answer's ship_to_region.
+	Reason_LOCATION_EXCLUDED_REGION Reason_Code = 6
 )
 
 // Enum value maps for Reason_Code.
@@ -44,14 +46,16 @@ var (
 		3: "LOCATION_CLOSED",
 		4: "LOCATION_INELIGIBLE",
 		5: "LOCATION_STALE",
+		6: "LOCATION_EXCLUDED_REGION",
 	}
 	Reason_Code_value = map[string]int32{
-		"CODE_UNSPECIFIED":    0,
-		"NOT_SELLABLE":        1,
-		"CAP_EXHAUSTED":       2,
-		"LOCATION_CLOSED":     3,
-		"LOCATION_INELIGIBLE": 4,
-		"LOCATION_STALE":      5,
+		"CODE_UNSPECIFIED":         0,
+		"NOT_SELLABLE":             1,
+		"CAP_EXHAUSTED":            2,
+		"LOCATION_CLOSED":          3,
+		"LOCATION_INELIGIBLE":      4,
+		"LOCATION_STALE":           5,
+		"LOCATION_EXCLUDED_REGION": 6,
 	}
 )
 
@@ -87,7 +91,16 @@ type GetAvailabilityRequest struct {
 	// 1 to 256 bytes of printable UTF-8 (no control characters, no leading or
 	// trailing space; see inventory.SKURule). In REST paths, percent-encode it
 	// (a "/" as %2F).
-	Sku           string `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	Sku string `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	// Optional: the region the buyer ships to, an ISO 3166-1 alpha-2 country
+	// code ("US") or an ISO 3166-2 subdivision code ("US-CA"): two upper-case
+	// letters, optionally a hyphen and 1 to 3 upper-case letters or digits
+	// (see inventory.RegionRule). Locations whose policy excludes the region
+	// or its country (LocationPolicy.excluded_regions) count for no channel.
+	// Empty: the region-less answer, the one the `availability` topic
+	// carries. REST: `?ship_to_region=US-CA`. A malformed code is
+	// INVALID_ARGUMENT (400).
+	ShipToRegion  string `protobuf:"bytes,2,opt,name=ship_to_region,json=shipToRegion,proto3" json:"ship_to_region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -129,6 +142,13 @@ func (x *GetAvailabilityRequest) GetSku() string {
 	return ""
 }
 
+func (x *GetAvailabilityRequest) GetShipToRegion() string {
+	if x != nil {
+		return x.ShipToRegion
+	}
+	return ""
+}
+
 // Availability is one SKU's answer at one moment. The same message is
 // published, keyed by SKU, to the compacted `availability` topic whenever it
 // changes.
@@ -137,6 +157,8 @@ func (x *GetAvailabilityRequest) GetSku() string {
 //	                                     remaining sales cap(channel)))
 //	usable(channel) = sum over eligible, open, non-stale locations of
 //	                  max(0, on_hand - safety stock)
+//
+// For a ship-to region, a location that excludes it is not eligible.
 type Availability struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Sku   string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
@@ -155,7 +177,11 @@ type Availability struct {
 	// The time the answer was evaluated at.
 	EvaluatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=evaluated_at,json=evaluatedAt,proto3" json:"evaluated_at,omitempty"`
 	// One entry per configured channel, sorted by channel.
-	Channels      []*ChannelAvailability `protobuf:"bytes,9,rep,name=channels,proto3" json:"channels,omitempty"`
+	Channels []*ChannelAvailability `protobuf:"bytes,9,rep,name=channels,proto3" json:"channels,omitempty"`
+	// The ship-to region the answer was evaluated for; empty for the
+	// region-less answer (always empty on the `availability` topic). Part of
+	// the version when set.
+	ShipToRegion  string `protobuf:"bytes,10,opt,name=ship_to_region,json=shipToRegion,proto3" json:"ship_to_region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -244,6 +270,13 @@ func (x *Availability) GetChannels() []*ChannelAvailability {
 		return x.Channels
 	}
 	return nil
+}
+
+func (x *Availability) GetShipToRegion() string {
+	if x != nil {
+		return x.ShipToRegion
+	}
+	return ""
 }
 
 type ChannelAvailability struct {
@@ -436,9 +469,12 @@ type LocationAvailability struct {
 	// For merchant locations: when the stock goes (or went) stale.
 	StaleAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=stale_at,json=staleAt,proto3" json:"stale_at,omitempty"`
 	// Channels this location may fulfil; empty means all.
-	Channels      []string `protobuf:"bytes,12,rep,name=channels,proto3" json:"channels,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Channels []string `protobuf:"bytes,12,rep,name=channels,proto3" json:"channels,omitempty"`
+	// The location may not ship to the answer's ship_to_region, so it counts
+	// for no channel. Always false in a region-less answer.
+	RegionExcluded bool `protobuf:"varint,13,opt,name=region_excluded,json=regionExcluded,proto3" json:"region_excluded,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *LocationAvailability) Reset() {
@@ -555,6 +591,13 @@ func (x *LocationAvailability) GetChannels() []string {
 	return nil
 }
 
+func (x *LocationAvailability) GetRegionExcluded() bool {
+	if x != nil {
+		return x.RegionExcluded
+	}
+	return false
+}
+
 type AreaStock struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Area          string                 `protobuf:"bytes,1,opt,name=area,proto3" json:"area,omitempty"`
@@ -612,9 +655,10 @@ var File_skuflow_v1_availability_proto protoreflect.FileDescriptor
 const file_skuflow_v1_availability_proto_rawDesc = "" +
 	"\n" +
 	"\x1dskuflow/v1/availability.proto\x12\n" +
-	"skuflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\x1a\x19skuflow/v1/policies.proto\"/\n" +
+	"skuflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\x1a\x19skuflow/v1/policies.proto\"U\n" +
 	"\x16GetAvailabilityRequest\x12\x15\n" +
-	"\x03sku\x18\x01 \x01(\tB\x03\xe0A\x02R\x03sku\"\x9d\x03\n" +
+	"\x03sku\x18\x01 \x01(\tB\x03\xe0A\x02R\x03sku\x12$\n" +
+	"\x0eship_to_region\x18\x02 \x01(\tR\fshipToRegion\"\xc3\x03\n" +
 	"\fAvailability\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x17\n" +
 	"\aon_hand\x18\x02 \x01(\x03R\x06onHand\x12>\n" +
@@ -624,7 +668,9 @@ const file_skuflow_v1_availability_proto_rawDesc = "" +
 	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12@\n" +
 	"\x0enext_change_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\fnextChangeAt\x12=\n" +
 	"\fevaluated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vevaluatedAt\x12;\n" +
-	"\bchannels\x18\t \x03(\v2\x1f.skuflow.v1.ChannelAvailabilityR\bchannelsJ\x04\b\x03\x10\x04R\tavailable\"\xad\x02\n" +
+	"\bchannels\x18\t \x03(\v2\x1f.skuflow.v1.ChannelAvailabilityR\bchannels\x12$\n" +
+	"\x0eship_to_region\x18\n" +
+	" \x01(\tR\fshipToRegionJ\x04\b\x03\x10\x04R\tavailable\"\xad\x02\n" +
 	"\x13ChannelAvailability\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12$\n" +
@@ -634,18 +680,19 @@ const file_skuflow_v1_availability_proto_rawDesc = "" +
 	"\breserved\x18\x06 \x01(\x03R\breserved\x12(\n" +
 	"\rcap_remaining\x18\a \x01(\x03H\x00R\fcapRemaining\x88\x01\x01\x12,\n" +
 	"\areasons\x18\b \x03(\v2\x12.skuflow.v1.ReasonR\areasonsB\x10\n" +
-	"\x0e_cap_remaining\"\xf1\x01\n" +
+	"\x0e_cap_remaining\"\x8f\x02\n" +
 	"\x06Reason\x12+\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x17.skuflow.v1.Reason.CodeR\x04code\x12\x1a\n" +
 	"\blocation\x18\x02 \x01(\tR\blocation\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\x83\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xa1\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fNOT_SELLABLE\x10\x01\x12\x11\n" +
 	"\rCAP_EXHAUSTED\x10\x02\x12\x13\n" +
 	"\x0fLOCATION_CLOSED\x10\x03\x12\x17\n" +
 	"\x13LOCATION_INELIGIBLE\x10\x04\x12\x12\n" +
-	"\x0eLOCATION_STALE\x10\x05\"\xbf\x03\n" +
+	"\x0eLOCATION_STALE\x10\x05\x12\x1c\n" +
+	"\x18LOCATION_EXCLUDED_REGION\x10\x06\"\xe8\x03\n" +
 	"\x14LocationAvailability\x12\x1a\n" +
 	"\blocation\x18\x01 \x01(\tR\blocation\x12\x17\n" +
 	"\aon_hand\x18\x02 \x01(\x03R\x06onHand\x12:\n" +
@@ -660,7 +707,8 @@ const file_skuflow_v1_availability_proto_rawDesc = "" +
 	"\x05stale\x18\n" +
 	" \x01(\bR\x05stale\x125\n" +
 	"\bstale_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\astaleAt\x12\x1a\n" +
-	"\bchannels\x18\f \x03(\tR\bchannels\"8\n" +
+	"\bchannels\x18\f \x03(\tR\bchannels\x12'\n" +
+	"\x0fregion_excluded\x18\r \x01(\bR\x0eregionExcluded\"8\n" +
 	"\tAreaStock\x12\x12\n" +
 	"\x04area\x18\x01 \x01(\tR\x04area\x12\x17\n" +
 	"\aon_hand\x18\x02 \x01(\x03R\x06onHand2\x86\x01\n" +

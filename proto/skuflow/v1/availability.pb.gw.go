@@ -35,6 +35,8 @@ var (
 	_ = metadata.Join
 )
 
+var filter_AvailabilityService_GetAvailability_0 = &utilities.DoubleArray{Encoding: map[string]int{"sku": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
+
 func request_AvailabilityService_GetAvailability_0(ctx context.Context, marshaler runtime.Marshaler, client AvailabilityServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq GetAvailabilityRequest
@@ -48,6 +50,12 @@ func request_AvailabilityService_GetAvailability_0(ctx context.Context, marshale
 	protoReq.Sku, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "sku", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_AvailabilityService_GetAvailability_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -69,6 +77,12 @@ func local_request_AvailabilityService_GetAvailability_0(ctx context.Context, ma
 	protoReq.Sku, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "sku", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_AvailabilityService_GetAvailability_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.GetAvailability(ctx, &protoReq)
 	return msg, metadata, err

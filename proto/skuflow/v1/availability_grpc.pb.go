@@ -31,7 +31,8 @@ const (
 // service on the hot path.
 type AvailabilityServiceClient interface {
 	// GetAvailability returns the current availability of one SKU.
-	// Unknown SKU: NOT_FOUND (HTTP 404). Malformed SKU: INVALID_ARGUMENT (400).
+	// Unknown SKU: NOT_FOUND (HTTP 404). Malformed SKU or ship_to_region:
+	// INVALID_ARGUMENT (400).
 	// Views still recovering: UNAVAILABLE (503).
 	GetAvailability(ctx context.Context, in *GetAvailabilityRequest, opts ...grpc.CallOption) (*Availability, error)
 }
@@ -63,7 +64,8 @@ func (c *availabilityServiceClient) GetAvailability(ctx context.Context, in *Get
 // service on the hot path.
 type AvailabilityServiceServer interface {
 	// GetAvailability returns the current availability of one SKU.
-	// Unknown SKU: NOT_FOUND (HTTP 404). Malformed SKU: INVALID_ARGUMENT (400).
+	// Unknown SKU: NOT_FOUND (HTTP 404). Malformed SKU or ship_to_region:
+	// INVALID_ARGUMENT (400).
 	// Views still recovering: UNAVAILABLE (503).
 	GetAvailability(context.Context, *GetAvailabilityRequest) (*Availability, error)
 	mustEmbedUnimplementedAvailabilityServiceServer()

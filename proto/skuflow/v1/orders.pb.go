@@ -145,12 +145,16 @@ const (
 	OrderStatus_ORDER_STATUS_UNSPECIFIED OrderStatus = 0
 	// Waiting for reservation outcomes.
 	OrderStatus_ORDER_STATUS_PENDING OrderStatus = 1
-	// Every line is reserved.
+	// Every line is reserved (until the earliest line's expires_at).
 	OrderStatus_ORDER_STATUS_RESERVED OrderStatus = 2
 	// A line failed or timed out; every accepted line was released.
 	OrderStatus_ORDER_STATUS_REJECTED OrderStatus = 3
-	// Cancelled; every accepted line was released.
+	// Cancelled; every accepted line was released. An order cancelled before
+	// it was placed is cancelled too, and its late place requests nothing.
 	OrderStatus_ORDER_STATUS_CANCELLED OrderStatus = 4
+	// Reserved, then a line's hold ran out (its expires_at passed); every line
+	// was released, nothing is held.
+	OrderStatus_ORDER_STATUS_EXPIRED OrderStatus = 5
 )
 
 // Enum value maps for OrderStatus.
@@ -161,6 +165,7 @@ var (
 		2: "ORDER_STATUS_RESERVED",
 		3: "ORDER_STATUS_REJECTED",
 		4: "ORDER_STATUS_CANCELLED",
+		5: "ORDER_STATUS_EXPIRED",
 	}
 	OrderStatus_value = map[string]int32{
 		"ORDER_STATUS_UNSPECIFIED": 0,
@@ -168,6 +173,7 @@ var (
 		"ORDER_STATUS_RESERVED":    2,
 		"ORDER_STATUS_REJECTED":    3,
 		"ORDER_STATUS_CANCELLED":   4,
+		"ORDER_STATUS_EXPIRED":     5,
 	}
 )
 
@@ -207,6 +213,8 @@ const (
 	LineStatus_LINE_STATUS_REJECTED    LineStatus = 3
 	// Accepted, then released by compensation or cancellation.
 	LineStatus_LINE_STATUS_RELEASED LineStatus = 4
+	// Accepted, then released because the order's reservation expired.
+	LineStatus_LINE_STATUS_EXPIRED LineStatus = 5
 )
 
 // Enum value maps for LineStatus.
@@ -217,6 +225,7 @@ var (
 		2: "LINE_STATUS_ACCEPTED",
 		3: "LINE_STATUS_REJECTED",
 		4: "LINE_STATUS_RELEASED",
+		5: "LINE_STATUS_EXPIRED",
 	}
 	LineStatus_value = map[string]int32{
 		"LINE_STATUS_UNSPECIFIED": 0,
@@ -224,6 +233,7 @@ var (
 		"LINE_STATUS_ACCEPTED":    2,
 		"LINE_STATUS_REJECTED":    3,
 		"LINE_STATUS_RELEASED":    4,
+		"LINE_STATUS_EXPIRED":     5,
 	}
 )
 
@@ -263,6 +273,7 @@ type DemandEvent struct {
 	//	*DemandEvent_Requested
 	//	*DemandEvent_Released
 	//	*DemandEvent_Fulfilled
+	//	*DemandEvent_Extended
 	Event         isDemandEvent_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -332,6 +343,15 @@ func (x *DemandEvent) GetFulfilled() *ReservationFulfilled {
 	return nil
 }
 
+func (x *DemandEvent) GetExtended() *ReservationExtended {
+	if x != nil {
+		if x, ok := x.Event.(*DemandEvent_Extended); ok {
+			return x.Extended
+		}
+	}
+	return nil
+}
+
 type isDemandEvent_Event interface {
 	isDemandEvent_Event()
 }
@@ -348,11 +368,17 @@ type DemandEvent_Fulfilled struct {
 	Fulfilled *ReservationFulfilled `protobuf:"bytes,3,opt,name=fulfilled,proto3,oneof"`
 }
 
+type DemandEvent_Extended struct {
+	Extended *ReservationExtended `protobuf:"bytes,4,opt,name=extended,proto3,oneof"`
+}
+
 func (*DemandEvent_Requested) isDemandEvent_Event() {}
 
 func (*DemandEvent_Released) isDemandEvent_Event() {}
 
 func (*DemandEvent_Fulfilled) isDemandEvent_Event() {}
+
+func (*DemandEvent_Extended) isDemandEvent_Event() {}
 
 // ReservationRequested asks the SKU's processor to hold units for a cart in
 // checkout. It is decided against the SKU's availability on the channel at
@@ -585,6 +611,79 @@ func (x *ReservationFulfilled) GetArea() string {
 	return ""
 }
 
+// ReservationExtended moves a held reservation's expiry to expires_at, never
+// earlier; the order saga sends one per held line of an order it extends.
+// The SKU's processor answers it on `reservation-outcomes` (extension set):
+// accepted if the reservation still held its units at the message's time,
+// refused otherwise. A hold that ran out never comes back.
+type ReservationExtended struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReservationId string                 `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
+	OrderId       string                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Sku           string                 `protobuf:"bytes,3,opt,name=sku,proto3" json:"sku,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReservationExtended) Reset() {
+	*x = ReservationExtended{}
+	mi := &file_skuflow_v1_orders_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReservationExtended) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReservationExtended) ProtoMessage() {}
+
+func (x *ReservationExtended) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_orders_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReservationExtended.ProtoReflect.Descriptor instead.
+func (*ReservationExtended) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReservationExtended) GetReservationId() string {
+	if x != nil {
+		return x.ReservationId
+	}
+	return ""
+}
+
+func (x *ReservationExtended) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ReservationExtended) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *ReservationExtended) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 // ReservationOutcome is the decision on one request, keyed by order id on
 // `reservation-outcomes`. A duplicate request yields the same outcome again.
 type ReservationOutcome struct {
@@ -595,17 +694,21 @@ type ReservationOutcome struct {
 	Quantity      int64                  `protobuf:"varint,4,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	Accepted      bool                   `protobuf:"varint,5,opt,name=accepted,proto3" json:"accepted,omitempty"`
 	// Accepted beyond stock, within the SKU's backorder limit.
-	Backorder     bool                   `protobuf:"varint,6,opt,name=backorder,proto3" json:"backorder,omitempty"`
-	Reason        RejectReason           `protobuf:"varint,7,opt,name=reason,proto3,enum=skuflow.v1.RejectReason" json:"reason,omitempty"`
-	Message       string                 `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
-	DecidedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
+	Backorder bool                   `protobuf:"varint,6,opt,name=backorder,proto3" json:"backorder,omitempty"`
+	Reason    RejectReason           `protobuf:"varint,7,opt,name=reason,proto3,enum=skuflow.v1.RejectReason" json:"reason,omitempty"`
+	Message   string                 `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	DecidedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
+	// The answer to a ReservationExtended rather than to a request; expires_at
+	// is then the reservation's expiry when accepted.
+	Extension     bool                   `protobuf:"varint,10,opt,name=extension,proto3" json:"extension,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReservationOutcome) Reset() {
 	*x = ReservationOutcome{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[4]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +720,7 @@ func (x *ReservationOutcome) String() string {
 func (*ReservationOutcome) ProtoMessage() {}
 
 func (x *ReservationOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[4]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +733,7 @@ func (x *ReservationOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReservationOutcome.ProtoReflect.Descriptor instead.
 func (*ReservationOutcome) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{4}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReservationOutcome) GetReservationId() string {
@@ -696,6 +799,20 @@ func (x *ReservationOutcome) GetDecidedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ReservationOutcome) GetExtension() bool {
+	if x != nil {
+		return x.Extension
+	}
+	return false
+}
+
+func (x *ReservationOutcome) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 // OrderCommand is the envelope of the `orders` topic, keyed by order id.
 type OrderCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -704,6 +821,7 @@ type OrderCommand struct {
 	//	*OrderCommand_Place
 	//	*OrderCommand_Cancel
 	//	*OrderCommand_Tick
+	//	*OrderCommand_Extend
 	Command       isOrderCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -711,7 +829,7 @@ type OrderCommand struct {
 
 func (x *OrderCommand) Reset() {
 	*x = OrderCommand{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[5]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +841,7 @@ func (x *OrderCommand) String() string {
 func (*OrderCommand) ProtoMessage() {}
 
 func (x *OrderCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[5]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +854,7 @@ func (x *OrderCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderCommand.ProtoReflect.Descriptor instead.
 func (*OrderCommand) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{5}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *OrderCommand) GetCommand() isOrderCommand_Command {
@@ -773,6 +891,15 @@ func (x *OrderCommand) GetTick() *OrderTick {
 	return nil
 }
 
+func (x *OrderCommand) GetExtend() *ExtendOrderCommand {
+	if x != nil {
+		if x, ok := x.Command.(*OrderCommand_Extend); ok {
+			return x.Extend
+		}
+	}
+	return nil
+}
+
 type isOrderCommand_Command interface {
 	isOrderCommand_Command()
 }
@@ -789,11 +916,71 @@ type OrderCommand_Tick struct {
 	Tick *OrderTick `protobuf:"bytes,3,opt,name=tick,proto3,oneof"`
 }
 
+type OrderCommand_Extend struct {
+	Extend *ExtendOrderCommand `protobuf:"bytes,4,opt,name=extend,proto3,oneof"`
+}
+
 func (*OrderCommand_Place) isOrderCommand_Command() {}
 
 func (*OrderCommand_Cancel) isOrderCommand_Command() {}
 
 func (*OrderCommand_Tick) isOrderCommand_Command() {}
+
+func (*OrderCommand_Extend) isOrderCommand_Command() {}
+
+// ExtendOrderCommand asks for every held line of a reserved order to be held
+// until expires_at (never shortened); an expired order is not extended.
+type ExtendOrderCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtendOrderCommand) Reset() {
+	*x = ExtendOrderCommand{}
+	mi := &file_skuflow_v1_orders_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtendOrderCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtendOrderCommand) ProtoMessage() {}
+
+func (x *ExtendOrderCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_orders_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtendOrderCommand.ProtoReflect.Descriptor instead.
+func (*ExtendOrderCommand) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ExtendOrderCommand) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ExtendOrderCommand) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
 
 type PlaceOrderCommand struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -810,7 +997,7 @@ type PlaceOrderCommand struct {
 
 func (x *PlaceOrderCommand) Reset() {
 	*x = PlaceOrderCommand{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[6]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +1009,7 @@ func (x *PlaceOrderCommand) String() string {
 func (*PlaceOrderCommand) ProtoMessage() {}
 
 func (x *PlaceOrderCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[6]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +1022,7 @@ func (x *PlaceOrderCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderCommand.ProtoReflect.Descriptor instead.
 func (*PlaceOrderCommand) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{6}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PlaceOrderCommand) GetOrderId() string {
@@ -882,7 +1069,7 @@ type CancelOrderCommand struct {
 
 func (x *CancelOrderCommand) Reset() {
 	*x = CancelOrderCommand{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[7]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1081,7 @@ func (x *CancelOrderCommand) String() string {
 func (*CancelOrderCommand) ProtoMessage() {}
 
 func (x *CancelOrderCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[7]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1094,7 @@ func (x *CancelOrderCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderCommand.ProtoReflect.Descriptor instead.
 func (*CancelOrderCommand) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{7}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CancelOrderCommand) GetOrderId() string {
@@ -928,7 +1115,7 @@ type OrderTick struct {
 
 func (x *OrderTick) Reset() {
 	*x = OrderTick{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[8]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1127,7 @@ func (x *OrderTick) String() string {
 func (*OrderTick) ProtoMessage() {}
 
 func (x *OrderTick) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[8]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1140,7 @@ func (x *OrderTick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderTick.ProtoReflect.Descriptor instead.
 func (*OrderTick) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{8}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *OrderTick) GetOrderId() string {
@@ -980,7 +1167,7 @@ type OrderLine struct {
 
 func (x *OrderLine) Reset() {
 	*x = OrderLine{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[9]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1179,7 @@ func (x *OrderLine) String() string {
 func (*OrderLine) ProtoMessage() {}
 
 func (x *OrderLine) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[9]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1192,7 @@ func (x *OrderLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderLine.ProtoReflect.Descriptor instead.
 func (*OrderLine) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{9}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *OrderLine) GetSku() string {
@@ -1041,7 +1228,7 @@ type Order struct {
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[10]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1240,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[10]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1253,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{10}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Order) GetOrderId() string {
@@ -1134,13 +1321,16 @@ type OrderLineState struct {
 	Backorder     bool                   `protobuf:"varint,5,opt,name=backorder,proto3" json:"backorder,omitempty"`
 	RejectReason  RejectReason           `protobuf:"varint,6,opt,name=reject_reason,json=rejectReason,proto3,enum=skuflow.v1.RejectReason" json:"reject_reason,omitempty"`
 	Message       string                 `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	// When an accepted line's hold runs out (the outcome's decided_at plus the
+	// order's reservation_ttl); unset for a line never accepted.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OrderLineState) Reset() {
 	*x = OrderLineState{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[11]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1342,7 @@ func (x *OrderLineState) String() string {
 func (*OrderLineState) ProtoMessage() {}
 
 func (x *OrderLineState) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[11]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1355,7 @@ func (x *OrderLineState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderLineState.ProtoReflect.Descriptor instead.
 func (*OrderLineState) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{11}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OrderLineState) GetSku() string {
@@ -1217,6 +1407,13 @@ func (x *OrderLineState) GetMessage() string {
 	return ""
 }
 
+func (x *OrderLineState) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 type PlaceOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Chosen by the client; retries must reuse it. 1-124 of A-Z a-z 0-9 . _ - :
@@ -1231,7 +1428,7 @@ type PlaceOrderRequest struct {
 
 func (x *PlaceOrderRequest) Reset() {
 	*x = PlaceOrderRequest{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[12]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1440,7 @@ func (x *PlaceOrderRequest) String() string {
 func (*PlaceOrderRequest) ProtoMessage() {}
 
 func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[12]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1453,7 @@ func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderRequest.ProtoReflect.Descriptor instead.
 func (*PlaceOrderRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{12}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PlaceOrderRequest) GetOrderId() string {
@@ -1296,7 +1493,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[13]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1505,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[13]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1518,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{13}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetOrderRequest) GetOrderId() string {
@@ -1340,7 +1537,7 @@ type CancelOrderRequest struct {
 
 func (x *CancelOrderRequest) Reset() {
 	*x = CancelOrderRequest{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[14]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1549,7 @@ func (x *CancelOrderRequest) String() string {
 func (*CancelOrderRequest) ProtoMessage() {}
 
 func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[14]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1562,7 @@ func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderRequest.ProtoReflect.Descriptor instead.
 func (*CancelOrderRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{14}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CancelOrderRequest) GetOrderId() string {
@@ -1375,16 +1572,70 @@ func (x *CancelOrderRequest) GetOrderId() string {
 	return ""
 }
 
+type ExtendOrderRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The new hold, from now: (0, 30 days].
+	ReservationTtl *durationpb.Duration `protobuf:"bytes,2,opt,name=reservation_ttl,json=reservationTtl,proto3" json:"reservation_ttl,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ExtendOrderRequest) Reset() {
+	*x = ExtendOrderRequest{}
+	mi := &file_skuflow_v1_orders_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtendOrderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtendOrderRequest) ProtoMessage() {}
+
+func (x *ExtendOrderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_orders_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtendOrderRequest.ProtoReflect.Descriptor instead.
+func (*ExtendOrderRequest) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ExtendOrderRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ExtendOrderRequest) GetReservationTtl() *durationpb.Duration {
+	if x != nil {
+		return x.ReservationTtl
+	}
+	return nil
+}
+
 var File_skuflow_v1_orders_proto protoreflect.FileDescriptor
 
 const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\n" +
 	"\x17skuflow/v1/orders.proto\x12\n" +
-	"skuflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x01\n" +
+	"skuflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x02\n" +
 	"\vDemandEvent\x12@\n" +
 	"\trequested\x18\x01 \x01(\v2 .skuflow.v1.ReservationRequestedH\x00R\trequested\x12=\n" +
 	"\breleased\x18\x02 \x01(\v2\x1f.skuflow.v1.ReservationReleasedH\x00R\breleased\x12@\n" +
-	"\tfulfilled\x18\x03 \x01(\v2 .skuflow.v1.ReservationFulfilledH\x00R\tfulfilledB\a\n" +
+	"\tfulfilled\x18\x03 \x01(\v2 .skuflow.v1.ReservationFulfilledH\x00R\tfulfilled\x12=\n" +
+	"\bextended\x18\x04 \x01(\v2\x1f.skuflow.v1.ReservationExtendedH\x00R\bextendedB\a\n" +
 	"\x05event\"\xcd\x01\n" +
 	"\x14ReservationRequested\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x19\n" +
@@ -1402,7 +1653,13 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x1a\n" +
 	"\blocation\x18\x03 \x01(\tR\blocation\x12=\n" +
 	"\ffulfilled_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vfulfilledAt\x12\x12\n" +
-	"\x04area\x18\x05 \x01(\tR\x04area\"\xc5\x02\n" +
+	"\x04area\x18\x05 \x01(\tR\x04area\"\xa4\x01\n" +
+	"\x13ReservationExtended\x12%\n" +
+	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x19\n" +
+	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x10\n" +
+	"\x03sku\x18\x03 \x01(\tR\x03sku\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x9e\x03\n" +
 	"\x12ReservationOutcome\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x10\n" +
@@ -1413,12 +1670,21 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\x06reason\x18\a \x01(\x0e2\x18.skuflow.v1.RejectReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\b \x01(\tR\amessage\x129\n" +
 	"\n" +
-	"decided_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\"\xb7\x01\n" +
+	"decided_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x12\x1c\n" +
+	"\textension\x18\n" +
+	" \x01(\bR\textension\x129\n" +
+	"\n" +
+	"expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xf1\x01\n" +
 	"\fOrderCommand\x125\n" +
 	"\x05place\x18\x01 \x01(\v2\x1d.skuflow.v1.PlaceOrderCommandH\x00R\x05place\x128\n" +
 	"\x06cancel\x18\x02 \x01(\v2\x1e.skuflow.v1.CancelOrderCommandH\x00R\x06cancel\x12+\n" +
-	"\x04tick\x18\x03 \x01(\v2\x15.skuflow.v1.OrderTickH\x00R\x04tickB\t\n" +
-	"\acommand\"\xff\x01\n" +
+	"\x04tick\x18\x03 \x01(\v2\x15.skuflow.v1.OrderTickH\x00R\x04tick\x128\n" +
+	"\x06extend\x18\x04 \x01(\v2\x1e.skuflow.v1.ExtendOrderCommandH\x00R\x06extendB\t\n" +
+	"\acommand\"j\n" +
+	"\x12ExtendOrderCommand\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xff\x01\n" +
 	"\x11PlaceOrderCommand\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12+\n" +
@@ -1441,7 +1707,7 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\tplaced_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bplacedAt\x127\n" +
 	"\tdecide_by\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bdecideBy\x12B\n" +
 	"\x0freservation_ttl\x18\a \x01(\v2\x19.google.protobuf.DurationR\x0ereservationTtl\x12\x16\n" +
-	"\x06reason\x18\b \x01(\tR\x06reason\"\x8c\x02\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\"\xc7\x02\n" +
 	"\x0eOrderLineState\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12%\n" +
@@ -1449,7 +1715,9 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\x06status\x18\x04 \x01(\x0e2\x16.skuflow.v1.LineStatusR\x06status\x12\x1c\n" +
 	"\tbackorder\x18\x05 \x01(\bR\tbackorder\x12=\n" +
 	"\rreject_reason\x18\x06 \x01(\x0e2\x18.skuflow.v1.RejectReasonR\frejectReason\x12\x18\n" +
-	"\amessage\x18\a \x01(\tR\amessage\"\xc8\x01\n" +
+	"\amessage\x18\a \x01(\tR\amessage\x129\n" +
+	"\n" +
+	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xc8\x01\n" +
 	"\x11PlaceOrderRequest\x12\x1e\n" +
 	"\border_id\x18\x01 \x01(\tB\x03\xe0A\x02R\aorderId\x12\x1d\n" +
 	"\achannel\x18\x02 \x01(\tB\x03\xe0A\x02R\achannel\x120\n" +
@@ -1458,7 +1726,10 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\x0fGetOrderRequest\x12\x1e\n" +
 	"\border_id\x18\x01 \x01(\tB\x03\xe0A\x02R\aorderId\"4\n" +
 	"\x12CancelOrderRequest\x12\x1e\n" +
-	"\border_id\x18\x01 \x01(\tB\x03\xe0A\x02R\aorderId*\x89\x01\n" +
+	"\border_id\x18\x01 \x01(\tB\x03\xe0A\x02R\aorderId\"}\n" +
+	"\x12ExtendOrderRequest\x12\x1e\n" +
+	"\border_id\x18\x01 \x01(\tB\x03\xe0A\x02R\aorderId\x12G\n" +
+	"\x0freservation_ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x03\xe0A\x02R\x0ereservationTtl*\x89\x01\n" +
 	"\rReleaseReason\x12\x1e\n" +
 	"\x1aRELEASE_REASON_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18RELEASE_REASON_CANCELLED\x10\x01\x12\x1a\n" +
@@ -1471,26 +1742,29 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\x1aREJECT_REASON_CAP_EXCEEDED\x10\x03\x12\x1a\n" +
 	"\x16REJECT_REASON_RELEASED\x10\x04\x12\x19\n" +
 	"\x15REJECT_REASON_TIMEOUT\x10\x05\x12\x1b\n" +
-	"\x17REJECT_REASON_CANCELLED\x10\x06*\x97\x01\n" +
+	"\x17REJECT_REASON_CANCELLED\x10\x06*\xb1\x01\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ORDER_STATUS_PENDING\x10\x01\x12\x19\n" +
 	"\x15ORDER_STATUS_RESERVED\x10\x02\x12\x19\n" +
 	"\x15ORDER_STATUS_REJECTED\x10\x03\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\x04*\x90\x01\n" +
+	"\x16ORDER_STATUS_CANCELLED\x10\x04\x12\x18\n" +
+	"\x14ORDER_STATUS_EXPIRED\x10\x05*\xa9\x01\n" +
 	"\n" +
 	"LineStatus\x12\x1b\n" +
 	"\x17LINE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LINE_STATUS_PENDING\x10\x01\x12\x18\n" +
 	"\x14LINE_STATUS_ACCEPTED\x10\x02\x12\x18\n" +
 	"\x14LINE_STATUS_REJECTED\x10\x03\x12\x18\n" +
-	"\x14LINE_STATUS_RELEASED\x10\x042\xae\x02\n" +
+	"\x14LINE_STATUS_RELEASED\x10\x04\x12\x17\n" +
+	"\x13LINE_STATUS_EXPIRED\x10\x052\x99\x03\n" +
 	"\x12ReservationService\x12U\n" +
 	"\n" +
 	"PlaceOrder\x12\x1d.skuflow.v1.PlaceOrderRequest\x1a\x11.skuflow.v1.Order\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/orders\x12Y\n" +
 	"\bGetOrder\x12\x1b.skuflow.v1.GetOrderRequest\x1a\x11.skuflow.v1.Order\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12f\n" +
-	"\vCancelOrder\x12\x1e.skuflow.v1.CancelOrderRequest\x1a\x11.skuflow.v1.Order\"$\x82\xd3\xe4\x93\x02\x1e\"\x1c/v1/orders/{order_id}:cancelB7Z5github.com/skuflow/skuflow/proto/skuflow/v1;skuflowv1b\x06proto3"
+	"\vCancelOrder\x12\x1e.skuflow.v1.CancelOrderRequest\x1a\x11.skuflow.v1.Order\"$\x82\xd3\xe4\x93\x02\x1e\"\x1c/v1/orders/{order_id}:cancel\x12i\n" +
+	"\vExtendOrder\x12\x1e.skuflow.v1.ExtendOrderRequest\x1a\x11.skuflow.v1.Order\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/orders/{order_id}:extendB7Z5github.com/skuflow/skuflow/proto/skuflow/v1;skuflowv1b\x06proto3"
 
 var (
 	file_skuflow_v1_orders_proto_rawDescOnce sync.Once
@@ -1505,7 +1779,7 @@ func file_skuflow_v1_orders_proto_rawDescGZIP() []byte {
 }
 
 var file_skuflow_v1_orders_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_skuflow_v1_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_skuflow_v1_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_skuflow_v1_orders_proto_goTypes = []any{
 	(ReleaseReason)(0),            // 0: skuflow.v1.ReleaseReason
 	(RejectReason)(0),             // 1: skuflow.v1.RejectReason
@@ -1515,56 +1789,68 @@ var file_skuflow_v1_orders_proto_goTypes = []any{
 	(*ReservationRequested)(nil),  // 5: skuflow.v1.ReservationRequested
 	(*ReservationReleased)(nil),   // 6: skuflow.v1.ReservationReleased
 	(*ReservationFulfilled)(nil),  // 7: skuflow.v1.ReservationFulfilled
-	(*ReservationOutcome)(nil),    // 8: skuflow.v1.ReservationOutcome
-	(*OrderCommand)(nil),          // 9: skuflow.v1.OrderCommand
-	(*PlaceOrderCommand)(nil),     // 10: skuflow.v1.PlaceOrderCommand
-	(*CancelOrderCommand)(nil),    // 11: skuflow.v1.CancelOrderCommand
-	(*OrderTick)(nil),             // 12: skuflow.v1.OrderTick
-	(*OrderLine)(nil),             // 13: skuflow.v1.OrderLine
-	(*Order)(nil),                 // 14: skuflow.v1.Order
-	(*OrderLineState)(nil),        // 15: skuflow.v1.OrderLineState
-	(*PlaceOrderRequest)(nil),     // 16: skuflow.v1.PlaceOrderRequest
-	(*GetOrderRequest)(nil),       // 17: skuflow.v1.GetOrderRequest
-	(*CancelOrderRequest)(nil),    // 18: skuflow.v1.CancelOrderRequest
-	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*ReservationExtended)(nil),   // 8: skuflow.v1.ReservationExtended
+	(*ReservationOutcome)(nil),    // 9: skuflow.v1.ReservationOutcome
+	(*OrderCommand)(nil),          // 10: skuflow.v1.OrderCommand
+	(*ExtendOrderCommand)(nil),    // 11: skuflow.v1.ExtendOrderCommand
+	(*PlaceOrderCommand)(nil),     // 12: skuflow.v1.PlaceOrderCommand
+	(*CancelOrderCommand)(nil),    // 13: skuflow.v1.CancelOrderCommand
+	(*OrderTick)(nil),             // 14: skuflow.v1.OrderTick
+	(*OrderLine)(nil),             // 15: skuflow.v1.OrderLine
+	(*Order)(nil),                 // 16: skuflow.v1.Order
+	(*OrderLineState)(nil),        // 17: skuflow.v1.OrderLineState
+	(*PlaceOrderRequest)(nil),     // 18: skuflow.v1.PlaceOrderRequest
+	(*GetOrderRequest)(nil),       // 19: skuflow.v1.GetOrderRequest
+	(*CancelOrderRequest)(nil),    // 20: skuflow.v1.CancelOrderRequest
+	(*ExtendOrderRequest)(nil),    // 21: skuflow.v1.ExtendOrderRequest
+	(*durationpb.Duration)(nil),   // 22: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
 }
 var file_skuflow_v1_orders_proto_depIdxs = []int32{
 	5,  // 0: skuflow.v1.DemandEvent.requested:type_name -> skuflow.v1.ReservationRequested
 	6,  // 1: skuflow.v1.DemandEvent.released:type_name -> skuflow.v1.ReservationReleased
 	7,  // 2: skuflow.v1.DemandEvent.fulfilled:type_name -> skuflow.v1.ReservationFulfilled
-	19, // 3: skuflow.v1.ReservationRequested.ttl:type_name -> google.protobuf.Duration
-	0,  // 4: skuflow.v1.ReservationReleased.reason:type_name -> skuflow.v1.ReleaseReason
-	20, // 5: skuflow.v1.ReservationFulfilled.fulfilled_at:type_name -> google.protobuf.Timestamp
-	1,  // 6: skuflow.v1.ReservationOutcome.reason:type_name -> skuflow.v1.RejectReason
-	20, // 7: skuflow.v1.ReservationOutcome.decided_at:type_name -> google.protobuf.Timestamp
-	10, // 8: skuflow.v1.OrderCommand.place:type_name -> skuflow.v1.PlaceOrderCommand
-	11, // 9: skuflow.v1.OrderCommand.cancel:type_name -> skuflow.v1.CancelOrderCommand
-	12, // 10: skuflow.v1.OrderCommand.tick:type_name -> skuflow.v1.OrderTick
-	13, // 11: skuflow.v1.PlaceOrderCommand.lines:type_name -> skuflow.v1.OrderLine
-	19, // 12: skuflow.v1.PlaceOrderCommand.reservation_ttl:type_name -> google.protobuf.Duration
-	19, // 13: skuflow.v1.PlaceOrderCommand.decision_timeout:type_name -> google.protobuf.Duration
-	20, // 14: skuflow.v1.OrderTick.at:type_name -> google.protobuf.Timestamp
-	2,  // 15: skuflow.v1.Order.status:type_name -> skuflow.v1.OrderStatus
-	15, // 16: skuflow.v1.Order.lines:type_name -> skuflow.v1.OrderLineState
-	20, // 17: skuflow.v1.Order.placed_at:type_name -> google.protobuf.Timestamp
-	20, // 18: skuflow.v1.Order.decide_by:type_name -> google.protobuf.Timestamp
-	19, // 19: skuflow.v1.Order.reservation_ttl:type_name -> google.protobuf.Duration
-	3,  // 20: skuflow.v1.OrderLineState.status:type_name -> skuflow.v1.LineStatus
-	1,  // 21: skuflow.v1.OrderLineState.reject_reason:type_name -> skuflow.v1.RejectReason
-	13, // 22: skuflow.v1.PlaceOrderRequest.lines:type_name -> skuflow.v1.OrderLine
-	19, // 23: skuflow.v1.PlaceOrderRequest.reservation_ttl:type_name -> google.protobuf.Duration
-	16, // 24: skuflow.v1.ReservationService.PlaceOrder:input_type -> skuflow.v1.PlaceOrderRequest
-	17, // 25: skuflow.v1.ReservationService.GetOrder:input_type -> skuflow.v1.GetOrderRequest
-	18, // 26: skuflow.v1.ReservationService.CancelOrder:input_type -> skuflow.v1.CancelOrderRequest
-	14, // 27: skuflow.v1.ReservationService.PlaceOrder:output_type -> skuflow.v1.Order
-	14, // 28: skuflow.v1.ReservationService.GetOrder:output_type -> skuflow.v1.Order
-	14, // 29: skuflow.v1.ReservationService.CancelOrder:output_type -> skuflow.v1.Order
-	27, // [27:30] is the sub-list for method output_type
-	24, // [24:27] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	8,  // 3: skuflow.v1.DemandEvent.extended:type_name -> skuflow.v1.ReservationExtended
+	22, // 4: skuflow.v1.ReservationRequested.ttl:type_name -> google.protobuf.Duration
+	0,  // 5: skuflow.v1.ReservationReleased.reason:type_name -> skuflow.v1.ReleaseReason
+	23, // 6: skuflow.v1.ReservationFulfilled.fulfilled_at:type_name -> google.protobuf.Timestamp
+	23, // 7: skuflow.v1.ReservationExtended.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 8: skuflow.v1.ReservationOutcome.reason:type_name -> skuflow.v1.RejectReason
+	23, // 9: skuflow.v1.ReservationOutcome.decided_at:type_name -> google.protobuf.Timestamp
+	23, // 10: skuflow.v1.ReservationOutcome.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 11: skuflow.v1.OrderCommand.place:type_name -> skuflow.v1.PlaceOrderCommand
+	13, // 12: skuflow.v1.OrderCommand.cancel:type_name -> skuflow.v1.CancelOrderCommand
+	14, // 13: skuflow.v1.OrderCommand.tick:type_name -> skuflow.v1.OrderTick
+	11, // 14: skuflow.v1.OrderCommand.extend:type_name -> skuflow.v1.ExtendOrderCommand
+	23, // 15: skuflow.v1.ExtendOrderCommand.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 16: skuflow.v1.PlaceOrderCommand.lines:type_name -> skuflow.v1.OrderLine
+	22, // 17: skuflow.v1.PlaceOrderCommand.reservation_ttl:type_name -> google.protobuf.Duration
+	22, // 18: skuflow.v1.PlaceOrderCommand.decision_timeout:type_name -> google.protobuf.Duration
+	23, // 19: skuflow.v1.OrderTick.at:type_name -> google.protobuf.Timestamp
+	2,  // 20: skuflow.v1.Order.status:type_name -> skuflow.v1.OrderStatus
+	17, // 21: skuflow.v1.Order.lines:type_name -> skuflow.v1.OrderLineState
+	23, // 22: skuflow.v1.Order.placed_at:type_name -> google.protobuf.Timestamp
+	23, // 23: skuflow.v1.Order.decide_by:type_name -> google.protobuf.Timestamp
+	22, // 24: skuflow.v1.Order.reservation_ttl:type_name -> google.protobuf.Duration
+	3,  // 25: skuflow.v1.OrderLineState.status:type_name -> skuflow.v1.LineStatus
+	1,  // 26: skuflow.v1.OrderLineState.reject_reason:type_name -> skuflow.v1.RejectReason
+	23, // 27: skuflow.v1.OrderLineState.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 28: skuflow.v1.PlaceOrderRequest.lines:type_name -> skuflow.v1.OrderLine
+	22, // 29: skuflow.v1.PlaceOrderRequest.reservation_ttl:type_name -> google.protobuf.Duration
+	22, // 30: skuflow.v1.ExtendOrderRequest.reservation_ttl:type_name -> google.protobuf.Duration
+	18, // 31: skuflow.v1.ReservationService.PlaceOrder:input_type -> skuflow.v1.PlaceOrderRequest
+	19, // 32: skuflow.v1.ReservationService.GetOrder:input_type -> skuflow.v1.GetOrderRequest
+	20, // 33: skuflow.v1.ReservationService.CancelOrder:input_type -> skuflow.v1.CancelOrderRequest
+	21, // 34: skuflow.v1.ReservationService.ExtendOrder:input_type -> skuflow.v1.ExtendOrderRequest
+	16, // 35: skuflow.v1.ReservationService.PlaceOrder:output_type -> skuflow.v1.Order
+	16, // 36: skuflow.v1.ReservationService.GetOrder:output_type -> skuflow.v1.Order
+	16, // 37: skuflow.v1.ReservationService.CancelOrder:output_type -> skuflow.v1.Order
+	16, // 38: skuflow.v1.ReservationService.ExtendOrder:output_type -> skuflow.v1.Order
+	35, // [35:39] is the sub-list for method output_type
+	31, // [31:35] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_skuflow_v1_orders_proto_init() }
@@ -1576,11 +1862,13 @@ func file_skuflow_v1_orders_proto_init() {
 		(*DemandEvent_Requested)(nil),
 		(*DemandEvent_Released)(nil),
 		(*DemandEvent_Fulfilled)(nil),
+		(*DemandEvent_Extended)(nil),
 	}
-	file_skuflow_v1_orders_proto_msgTypes[5].OneofWrappers = []any{
+	file_skuflow_v1_orders_proto_msgTypes[6].OneofWrappers = []any{
 		(*OrderCommand_Place)(nil),
 		(*OrderCommand_Cancel)(nil),
 		(*OrderCommand_Tick)(nil),
+		(*OrderCommand_Extend)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1588,7 +1876,7 @@ func file_skuflow_v1_orders_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skuflow_v1_orders_proto_rawDesc), len(file_skuflow_v1_orders_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

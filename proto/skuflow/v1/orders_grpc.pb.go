@@ -22,6 +22,7 @@ const (
 	ReservationService_PlaceOrder_FullMethodName  = "/skuflow.v1.ReservationService/PlaceOrder"
 	ReservationService_GetOrder_FullMethodName    = "/skuflow.v1.ReservationService/GetOrder"
 	ReservationService_CancelOrder_FullMethodName = "/skuflow.v1.ReservationService/CancelOrder"
+	ReservationService_ExtendOrder_FullMethodName = "/skuflow.v1.ReservationService/ExtendOrder"
 )
 
 // ReservationServiceClient is the client API for ReservationService service.
@@ -36,9 +37,20 @@ type ReservationServiceClient interface {
 	// the same result and reserves nothing more. Malformed orders:
 	// INVALID_ARGUMENT (400). Pipeline too slow: DEADLINE_EXCEEDED (504).
 	PlaceOrder(ctx context.Context, in *PlaceOrderRequest, opts ...grpc.CallOption) (*Order, error)
+	// GetOrder answers the order as it stands now: a reserved order whose
+	// earliest line's expires_at has passed is EXPIRED.
 	GetOrder(ctx context.Context, in *GetOrderRequest, opts ...grpc.CallOption) (*Order, error)
-	// CancelOrder releases every unit the order holds.
+	// CancelOrder releases every unit the order holds. An order id not known
+	// yet is remembered as cancelled: a PlaceOrder for it that arrives later
+	// is answered CANCELLED and reserves nothing. An order that already ended
+	// (rejected, cancelled, expired) is answered as it is.
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*Order, error)
+	// ExtendOrder holds every line of a reserved order for reservation_ttl
+	// from now (an expiry is moved later, never earlier) and answers the
+	// order with each line's new expires_at. Repeating it is harmless. An
+	// order that no longer holds its lines (expired, cancelled, rejected) or
+	// is still pending: FAILED_PRECONDITION (400); unknown: NOT_FOUND (404).
+	ExtendOrder(ctx context.Context, in *ExtendOrderRequest, opts ...grpc.CallOption) (*Order, error)
 }
 
 type reservationServiceClient struct {
@@ -79,6 +91,16 @@ func (c *reservationServiceClient) CancelOrder(ctx context.Context, in *CancelOr
 	return out, nil
 }
 
+func (c *reservationServiceClient) ExtendOrder(ctx context.Context, in *ExtendOrderRequest, opts ...grpc.CallOption) (*Order, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Order)
+	err := c.cc.Invoke(ctx, ReservationService_ExtendOrder_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReservationServiceServer is the server API for ReservationService service.
 // All implementations must embed UnimplementedReservationServiceServer
 // for forward compatibility.
@@ -91,9 +113,20 @@ type ReservationServiceServer interface {
 	// the same result and reserves nothing more. Malformed orders:
 	// INVALID_ARGUMENT (400). Pipeline too slow: DEADLINE_EXCEEDED (504).
 	PlaceOrder(context.Context, *PlaceOrderRequest) (*Order, error)
+	// GetOrder answers the order as it stands now: a reserved order whose
+	// earliest line's expires_at has passed is EXPIRED.
 	GetOrder(context.Context, *GetOrderRequest) (*Order, error)
-	// CancelOrder releases every unit the order holds.
+	// CancelOrder releases every unit the order holds. An order id not known
+	// yet is remembered as cancelled: a PlaceOrder for it that arrives later
+	// is answered CANCELLED and reserves nothing. An order that already ended
+	// (rejected, cancelled, expired) is answered as it is.
 	CancelOrder(context.Context, *CancelOrderRequest) (*Order, error)
+	// ExtendOrder holds every line of a reserved order for reservation_ttl
+	// from now (an expiry is moved later, never earlier) and answers the
+	// order with each line's new expires_at. Repeating it is harmless. An
+	// order that no longer holds its lines (expired, cancelled, rejected) or
+	// is still pending: FAILED_PRECONDITION (400); unknown: NOT_FOUND (404).
+	ExtendOrder(context.Context, *ExtendOrderRequest) (*Order, error)
 	mustEmbedUnimplementedReservationServiceServer()
 }
 
@@ -112,6 +145,9 @@ func (UnimplementedReservationServiceServer) GetOrder(context.Context, *GetOrder
 }
 func (UnimplementedReservationServiceServer) CancelOrder(context.Context, *CancelOrderRequest) (*Order, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelOrder not implemented")
+}
+func (UnimplementedReservationServiceServer) ExtendOrder(context.Context, *ExtendOrderRequest) (*Order, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExtendOrder not implemented")
 }
 func (UnimplementedReservationServiceServer) mustEmbedUnimplementedReservationServiceServer() {}
 func (UnimplementedReservationServiceServer) testEmbeddedByValue()                            {}
@@ -188,6 +224,24 @@ func _ReservationService_CancelOrder_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReservationService_ExtendOrder_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExtendOrderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReservationServiceServer).ExtendOrder(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReservationService_ExtendOrder_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReservationServiceServer).ExtendOrder(ctx, req.(*ExtendOrderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ReservationService_ServiceDesc is the grpc.ServiceDesc for ReservationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -206,6 +260,10 @@ var ReservationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelOrder",
 			Handler:    _ReservationService_CancelOrder_Handler,
+		},
+		{
+			MethodName: "ExtendOrder",
+			Handler:    _ReservationService_ExtendOrder_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -164,7 +164,8 @@ func (*PolicyEvent_Location) isPolicyEvent_Policy() {}
 
 func (*PolicyEvent_Merchant) isPolicyEvent_Policy() {}
 
-// LocationPolicy says what a location is and which channels it may fulfil.
+// LocationPolicy says what a location is, which channels it may fulfil and
+// which regions it may not ship to.
 type LocationPolicy struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Location string                 `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
@@ -179,9 +180,18 @@ type LocationPolicy struct {
 	// Units held back at this location for every SKU, unless a SKU overrides it.
 	SafetyStock int64 `protobuf:"varint,6,opt,name=safety_stock,json=safetyStock,proto3" json:"safety_stock,omitempty"`
 	// Source time of the policy. Required; the newest wins.
-	AsOf          *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AsOf *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	// Regions this location may not ship to; empty means it ships everywhere.
+	// Each is an ISO 3166-1 alpha-2 country code ("US") or an ISO 3166-2
+	// subdivision code ("US-CA", "GB-SCT", "FR-75"): two upper-case letters,
+	// optionally a hyphen and 1 to 3 upper-case letters or digits. At most
+	// 512; duplicates and order do not matter. A country code also excludes
+	// every subdivision of that country. Only answers asked for a ship-to
+	// region (GetAvailabilityRequest.ship_to_region) leave such a location
+	// out; the published `availability` topic is region-less.
+	ExcludedRegions []string `protobuf:"bytes,8,rep,name=excluded_regions,json=excludedRegions,proto3" json:"excluded_regions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *LocationPolicy) Reset() {
@@ -259,6 +269,13 @@ func (x *LocationPolicy) GetSafetyStock() int64 {
 func (x *LocationPolicy) GetAsOf() *timestamppb.Timestamp {
 	if x != nil {
 		return x.AsOf
+	}
+	return nil
+}
+
+func (x *LocationPolicy) GetExcludedRegions() []string {
+	if x != nil {
+		return x.ExcludedRegions
 	}
 	return nil
 }
@@ -832,7 +849,7 @@ const file_skuflow_v1_policies_proto_rawDesc = "" +
 	"\vPolicyEvent\x128\n" +
 	"\blocation\x18\x01 \x01(\v2\x1a.skuflow.v1.LocationPolicyH\x00R\blocation\x128\n" +
 	"\bmerchant\x18\x02 \x01(\v2\x1a.skuflow.v1.MerchantPolicyH\x00R\bmerchantB\b\n" +
-	"\x06policy\"\x83\x02\n" +
+	"\x06policy\"\xae\x02\n" +
 	"\x0eLocationPolicy\x12\x1a\n" +
 	"\blocation\x18\x01 \x01(\tR\blocation\x12,\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x18.skuflow.v1.LocationKindR\x04kind\x12\x1f\n" +
@@ -841,7 +858,8 @@ const file_skuflow_v1_policies_proto_rawDesc = "" +
 	"\x06closed\x18\x04 \x01(\bR\x06closed\x12\x1a\n" +
 	"\bchannels\x18\x05 \x03(\tR\bchannels\x12!\n" +
 	"\fsafety_stock\x18\x06 \x01(\x03R\vsafetyStock\x12/\n" +
-	"\x05as_of\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\x9e\x01\n" +
+	"\x05as_of\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12)\n" +
+	"\x10excluded_regions\x18\b \x03(\tR\x0fexcludedRegions\"\x9e\x01\n" +
 	"\x0eMerchantPolicy\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12:\n" +
