@@ -169,12 +169,10 @@ func TestProcessorCrashMidStream(t *testing.T) {
 		}
 	}
 	for _, sku := range skus {
-		got, _, err := stockView.Get(sku)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The view may be recovering again for a moment (goka restarts a
+		// partition whose offset compaction moved): wait on it.
 		testkit.Eventually(t, 30*time.Second, func() error {
-			got, _, err = stockView.Get(sku)
+			got, _, err := stockView.Get(sku)
 			if err != nil {
 				return err
 			}
@@ -203,7 +201,15 @@ func TestProcessorCrashMidStream(t *testing.T) {
 	// Every order holds all its lines or none, and the held units add up.
 	held := map[string]int64{}
 	for _, c := range cmds {
-		o, _, _ := orderView.Get(c.OrderID)
+		var o inventory.Order
+		testkit.Eventually(t, 30*time.Second, func() error {
+			var found bool
+			var err error
+			if o, found, err = orderView.Get(c.OrderID); err == nil && !found {
+				err = fmt.Errorf("order %s not in the view", c.OrderID)
+			}
+			return err
+		})
 		for _, l := range o.Lines {
 			s := model[l.SKU]
 			i := slices.IndexFunc(s.Reservations, func(r inventory.Reservation) bool { return r.ID == l.ReservationID })
