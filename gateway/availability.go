@@ -39,7 +39,9 @@ func (s *availabilityServer) GetAvailability(ctx context.Context, req *pb.GetAva
 	if err != nil {
 		return nil, &apierr.LookupError{Views: "availability", Lookup: "stock", Err: fmt.Errorf("sku %q: %w", sku, err)}
 	}
-	if !found {
+	// A state without stock or policy (one an order invented before orders
+	// stopped inventing SKUs) is not a SKU skuflow knows.
+	if !found || !state.Known() {
 		return nil, apierr.Publicf(apierr.ErrNotFound, "sku %q is not known", sku)
 	}
 	pol, err := schema.Gather(state, s.policies.GetPolicy, s.base)

@@ -578,3 +578,19 @@ func TestLookupFailure(t *testing.T) {
 		t.Errorf("HTTP status %d, want 503; body %s", r.status, r.body)
 	}
 }
+
+// A state an order invented before orders stopped inventing SKUs (only a
+// rejected reservation, no stock, no policy) answers 404, like any SKU
+// skuflow does not know.
+func TestGetAvailabilityInventedSKU(t *testing.T) {
+	e := start(t, true)
+	const sku = "SKU-INVENTED"
+	e.stock.Put(inventory.State{SKU: sku, Reservations: []inventory.Reservation{{ID: "o-1:1", Channel: "web", Quantity: 1, Status: inventory.StatusRejected}}})
+	_, err := e.avail.GetAvailability(ctx(t), &pb.GetAvailabilityRequest{Sku: sku})
+	if status.Code(err) != codes.NotFound || !strings.Contains(status.Convert(err).Message(), "is not known") {
+		t.Errorf("gRPC: %v, want NotFound", err)
+	}
+	if r := e.get(t, availabilityPath(sku)); r.status != http.StatusNotFound {
+		t.Errorf("HTTP: status %d, want 404; body %s", r.status, r.body)
+	}
+}

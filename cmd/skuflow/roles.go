@@ -122,7 +122,8 @@ func newEmitCmd(g *globalFlags) *cobra.Command {
   --topic policies      skuflow.v1.PolicyEvent, e.g.
     {"location":{"location":"STORE-7","kind":"LOCATION_KIND_STORE","channels":["store-pickup"],"asOf":"2026-11-21T10:00:00Z"}}
   --topic demand        skuflow.v1.DemandEvent (for operators: a fulfilment or release
-                        of a reservation the order saga placed), e.g.
+                        of a reservation the order saga placed; requests and
+                        extensions are the saga's), e.g.
     {"fulfilled":{"reservationId":"cart-42:1","sku":"SKU-1","location":"WH-1","fulfilledAt":"2026-11-21T11:00:00Z"}}
 
 Each message is keyed (by SKU; by location/<id> or merchant/<id> for policies)

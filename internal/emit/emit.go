@@ -36,7 +36,7 @@ var Topics = map[string]string{
 	string(schema.SkuPolicies): "skuflow.v1.SkuPolicyEvent",
 	string(schema.Policies):    "skuflow.v1.PolicyEvent",
 	// For operators: a fulfilment (ReservationFulfilled) or release of a
-	// reservation, or a request outside the order saga.
+	// reservation. Requests and extensions are the order saga's to send.
 	string(schema.Demand): "skuflow.v1.DemandEvent",
 }
 
@@ -58,6 +58,12 @@ func parseLine(topic string, line []byte) (string, []byte, error) {
 	case string(schema.Demand):
 		e := new(pb.DemandEvent)
 		env, key = e, func() (string, error) {
+			switch e.GetEvent().(type) {
+			case *pb.DemandEvent_Requested, *pb.DemandEvent_Extended:
+				// Requests and extensions belong to the order saga: sent by
+				// hand, the saga would never learn of their outcome.
+				return "", errors.New("reservation requests and extensions are the order saga's to send (PlaceOrder, ExtendOrder), or orders would not learn of them; emit takes fulfilments and releases")
+			}
 			b, err := codecs.MarshalDeterministic(e)
 			if err != nil {
 				return "", err

@@ -45,6 +45,8 @@ func TestParseLine(t *testing.T) {
 	}
 	for _, tt := range []struct{ topic, line, want string }{
 		{"demand", `{}`, "no event set"},
+		{"demand", `{"requested":{"reservationId":"o:1","orderId":"o","sku":"SKU-1","channel":"web","quantity":"1","ttl":"60s"}}`, "the order saga's to send"},
+		{"demand", `{"extended":{"reservationId":"o:1","orderId":"o","sku":"SKU-1","expiresAt":"2026-11-21T11:00:00Z"}}`, "the order saga's to send"},
 		{"demand", `{"fulfilled":{"reservationId":"r-1","location":"WH-1","fulfilledAt":"2026-11-21T11:00:00Z"}}`, "sku"},
 		{"demand", `{"fulfilled":{"reservationId":"r-1","sku":"SKU-1","location":"WH-1"}}`, "fulfilled_at"},
 		{"demand", `not json`, "not a skuflow.v1.DemandEvent"},
