@@ -30,7 +30,7 @@ func DecodeDemandEvent(data []byte) (inventory.Event, error) {
 			return nil, err
 		}
 		return inventory.ReservationRequested{ReservationID: r.GetReservationId(), OrderID: r.GetOrderId(), SKU: r.GetSku(),
-			Channel: r.GetChannel(), Quantity: r.GetQuantity(), TTL: ttl}, nil
+			Channel: r.GetChannel(), Quantity: r.GetQuantity(), TTL: ttl, ShipTo: r.GetShipToRegion()}, nil
 	case *pb.DemandEvent_Released:
 		r := e.Released
 		return inventory.ReservationReleased{ReservationID: r.GetReservationId(), SKU: r.GetSku(), Reason: inventory.ReleaseReason(r.GetReason())}, nil
@@ -62,7 +62,7 @@ func DemandEventToProto(ev inventory.Event) (*pb.DemandEvent, error) {
 	case inventory.ReservationRequested:
 		return &pb.DemandEvent{Event: &pb.DemandEvent_Requested{Requested: &pb.ReservationRequested{
 			ReservationId: e.ReservationID, OrderId: e.OrderID, Sku: e.SKU, Quantity: e.Quantity, Channel: e.Channel,
-			Ttl: durationpb.New(e.TTL)}}}, nil
+			Ttl: durationpb.New(e.TTL), ShipToRegion: e.ShipTo}}}, nil
 	case inventory.ReservationReleased:
 		return &pb.DemandEvent{Event: &pb.DemandEvent_Released{Released: &pb.ReservationReleased{
 			ReservationId: e.ReservationID, Sku: e.SKU, Reason: pb.ReleaseReason(e.Reason)}}}, nil
@@ -158,7 +158,8 @@ func PlaceOrderFromProto(m *pb.PlaceOrderCommand) (inventory.PlaceOrder, error) 
 	if err != nil {
 		return inventory.PlaceOrder{}, err
 	}
-	p := inventory.PlaceOrder{OrderID: m.GetOrderId(), Channel: m.GetChannel(), ReservationTTL: ttl, DecisionTimeout: timeout}
+	p := inventory.PlaceOrder{OrderID: m.GetOrderId(), Channel: m.GetChannel(), ReservationTTL: ttl, DecisionTimeout: timeout,
+		ShipTo: m.GetShipToRegion()}
 	for _, l := range m.GetLines() {
 		p.Lines = append(p.Lines, inventory.OrderLine{SKU: l.GetSku(), Quantity: l.GetQuantity()})
 	}
@@ -168,7 +169,7 @@ func PlaceOrderFromProto(m *pb.PlaceOrderCommand) (inventory.PlaceOrder, error) 
 // PlaceOrderToProto converts a place command.
 func PlaceOrderToProto(p inventory.PlaceOrder) *pb.PlaceOrderCommand {
 	m := &pb.PlaceOrderCommand{OrderId: p.OrderID, Channel: p.Channel,
-		ReservationTtl: durationpb.New(p.ReservationTTL), DecisionTimeout: durationpb.New(p.DecisionTimeout)}
+		ReservationTtl: durationpb.New(p.ReservationTTL), DecisionTimeout: durationpb.New(p.DecisionTimeout), ShipToRegion: p.ShipTo}
 	for _, l := range p.Lines {
 		m.Lines = append(m.Lines, &pb.OrderLine{Sku: l.SKU, Quantity: l.Quantity})
 	}
@@ -200,7 +201,8 @@ func (Order) Decode(data []byte) (any, error) {
 // OrderToProto converts a saga state to its table and API message.
 func OrderToProto(o inventory.Order) *pb.Order {
 	m := &pb.Order{OrderId: o.ID, Channel: o.Channel, Status: pb.OrderStatus(o.Status), PlacedAt: optionalTimestamp(o.PlacedAt),
-		DecideBy: optionalTimestamp(o.DecideBy), ReservationTtl: durationpb.New(o.ReservationTTL), Reason: o.Reason}
+		DecideBy: optionalTimestamp(o.DecideBy), ReservationTtl: durationpb.New(o.ReservationTTL), Reason: o.Reason,
+		ShipToRegion: o.ShipTo}
 	for _, l := range o.Lines {
 		m.Lines = append(m.Lines, &pb.OrderLineState{Sku: l.SKU, Quantity: l.Quantity, ReservationId: l.ReservationID,
 			Status: pb.LineStatus(l.Status), Backorder: l.Backorder, RejectReason: pb.RejectReason(l.Reject), Message: l.Message,
@@ -212,7 +214,7 @@ func OrderToProto(o inventory.Order) *pb.Order {
 // OrderFromProto converts a table value back to the saga state.
 func OrderFromProto(m *pb.Order) inventory.Order {
 	o := inventory.Order{ID: m.GetOrderId(), Channel: m.GetChannel(), Status: inventory.OrderStatus(m.GetStatus()),
-		ReservationTTL: m.GetReservationTtl().AsDuration(), Reason: m.GetReason()}
+		ReservationTTL: m.GetReservationTtl().AsDuration(), Reason: m.GetReason(), ShipTo: m.GetShipToRegion()}
 	if m.GetPlacedAt() != nil {
 		o.PlacedAt = m.GetPlacedAt().AsTime()
 	}

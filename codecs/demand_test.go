@@ -26,6 +26,11 @@ func request(id, order string, qty int64, channel string, ttl time.Duration) inv
 	return inventory.ReservationRequested{ReservationID: id, OrderID: order, SKU: sku, Channel: channel, Quantity: qty, TTL: ttl}
 }
 
+func shipTo(r inventory.ReservationRequested, region string) inventory.ReservationRequested {
+	r.ShipTo = region
+	return r
+}
+
 func released(id string, why inventory.ReleaseReason) inventory.ReservationReleased {
 	return inventory.ReservationReleased{ReservationID: id, SKU: sku, Reason: why}
 }
@@ -124,6 +129,8 @@ func demandCases() map[string]inventory.Event {
 		"request without ttl (decodable, invalid)": request("o-2:1", "o-2", 1, "web", 0),
 		"request with a negative ttl":              request("o-2:1", "o-2", -4, "web", -time.Second),
 		"empty request":                            inventory.ReservationRequested{},
+		"request with a ship-to region":            shipTo(request("o-3:1", "o-3", 2, "web", time.Minute), "US-CA"),
+		"request with a malformed ship-to region":  shipTo(request("o-3:1", "o-3", 2, "web", time.Minute), "usa"),
 		"release cancelled":                        released("o-1:1", inventory.ReleaseCancelled),
 		"release expired":                          released("o-1:1", inventory.ReleaseExpired),
 		"release compensated":                      released("o-1:1", inventory.ReleaseCompensated),
@@ -165,6 +172,7 @@ func TestDemandEventRoundTrip(t *testing.T) {
 func TestDemandEventRoundTripKeepsValidity(t *testing.T) {
 	for _, ev := range []inventory.Event{
 		request("o-1:1", "o-1", 3, "web", 15*time.Minute),
+		shipTo(request("o-1:1", "o-1", 3, "web", 15*time.Minute), "GB-SCT"),
 		released("o-1:1", inventory.ReleaseExpired),
 		inventory.ReservationFulfilled{ReservationID: "o-1:1", SKU: sku, Location: "WH-1", FulfilledAt: at(5)},
 	} {
@@ -470,8 +478,9 @@ func TestOrderCommandRoundTrip(t *testing.T) {
 // A place command's wire form names every field of the domain command.
 func TestPlaceOrderToProtoFields(t *testing.T) {
 	p := placeOrder("o-1", line("A", 2), line("B", 1))
+	p.ShipTo = "US-CA"
 	m := codecs.PlaceOrderToProto(p)
-	if m.GetOrderId() != "o-1" || m.GetChannel() != "web" || m.GetReservationTtl().AsDuration() != 15*time.Minute ||
+	if m.GetOrderId() != "o-1" || m.GetChannel() != "web" || m.GetShipToRegion() != "US-CA" || m.GetReservationTtl().AsDuration() != 15*time.Minute ||
 		m.GetDecisionTimeout().AsDuration() != 30*time.Second || len(m.GetLines()) != 2 ||
 		m.GetLines()[0].GetSku() != "A" || m.GetLines()[0].GetQuantity() != 2 || m.GetLines()[1].GetSku() != "B" {
 		t.Errorf("PlaceOrderToProto = %v", m)
@@ -559,6 +568,12 @@ func sagaOrders(t testing.TB) map[string]inventory.Order {
 	expired := step(extended, true, inventory.OrderTick{OrderID: "o-1", At: at(7200).Add(9)}, at(7300))
 	early := step(inventory.Order{}, false, inventory.CancelOrder{OrderID: "o-2"}, at(0))
 	latePlace := step(early, true, placeOrder("o-2", line("A", 1)), at(1))
+	regional := placeOrder("o-3", line("A", 1))
+	regional.ShipTo = "DE-BY"
+	withRegion := step(inventory.Order{}, false, regional, at(0))
+	if withRegion.ShipTo != "DE-BY" {
+		t.Fatalf("order placed for DE-BY recorded ship-to %q", withRegion.ShipTo)
+	}
 	if expired.Status != inventory.OrderExpired || early.Status != inventory.OrderCancelled || latePlace.Status != inventory.OrderCancelled {
 		t.Fatalf("lifecycle fixture statuses %d %d %d", expired.Status, early.Status, latePlace.Status)
 	}
@@ -577,6 +592,7 @@ func sagaOrders(t testing.TB) map[string]inventory.Order {
 		"expired":                        expired,
 		"cancelled before it was placed": early,
 		"placed after its cancel":        latePlace,
+		"with a ship-to region":          withRegion,
 		"zero":                           {},
 		"hand-built": {ID: strings.Repeat("o", inventory.MaxRefLength), Channel: "c", Status: 99, PlacedAt: epoch.Add(1),
 			DecideBy: time.Date(2199, 12, 31, 23, 59, 59, 999999999, time.UTC), ReservationTTL: -time.Nanosecond, Reason: "ü",

@@ -140,7 +140,13 @@ func (s *ordersServer) PlaceOrder(ctx context.Context, req *pb.PlaceOrderRequest
 		}
 		ttl = d.AsDuration()
 	}
-	cmd := inventory.PlaceOrder{OrderID: req.GetOrderId(), Channel: req.GetChannel(), ReservationTTL: ttl, DecisionTimeout: s.o.DecisionTimeout}
+	if r := req.GetShipToRegion(); r != "" {
+		if err := inventory.ValidateRegion("ship_to_region", r); err != nil {
+			return nil, apierr.Invalid(err)
+		}
+	}
+	cmd := inventory.PlaceOrder{OrderID: req.GetOrderId(), Channel: req.GetChannel(), ReservationTTL: ttl, DecisionTimeout: s.o.DecisionTimeout,
+		ShipTo: req.GetShipToRegion()}
 	for _, l := range req.GetLines() {
 		cmd.Lines = append(cmd.Lines, inventory.OrderLine{SKU: l.GetSku(), Quantity: l.GetQuantity()})
 	}
@@ -189,8 +195,10 @@ func orderConflict(id string) error {
 // that it is answered now rather than after the decision timeout: it runs
 // the order through the pipeline's own functions, the saga's ApplyOrder and
 // then inventory.Demand for every request the saga would send, each on an
-// empty SKU state under the configured channels. Their decisions are
-// discarded; only their errors count (e.g. inventory.ErrUnknownChannel).
+// empty SKU state under the configured channels, for the order's ship-to
+// region as the SKU processors will decide it (the saga puts the region in
+// every request). Their decisions are discarded; only their errors count
+// (e.g. inventory.ErrUnknownChannel).
 func (s *ordersServer) refused(cmd inventory.PlaceOrder) error {
 	at := time.Now()
 	_, eff, _, err := inventory.ApplyOrder(inventory.Order{}, false, cmd, at)
@@ -198,6 +206,7 @@ func (s *ordersServer) refused(cmd inventory.PlaceOrder) error {
 		return err // wraps inventory.ErrInvalidEvent: InvalidArgument
 	}
 	pol := s.o.Base.Policies()
+	pol.ShipTo = cmd.ShipTo
 	var errs []error
 	seen := map[string]bool{}
 	for _, r := range eff.Requests {

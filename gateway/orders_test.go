@@ -668,6 +668,8 @@ func TestPlaceOrderSameIDDifferentOrder(t *testing.T) {
 		"another channel":        orderReq("o-1", "store-pickup", ol(skuTen, 1), ol(skuNS, 1)),
 		"another ttl": {OrderId: "o-1", Channel: "web", Lines: []*pb.OrderLine{ol(skuTen, 1), ol(skuNS, 1)},
 			ReservationTtl: durationpb.New(time.Hour)},
+		"a ship-to region": {OrderId: "o-1", Channel: "web", Lines: []*pb.OrderLine{ol(skuTen, 1), ol(skuNS, 1)},
+			ShipToRegion: "US"},
 	} {
 		_, err := e.rs.PlaceOrder(rctx(t), req)
 		if status.Code(err) != codes.AlreadyExists || !strings.Contains(status.Convert(err).Message(), `"o-1"`) {
@@ -699,6 +701,11 @@ func TestPlaceOrderMalformed(t *testing.T) {
 		r.ReservationTtl = d
 		return r
 	}
+	withShipTo := func(region string) *pb.PlaceOrderRequest {
+		r := orderReq("o-region", "web", ol(skuTen, 1))
+		r.ShipToRegion = region
+		return r
+	}
 	cases := []struct {
 		name string
 		req  *pb.PlaceOrderRequest
@@ -721,6 +728,9 @@ func TestPlaceOrderMalformed(t *testing.T) {
 		{"ttl over 30 days", withTTL(durationpb.New(31 * 24 * time.Hour)), []string{"reservation ttl 744h0m0s is outside"}},
 		{"everything wrong at once", orderReq("bad id", "", ol(skuTen, 0), ol(skuTen, 1)),
 			[]string{"order_id", "channel is empty", "quantity 0", "appears twice"}},
+		{"lower-case ship-to region", withShipTo("us-ca"), []string{`ship_to_region "us-ca" is not a region code`, inventory.RegionRule}},
+		{"three-letter ship-to region", withShipTo("USA"), []string{`ship_to_region "USA"`, inventory.RegionRule}},
+		{"ship-to region without subdivision", withShipTo("US-"), []string{`ship_to_region "US-"`, inventory.RegionRule}},
 	}
 	check := func(t *testing.T, what string, code codes.Code, msg string, want []string) {
 		t.Helper()
@@ -1327,5 +1337,88 @@ func TestExtendOrderREST(t *testing.T) {
 	}
 	if r := e.do(t, http.MethodPost, orderPath("o-404")+":extend", []byte(`{"reservationTtl":"60s"}`)); r.status != http.StatusNotFound {
 		t.Errorf("REST extend of an unknown order: %d, want 404", r.status)
+	}
+}
+
+// An order's ship-to region reaches the reservation decision: with the
+// only stock at a warehouse that does not ship to US-CA, an order for
+// US-CA is rejected as insufficient, the same order for US-NY (or with no
+// region) is reserved, and GetOrder shows the region the order was
+// placed with. Reusing an order id with another region is a conflict.
+func TestPlaceOrderShipToRegion(t *testing.T) {
+	e := startOrders(t, 5*time.Second)
+	lp, _, err := inventory.ApplyLocationPolicy(inventory.LocationPolicy{}, false,
+		inventory.LocationPolicy{Location: "WH-1", Kind: inventory.KindWarehouse, ExcludedRegions: []string{"US-CA"}, AsOf: now.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.bus.mu.Lock()
+	e.bus.pol.Locations = map[string]inventory.LocationPolicy{"WH-1": lp}
+	e.bus.mu.Unlock()
+	withRegion := func(id, region string) *pb.PlaceOrderRequest {
+		r := orderReq(id, "web", ol(skuTen, 2))
+		r.ShipToRegion = region
+		return r
+	}
+
+	o, err := e.rs.PlaceOrder(rctx(t), withRegion("o-ca", "US-CA"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOrder(t, "US-CA", o, "o-ca", pb.OrderStatus_ORDER_STATUS_REJECTED, refused(pb.RejectReason_REJECT_REASON_INSUFFICIENT))
+	if o.GetShipToRegion() != "US-CA" {
+		t.Errorf("US-CA order answered with ship_to_region %q", o.GetShipToRegion())
+	}
+	if a, r := e.bus.available(skuTen, "web"); a != 10 || r != 0 {
+		t.Errorf("after the US-CA order: %d available, %d reserved; want 10 and 0", a, r)
+	}
+
+	ny := restOrder(t, e.postOrder(t, withRegion("o-ny", "US-NY")))
+	checkOrder(t, "US-NY over REST", ny, "o-ny", pb.OrderStatus_ORDER_STATUS_RESERVED, accepted)
+	if ny.GetShipToRegion() != "US-NY" {
+		t.Errorf("US-NY order answered with ship_to_region %q", ny.GetShipToRegion())
+	}
+	plain, err := e.rs.PlaceOrder(rctx(t), withRegion("o-plain", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOrder(t, "no region", plain, "o-plain", pb.OrderStatus_ORDER_STATUS_RESERVED, accepted)
+	if plain.GetShipToRegion() != "" {
+		t.Errorf("region-less order answered with ship_to_region %q", plain.GetShipToRegion())
+	}
+
+	got, err := e.rs.GetOrder(rctx(t), &pb.GetOrderRequest{OrderId: "o-ca"})
+	if err != nil || got.GetShipToRegion() != "US-CA" || got.GetStatus() != pb.OrderStatus_ORDER_STATUS_REJECTED {
+		t.Errorf("GetOrder(o-ca) = %v, %v; want rejected, ship_to_region US-CA", got, err)
+	}
+	if r := e.do(t, http.MethodGet, orderPath("o-ny"), nil); !strings.Contains(string(r.body), `"shipToRegion":"US-NY"`) {
+		t.Errorf("GET o-ny over REST: %d %s; want shipToRegion US-NY", r.status, r.body)
+	}
+
+	// A retry with the same region is the same order; another region, or
+	// none, is a different order.
+	if again, err := e.rs.PlaceOrder(rctx(t), withRegion("o-ny", "US-NY")); err != nil || again.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED {
+		t.Errorf("retry of o-ny: %v, %v", again, err)
+	}
+	places, _ := e.bus.counts()
+	for _, region := range []string{"", "US", "US-CA"} {
+		if _, err := e.rs.PlaceOrder(rctx(t), withRegion("o-ny", region)); status.Code(err) != codes.AlreadyExists {
+			t.Errorf("o-ny again for %q over gRPC: %v, want AlreadyExists", region, err)
+		}
+		if r := e.postOrder(t, withRegion("o-ny", region)); r.status != http.StatusConflict {
+			t.Errorf("o-ny again for %q over REST: status %d, want 409: %s", region, r.status, r.body)
+		}
+	}
+	if _, err := e.rs.PlaceOrder(rctx(t), withRegion("o-plain", "US-NY")); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("o-plain again for US-NY: %v, want AlreadyExists", err)
+	}
+	if p, _ := e.bus.counts(); p != places {
+		t.Errorf("conflicting orders published %d commands", p-places)
+	}
+	if a, r := e.bus.available(skuTen, "web"); a != 6 || r != 4 {
+		t.Errorf("%d available, %d reserved; want 6 and 4", a, r)
+	}
+	if d := e.bus.deadLetters(); len(d) != 0 {
+		t.Errorf("dead letters %v", d)
 	}
 }

@@ -97,6 +97,9 @@ type Order struct {
 	DecideBy       time.Time
 	ReservationTTL time.Duration
 	Reason         string
+	// ShipTo is the order's ship-to region (RegionRule), or empty; every
+	// line's request carries it.
+	ShipTo string
 }
 
 // PlaceOrder starts an order.
@@ -106,6 +109,9 @@ type PlaceOrder struct {
 	Lines           []OrderLine // SKU and Quantity only
 	ReservationTTL  time.Duration
 	DecisionTimeout time.Duration
+	// ShipTo is where the order ships to (RegionRule), or empty: each line
+	// is then reserved without the locations that exclude the region.
+	ShipTo string
 }
 
 // CancelOrder cancels an order and releases what it holds.
@@ -138,6 +144,11 @@ func (c PlaceOrder) Validate() error {
 	if len(c.OrderID) > MaxOrderIDLength {
 		errs = append(errs, fmt.Errorf("%w: order_id is %d bytes, longer than %d", ErrInvalidEvent, len(c.OrderID), MaxOrderIDLength))
 	}
+	if c.ShipTo != "" {
+		if err := ValidateRegion("ship_to_region", c.ShipTo); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidEvent, err))
+		}
+	}
 	if len(c.Lines) == 0 || len(c.Lines) > MaxOrderLines {
 		errs = append(errs, fmt.Errorf("%w: an order has 1 to %d lines, this one %d", ErrInvalidEvent, MaxOrderLines, len(c.Lines)))
 	}
@@ -166,10 +177,11 @@ func (c PlaceOrder) Validate() error {
 // ReservationIDFor is the reservation id of an order's line i.
 func ReservationIDFor(orderID string, i int) string { return orderID + ":" + strconv.Itoa(i+1) }
 
-// SameOrder reports whether c places this order again (same channel, TTL
-// and lines), as a retry would, rather than a different order under its id.
+// SameOrder reports whether c places this order again (same channel, TTL,
+// ship-to region and lines), as a retry would, rather than a different
+// order under its id.
 func (o Order) SameOrder(c PlaceOrder) bool {
-	if o.Channel != c.Channel || o.ReservationTTL != c.ReservationTTL || len(o.Lines) != len(c.Lines) {
+	if o.Channel != c.Channel || o.ReservationTTL != c.ReservationTTL || o.ShipTo != c.ShipTo || len(o.Lines) != len(c.Lines) {
 		return false
 	}
 	for i, l := range c.Lines {
@@ -343,7 +355,7 @@ func place(o Order, found bool, c PlaceOrder, t time.Time) (Order, OrderEffects,
 			return o, OrderEffects{}, Result{}, fmt.Errorf("%w: place of order %q applied to order %q", ErrInvalidEvent, c.OrderID, o.ID)
 		}
 		n := o
-		n.Channel, n.PlacedAt, n.DecideBy, n.ReservationTTL = c.Channel, t, t.Add(c.DecisionTimeout), c.ReservationTTL
+		n.Channel, n.PlacedAt, n.DecideBy, n.ReservationTTL, n.ShipTo = c.Channel, t, t.Add(c.DecisionTimeout), c.ReservationTTL, c.ShipTo
 		for i, l := range c.Lines {
 			n.Lines = append(n.Lines, OrderLine{SKU: l.SKU, Quantity: l.Quantity, ReservationID: ReservationIDFor(c.OrderID, i),
 				Status: LineRejected, Reject: RejectCancelled, Message: cancelledUnplaced})
@@ -368,7 +380,7 @@ func place(o Order, found bool, c PlaceOrder, t time.Time) (Order, OrderEffects,
 		return o, eff, Result{}, nil
 	}
 	n := Order{ID: c.OrderID, Channel: c.Channel, Status: OrderPending, PlacedAt: t,
-		DecideBy: t.Add(c.DecisionTimeout), ReservationTTL: c.ReservationTTL}
+		DecideBy: t.Add(c.DecisionTimeout), ReservationTTL: c.ReservationTTL, ShipTo: c.ShipTo}
 	var eff OrderEffects
 	for i, l := range c.Lines {
 		line := OrderLine{SKU: l.SKU, Quantity: l.Quantity, ReservationID: ReservationIDFor(c.OrderID, i), Status: LinePending}
@@ -384,7 +396,7 @@ const cancelledUnplaced = "order was cancelled before it was placed"
 
 func requestFor(o Order, l OrderLine) ReservationRequested {
 	return ReservationRequested{ReservationID: l.ReservationID, OrderID: o.ID, SKU: l.SKU, Channel: o.Channel,
-		Quantity: l.Quantity, TTL: o.ReservationTTL}
+		Quantity: l.Quantity, TTL: o.ReservationTTL, ShipTo: o.ShipTo}
 }
 
 func releaseFor(l OrderLine, r ReleaseReason) ReservationReleased {

@@ -191,29 +191,164 @@ func TestEvaluateShipTo(t *testing.T) {
 		{inventory.ReasonLocationIneligible, "ST-4"}, {inventory.ReasonLocationExcludedRegion, "WH-2"}, {inventory.ReasonLocationClosed, "WH-3"}}})
 }
 
-// The reservation decision takes the same Policies: with ShipTo set it
-// counts only the locations that ship there, so a caller that passes the
-// order's region never reserves units that cannot reach it.
+// The reservation decision is made for the request's ship-to region: it
+// counts only the locations that ship there, so an order never reserves
+// units that cannot reach it. The policies' own ShipTo does not matter:
+// the processor's policies are region-less, and the region travels in the
+// event, so a replay decides the same.
 func TestDemandRespectsShipTo(t *testing.T) {
 	s := applyAll(t, inventory.State{}, lvl("WH-1", 5, at(1), 0), lvl("WH-2", 2, at(1), 0))
 	p := pol([]string{"web"}, inventory.LocationPolicy{Location: "WH-1", Kind: inventory.KindWarehouse, ExcludedRegions: []string{"US"}})
 	req := dmReq("r-1", "o-1", "web", 3, time.Minute)
 
-	p.ShipTo = "US-NY"
-	_, out, _, err := inventory.Demand(s, req, p, at(2))
-	if err != nil || out == nil || out.Accepted || out.Reason != inventory.RejectInsufficient {
-		t.Fatalf("3 units for US-NY with 2 shipping there: %+v, %v; want rejected as insufficient", out, err)
+	for _, polShipTo := range []string{"", "GB", "US-NY"} {
+		p.ShipTo = polShipTo
+		req.ShipTo = "US-NY"
+		_, out, _, err := inventory.Demand(s, req, p, at(2))
+		if err != nil || out == nil || out.Accepted || out.Reason != inventory.RejectInsufficient || out.Message == "" {
+			t.Fatalf("policies %q: 3 units for US-NY with 2 shipping there: %+v, %v; want rejected as insufficient", polShipTo, out, err)
+		}
+		req.ShipTo = "GB"
+		_, out, _, err = inventory.Demand(s, req, p, at(2))
+		if err != nil || out == nil || !out.Accepted {
+			t.Fatalf("policies %q: 3 units for GB with 7 shipping there: %+v, %v; want accepted", polShipTo, out, err)
+		}
+		req.ShipTo = ""
+		_, out, _, err = inventory.Demand(s, req, p, at(2))
+		if err != nil || out == nil || !out.Accepted {
+			t.Fatalf("policies %q: 3 units with no region: %+v, %v; want accepted", polShipTo, out, err)
+		}
 	}
-	p.ShipTo = "GB"
-	_, out, _, err = inventory.Demand(s, req, p, at(2))
-	if err != nil || out == nil || !out.Accepted {
-		t.Fatalf("3 units for GB with 7 shipping there: %+v, %v; want accepted", out, err)
+}
+
+func TestReservationRequestedShipToValidate(t *testing.T) {
+	req := dmReq("r-1", "o-1", "web", 1, time.Minute)
+	for _, ok := range []string{"", "US", "US-CA", "GB-SCT"} {
+		req.ShipTo = ok
+		if err := req.Validate(); err != nil {
+			t.Errorf("ship-to %q: %v", ok, err)
+		}
 	}
-	p.ShipTo = ""
-	_, out, _, err = inventory.Demand(s, req, p, at(2))
-	if err != nil || out == nil || !out.Accepted {
-		t.Fatalf("3 units with no region: %+v, %v; want accepted", out, err)
+	for _, bad := range []string{"us", "USA", "US-", "U1", "US-ca"} {
+		req.ShipTo = bad
+		err := req.Validate()
+		if !errors.Is(err, inventory.ErrInvalidEvent) || !strings.Contains(err.Error(), "ship_to_region") || !strings.Contains(err.Error(), inventory.RegionRule) {
+			t.Errorf("ship-to %q: %v, want an invalid event naming ship_to_region and the rule", bad, err)
+		}
+		c := dmPlace("O-1", dmLine("SKU-A", 1))
+		c.ShipTo = bad
+		if err := c.Validate(); !errors.Is(err, inventory.ErrInvalidEvent) || !strings.Contains(err.Error(), "ship_to_region") {
+			t.Errorf("order with ship-to %q: %v, want an invalid event naming ship_to_region", bad, err)
+		}
 	}
+}
+
+// The saga records the order's region, sends it with every line's request
+// (again when re-requesting), and takes an order id reused with another
+// region for a different order.
+func TestSagaCarriesShipTo(t *testing.T) {
+	g := &dmSaga{t: t}
+	c := dmPlace("O-1", dmLine("SKU-A", 1), dmLine("SKU-B", 2))
+	c.ShipTo = "US-CA"
+	eff := g.apply(c, at(0))
+	if g.o.ShipTo != "US-CA" || len(eff.Requests) != 2 {
+		t.Fatalf("order %+v, effects %+v", g.o, eff)
+	}
+	for _, r := range eff.Requests {
+		if r.ShipTo != "US-CA" {
+			t.Errorf("request %+v without the order's region", r)
+		}
+	}
+	if again := g.apply(c, at(1)); len(again.Requests) != 2 || again.Requests[0].ShipTo != "US-CA" {
+		t.Errorf("retry re-requested %+v", again.Requests)
+	}
+	for _, other := range []string{"", "US", "DE"} {
+		d := c
+		d.ShipTo = other
+		if g.o.SameOrder(d) {
+			t.Errorf("order for US-CA is the same order as one for %q", other)
+		}
+		if _, _, _, err := inventory.ApplyOrder(g.o, true, d, at(1)); !errors.Is(err, inventory.ErrOrderConflict) {
+			t.Errorf("reuse with ship-to %q: %v, want a conflict", other, err)
+		}
+	}
+	if !g.o.SameOrder(c) {
+		t.Error("the same order is not SameOrder")
+	}
+	plain := &dmSaga{t: t}
+	for _, r := range plain.apply(dmPlace("O-2", dmLine("SKU-A", 1)), at(0)).Requests {
+		if r.ShipTo != "" {
+			t.Errorf("region-less order sent %+v", r)
+		}
+	}
+}
+
+// The saga and the SKU processors together: an order for a region the only
+// stocked warehouse excludes is rejected as insufficient; the same order
+// without a region, or for a region it ships to, is reserved.
+func TestSagaShipToDecidesWithoutExcludedStock(t *testing.T) {
+	p := pol([]string{"web"}, inventory.LocationPolicy{Location: "WH-1", Kind: inventory.KindWarehouse, ExcludedRegions: []string{"US-CA"}})
+	for _, tc := range []struct {
+		shipTo string
+		want   inventory.OrderStatus
+	}{{"US-CA", inventory.OrderRejected}, {"", inventory.OrderReserved}, {"US", inventory.OrderReserved}, {"US-NY", inventory.OrderReserved}} {
+		states := map[string]inventory.State{
+			"SKU-A": dmApply(t, inventory.State{SKU: "SKU-A"}, inventory.StockLevel{SKU: "SKU-A", Location: "WH-1", OnHand: 5, AsOf: at(0), Sequence: 1}),
+		}
+		g := &dmSaga{t: t}
+		c := dmPlace("O-1", dmLine("SKU-A", 2))
+		c.ShipTo = tc.shipTo
+		for _, r := range g.apply(c, at(0)).Requests {
+			next, out, _ := dmDemand(t, states[r.SKU], r, p, at(1))
+			states[r.SKU] = next
+			g.apply(*out, at(2))
+		}
+		if g.o.Status != tc.want {
+			t.Errorf("ship-to %q: order %+v, want status %v", tc.shipTo, g.o, tc.want)
+		}
+		if tc.want == inventory.OrderRejected && (g.o.Lines[0].Reject != inventory.RejectInsufficient || g.o.Lines[0].Message == "") {
+			t.Errorf("ship-to %q: line %+v, want insufficient with a message", tc.shipTo, g.o.Lines[0])
+		}
+	}
+}
+
+// The reference model of a request's ship-to region: the decision for a
+// request with ShipTo is the region-less decision on the state without the
+// stock of the locations that exclude the region, and with no ShipTo the
+// decision is as if no policy excluded any region. The policies' ShipTo
+// never matters.
+func TestPropertyRequestShipToIsExcludedStockRemoved(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		s := fold(t, drawEvents(t, 25))
+		p := drawRegionPolicies(t)
+		if len(p.Channels) == 0 {
+			t.Skip("no channel to request on")
+		}
+		now := drawNow(t, s, p)
+		req := dmReq("R-1", "O-1", rapid.SampledFrom(p.Channels).Draw(t, "channel"), rapid.Int64Range(1, 12).Draw(t, "qty"), time.Minute)
+		req.ShipTo = rapid.SampledFrom(append([]string{""}, shipTos...)).Draw(t, "ship-to")
+		p.ShipTo = rapid.SampledFrom(append([]string{""}, shipTos...)).Draw(t, "policies' ship-to")
+
+		got, out, _ := dmDemand(t, s, req, p, now)
+		ref := s
+		for _, id := range s.LocationIDs() {
+			if lp, ok := p.Locations[id]; ok && excludesRef(lp.ExcludedRegions, req.ShipTo) {
+				ref = withoutLocation(ref, id)
+			}
+		}
+		if !ref.Known() {
+			return // nothing left that makes the SKU exist: not comparable
+		}
+		plain := req
+		plain.ShipTo = ""
+		refNext, want, _ := dmDemand(t, ref, plain, withoutRegions(p), now)
+		if !reflect.DeepEqual(out, want) {
+			t.Fatalf("ship-to %q:\n got %+v\nwant %+v", req.ShipTo, out, want)
+		}
+		if !reflect.DeepEqual(got.Reservations, refNext.Reservations) {
+			t.Fatalf("ship-to %q: reservations\n got %+v\nwant %+v", req.ShipTo, got.Reservations, refNext.Reservations)
+		}
+	})
 }
 
 var (

@@ -89,6 +89,9 @@ type ReservationRequested struct {
 	Channel       string
 	Quantity      int64
 	TTL           time.Duration
+	// ShipTo is the order's ship-to region (RegionRule), or empty: the
+	// request is decided without the locations whose policy excludes it.
+	ShipTo string
 }
 
 // ReservationReleased gives a reservation's units back.
@@ -149,6 +152,11 @@ func (e ReservationRequested) Validate() error {
 	}
 	if e.TTL <= 0 || e.TTL > MaxReservationTTL {
 		errs = append(errs, fmt.Errorf("%w: ttl %s is outside (0, %s]", ErrInvalidEvent, e.TTL, MaxReservationTTL))
+	}
+	if e.ShipTo != "" {
+		if err := ValidateRegion("ship_to_region", e.ShipTo); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidEvent, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -271,7 +279,8 @@ var ErrUnknownChannel = errors.New("channel is not configured")
 
 // Demand applies a demand event (request, release, fulfilment or
 // extension) at t,
-// deciding requests against the SKU's availability under p. Reservations due
+// deciding requests against the SKU's availability under p for the
+// request's ship-to region (its ShipTo stands for p.ShipTo). Reservations due
 // at t are expired first. It returns the outcome for a request (also for a
 // duplicate, which changes nothing) and for an extension, nil otherwise.
 //
@@ -351,6 +360,11 @@ func request(s State, e ReservationRequested, p Policies, t time.Time) (State, *
 	}
 	s, _ = Expire(s, t)
 	s = prune(s, t)
+	// Decided for the request's ship-to region: locations that may not ship
+	// there count for nothing. p is a copy, so the answer the processor
+	// publishes stays region-less; replays agree because the region is in
+	// the event.
+	p.ShipTo = e.ShipTo
 	snap := Evaluate(s, p, t)
 	var ch ChannelSnapshot
 	for _, c := range snap.Channels {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/skuflow/skuflow/gateway"
 	"github.com/skuflow/skuflow/internal/app"
@@ -546,4 +547,84 @@ func restPost(t *testing.T, s *orderStack, path, body string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
+}
+
+// TestShipToRegionOrder: an order's ship-to region reaches the SKU
+// processor's decision on the embedded broker. The only stock of the SKU
+// sits at WH-1, which does not ship to US-CA: an order for US-CA is
+// rejected as insufficient and holds nothing, while the same order without
+// a region (another id), or for US-NY over REST, is reserved.
+func TestShipToRegionOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded broker")
+	}
+	s := startOrderStack(t, gateway.OrdersOptions{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, time.Second)
+	published := availabilityView(t, s.k)
+	now := time.Now().Add(-time.Minute)
+	const sku = "SKU-REGION"
+	// The policy's safety stock of 1 shows on the published (region-less)
+	// availability once the SKU processor has the policy, and so its
+	// excluded regions: 5 on hand, 4 available.
+	emitMessages(t, s.k, string(schema.Policies), &pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: &pb.LocationPolicy{
+		Location: "WH-1", Kind: pb.LocationKind_LOCATION_KIND_WAREHOUSE, SafetyStock: 1, ExcludedRegions: []string{"US-CA"},
+		AsOf: timestamppb.New(now.Add(-time.Hour))}}})
+	emitEvents(t, s.k, string(schema.Supply), []inventory.Event{
+		inventory.StockLevel{SKU: sku, Location: "WH-1", OnHand: 5, AsOf: now, Sequence: 1},
+	})
+	testkit.Eventually(t, 30*time.Second, func() error {
+		a, err := published.Get(sku)
+		if err != nil || a == nil {
+			return fmt.Errorf("nothing published for %s (%v)", sku, err)
+		}
+		for _, c := range a.GetChannels() {
+			if c.GetChannel() == "web" && c.GetAvailable() == 4 {
+				return nil
+			}
+		}
+		return fmt.Errorf("published %v; want web available 4", a)
+	})
+
+	ca, err := s.orders.PlaceOrder(context.Background(), &pb.PlaceOrderRequest{OrderId: "region-ca", Channel: "web",
+		Lines: []*pb.OrderLine{{Sku: sku, Quantity: 2}}, ShipToRegion: "US-CA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.GetStatus() != pb.OrderStatus_ORDER_STATUS_REJECTED || ca.GetShipToRegion() != "US-CA" ||
+		ca.GetLines()[0].GetRejectReason() != pb.RejectReason_REJECT_REASON_INSUFFICIENT || ca.GetLines()[0].GetMessage() == "" {
+		t.Fatalf("order for US-CA: %v; want REJECTED, line INSUFFICIENT with a message, ship_to_region US-CA", ca)
+	}
+	plain, err := s.orders.PlaceOrder(context.Background(), &pb.PlaceOrderRequest{OrderId: "region-none", Channel: "web",
+		Lines: []*pb.OrderLine{{Sku: sku, Quantity: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED || plain.GetShipToRegion() != "" {
+		t.Fatalf("order without a region: %v; want RESERVED", plain)
+	}
+	code, body := restPost(t, s, "/v1/orders",
+		`{"orderId":"region-ny","channel":"web","lines":[{"sku":"`+sku+`","quantity":1}],"shipToRegion":"US-NY"}`)
+	if code != http.StatusOK || !strings.Contains(body, "ORDER_STATUS_RESERVED") || !strings.Contains(body, `"shipToRegion":"US-NY"`) {
+		t.Errorf("REST order for US-NY: %d %s; want 200, reserved, shipToRegion US-NY", code, body)
+	}
+	code, body = restPost(t, s, "/v1/orders",
+		`{"orderId":"region-bad","channel":"web","lines":[{"sku":"`+sku+`","quantity":1}],"shipToRegion":"california"}`)
+	if code != http.StatusBadRequest || !strings.Contains(body, "ship_to_region") {
+		t.Errorf("REST order for a malformed region: %d %s; want 400 naming ship_to_region", code, body)
+	}
+	got, err := s.orders.GetOrder(context.Background(), &pb.GetOrderRequest{OrderId: "region-ca"})
+	if err != nil || got.GetShipToRegion() != "US-CA" || got.GetStatus() != pb.OrderStatus_ORDER_STATUS_REJECTED {
+		t.Errorf("GetOrder(region-ca) = %v, %v", got, err)
+	}
+	// Reusing an id with another region is a different order.
+	if _, err := s.orders.PlaceOrder(context.Background(), &pb.PlaceOrderRequest{OrderId: "region-none", Channel: "web",
+		Lines: []*pb.OrderLine{{Sku: sku, Quantity: 2}}, ShipToRegion: "US-NY"}); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("region-none again for US-NY: %v, want AlreadyExists", err)
+	}
+	testkit.Eventually(t, 30*time.Second, func() error {
+		got, held, err := s.webAvailable(sku)
+		if err != nil || got != 1 || held != 3 {
+			return fmt.Errorf("available %d reserved %d (%v); want 1 and 3", got, held, err)
+		}
+		return nil
+	})
 }

@@ -392,7 +392,11 @@ type ReservationRequested struct {
 	Quantity      int64  `protobuf:"varint,4,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	Channel       string `protobuf:"bytes,5,opt,name=channel,proto3" json:"channel,omitempty"`
 	// How long the units are held unless fulfilled or released.
-	Ttl           *durationpb.Duration `protobuf:"bytes,6,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	Ttl *durationpb.Duration `protobuf:"bytes,6,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// The order's ship-to region (inventory.RegionRule), or empty: the
+	// request is decided without the locations whose policy excludes it
+	// (LocationPolicy.excluded_regions).
+	ShipToRegion  string `protobuf:"bytes,7,opt,name=ship_to_region,json=shipToRegion,proto3" json:"ship_to_region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -467,6 +471,13 @@ func (x *ReservationRequested) GetTtl() *durationpb.Duration {
 		return x.Ttl
 	}
 	return nil
+}
+
+func (x *ReservationRequested) GetShipToRegion() string {
+	if x != nil {
+		return x.ShipToRegion
+	}
+	return ""
 }
 
 // ReservationReleased gives a reservation's units back.
@@ -991,8 +1002,10 @@ type PlaceOrderCommand struct {
 	ReservationTtl *durationpb.Duration `protobuf:"bytes,4,opt,name=reservation_ttl,json=reservationTtl,proto3" json:"reservation_ttl,omitempty"`
 	// How long the saga waits for outcomes before rejecting the order.
 	DecisionTimeout *durationpb.Duration `protobuf:"bytes,5,opt,name=decision_timeout,json=decisionTimeout,proto3" json:"decision_timeout,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Where the order ships to, or empty (see PlaceOrderRequest).
+	ShipToRegion  string `protobuf:"bytes,6,opt,name=ship_to_region,json=shipToRegion,proto3" json:"ship_to_region,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlaceOrderCommand) Reset() {
@@ -1058,6 +1071,13 @@ func (x *PlaceOrderCommand) GetDecisionTimeout() *durationpb.Duration {
 		return x.DecisionTimeout
 	}
 	return nil
+}
+
+func (x *PlaceOrderCommand) GetShipToRegion() string {
+	if x != nil {
+		return x.ShipToRegion
+	}
+	return ""
 }
 
 type CancelOrderCommand struct {
@@ -1221,7 +1241,9 @@ type Order struct {
 	DecideBy       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=decide_by,json=decideBy,proto3" json:"decide_by,omitempty"`
 	ReservationTtl *durationpb.Duration   `protobuf:"bytes,7,opt,name=reservation_ttl,json=reservationTtl,proto3" json:"reservation_ttl,omitempty"`
 	// Why the order was rejected, for humans.
-	Reason        string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The ship-to region the order was placed with; empty if none.
+	ShipToRegion  string `protobuf:"bytes,9,opt,name=ship_to_region,json=shipToRegion,proto3" json:"ship_to_region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1308,6 +1330,13 @@ func (x *Order) GetReservationTtl() *durationpb.Duration {
 func (x *Order) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *Order) GetShipToRegion() string {
+	if x != nil {
+		return x.ShipToRegion
 	}
 	return ""
 }
@@ -1422,8 +1451,14 @@ type PlaceOrderRequest struct {
 	Lines   []*OrderLine `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
 	// How long accepted units are held (default 15 minutes).
 	ReservationTtl *durationpb.Duration `protobuf:"bytes,4,opt,name=reservation_ttl,json=reservationTtl,proto3" json:"reservation_ttl,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Where the order ships to (inventory.RegionRule: "US", "US-CA"), or
+	// empty. Each line is then reserved only from locations whose policy does
+	// not exclude the region or its country (LocationPolicy.excluded_regions).
+	// A malformed code is INVALID_ARGUMENT (400). Part of the order: reusing
+	// the order id with another region is ALREADY_EXISTS (409).
+	ShipToRegion  string `protobuf:"bytes,5,opt,name=ship_to_region,json=shipToRegion,proto3" json:"ship_to_region,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlaceOrderRequest) Reset() {
@@ -1482,6 +1517,13 @@ func (x *PlaceOrderRequest) GetReservationTtl() *durationpb.Duration {
 		return x.ReservationTtl
 	}
 	return nil
+}
+
+func (x *PlaceOrderRequest) GetShipToRegion() string {
+	if x != nil {
+		return x.ShipToRegion
+	}
+	return ""
 }
 
 type GetOrderRequest struct {
@@ -1636,14 +1678,15 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\breleased\x18\x02 \x01(\v2\x1f.skuflow.v1.ReservationReleasedH\x00R\breleased\x12@\n" +
 	"\tfulfilled\x18\x03 \x01(\v2 .skuflow.v1.ReservationFulfilledH\x00R\tfulfilled\x12=\n" +
 	"\bextended\x18\x04 \x01(\v2\x1f.skuflow.v1.ReservationExtendedH\x00R\bextendedB\a\n" +
-	"\x05event\"\xcd\x01\n" +
+	"\x05event\"\xf3\x01\n" +
 	"\x14ReservationRequested\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x10\n" +
 	"\x03sku\x18\x03 \x01(\tR\x03sku\x12\x1a\n" +
 	"\bquantity\x18\x04 \x01(\x03R\bquantity\x12\x18\n" +
 	"\achannel\x18\x05 \x01(\tR\achannel\x12+\n" +
-	"\x03ttl\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\x81\x01\n" +
+	"\x03ttl\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12$\n" +
+	"\x0eship_to_region\x18\a \x01(\tR\fshipToRegion\"\x81\x01\n" +
 	"\x13ReservationReleased\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x10\n" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x121\n" +
@@ -1684,13 +1727,14 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\x12ExtendOrderCommand\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xff\x01\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xa5\x02\n" +
 	"\x11PlaceOrderCommand\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12+\n" +
 	"\x05lines\x18\x03 \x03(\v2\x15.skuflow.v1.OrderLineR\x05lines\x12B\n" +
 	"\x0freservation_ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x0ereservationTtl\x12D\n" +
-	"\x10decision_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0fdecisionTimeout\"/\n" +
+	"\x10decision_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0fdecisionTimeout\x12$\n" +
+	"\x0eship_to_region\x18\x06 \x01(\tR\fshipToRegion\"/\n" +
 	"\x12CancelOrderCommand\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\"R\n" +
 	"\tOrderTick\x12\x19\n" +
@@ -1698,7 +1742,7 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"C\n" +
 	"\tOrderLine\x12\x15\n" +
 	"\x03sku\x18\x01 \x01(\tB\x03\xe0A\x02R\x03sku\x12\x1f\n" +
-	"\bquantity\x18\x02 \x01(\x03B\x03\xe0A\x02R\bquantity\"\xed\x02\n" +
+	"\bquantity\x18\x02 \x01(\x03B\x03\xe0A\x02R\bquantity\"\x93\x03\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12/\n" +
@@ -1707,7 +1751,8 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\tplaced_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bplacedAt\x127\n" +
 	"\tdecide_by\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bdecideBy\x12B\n" +
 	"\x0freservation_ttl\x18\a \x01(\v2\x19.google.protobuf.DurationR\x0ereservationTtl\x12\x16\n" +
-	"\x06reason\x18\b \x01(\tR\x06reason\"\xc7\x02\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12$\n" +
+	"\x0eship_to_region\x18\t \x01(\tR\fshipToRegion\"\xc7\x02\n" +
 	"\x0eOrderLineState\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12%\n" +
@@ -1717,12 +1762,13 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\rreject_reason\x18\x06 \x01(\x0e2\x18.skuflow.v1.RejectReasonR\frejectReason\x12\x18\n" +
 	"\amessage\x18\a \x01(\tR\amessage\x129\n" +
 	"\n" +
-	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xc8\x01\n" +
+	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xee\x01\n" +
 	"\x11PlaceOrderRequest\x12\x1e\n" +
 	"\border_id\x18\x01 \x01(\tB\x03\xe0A\x02R\aorderId\x12\x1d\n" +
 	"\achannel\x18\x02 \x01(\tB\x03\xe0A\x02R\achannel\x120\n" +
 	"\x05lines\x18\x03 \x03(\v2\x15.skuflow.v1.OrderLineB\x03\xe0A\x02R\x05lines\x12B\n" +
-	"\x0freservation_ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x0ereservationTtl\"1\n" +
+	"\x0freservation_ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x0ereservationTtl\x12$\n" +
+	"\x0eship_to_region\x18\x05 \x01(\tR\fshipToRegion\"1\n" +
 	"\x0fGetOrderRequest\x12\x1e\n" +
 	"\border_id\x18\x01 \x01(\tB\x03\xe0A\x02R\aorderId\"4\n" +
 	"\x12CancelOrderRequest\x12\x1e\n" +
