@@ -200,7 +200,7 @@ func orderConflict(id string) error {
 // every request). Their decisions are discarded; only their errors count
 // (e.g. inventory.ErrUnknownChannel).
 func (s *ordersServer) refused(cmd inventory.PlaceOrder) error {
-	at := time.Now()
+	at := s.o.Now()
 	_, eff, _, err := inventory.ApplyOrder(inventory.Order{}, false, cmd, at)
 	if err != nil {
 		return err // wraps inventory.ErrInvalidEvent: InvalidArgument

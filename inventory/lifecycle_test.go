@@ -171,3 +171,21 @@ func TestSagaCancelBeforePlace(t *testing.T) {
 		t.Errorf("early cancel with a bad id: %v", err)
 	}
 }
+
+// An order accepted before lines recorded their expiry (a table written by
+// an older skuflow) is still due, at its decision deadline plus its TTL,
+// so the saga expires it and readers are told.
+func TestLegacyReservedOrderIsDue(t *testing.T) {
+	decideBy := time.Date(2026, 11, 20, 8, 0, 10, 0, time.UTC)
+	o := inventory.Order{ID: "old-1", Channel: "web", Status: inventory.OrderReserved, DecideBy: decideBy, ReservationTTL: time.Minute,
+		Lines: []inventory.OrderLine{{SKU: "SKU-1", Quantity: 1, ReservationID: "old-1:1", Status: inventory.LineAccepted}}}
+	if due, want := inventory.OrderDueAt(o), decideBy.Add(time.Minute); !due.Equal(want) {
+		t.Fatalf("OrderDueAt = %v, want %v", due, want)
+	}
+	if !o.Holds(decideBy) || o.Holds(decideBy.Add(time.Minute)) {
+		t.Errorf("Holds: before the bound %v, at it %v; want true then false", o.Holds(decideBy), o.Holds(decideBy.Add(time.Minute)))
+	}
+	if got := inventory.OrderAt(o, decideBy.Add(2*time.Minute)); got.Status != inventory.OrderExpired {
+		t.Errorf("OrderAt after the bound: %v, want expired", got.Status)
+	}
+}

@@ -216,8 +216,18 @@ func OrderDueAt(o Order) time.Time {
 	case OrderReserved:
 		var due time.Time
 		for _, l := range o.Lines {
-			if l.Status == LineAccepted && !l.ExpiresAt.IsZero() && (due.IsZero() || l.ExpiresAt.Before(due)) {
-				due = l.ExpiresAt
+			if l.Status != LineAccepted {
+				continue
+			}
+			exp := l.ExpiresAt
+			if exp.IsZero() && !o.DecideBy.IsZero() {
+				// A line accepted before lines recorded their expiry: its
+				// hold ran out by the decision deadline plus the TTL at the
+				// latest (the SKU decided it before the deadline).
+				exp = o.DecideBy.Add(o.ReservationTTL)
+			}
+			if !exp.IsZero() && (due.IsZero() || exp.Before(due)) {
+				due = exp
 			}
 		}
 		return due
