@@ -911,7 +911,7 @@ which locations, its staleness TTL and its API token. Every command needs
 			c.Flags().DurationVar(&f.staleAfter, "stale-after", 0, "merchant stock stops counting after this long without a feed (0: the default)")
 		}
 		if name == "create" || name == "add-location" {
-			c.Flags().StringSliceVar(&f.channels, "channels", nil, "channels the locations serve, comma-separated (default: "+registry.DefaultChannel+" only)")
+			c.Flags().StringSliceVar(&f.channels, "channels", nil, "channels the locations serve, comma-separated, each one of the gateway's configured channels (default: "+registry.DefaultChannel+" only; required when the gateway does not serve "+registry.DefaultChannel+")")
 		}
 		if name == "create" || name == "rotate-token" {
 			c.Flags().StringVar(&f.tokenOut, "token-out", "", "write the new token to this file (mode 0600) instead of printing it")

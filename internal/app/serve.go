@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
@@ -70,10 +71,13 @@ func Reservations(o gateway.OrdersOptions) ServiceFactory {
 }
 
 // Feeds registers the merchant feeds and registry APIs (feedservice.New);
-// the serving role hands it the cluster and a data directory of its own.
+// the serving role hands it the cluster, a data directory of its own and
+// its Base's channels (o.Channels is replaced), so merchant locations may
+// serve exactly the channels the processors answer for.
 func Feeds(o feedservice.Options) ServiceFactory {
 	return ServiceFactory{Name: "feeds", New: func(env ServiceEnv) (Service, error) {
 		o.Kafka, o.DataDir = env.Kafka, env.DataDir
+		o.Channels = slices.Clone(env.Base.Channels)
 		if o.Logger == nil {
 			o.Logger = env.Logger
 		}

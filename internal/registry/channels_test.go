@@ -183,3 +183,83 @@ func TestRestoreKeepsRecordedChannels(t *testing.T) {
 		t.Errorf("restore published %v", pols)
 	}
 }
+
+// TestChannelsMustBeConfigured: a channel the deployment does not serve is
+// refused naming the configured ones, and so is the default for a location
+// given no channels when the deployment does not serve marketplace.
+func TestChannelsMustBeConfigured(t *testing.T) {
+	r := &Registry{channels: []string{"marketplace", "store-pickup", "web"}}
+	if err := r.checkChannels([]string{"marketplace", "web"}); err != nil {
+		t.Errorf("configured channels refused: %v", err)
+	}
+	err := r.checkChannels([]string{"Web", "marketplace"})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `channel "Web" is not configured`) ||
+		!strings.Contains(err.Error(), "marketplace, store-pickup, web") {
+		t.Errorf("unconfigured channel: %v, want ErrInvalid naming it and the configured channels", err)
+	}
+	if err := r.checkChannels([]string{"mobile", "Web"}); err == nil || !strings.Contains(err.Error(), `channels "mobile", "Web" are not configured`) {
+		t.Errorf("two unconfigured channels: %v", err)
+	}
+	if err := r.checkDefault([]string{"L-1"}); err != nil {
+		t.Errorf("default with marketplace configured: %v", err)
+	}
+
+	noMarket := &Registry{channels: []string{"store-pickup", "web"}}
+	err = noMarket.checkDefault([]string{"L-1", "L-2"})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `default channel "marketplace" is not configured`) ||
+		!strings.Contains(err.Error(), "L-1, L-2") || !strings.Contains(err.Error(), "store-pickup, web") {
+		t.Errorf("default without marketplace: %v, want ErrInvalid naming the locations and channels", err)
+	}
+	if err := noMarket.checkDefault(nil); err != nil {
+		t.Errorf("no location gets the default: %v", err)
+	}
+}
+
+func TestOptionsNeedChannels(t *testing.T) {
+	for _, chs := range [][]string{nil, {"web", "bad channel"}} {
+		if err := (Options{Channels: chs}).Validate(); err == nil || !strings.Contains(err.Error(), "channels") {
+			t.Errorf("channels %q: %v, want an error about them", chs, err)
+		}
+	}
+}
+
+// TestLegacyUpgradeIsDeterministic: the upgrade of a legacy entry depends
+// on the entry alone (two instances publish the same), its policies beat
+// the channel-less ones published at the entry's last change, and an
+// upgraded entry is not upgraded again.
+func TestLegacyUpgradeIsDeterministic(t *testing.T) {
+	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	legacy := &pb.RegistryEntry{MerchantId: "M-OLD", Locations: []string{"O-1", "O-2"}, RemovedLocations: []string{"O-0"},
+		Version: 3, UpdatedAt: timestamppb.New(at)}
+	if !isLegacy(legacy) {
+		t.Fatal("legacy entry not seen as legacy")
+	}
+	a, b := legacyUpgrade(legacy), legacyUpgrade(proto.Clone(legacy).(*pb.RegistryEntry))
+	if !proto.Equal(a, b) {
+		t.Errorf("two upgrades differ:\n%v\n%v", a, b)
+	}
+	if a.GetVersion() != 4 || !a.GetUpdatedAt().AsTime().After(at) || isLegacy(a) || legacy.GetVersion() != 3 {
+		t.Errorf("upgraded entry %v (legacy now %v)", a, legacy)
+	}
+	evA, evB := policyEvents(legacy, a, a.GetUpdatedAt().AsTime()), policyEvents(legacy, b, b.GetUpdatedAt().AsTime())
+	if len(evA) != len(evB) {
+		t.Fatalf("events differ: %v / %v", evA, evB)
+	}
+	for i := range evA {
+		if !proto.Equal(evA[i], evB[i]) {
+			t.Errorf("event %d differs: %v / %v", i, evA[i], evB[i])
+		}
+	}
+	pols := locationPolicies(t, evA)
+	if len(evA) != 2 || len(pols) != 2 {
+		t.Errorf("upgrade published %v, want the two locations only", evA)
+	}
+	for _, l := range []string{"O-1", "O-2"} {
+		if p := pols[l]; p == nil || p.GetClosed() || !slices.Equal(p.GetChannels(), []string{"marketplace"}) || !p.GetAsOf().AsTime().After(at) {
+			t.Errorf("%s published %v, want open on [marketplace] after %s", l, p, at)
+		}
+	}
+	if isLegacy(&pb.RegistryEntry{MerchantId: "M-EMPTY"}) {
+		t.Error("an entry without locations is not legacy")
+	}
+}

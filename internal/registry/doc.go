@@ -13,10 +13,21 @@
 // stale.
 //
 // A merchant location serves only DefaultChannel ("marketplace") unless it
-// is given channels (Create, AddLocations). Entries written before the
-// registry kept channels are read the same way (Channels); their first
-// change, or Restore, records the default and republishes their location
-// policies with it.
+// is given channels (Create, AddLocations), and only channels the
+// deployment is configured for (Options.Channels, inventory.Base's): any
+// other is ErrInvalid naming the configured ones. When those leave out
+// DefaultChannel there is no default, and giving a location no channels
+// (a new one, or an owned one that records none) is ErrInvalid too.
+//
+// Entries written before the registry kept channels are read the same way
+// (Channels). Once the view has recovered, Run upgrades them once
+// (UpgradeLegacy): it records the default in each and republishes its
+// location policies with it, logging how many. The upgrade depends on the
+// entry alone (version+1, as_of = its updated_at + 1µs), so instances doing
+// it at once write the same entry and policies, and an upgraded entry is
+// not upgraded again; Ready waits for the first attempt. An entry that
+// appears without channels later is upgraded by its first change, by
+// Restore, or at the next start.
 //
 // Tokens look like "skf1.<merchant>.<secret>": the merchant part says whose
 // hashes to compare with (in constant time), the secret is 32 random bytes.
@@ -27,7 +38,7 @@
 //
 // Example:
 //
-//	reg, err := registry.New(registry.Options{Kafka: k, DataDir: dir})
+//	reg, err := registry.New(registry.Options{Kafka: k, DataDir: dir, Channels: base.Channels})
 //	go reg.Run(ctx)
 //	tok, m, err := reg.Create(ctx, "ACME", []string{"ACME-1"}, nil, 6*time.Hour) // marketplace only
 //	m, err = reg.AddLocations(ctx, "ACME", []string{"ACME-2"}, []string{"marketplace", "web"})

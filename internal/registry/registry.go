@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -64,6 +65,9 @@ type Options struct {
 	// WaitVisible bounds how long a change waits until the local view shows
 	// it (default 15s).
 	WaitVisible time.Duration
+	// Channels are the deployment's configured channels (inventory.Base's):
+	// a merchant location may serve only these. Required.
+	Channels []string
 }
 
 // Validate reports every problem with the options.
@@ -76,6 +80,11 @@ func (o Options) Validate() error {
 	if o.WaitVisible < 0 {
 		errs = append(errs, fmt.Errorf("registry: wait-visible %s is negative", o.WaitVisible))
 	}
+	if len(o.Channels) == 0 {
+		errs = append(errs, errors.New("registry: no configured channels"))
+	} else if _, err := validChannels(o.Channels); err != nil {
+		errs = append(errs, fmt.Errorf("registry: configured channels: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -85,6 +94,7 @@ type Registry struct {
 	log      *slog.Logger
 	now      func() time.Time
 	wait     time.Duration
+	channels []string // configured, sorted
 	view     *goka.View
 	entries  *goka.Emitter
 	policies *goka.Emitter
@@ -92,6 +102,8 @@ type Registry struct {
 	mu       sync.RWMutex // guards the view against its own shutdown
 	stopping bool
 	writeMu  sync.Mutex // serialises this instance's read-modify-writes
+	// firstPass is set once the first upgrade of legacy entries ran.
+	firstPass atomic.Bool
 }
 
 // New creates the view and the emitters; Run starts the view.
@@ -103,7 +115,8 @@ func New(o Options) (*Registry, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{log: log, now: o.Now, wait: o.WaitVisible}
+	chs, _ := validChannels(o.Channels) // validated above
+	r := &Registry{log: log, now: o.Now, wait: o.WaitVisible, channels: chs}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -134,15 +147,19 @@ func (r *Registry) Run(ctx context.Context) error {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.view.Run(inner) }()
+	upgraded := make(chan struct{})
+	go func() { defer close(upgraded); r.upgradeLegacy(inner) }()
 	var err error
 	select {
 	case err = <-done:
 		r.stop()
+		cancel()
 	case <-ctx.Done():
 		r.stop()
 		cancel()
 		err = <-done
 	}
+	<-upgraded // no emits after Finish
 	return errors.Join(err, r.entries.Finish(), r.policies.Finish())
 }
 
@@ -152,11 +169,13 @@ func (r *Registry) stop() {
 	r.mu.Unlock()
 }
 
-// Ready reports whether the view has recovered.
+// Ready reports whether the view has recovered and the legacy entries it
+// showed then have been upgraded once (UpgradeLegacy; tried once: a
+// failure is retried in the background without holding readiness back).
 func (r *Registry) Ready() bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return !r.stopping && r.view.Recovered()
+	return !r.stopping && r.view.Recovered() && r.firstPass.Load()
 }
 
 // Get returns the merchant's entry, ErrNotFound if there is none.
@@ -335,6 +354,38 @@ func normalized(e *pb.RegistryEntry) *pb.RegistryEntry {
 	return out
 }
 
+// checkChannels refuses channels that are not configured: a location
+// serving only those would count toward nothing.
+func (r *Registry) checkChannels(chs []string) error {
+	var unknown []string
+	for _, c := range chs {
+		if _, found := slices.BinarySearch(r.channels, c); !found {
+			unknown = append(unknown, fmt.Sprintf("%q", c))
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	noun := "channel " + unknown[0] + " is"
+	if len(unknown) > 1 {
+		noun = "channels " + strings.Join(unknown, ", ") + " are"
+	}
+	return fmt.Errorf("%w: %s not configured: the configured channels are %s", ErrInvalid, noun, strings.Join(r.channels, ", "))
+}
+
+// checkDefault refuses to give locs DefaultChannels when the deployment
+// does not serve DefaultChannel: they would count toward nothing.
+func (r *Registry) checkDefault(locs []string) error {
+	if len(locs) == 0 {
+		return nil
+	}
+	if _, found := slices.BinarySearch(r.channels, DefaultChannel); found {
+		return nil
+	}
+	return fmt.Errorf("%w: no channels given for location(s) %s, and the default channel %q is not configured (configured: %s): give the channels the locations serve",
+		ErrInvalid, strings.Join(locs, ", "), DefaultChannel, strings.Join(r.channels, ", "))
+}
+
 func validStaleAfter(d time.Duration) error {
 	if d < 0 || d > inventory.MaxStaleAfter {
 		return fmt.Errorf("%w: stale_after %s is outside 0..%s (0 means the default)", ErrInvalid, d, inventory.MaxStaleAfter)
@@ -359,6 +410,14 @@ func (r *Registry) Create(ctx context.Context, merchant string, locations, chann
 	}
 	if len(chs) > 0 && len(locs) == 0 {
 		return "", nil, fmt.Errorf("%w: channels apply to the locations created with the merchant, and none are given", ErrInvalid)
+	}
+	if err := r.checkChannels(chs); err != nil {
+		return "", nil, err
+	}
+	if len(chs) == 0 && len(locs) > 0 {
+		if err := r.checkDefault(locs); err != nil {
+			return "", nil, err
+		}
 	}
 	if err := validStaleAfter(staleAfter); err != nil {
 		return "", nil, err
@@ -397,9 +456,25 @@ func (r *Registry) AddLocations(ctx context.Context, merchant string, locations,
 	if err != nil {
 		return nil, err
 	}
+	if err := r.checkChannels(chs); err != nil {
+		return nil, err
+	}
 	return r.update(ctx, merchant, func(cur *pb.RegistryEntry, _ time.Time) (*pb.RegistryEntry, error) {
 		if cur == nil {
 			return nil, ErrNotFound
+		}
+		if len(chs) == 0 {
+			// Locations that would get the default: new ones, and owned ones
+			// recorded before the registry kept channels.
+			var dflt []string
+			for _, l := range locs {
+				if len(recordedChannels(cur, l)) == 0 {
+					dflt = append(dflt, l)
+				}
+			}
+			if err := r.checkDefault(dflt); err != nil {
+				return nil, err
+			}
 		}
 		cur.Locations = slices.Compact(slices.Sorted(slices.Values(append(cur.Locations, locs...))))
 		cur.RemovedLocations = slices.DeleteFunc(cur.RemovedLocations, func(l string) bool { _, found := slices.BinarySearch(locs, l); return found })

@@ -15,7 +15,7 @@
 //
 // Example:
 //
-//	s, err := service.New(service.Options{Kafka: k, DataDir: dir, AdminToken: tok, Limits: feeds.DefaultLimits(), Publish: true})
+//	s, err := service.New(service.Options{Kafka: k, DataDir: dir, AdminToken: tok, Limits: feeds.DefaultLimits(), Channels: base.Channels, Publish: true})
 //	// serve s with gateway.New(gateway.Options{..., Services: []gateway.Service{s}}) and run s.Run beside it;
 //	// the composition root (internal/app) registers it with app.Feeds.
 package service
@@ -56,6 +56,10 @@ type Options struct {
 	AdminToken string
 	// DefaultStaleAfter is the merchant TTL where a merchant sets none.
 	DefaultStaleAfter time.Duration
+	// Channels are the deployment's configured channels (inventory.Base's;
+	// app.Feeds fills them): the registry refuses merchant locations on
+	// any other. Required.
+	Channels []string
 	// Publish runs the outbox publisher (false only to hold rows back, as
 	// the durability test does).
 	Publish bool
@@ -82,6 +86,9 @@ func (o Options) Validate() error {
 	}
 	if err := inventory.ValidateDefaultStaleAfter(o.DefaultStaleAfter); err != nil {
 		errs = append(errs, fmt.Errorf("feeds: %w", err))
+	}
+	if len(o.Channels) == 0 {
+		errs = append(errs, errors.New("feeds: no configured channels"))
 	}
 	return errors.Join(errs...)
 }
@@ -120,7 +127,7 @@ func New(o Options) (*Service, error) {
 	if s.ob, err = outbox.Open(outbox.Options{Dir: dir, Retention: o.Retention, RetentionBytes: o.RetentionBytes, Logger: log}); err != nil {
 		return nil, err
 	}
-	if s.reg, err = registry.New(registry.Options{Kafka: o.Kafka, DataDir: filepath.Join(o.DataDir, "registry"), Logger: log}); err != nil {
+	if s.reg, err = registry.New(registry.Options{Kafka: o.Kafka, DataDir: filepath.Join(o.DataDir, "registry"), Logger: log, Channels: o.Channels}); err != nil {
 		s.ob.Close()
 		return nil, err
 	}
