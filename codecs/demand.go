@@ -206,7 +206,7 @@ func OrderToProto(o inventory.Order) *pb.Order {
 	for _, l := range o.Lines {
 		m.Lines = append(m.Lines, &pb.OrderLineState{Sku: l.SKU, Quantity: l.Quantity, ReservationId: l.ReservationID,
 			Status: pb.LineStatus(l.Status), Backorder: l.Backorder, RejectReason: pb.RejectReason(l.Reject), Message: l.Message,
-			ExpiresAt: optionalTimestamp(l.ExpiresAt)})
+			ExpiresAt: optionalTimestamp(l.ExpiresAt), ExtendTo: optionalTimestamp(l.ExtendTo)})
 	}
 	return m
 }
@@ -226,6 +226,9 @@ func OrderFromProto(m *pb.Order) inventory.Order {
 			Status: inventory.LineStatus(l.GetStatus()), Backorder: l.GetBackorder(), Reject: inventory.RejectReason(l.GetRejectReason()), Message: l.GetMessage()}
 		if l.GetExpiresAt() != nil {
 			line.ExpiresAt = l.GetExpiresAt().AsTime()
+		}
+		if l.GetExtendTo() != nil {
+			line.ExtendTo = l.GetExtendTo().AsTime()
 		}
 		o.Lines = append(o.Lines, line)
 	}

@@ -565,6 +565,15 @@ func sagaOrders(t testing.TB) map[string]inventory.Order {
 	cancelled := step(reserved, true, inventory.CancelOrder{OrderID: "o-1"}, at(3))
 	timedOut := step(partly, true, inventory.OrderTick{OrderID: "o-1", At: at(31)}, at(31))
 	extended := step(reserved, true, inventory.ExtendOrder{OrderID: "o-1", ExpiresAt: at(7200).Add(9)}, at(100))
+	confirm := func(o inventory.Order, i int, to time.Time) inventory.Outcome {
+		l := o.Lines[i]
+		return inventory.Outcome{ReservationID: l.ReservationID, OrderID: o.ID, SKU: l.SKU, Quantity: l.Quantity, Accepted: true, Extension: true, ExpiresAt: to}
+	}
+	// One line confirmed, one short of its pending extension, one pending.
+	partlyExtended := step(step(extended, true, confirm(extended, 0, at(7200).Add(9)), at(101)), true, confirm(extended, 1, at(5000)), at(102))
+	if l := partlyExtended.Lines; !l[0].ExtendTo.IsZero() || l[1].ExtendTo.IsZero() || l[2].ExtendTo.IsZero() || !l[1].ExpiresAt.Equal(at(5000)) {
+		t.Fatalf("partly extended fixture %+v", l)
+	}
 	expired := step(extended, true, inventory.OrderTick{OrderID: "o-1", At: at(7200).Add(9)}, at(7300))
 	early := step(inventory.Order{}, false, inventory.CancelOrder{OrderID: "o-2"}, at(0))
 	latePlace := step(early, true, placeOrder("o-2", line("A", 1)), at(1))
@@ -589,6 +598,7 @@ func sagaOrders(t testing.TB) map[string]inventory.Order {
 		"cancelled":                      cancelled,
 		"timed out":                      timedOut,
 		"extended":                       extended,
+		"partly extended":                partlyExtended,
 		"expired":                        expired,
 		"cancelled before it was placed": early,
 		"placed after its cancel":        latePlace,
@@ -596,7 +606,8 @@ func sagaOrders(t testing.TB) map[string]inventory.Order {
 		"zero":                           {},
 		"hand-built": {ID: strings.Repeat("o", inventory.MaxRefLength), Channel: "c", Status: 99, PlacedAt: epoch.Add(1),
 			DecideBy: time.Date(2199, 12, 31, 23, 59, 59, 999999999, time.UTC), ReservationTTL: -time.Nanosecond, Reason: "ü",
-			Lines: []inventory.OrderLine{{}, {SKU: "x", Quantity: -1, Status: 77, Reject: 88, Message: "m"}}},
+			Lines: []inventory.OrderLine{{}, {SKU: "x", Quantity: -1, Status: 77, Reject: 88, Message: "m",
+				ExpiresAt: epoch.Add(2), ExtendTo: time.Date(2199, 12, 31, 23, 59, 59, 999999999, time.UTC)}}},
 	}
 }
 

@@ -183,7 +183,7 @@ func (s *ordersServer) PlaceOrder(ctx context.Context, req *pb.PlaceOrderRequest
 	if err := s.o.Bus.Place(ctx, cmd); err != nil {
 		return nil, publishError(ctx, err)
 	}
-	return s.waitFor(ctx, cmd.OrderID, placed)
+	return s.waitFor(ctx, cmd.OrderID, placed, stillDeciding)
 }
 
 // orderConflict answers an order id reused for a different order.
@@ -271,7 +271,7 @@ func (s *ordersServer) CancelOrder(ctx context.Context, req *pb.CancelOrderReque
 	if err := s.o.Bus.Cancel(ctx, id); err != nil {
 		return nil, publishError(ctx, err)
 	}
-	return s.waitFor(ctx, id, func(o inventory.Order) (bool, error) { return ended(o), nil })
+	return s.waitFor(ctx, id, func(o inventory.Order) (bool, error) { return ended(o), nil }, stillDeciding)
 }
 
 func (s *ordersServer) ExtendOrder(ctx context.Context, req *pb.ExtendOrderRequest) (*pb.Order, error) {
@@ -307,11 +307,18 @@ func (s *ordersServer) ExtendOrder(ctx context.Context, req *pb.ExtendOrderReque
 	if err := s.o.Bus.Extend(ctx, cmd); err != nil {
 		return nil, publishError(ctx, err)
 	}
+	// The saga records the extension as pending and moves a line's
+	// expires_at only once its SKU accepted it; a SKU whose hold ran out
+	// first refuses, and the saga ends the order EXPIRED. So the answer
+	// waits for every SKU's decision: the confirmed expiries, or
+	// FailedPrecondition.
 	return s.waitFor(ctx, id, func(o inventory.Order) (bool, error) {
 		if o.Status != inventory.OrderReserved {
 			return false, extendable(o)
 		}
 		return extendedTo(o, cmd.ExpiresAt), nil
+	}, func(id string) string {
+		return fmt.Sprintf("the extension of order %q is not confirmed yet; retry ExtendOrder or GetOrder it later (extend_to shows a pending extension)", id)
 	})
 }
 
@@ -327,20 +334,27 @@ func extendable(o inventory.Order) error {
 		strings.TrimPrefix(pb.OrderStatus(o.Status).String(), "ORDER_STATUS_"), o.Reason)
 }
 
-// extendedTo reports whether every held line of o is held until at least t.
+// extendedTo reports whether every held line of o is held until at least t
+// by an expiry its SKU confirmed, with no extension still pending (nothing
+// the SKU may yet refuse).
 func extendedTo(o inventory.Order, t time.Time) bool {
 	for _, l := range o.Lines {
-		if l.Status == inventory.LineAccepted && l.ExpiresAt.Before(t) {
+		if l.Status == inventory.LineAccepted && (l.ExpiresAt.Before(t) || l.ExtensionPending()) {
 			return false
 		}
 	}
 	return true
 }
 
+// stillDeciding is the answer when PlaceOrder or CancelOrder waited in vain.
+func stillDeciding(id string) string {
+	return fmt.Sprintf("order %q is still being decided; retry PlaceOrder with the same id or GetOrder it later", id)
+}
+
 // waitFor polls the saga's table until check says the order is done, check
 // fails (its error is the answer), the wait bound passes or the caller
-// gives up.
-func (s *ordersServer) waitFor(ctx context.Context, id string, check func(inventory.Order) (bool, error)) (*pb.Order, error) {
+// gives up (then the answer is DeadlineExceeded with timedOut's message).
+func (s *ordersServer) waitFor(ctx context.Context, id string, check func(inventory.Order) (bool, error), timedOut func(id string) string) (*pb.Order, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.o.Wait)
 	defer cancel()
 	t := time.NewTicker(s.o.Poll)
@@ -363,7 +377,7 @@ func (s *ordersServer) waitFor(ctx context.Context, id string, check func(invent
 			if errors.Is(ctx.Err(), context.Canceled) {
 				return nil, apierr.Public(context.Canceled, "request cancelled while waiting for the order")
 			}
-			return nil, apierr.Publicf(context.DeadlineExceeded, "order %q is still being decided; retry PlaceOrder with the same id or GetOrder it later", id)
+			return nil, apierr.Public(context.DeadlineExceeded, timedOut(id))
 		case <-changed:
 		case <-t.C:
 		}

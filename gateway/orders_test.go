@@ -1324,6 +1324,144 @@ func TestExtendOrder(t *testing.T) {
 	}
 }
 
+// ExtendOrder answers only once every line's SKU decided the extension:
+// while the SKU side has not answered, the call waits and GetOrder shows the
+// extension pending (extend_to) with the old, confirmed expires_at. A SKU
+// that accepts late gives the new expiry. A SKU whose hold ran out between
+// the saga's decision and its own refuses: the order ends EXPIRED and
+// ExtendOrder answers FailedPrecondition, never the extended order.
+func TestExtendOrderWaitsForTheSKU(t *testing.T) {
+	bus := newMemBus(busStates(t)...)
+	clock := func() time.Time {
+		bus.mu.Lock()
+		defer bus.mu.Unlock()
+		return bus.now
+	}
+	setClock := func(at time.Time) {
+		bus.mu.Lock()
+		defer bus.mu.Unlock()
+		bus.now = at
+	}
+	t.Cleanup(func() { setClock(now) })
+	rs := reservationServer(t, gateway.OrdersOptions{Bus: bus, Base: inventory.Base{Channels: channels, DefaultStaleAfter: defaultStaleAfter}, Now: clock})
+
+	type answer struct {
+		o   *pb.Order
+		err error
+	}
+	// extendStalled starts ExtendOrder with the SKU side stalled and returns
+	// once the saga sent the extensions; nothing may have been answered.
+	extendStalled := func(id string, ttl time.Duration, lines int) <-chan answer {
+		t.Helper()
+		bus.setStall(true)
+		done := make(chan answer, 1)
+		go func() {
+			o, err := rs.ExtendOrder(rctx(t), &pb.ExtendOrderRequest{OrderId: id, ReservationTtl: durationpb.New(ttl)})
+			done <- answer{o, err}
+		}()
+		deadline := time.Now().Add(5 * time.Second)
+		for bus.heldCount() < lines {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the saga sent %d extensions, want %d", id, bus.heldCount(), lines)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		select {
+		case a := <-done:
+			t.Fatalf("%s: ExtendOrder answered before any SKU decided: %v, %v", id, a.o, a.err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		return done
+	}
+	pendingShown := func(id string, old, to time.Time) {
+		t.Helper()
+		got, err := rs.GetOrder(rctx(t), &pb.GetOrderRequest{OrderId: id})
+		if err != nil || got.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED {
+			t.Fatalf("GetOrder(%s) while pending: %v, %v", id, got, err)
+		}
+		for i, l := range got.GetLines() {
+			if !l.GetExpiresAt().AsTime().Equal(old) || !l.GetExtendTo().AsTime().Equal(to) {
+				t.Errorf("%s line %d while pending: expires_at %v extend_to %v; want %s and %s pending", id, i+1,
+					l.GetExpiresAt().AsTime(), l.GetExtendTo().AsTime(), old, to)
+			}
+		}
+	}
+	wait := func(done <-chan answer) answer {
+		t.Helper()
+		select {
+		case a := <-done:
+			return a
+		case <-time.After(10 * time.Second):
+			t.Fatal("ExtendOrder did not answer after the SKU decided")
+			return answer{}
+		}
+	}
+
+	// Accepted late: the answer carries the confirmed expiry.
+	placed, err := rs.PlaceOrder(rctx(t), orderReq("o-late", "web", ol(skuTen, 2), ol(skuOne, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := placed.GetLines()[0].GetExpiresAt().AsTime()
+	setClock(now.Add(time.Minute))
+	to := now.Add(time.Minute + time.Hour)
+	done := extendStalled("o-late", time.Hour, 2)
+	pendingShown("o-late", old, to)
+	bus.setStall(false)
+	bus.redeliverHeld()
+	a := wait(done)
+	if a.err != nil {
+		t.Fatalf("ExtendOrder accepted late: %v", a.err)
+	}
+	checkOrder(t, "accepted late", a.o, "o-late", pb.OrderStatus_ORDER_STATUS_RESERVED, accepted, accepted)
+	for i, l := range a.o.GetLines() {
+		if !l.GetExpiresAt().AsTime().Equal(to) || l.GetExtendTo() != nil {
+			t.Errorf("line %d expires at %v (extend_to %v), want %s confirmed", i+1, l.GetExpiresAt().AsTime(), l.GetExtendTo(), to)
+		}
+	}
+	// Releases the units for the next order.
+	if _, err := rs.CancelOrder(rctx(t), &pb.CancelOrderRequest{OrderId: "o-late"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Refused: the hold runs out at the SKU before the extension reaches
+	// it, though the saga still held the order when it asked.
+	setClock(now)
+	placed, err = rs.PlaceOrder(rctx(t), orderReq("o-refused", "web", ol(skuTen, 2), ol(skuOne, 1)))
+	if err != nil || placed.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED {
+		t.Fatalf("place: %v, %v", placed, err)
+	}
+	old = placed.GetLines()[0].GetExpiresAt().AsTime()
+	setClock(old.Add(-time.Second))
+	to = old.Add(-time.Second + time.Hour)
+	done = extendStalled("o-refused", time.Hour, 2)
+	pendingShown("o-refused", old, to)
+	setClock(old.Add(time.Second))
+	bus.setStall(false)
+	bus.redeliverHeld()
+	a = wait(done)
+	if apierr.Status(a.err).Code() != codes.FailedPrecondition || !strings.Contains(apierr.Status(a.err).Message(), "EXPIRED") {
+		t.Fatalf("extension the SKU refused: %v, %v; want FailedPrecondition naming EXPIRED", a.o, a.err)
+	}
+	got, err := rs.GetOrder(rctx(t), &pb.GetOrderRequest{OrderId: "o-refused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOrder(t, "refused", got, "o-refused", pb.OrderStatus_ORDER_STATUS_EXPIRED,
+		wantLine{status: pb.LineStatus_LINE_STATUS_EXPIRED}, wantLine{status: pb.LineStatus_LINE_STATUS_EXPIRED})
+	for i, l := range got.GetLines() {
+		if !l.GetExpiresAt().AsTime().Equal(old) || l.GetExtendTo() != nil {
+			t.Errorf("refused line %d: expires_at %v extend_to %v; want %s, nothing pending", i+1, l.GetExpiresAt().AsTime(), l.GetExtendTo(), old)
+		}
+	}
+	if a, r := bus.available(skuTen, "web"); a != 10 || r != 0 {
+		t.Errorf("%s after the refusal: %d available, %d reserved; want 10, 0", skuTen, a, r)
+	}
+	if dead := bus.deadLetters(); len(dead) != 0 {
+		t.Errorf("dead letters: %v", dead)
+	}
+}
+
 // ExtendOrder over REST: POST /v1/orders/{id}:extend with the TTL in the
 // body; an expired order answers 400.
 func TestExtendOrderREST(t *testing.T) {

@@ -108,12 +108,19 @@ func TestSagaExtend(t *testing.T) {
 		}
 		return out
 	}
+	// The extension is recorded as pending on every held line and sent to
+	// the SKUs; the confirmed expiry (and so OrderDueAt) does not move yet.
 	eff := g.apply(inventory.ExtendOrder{OrderID: "O-1", ExpiresAt: at(7200)}, at(3000))
-	if !reflect.DeepEqual(eff, inventory.OrderEffects{Extensions: want(at(7200))}) || !inventory.OrderDueAt(g.o).Equal(at(7200)) {
+	if !reflect.DeepEqual(eff, inventory.OrderEffects{Extensions: want(at(7200))}) || !inventory.OrderDueAt(g.o).Equal(at(3601)) {
 		t.Fatalf("extension: %+v, order %+v", eff, g.o)
 	}
+	for _, l := range g.o.Lines {
+		if !l.ExpiresAt.Equal(at(3601)) || !l.ExtendTo.Equal(at(7200)) || !l.ExtensionPending() {
+			t.Fatalf("line %+v: want expires_at unchanged, extension to 7200s pending", l)
+		}
+	}
 	// A duplicate, or an earlier expiry, changes nothing but sends the
-	// expiries again (the first messages may have been lost).
+	// requested expiries again (the first messages may have been lost).
 	before := dmCloneOrder(g.o)
 	for _, to := range []time.Time{at(7200), at(5000)} {
 		if eff := g.apply(inventory.ExtendOrder{OrderID: "O-1", ExpiresAt: to}, at(3100)); !reflect.DeepEqual(eff, inventory.OrderEffects{Extensions: want(at(7200))}) ||
@@ -121,21 +128,73 @@ func TestSagaExtend(t *testing.T) {
 			t.Fatalf("extension to %s: %+v, %+v", to.Sub(t0), eff, g.o)
 		}
 	}
-	// Accepted extension outcomes change nothing.
-	ok := inventory.Outcome{ReservationID: req[0].ReservationID, OrderID: "O-1", SKU: req[0].SKU, Quantity: 1, Accepted: true, Extension: true, ExpiresAt: at(7200)}
-	g.same(ok, at(3200))
+	// Each SKU's acceptance confirms its line's expiry; duplicates, and an
+	// older confirmation arriving late, change nothing.
+	okFor := func(i int, to time.Time) inventory.Outcome {
+		return inventory.Outcome{ReservationID: req[i].ReservationID, OrderID: "O-1", SKU: req[i].SKU, Quantity: req[i].Quantity,
+			Accepted: true, Extension: true, ExpiresAt: to}
+	}
+	g.apply(okFor(0, at(7200)), at(3200))
+	if l := g.o.Lines[0]; !l.ExpiresAt.Equal(at(7200)) || !l.ExtendTo.IsZero() || l.ExtensionPending() {
+		t.Fatalf("confirmed line %+v", l)
+	}
+	if !inventory.OrderDueAt(g.o).Equal(at(3601)) {
+		t.Fatalf("due at %s with two lines unconfirmed", inventory.OrderDueAt(g.o))
+	}
+	g.same(okFor(0, at(7200)), at(3201))
+	g.same(okFor(0, at(3601)), at(3202))
+	// A confirmation short of the pending extension (an earlier extension's
+	// answer) moves the expiry and leaves the extension pending.
+	g.apply(okFor(1, at(5000)), at(3203))
+	if l := g.o.Lines[1]; !l.ExpiresAt.Equal(at(5000)) || !l.ExtendTo.Equal(at(7200)) || !l.ExtensionPending() {
+		t.Fatalf("partly confirmed line %+v", l)
+	}
+	g.apply(okFor(1, at(7200)), at(3204))
+	g.apply(okFor(2, at(7200)), at(3205))
+	for _, l := range g.o.Lines {
+		if !l.ExpiresAt.Equal(at(7200)) || l.ExtensionPending() {
+			t.Fatalf("line %+v after every confirmation", l)
+		}
+	}
+	if !inventory.OrderDueAt(g.o).Equal(at(7200)) {
+		t.Fatalf("due at %s after every confirmation", inventory.OrderDueAt(g.o))
+	}
 	// The old expiry passes: still held.
 	g.same(inventory.OrderTick{OrderID: "O-1", At: at(3601)}, at(3601))
-	// A refusal (the SKU's hold ran out before the extension came) ends the
-	// order expired, releasing every line.
+	// Another extension; a refusal (the SKU's hold ran out before the
+	// extension came) ends the order expired, releasing every line, and
+	// leaves no extension pending.
+	g.apply(inventory.ExtendOrder{OrderID: "O-1", ExpiresAt: at(9000)}, at(3700))
 	refused := inventory.Outcome{ReservationID: req[1].ReservationID, OrderID: "O-1", SKU: req[1].SKU, Quantity: 2, Extension: true,
 		Reason: inventory.RejectReleased, Message: "no longer held"}
-	eff = g.apply(refused, at(3700))
+	eff = g.apply(refused, at(3701))
 	if g.o.Status != inventory.OrderExpired || !strings.Contains(g.o.Reason, "line 2 (SKU-B)") ||
 		!reflect.DeepEqual(eff, inventory.OrderEffects{Releases: dmReleases(req, inventory.ReleaseExpired)}) {
 		t.Fatalf("refused extension: %+v, %+v", g.o, eff)
 	}
-	g.same(refused, at(3701))
+	for _, l := range g.o.Lines {
+		if !l.ExpiresAt.Equal(at(7200)) || !l.ExtendTo.IsZero() {
+			t.Fatalf("expired line %+v: want the confirmed expiry, nothing pending", l)
+		}
+	}
+	g.same(refused, at(3702))
+	// A late acceptance for an expired order changes nothing.
+	g.same(okFor(0, at(9000)), at(3703))
+
+	// The SKU refuses while the saga still counts the old expiry (its hold
+	// ran out between the saga's decision and the SKU's): never extended.
+	g, req = dmReserved(t)
+	g.apply(inventory.ExtendOrder{OrderID: "O-1", ExpiresAt: at(7200)}, at(3599))
+	g.apply(inventory.Outcome{ReservationID: req[0].ReservationID, OrderID: "O-1", SKU: req[0].SKU, Quantity: 1, Extension: true,
+		Reason: inventory.RejectReleased, Message: "no longer held"}, at(3602))
+	if g.o.Status != inventory.OrderExpired || !inventory.OrderDueAt(g.o).IsZero() {
+		t.Fatalf("refused before confirmation: %+v", g.o)
+	}
+	for _, l := range g.o.Lines {
+		if !l.ExpiresAt.Equal(at(3601)) || !l.ExtendTo.IsZero() {
+			t.Fatalf("line %+v claims an expiry the SKU never confirmed", l)
+		}
+	}
 }
 
 func TestSagaCancelBeforePlace(t *testing.T) {

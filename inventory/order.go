@@ -24,11 +24,15 @@ import (
 // so the order holds all of its lines or none. OrderAt shows the same
 // answer to readers before the tick lands.
 //
-// ExtendOrder moves the expiry of every line of a reserved order that still
-// holds to a later time (never earlier); once the order expired it changes
-// nothing. The saga sends each line's new expiry to its SKU, which answers
-// with an extension outcome: a refusal (the hold ran out at the SKU before
-// the extension arrived) ends the order EXPIRED, releasing every line.
+// ExtendOrder asks for the expiry of every line of a reserved order that
+// still holds to move to a later time (never earlier); once the order
+// expired it changes nothing. The saga records the requested expiry on each
+// line as pending (ExtendTo) and sends it to the line's SKU, which decides
+// it at its own, later, time and answers with an extension outcome. Only an
+// accepted outcome moves the line's ExpiresAt (to the expiry the SKU
+// confirmed), so the order never claims a hold its SKU has not granted; a
+// refusal (the hold ran out at the SKU before the extension arrived) ends
+// the order EXPIRED, releasing every line.
 //
 // A CancelOrder for an order not yet placed is remembered as a cancelled
 // order without lines; the PlaceOrder that arrives later fills in its lines,
@@ -83,8 +87,21 @@ type OrderLine struct {
 	Message       string
 	// ExpiresAt is when an accepted line's hold runs out (its outcome's
 	// decision time plus the order's reservation TTL); zero for a line never
-	// accepted. It stays set after the line is released or expires.
+	// accepted. It stays set after the line is released or expires. It is
+	// only ever an expiry the SKU confirmed: an extension moves it once the
+	// SKU accepted it.
 	ExpiresAt time.Time
+	// ExtendTo is the expiry an extension asked the SKU for and the SKU has
+	// not confirmed yet (later than ExpiresAt); zero when none is pending.
+	// It is cleared once the SKU confirms an expiry at least as late, and
+	// when the line stops being held.
+	ExtendTo time.Time
+}
+
+// ExtensionPending reports whether an accepted line waits for its SKU to
+// confirm an extension.
+func (l OrderLine) ExtensionPending() bool {
+	return l.Status == LineAccepted && l.ExtendTo.After(l.ExpiresAt)
 }
 
 // Order is the saga's state for one order.
@@ -261,17 +278,19 @@ func expireWith(o Order, reason string) (Order, OrderEffects) {
 	var eff OrderEffects
 	for i, l := range n.Lines {
 		if l.Status == LineAccepted {
-			n.Lines[i].Status = LineExpired
+			n.Lines[i].Status, n.Lines[i].ExtendTo = LineExpired, time.Time{}
 			eff.Releases = append(eff.Releases, releaseFor(l, ReleaseExpired))
 		}
 	}
 	return n, eff
 }
 
-// extendOrder moves every held line's expiry to c.ExpiresAt if later, and
-// sends every held line's expiry to its SKU (again on a duplicate: the
-// first messages may have been lost in a crash; the SKU side takes the
-// later of two expiries, so the messages commute).
+// extendOrder records c.ExpiresAt as every held line's pending extension
+// (ExtendTo) if later than both its confirmed expiry and any extension
+// already pending, and sends every held line's latest requested expiry to
+// its SKU (again on a duplicate: the first messages may have been lost in a
+// crash; the SKU side takes the later of two expiries, so the messages
+// commute). ExpiresAt moves only when the SKU accepts (outcome).
 func extendOrder(o Order, c ExtendOrder, t time.Time) (Order, OrderEffects, Result, error) {
 	if err := errors.Join(validRef("order_id", c.OrderID), checkTime("expires_at", c.ExpiresAt)); err != nil {
 		return o, OrderEffects{}, Result{}, err
@@ -294,16 +313,25 @@ func extendOrder(o Order, c ExtendOrder, t time.Time) (Order, OrderEffects, Resu
 		if l.Status != LineAccepted {
 			continue
 		}
-		if c.ExpiresAt.After(l.ExpiresAt) {
-			n.Lines[i].ExpiresAt, changed = c.ExpiresAt.UTC(), true
+		if c.ExpiresAt.After(l.ExpiresAt) && c.ExpiresAt.After(l.ExtendTo) {
+			n.Lines[i].ExtendTo, changed = c.ExpiresAt.UTC(), true
 		}
 		eff.Extensions = append(eff.Extensions, ReservationExtended{ReservationID: l.ReservationID, OrderID: o.ID, SKU: l.SKU,
-			ExpiresAt: n.Lines[i].ExpiresAt})
+			ExpiresAt: requestedExpiry(n.Lines[i])})
 	}
 	if !changed {
 		n = o
 	}
 	return n, eff, Result{Changed: changed}, nil
+}
+
+// requestedExpiry is the latest expiry asked of a held line's SKU: its
+// pending extension, or its confirmed expiry when none is pending.
+func requestedExpiry(l OrderLine) time.Time {
+	if l.ExtendTo.After(l.ExpiresAt) {
+		return l.ExtendTo
+	}
+	return l.ExpiresAt
 }
 
 // ApplyOrder folds a saga input (PlaceOrder, CancelOrder, ExtendOrder,
@@ -434,7 +462,7 @@ func finish(o Order, status OrderStatus, reason RejectReason, why, lineMsg strin
 	for i, l := range n.Lines {
 		switch l.Status {
 		case LineAccepted:
-			n.Lines[i].Status = LineReleased
+			n.Lines[i].Status, n.Lines[i].ExtendTo = LineReleased, time.Time{}
 			eff.Releases = append(eff.Releases, releaseFor(l, rel))
 		case LinePending:
 			n.Lines[i].Status, n.Lines[i].Reject, n.Lines[i].Message = LineRejected, reason, lineMsg
@@ -450,11 +478,14 @@ func outcome(o Order, c Outcome) (Order, OrderEffects, Result, error) {
 	}
 	l := o.Lines[i]
 	if c.Extension {
-		// Only a refusal matters: the SKU's hold ran out before the
-		// extension reached it, so the order no longer holds every line.
-		if c.Accepted || o.Status != OrderReserved || l.Status != LineAccepted {
-			return o, OrderEffects{}, Result{}, nil
+		if o.Status != OrderReserved || l.Status != LineAccepted {
+			return o, OrderEffects{}, Result{}, nil // the order no longer holds the line
 		}
+		if c.Accepted {
+			return confirmExtension(o, i, c.ExpiresAt)
+		}
+		// A refusal: the SKU's hold ran out before the extension reached
+		// it, so the order no longer holds every line.
 		n, eff := expireWith(o, fmt.Sprintf("line %d (%s): the hold ran out before its extension reached the sku", i+1, l.SKU))
 		return n, eff, Result{Changed: true}, nil
 	}
@@ -501,5 +532,26 @@ func outcome(o Order, c Outcome) (Order, OrderEffects, Result, error) {
 	if !slices.ContainsFunc(n.Lines, func(l OrderLine) bool { return l.Status != LineAccepted }) {
 		n.Status = OrderReserved
 	}
+	return n, OrderEffects{}, Result{Changed: true}, nil
+}
+
+// confirmExtension records the expiry the SKU confirmed for held line i:
+// ExpiresAt moves to it if later, and the pending extension is cleared once
+// the confirmed expiry reaches it. Taking the later of two expiries makes
+// duplicates and reordered outcomes end in the same state.
+func confirmExtension(o Order, i int, at time.Time) (Order, OrderEffects, Result, error) {
+	l, changed := o.Lines[i], false
+	if at.After(l.ExpiresAt) {
+		l.ExpiresAt, changed = at.UTC(), true
+	}
+	if !l.ExtendTo.IsZero() && !l.ExtendTo.After(l.ExpiresAt) {
+		l.ExtendTo, changed = time.Time{}, true
+	}
+	if !changed {
+		return o, OrderEffects{}, Result{}, nil
+	}
+	n := o
+	n.Lines = slices.Clone(o.Lines)
+	n.Lines[i] = l
 	return n, OrderEffects{}, Result{Changed: true}, nil
 }

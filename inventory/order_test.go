@@ -505,6 +505,10 @@ type sagaSim struct {
 	ids     []string
 	now     time.Time
 	cancels map[string]bool // orders a cancel was sent for
+	// confirmed holds every expiry a SKU answered for each reservation:
+	// its acceptance's decision time plus the TTL, and the expiry of every
+	// accepted extension. An order may show no other.
+	confirmed map[string][]time.Time
 }
 
 func sagaKey(in any) string {
@@ -527,7 +531,8 @@ func newSagaSim(t *rapid.T) *sagaSim {
 	sim := &sagaSim{p: inventory.Policies{Channels: []string{"app", "web"}}, skus: []string{"SKU-A", "SKU-B", "SKU-C"},
 		states: map[string]inventory.State{}, stock: map[string]int64{}, blocked: map[string]bool{}, unknown: map[string]bool{},
 		queue: map[string][]inventory.Event{}, log: map[string][]inventory.Event{}, first: map[string]inventory.Outcome{},
-		orders: map[string]*sagaOrder{}, now: at(1), cancels: map[string]bool{}}
+		orders: map[string]*sagaOrder{}, now: at(1), cancels: map[string]bool{},
+		confirmed: map[string][]time.Time{}}
 	for _, s := range sim.skus {
 		if rapid.IntRange(0, 5).Draw(t, s+" known") == 0 {
 			// A SKU skuflow never heard of: every line for it is rejected
@@ -649,15 +654,51 @@ func (sim *sagaSim) deliverSaga(t *rapid.T, in any, redelivery bool) {
 		sim.queue[r.SKU] = append(sim.queue[r.SKU], r)
 	}
 	for _, x := range eff.Extensions {
-		// Only a held line is extended, to the expiry the order records.
+		// Only a held line is extended, to the latest expiry the order
+		// asked for: its pending extension, else its confirmed expiry.
 		i := slices.IndexFunc(so.o.Lines, func(l inventory.OrderLine) bool { return l.ReservationID == x.ReservationID })
 		if so.o.Status != inventory.OrderReserved || i < 0 || so.o.Lines[i].Status != inventory.LineAccepted ||
-			!x.ExpiresAt.Equal(so.o.Lines[i].ExpiresAt) || x.SKU != so.o.Lines[i].SKU || x.OrderID != so.o.ID {
+			!x.ExpiresAt.Equal(sagaRequested(so.o.Lines[i])) || x.SKU != so.o.Lines[i].SKU || x.OrderID != so.o.ID {
 			t.Fatalf("extension %+v does not match the order %+v", x, so.o)
 		}
 		sim.queue[x.SKU] = append(sim.queue[x.SKU], x)
 	}
 	sagaCheckOrder(t, so)
+	sim.checkConfirmed(t, so)
+}
+
+// sagaRequested is the latest expiry the saga asked a held line's SKU for.
+func sagaRequested(l inventory.OrderLine) time.Time {
+	if l.ExtendTo.After(l.ExpiresAt) {
+		return l.ExtendTo
+	}
+	return l.ExpiresAt
+}
+
+// checkConfirmed: an order is never shown with an expiry its SKU has not
+// confirmed. Every line's expires_at, in the saga's state and as readers
+// see it (OrderAt), is one its SKU answered, and the SKU holds (or held)
+// the reservation at least that long; an extension not yet confirmed is
+// only ever pending (ExtendTo, later than the expiry), and only on a held
+// line.
+func (sim *sagaSim) checkConfirmed(t *rapid.T, so *sagaOrder) {
+	for _, o := range []inventory.Order{so.o, inventory.OrderAt(so.o, sim.now)} {
+		for _, l := range o.Lines {
+			if !l.ExtendTo.IsZero() && (l.Status != inventory.LineAccepted || !l.ExtendTo.After(l.ExpiresAt)) {
+				t.Fatalf("order %s line %s: extension to %s pending on a %v line expiring %s", o.ID, l.ReservationID, l.ExtendTo, l.Status, l.ExpiresAt)
+			}
+			if l.ExpiresAt.IsZero() {
+				continue
+			}
+			if !slices.ContainsFunc(sim.confirmed[l.ReservationID], l.ExpiresAt.Equal) {
+				t.Fatalf("order %s line %s shown expiring at %s, which its SKU never confirmed (confirmed %v)", o.ID, l.ReservationID,
+					l.ExpiresAt, sim.confirmed[l.ReservationID])
+			}
+			if r, ok := dmFind(sim.states[l.SKU], l.ReservationID); !ok || r.ExpiresAt.Before(l.ExpiresAt) {
+				t.Fatalf("order %s line %s shown expiring at %s, the SKU has %+v", o.ID, l.ReservationID, l.ExpiresAt, r)
+			}
+		}
+	}
 }
 
 // deliverDemand hands the oldest demand message of a SKU to the SKU side.
@@ -681,6 +722,12 @@ func (sim *sagaSim) deliverDemand(t *rapid.T, s string) {
 func (sim *sagaSim) emit(t *rapid.T, out *inventory.Outcome) {
 	if out == nil {
 		return
+	}
+	switch so := sim.orders[out.OrderID]; {
+	case out.Accepted && out.Extension:
+		sim.confirmed[out.ReservationID] = append(sim.confirmed[out.ReservationID], out.ExpiresAt)
+	case out.Accepted && so != nil:
+		sim.confirmed[out.ReservationID] = append(sim.confirmed[out.ReservationID], out.DecidedAt.Add(so.cmd.ReservationTTL))
 	}
 	if out.Extension {
 		// The answer to an extension depends on when it arrives.
@@ -711,7 +758,8 @@ func sagaExpect(trace []sagaStep) (inventory.OrderStatus, []inventory.OrderLine,
 	status := inventory.OrderPending
 	ended, failing := false, -1
 	why := inventory.RejectReason(0)
-	var exp []time.Time // each accepted line's expiry: decision + TTL, extended
+	var exp []time.Time // each accepted line's confirmed expiry: decision + TTL, or a later accepted extension's
+	var ext []time.Time // each held line's pending extension: requested, not yet confirmed
 	expired := func(at time.Time) bool {
 		if status != inventory.OrderReserved {
 			return false
@@ -730,14 +778,16 @@ func sagaExpect(trace []sagaStep) (inventory.OrderStatus, []inventory.OrderLine,
 				placed, cmd, decideBy = true, in, st.at.Add(in.DecisionTimeout)
 				first = make([]*inventory.Outcome, len(in.Lines))
 				exp = make([]time.Time, len(in.Lines))
+				ext = make([]time.Time, len(in.Lines))
 			}
 		case inventory.ExtendOrder:
 			if expired(st.at) {
 				status = inventory.OrderExpired
 			} else if status == inventory.OrderReserved {
+				// Only pending: the expiry moves when the SKU accepts.
 				for i := range exp {
-					if in.ExpiresAt.After(exp[i]) {
-						exp[i] = in.ExpiresAt
+					if in.ExpiresAt.After(exp[i]) && in.ExpiresAt.After(ext[i]) {
+						ext[i] = in.ExpiresAt
 					}
 				}
 			}
@@ -759,9 +809,27 @@ func sagaExpect(trace []sagaStep) (inventory.OrderStatus, []inventory.OrderLine,
 			}
 		case inventory.Outcome:
 			if in.Extension {
-				// Refused: the SKU's hold ran out before the extension came.
-				if !in.Accepted && status == inventory.OrderReserved {
+				if status != inventory.OrderReserved {
+					continue
+				}
+				if !in.Accepted {
+					// Refused: the SKU's hold ran out before the extension
+					// came.
 					status = inventory.OrderExpired
+					continue
+				}
+				// Accepted: the expiry the SKU confirmed, if later; the
+				// pending extension ends once confirmed.
+				for i := range cmd.Lines {
+					if inventory.ReservationIDFor(cmd.OrderID, i) != in.ReservationID {
+						continue
+					}
+					if in.ExpiresAt.After(exp[i]) {
+						exp[i] = in.ExpiresAt
+					}
+					if !ext[i].After(exp[i]) {
+						ext[i] = time.Time{}
+					}
 				}
 				continue
 			}
@@ -805,6 +873,9 @@ func sagaExpect(trace []sagaStep) (inventory.OrderStatus, []inventory.OrderLine,
 			lines[i].Status, lines[i].Backorder = inventory.LineAccepted, o.Backorder
 			if status == inventory.OrderCancelled || status == inventory.OrderRejected {
 				lines[i].Status = inventory.LineReleased
+			}
+			if lines[i].Status == inventory.LineAccepted {
+				lines[i].ExtendTo = ext[i]
 			}
 		case ended:
 			lines[i].Status, lines[i].Reject = inventory.LineRejected, why
@@ -1026,6 +1097,9 @@ func (sim *sagaSim) checkQuiescent(t *rapid.T) {
 			if held && !r.ExpiresAt.Equal(l.ExpiresAt) {
 				t.Fatalf("order %s line %s expires at %s, the SKU holds it until %s", id, l.ReservationID, l.ExpiresAt, r.ExpiresAt)
 			}
+			if !l.ExtendTo.IsZero() {
+				t.Fatalf("order %s line %s: extension to %s still pending with every answer delivered", id, l.ReservationID, l.ExtendTo)
+			}
 			if held != (so.o.Status == inventory.OrderReserved) {
 				t.Fatalf("order %s is %v but line %s is %+v at the SKU", id, so.o.Status, l.ReservationID, r)
 			}
@@ -1190,7 +1264,9 @@ func dmOrderStarts(t *testing.T) []dmOrderStart {
 	add("rejected", 0, inventory.RejectInsufficient)
 	add("cancelled", 2, inventory.CancelOrder{OrderID: "O-1"})
 	add("timed out", 0, inventory.OrderTick{OrderID: "O-1", At: at(120)})
-	add("extended", 0, 1, 2, inventory.ExtendOrder{OrderID: "O-1", ExpiresAt: at(7200)})
+	add("extension pending", 0, 1, 2, inventory.ExtendOrder{OrderID: "O-1", ExpiresAt: at(7200)})
+	add("extended", 0, 1, 2, inventory.ExtendOrder{OrderID: "O-1", ExpiresAt: at(7200)},
+		inventory.Outcome{ReservationID: "O-1:1", OrderID: "O-1", SKU: "SKU-A", Quantity: 1, Accepted: true, Extension: true, ExpiresAt: at(7200)})
 	add("expired", 0, 1, 2, inventory.OrderTick{OrderID: "O-1", At: at(3601)})
 	g := &dmSaga{t: t}
 	g.apply(inventory.CancelOrder{OrderID: "O-1"}, at(0))
@@ -1216,6 +1292,8 @@ func dmCheckOrderShape(t *testing.T, o inventory.Order) {
 			t.Fatalf("%v order with an expired line: %+v", o.Status, o)
 		case l.Status == inventory.LineAccepted && l.ExpiresAt.IsZero():
 			t.Fatalf("accepted line %d without expires_at: %+v", i+1, o)
+		case !l.ExtendTo.IsZero() && !l.ExtensionPending():
+			t.Fatalf("line %d: an extension pending on a line not held, or not later than its expiry: %+v", i+1, o)
 		case o.Status == inventory.OrderPending && l.Status == inventory.LineReleased:
 			t.Fatalf("pending order with a released line: %+v", o)
 		case l.Status == inventory.LineRejected && l.Message == "":
@@ -1316,7 +1394,7 @@ func FuzzApplyOrder(f *testing.F) {
 			for _, x := range eff.Extensions {
 				i := slices.IndexFunc(next.Lines, func(l inventory.OrderLine) bool { return l.ReservationID == x.ReservationID })
 				if i < 0 || x.Validate() != nil || next.Status != inventory.OrderReserved || next.Lines[i].Status != inventory.LineAccepted ||
-					!x.ExpiresAt.Equal(next.Lines[i].ExpiresAt) {
+					!x.ExpiresAt.Equal(sagaRequested(next.Lines[i])) {
 					t.Fatalf("%s: extension %+v for no held line of %+v", st.name, x, next)
 				}
 			}

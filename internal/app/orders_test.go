@@ -450,8 +450,9 @@ func TestUnknownChannelFailsFast(t *testing.T) {
 }
 
 // TestExtendOrder: ExtendOrder over gRPC and REST on the embedded broker
-// moves every line's expires_at and the SKU's hold with it; an order that
-// expired is refused with FailedPrecondition (REST 400).
+// moves every line's expires_at and the SKU's hold with it, answering once
+// the SKU confirmed it; an order that expired is refused with
+// FailedPrecondition (REST 400).
 func TestExtendOrder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the embedded broker")
@@ -483,6 +484,10 @@ func TestExtendOrder(t *testing.T) {
 	to := x.GetLines()[0].GetExpiresAt().AsTime()
 	if to.Sub(before) < time.Hour {
 		t.Fatalf("extended to %s, was %s", to, before)
+	}
+	// The answer came once the SKU confirmed the expiry: nothing pending.
+	if p := x.GetLines()[0].GetExtendTo(); p != nil {
+		t.Fatalf("extension answered while still pending (extend_to %s)", p.AsTime())
 	}
 	// The SKU holds the units until the same time.
 	testkit.Eventually(t, 30*time.Second, func() error {

@@ -868,10 +868,11 @@ func TestCancelBeforePlace(t *testing.T) {
 	h.expectQuietAfter("tick", inventory.OrderTick{OrderID: "o-1", At: at(3600)}, at(3600), "o-1")
 }
 
-// ExtendOrder moves every held line's expiry and sends it to the line's SKU
-// (again on redelivery); an accepted extension outcome changes nothing, a
-// refused one ends the order expired and releases every line; an extension
-// of an expired order changes nothing.
+// ExtendOrder records the extension as pending on every held line and sends
+// it to the line's SKU (again on redelivery); the expiry moves only with
+// the SKU's accepted extension outcome (a redelivered one changes nothing),
+// a refused one ends the order expired and releases every line; an
+// extension of an expired order changes nothing.
 func TestExtendOrder(t *testing.T) {
 	h := start(t)
 	h.send(place("o-1", line("SKU-A", 2), line("SKU-B", 1)), at(0))
@@ -885,18 +886,28 @@ func TestExtendOrder(t *testing.T) {
 	if !reflect.DeepEqual(eff.Extensions, want) {
 		t.Fatalf("extension sent %+v, want %+v", eff.Extensions, want)
 	}
-	if got := h.order("o-1"); got.Status != inventory.OrderReserved || !inventory.OrderDueAt(got).Equal(to) {
-		t.Fatalf("extended order %+v", got)
+	if got := h.order("o-1"); got.Status != inventory.OrderReserved || !inventory.OrderDueAt(got).Equal(at(1).Add(ttl)) ||
+		!got.Lines[0].ExtendTo.Equal(to) || !got.Lines[1].ExtendTo.Equal(to) {
+		t.Fatalf("extension not pending, or the expiry moved before the SKU confirmed it: %+v", got)
 	}
 	// Redelivered: the same expiries again, the table unchanged.
 	before := h.raw("o-1")
 	if eff := h.send(inventory.ExtendOrder{OrderID: "o-1", ExpiresAt: to}, at(61)); !reflect.DeepEqual(eff.Extensions, want) || !bytes.Equal(h.raw("o-1"), before) {
 		t.Errorf("redelivered extension: %+v", eff)
 	}
+	// The SKUs confirm: the expiry moves; a redelivered confirmation
+	// changes nothing.
+	for i, sku := range []string{"SKU-A", "SKU-B"} {
+		ok := inventory.Outcome{ReservationID: fmt.Sprintf("o-1:%d", i+1), OrderID: "o-1", SKU: sku, Quantity: int64(2 - i), Accepted: true,
+			DecidedAt: at(1), Extension: true, ExpiresAt: to}
+		h.send(ok, at(62))
+		h.expectQuietAfter("redelivered extension outcome", ok, at(62), "o-1")
+	}
+	if got := h.order("o-1"); !inventory.OrderDueAt(got).Equal(to) || got.Lines[0].ExtensionPending() || got.Lines[1].ExtensionPending() {
+		t.Fatalf("confirmed extension: %+v", got)
+	}
 	// The old expiry passes without effect.
 	h.expectQuietAfter("tick at the old expiry", inventory.OrderTick{OrderID: "o-1", At: at(1).Add(ttl)}, at(1).Add(ttl), "o-1")
-	ok := inventory.Outcome{ReservationID: "o-1:1", OrderID: "o-1", SKU: "SKU-A", Quantity: 2, Accepted: true, DecidedAt: at(1), Extension: true, ExpiresAt: to}
-	h.expectQuietAfter("accepted extension outcome", ok, at(62), "o-1")
 	refused := inventory.Outcome{ReservationID: "o-1:2", OrderID: "o-1", SKU: "SKU-B", Quantity: 1, Reason: inventory.RejectReleased,
 		Message: "no longer held", Extension: true}
 	eff = h.send(refused, at(63))

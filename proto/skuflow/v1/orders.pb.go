@@ -1351,8 +1351,16 @@ type OrderLineState struct {
 	RejectReason  RejectReason           `protobuf:"varint,6,opt,name=reject_reason,json=rejectReason,proto3,enum=skuflow.v1.RejectReason" json:"reject_reason,omitempty"`
 	Message       string                 `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
 	// When an accepted line's hold runs out (the outcome's decided_at plus the
-	// order's reservation_ttl); unset for a line never accepted.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// order's reservation_ttl, or a later expiry the SKU confirmed for an
+	// extension); unset for a line never accepted. Only ever an expiry the
+	// line's SKU has confirmed.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The expiry an extension (ExtendOrder) asked the line's SKU for and the
+	// SKU has not confirmed yet, later than expires_at; unset when no
+	// extension is pending. The SKU's acceptance moves expires_at to it; a
+	// refusal (the hold ran out first) ends the order EXPIRED. Cleared once
+	// the line is no longer held.
+	ExtendTo      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=extend_to,json=extendTo,proto3" json:"extend_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1439,6 +1447,13 @@ func (x *OrderLineState) GetMessage() string {
 func (x *OrderLineState) GetExpiresAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *OrderLineState) GetExtendTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExtendTo
 	}
 	return nil
 }
@@ -1752,7 +1767,7 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\tdecide_by\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bdecideBy\x12B\n" +
 	"\x0freservation_ttl\x18\a \x01(\v2\x19.google.protobuf.DurationR\x0ereservationTtl\x12\x16\n" +
 	"\x06reason\x18\b \x01(\tR\x06reason\x12$\n" +
-	"\x0eship_to_region\x18\t \x01(\tR\fshipToRegion\"\xc7\x02\n" +
+	"\x0eship_to_region\x18\t \x01(\tR\fshipToRegion\"\x80\x03\n" +
 	"\x0eOrderLineState\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12%\n" +
@@ -1762,7 +1777,8 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\rreject_reason\x18\x06 \x01(\x0e2\x18.skuflow.v1.RejectReasonR\frejectReason\x12\x18\n" +
 	"\amessage\x18\a \x01(\tR\amessage\x129\n" +
 	"\n" +
-	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xee\x01\n" +
+	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x127\n" +
+	"\textend_to\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bextendTo\"\xee\x01\n" +
 	"\x11PlaceOrderRequest\x12\x1e\n" +
 	"\border_id\x18\x01 \x01(\tB\x03\xe0A\x02R\aorderId\x12\x1d\n" +
 	"\achannel\x18\x02 \x01(\tB\x03\xe0A\x02R\achannel\x120\n" +
@@ -1881,22 +1897,23 @@ var file_skuflow_v1_orders_proto_depIdxs = []int32{
 	3,  // 25: skuflow.v1.OrderLineState.status:type_name -> skuflow.v1.LineStatus
 	1,  // 26: skuflow.v1.OrderLineState.reject_reason:type_name -> skuflow.v1.RejectReason
 	23, // 27: skuflow.v1.OrderLineState.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 28: skuflow.v1.PlaceOrderRequest.lines:type_name -> skuflow.v1.OrderLine
-	22, // 29: skuflow.v1.PlaceOrderRequest.reservation_ttl:type_name -> google.protobuf.Duration
-	22, // 30: skuflow.v1.ExtendOrderRequest.reservation_ttl:type_name -> google.protobuf.Duration
-	18, // 31: skuflow.v1.ReservationService.PlaceOrder:input_type -> skuflow.v1.PlaceOrderRequest
-	19, // 32: skuflow.v1.ReservationService.GetOrder:input_type -> skuflow.v1.GetOrderRequest
-	20, // 33: skuflow.v1.ReservationService.CancelOrder:input_type -> skuflow.v1.CancelOrderRequest
-	21, // 34: skuflow.v1.ReservationService.ExtendOrder:input_type -> skuflow.v1.ExtendOrderRequest
-	16, // 35: skuflow.v1.ReservationService.PlaceOrder:output_type -> skuflow.v1.Order
-	16, // 36: skuflow.v1.ReservationService.GetOrder:output_type -> skuflow.v1.Order
-	16, // 37: skuflow.v1.ReservationService.CancelOrder:output_type -> skuflow.v1.Order
-	16, // 38: skuflow.v1.ReservationService.ExtendOrder:output_type -> skuflow.v1.Order
-	35, // [35:39] is the sub-list for method output_type
-	31, // [31:35] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	23, // 28: skuflow.v1.OrderLineState.extend_to:type_name -> google.protobuf.Timestamp
+	15, // 29: skuflow.v1.PlaceOrderRequest.lines:type_name -> skuflow.v1.OrderLine
+	22, // 30: skuflow.v1.PlaceOrderRequest.reservation_ttl:type_name -> google.protobuf.Duration
+	22, // 31: skuflow.v1.ExtendOrderRequest.reservation_ttl:type_name -> google.protobuf.Duration
+	18, // 32: skuflow.v1.ReservationService.PlaceOrder:input_type -> skuflow.v1.PlaceOrderRequest
+	19, // 33: skuflow.v1.ReservationService.GetOrder:input_type -> skuflow.v1.GetOrderRequest
+	20, // 34: skuflow.v1.ReservationService.CancelOrder:input_type -> skuflow.v1.CancelOrderRequest
+	21, // 35: skuflow.v1.ReservationService.ExtendOrder:input_type -> skuflow.v1.ExtendOrderRequest
+	16, // 36: skuflow.v1.ReservationService.PlaceOrder:output_type -> skuflow.v1.Order
+	16, // 37: skuflow.v1.ReservationService.GetOrder:output_type -> skuflow.v1.Order
+	16, // 38: skuflow.v1.ReservationService.CancelOrder:output_type -> skuflow.v1.Order
+	16, // 39: skuflow.v1.ReservationService.ExtendOrder:output_type -> skuflow.v1.Order
+	36, // [36:40] is the sub-list for method output_type
+	32, // [32:36] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_skuflow_v1_orders_proto_init() }

@@ -46,10 +46,15 @@ type ReservationServiceClient interface {
 	// (rejected, cancelled, expired) is answered as it is.
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*Order, error)
 	// ExtendOrder holds every line of a reserved order for reservation_ttl
-	// from now (an expiry is moved later, never earlier) and answers the
-	// order with each line's new expires_at. Repeating it is harmless. An
-	// order that no longer holds its lines (expired, cancelled, rejected) or
-	// is still pending: FAILED_PRECONDITION (400); unknown: NOT_FOUND (404).
+	// from now (an expiry is moved later, never earlier). It waits, up to its
+	// deadline, until every line's SKU confirmed the extension, and answers
+	// the order with each line's confirmed expires_at. Repeating it is
+	// harmless. An order that no longer holds its lines (expired, cancelled,
+	// rejected) or is still pending, or whose hold ran out at a SKU before
+	// the extension reached it (the order then ends EXPIRED):
+	// FAILED_PRECONDITION (400); unknown: NOT_FOUND (404); not confirmed
+	// within the deadline: DEADLINE_EXCEEDED (504), the extension still
+	// pending (GetOrder shows it as extend_to).
 	ExtendOrder(ctx context.Context, in *ExtendOrderRequest, opts ...grpc.CallOption) (*Order, error)
 }
 
@@ -122,10 +127,15 @@ type ReservationServiceServer interface {
 	// (rejected, cancelled, expired) is answered as it is.
 	CancelOrder(context.Context, *CancelOrderRequest) (*Order, error)
 	// ExtendOrder holds every line of a reserved order for reservation_ttl
-	// from now (an expiry is moved later, never earlier) and answers the
-	// order with each line's new expires_at. Repeating it is harmless. An
-	// order that no longer holds its lines (expired, cancelled, rejected) or
-	// is still pending: FAILED_PRECONDITION (400); unknown: NOT_FOUND (404).
+	// from now (an expiry is moved later, never earlier). It waits, up to its
+	// deadline, until every line's SKU confirmed the extension, and answers
+	// the order with each line's confirmed expires_at. Repeating it is
+	// harmless. An order that no longer holds its lines (expired, cancelled,
+	// rejected) or is still pending, or whose hold ran out at a SKU before
+	// the extension reached it (the order then ends EXPIRED):
+	// FAILED_PRECONDITION (400); unknown: NOT_FOUND (404); not confirmed
+	// within the deadline: DEADLINE_EXCEEDED (504), the extension still
+	// pending (GetOrder shows it as extend_to).
 	ExtendOrder(context.Context, *ExtendOrderRequest) (*Order, error)
 	mustEmbedUnimplementedReservationServiceServer()
 }
