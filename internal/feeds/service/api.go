@@ -379,7 +379,11 @@ func (a *registryServer) GetMerchant(ctx context.Context, req *pb.GetMerchantReq
 	if err := inventory.ValidateID("merchant", req.GetMerchantId()); err != nil {
 		return nil, apierr.Invalid(err)
 	}
-	e, err := s.reg.Get(req.GetMerchantId())
+	return merchantOrErr(s.reg.Get(req.GetMerchantId()))
+}
+
+// merchantOrErr answers a registry call that returns an entry.
+func merchantOrErr(e *pb.RegistryEntry, err error) (*pb.Merchant, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -407,11 +411,7 @@ func (a *registryServer) AddLocations(ctx context.Context, req *pb.LocationsRequ
 	if err := s.authorizeAdmin(ctx); err != nil {
 		return nil, err
 	}
-	e, err := s.reg.AddLocations(ctx, req.GetMerchantId(), req.GetLocations(), req.GetChannels())
-	if err != nil {
-		return nil, err
-	}
-	return merchantOut(e), nil
+	return merchantOrErr(s.reg.AddLocations(ctx, req.GetMerchantId(), req.GetLocations(), req.GetChannels()))
 }
 
 func (a *registryServer) RemoveLocations(ctx context.Context, req *pb.LocationsRequest) (*pb.Merchant, error) {
@@ -422,11 +422,7 @@ func (a *registryServer) RemoveLocations(ctx context.Context, req *pb.LocationsR
 	if len(req.GetChannels()) > 0 {
 		return nil, apierr.Public(apierr.ErrInvalidArgument, "channels apply to added locations only; remove locations without them")
 	}
-	e, err := s.reg.RemoveLocations(ctx, req.GetMerchantId(), req.GetLocations())
-	if err != nil {
-		return nil, err
-	}
-	return merchantOut(e), nil
+	return merchantOrErr(s.reg.RemoveLocations(ctx, req.GetMerchantId(), req.GetLocations()))
 }
 
 func (a *registryServer) SetStaleAfter(ctx context.Context, req *pb.SetStaleAfterRequest) (*pb.Merchant, error) {
@@ -438,11 +434,7 @@ func (a *registryServer) SetStaleAfter(ctx context.Context, req *pb.SetStaleAfte
 	if err != nil {
 		return nil, err
 	}
-	e, err := s.reg.SetStaleAfter(ctx, req.GetMerchantId(), d)
-	if err != nil {
-		return nil, err
-	}
-	return merchantOut(e), nil
+	return merchantOrErr(s.reg.SetStaleAfter(ctx, req.GetMerchantId(), d))
 }
 
 func (a *registryServer) RotateToken(ctx context.Context, req *pb.RotateTokenRequest) (*pb.MerchantToken, error) {
