@@ -83,7 +83,7 @@ func (x Reason_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Reason_Code.Descriptor instead.
 func (Reason_Code) EnumDescriptor() ([]byte, []int) {
-	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{3, 0}
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{8, 0}
 }
 
 type GetAvailabilityRequest struct {
@@ -100,7 +100,17 @@ type GetAvailabilityRequest struct {
 	// Empty: the region-less answer, the one the `availability` topic
 	// carries. REST: `?ship_to_region=US-CA`. A malformed code is
 	// INVALID_ARGUMENT (400).
-	ShipToRegion  string `protobuf:"bytes,2,opt,name=ship_to_region,json=shipToRegion,proto3" json:"ship_to_region,omitempty"`
+	ShipToRegion string `protobuf:"bytes,2,opt,name=ship_to_region,json=shipToRegion,proto3" json:"ship_to_region,omitempty"`
+	// Optional: restrict the answer to these locations ("how many can be
+	// picked up at store X"). Each channel's available is then what those
+	// locations can supply on it, never more than the unrestricted answer
+	// (shared stock, reservations and caps still apply); see
+	// inventory.Restrict. A location the SKU has no stock record at is listed
+	// in unknown_locations. REST: `?locations=S1&locations=S2`.
+	Locations []string `protobuf:"bytes,3,rep,name=locations,proto3" json:"locations,omitempty"`
+	// Optional: answer only these channels. An unconfigured channel is
+	// INVALID_ARGUMENT (400). REST: `?channels=web`.
+	Channels      []string `protobuf:"bytes,4,rep,name=channels,proto3" json:"channels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -149,6 +159,325 @@ func (x *GetAvailabilityRequest) GetShipToRegion() string {
 	return ""
 }
 
+func (x *GetAvailabilityRequest) GetLocations() []string {
+	if x != nil {
+		return x.Locations
+	}
+	return nil
+}
+
+func (x *GetAvailabilityRequest) GetChannels() []string {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+type BatchGetAvailabilityRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The SKUs, as in GetAvailabilityRequest.sku; 1 to the configured limit.
+	Sku []string `protobuf:"bytes,1,rep,name=sku,proto3" json:"sku,omitempty"`
+	// As in GetAvailabilityRequest, applied to every SKU.
+	ShipToRegion  string   `protobuf:"bytes,2,opt,name=ship_to_region,json=shipToRegion,proto3" json:"ship_to_region,omitempty"`
+	Locations     []string `protobuf:"bytes,3,rep,name=locations,proto3" json:"locations,omitempty"`
+	Channels      []string `protobuf:"bytes,4,rep,name=channels,proto3" json:"channels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchGetAvailabilityRequest) Reset() {
+	*x = BatchGetAvailabilityRequest{}
+	mi := &file_skuflow_v1_availability_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchGetAvailabilityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchGetAvailabilityRequest) ProtoMessage() {}
+
+func (x *BatchGetAvailabilityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_availability_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchGetAvailabilityRequest.ProtoReflect.Descriptor instead.
+func (*BatchGetAvailabilityRequest) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BatchGetAvailabilityRequest) GetSku() []string {
+	if x != nil {
+		return x.Sku
+	}
+	return nil
+}
+
+func (x *BatchGetAvailabilityRequest) GetShipToRegion() string {
+	if x != nil {
+		return x.ShipToRegion
+	}
+	return ""
+}
+
+func (x *BatchGetAvailabilityRequest) GetLocations() []string {
+	if x != nil {
+		return x.Locations
+	}
+	return nil
+}
+
+func (x *BatchGetAvailabilityRequest) GetChannels() []string {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+type BatchGetAvailabilityResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per distinct requested SKU, in request order.
+	Results []*AvailabilityResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// The one instant every answer was evaluated at.
+	EvaluatedAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=evaluated_at,json=evaluatedAt,proto3" json:"evaluated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchGetAvailabilityResponse) Reset() {
+	*x = BatchGetAvailabilityResponse{}
+	mi := &file_skuflow_v1_availability_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchGetAvailabilityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchGetAvailabilityResponse) ProtoMessage() {}
+
+func (x *BatchGetAvailabilityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_availability_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchGetAvailabilityResponse.ProtoReflect.Descriptor instead.
+func (*BatchGetAvailabilityResponse) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BatchGetAvailabilityResponse) GetResults() []*AvailabilityResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *BatchGetAvailabilityResponse) GetEvaluatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EvaluatedAt
+	}
+	return nil
+}
+
+type AvailabilityResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Sku   string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	// False when skuflow does not know the SKU; availability is then unset.
+	Found         bool          `protobuf:"varint,2,opt,name=found,proto3" json:"found,omitempty"`
+	Availability  *Availability `protobuf:"bytes,3,opt,name=availability,proto3" json:"availability,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AvailabilityResult) Reset() {
+	*x = AvailabilityResult{}
+	mi := &file_skuflow_v1_availability_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AvailabilityResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AvailabilityResult) ProtoMessage() {}
+
+func (x *AvailabilityResult) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_availability_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AvailabilityResult.ProtoReflect.Descriptor instead.
+func (*AvailabilityResult) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AvailabilityResult) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *AvailabilityResult) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *AvailabilityResult) GetAvailability() *Availability {
+	if x != nil {
+		return x.Availability
+	}
+	return nil
+}
+
+type WatchAvailabilityRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The SKUs to watch (as in GetAvailabilityRequest.sku), or none with
+	// all = true.
+	Sku []string `protobuf:"bytes,1,rep,name=sku,proto3" json:"sku,omitempty"`
+	// Watch every SKU (for indexers); sku must then be empty.
+	All bool `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"`
+	// Resume: the version the client already has, per SKU. An unchanged SKU
+	// is not sent again.
+	Versions      map[string]string `protobuf:"bytes,3,rep,name=versions,proto3" json:"versions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAvailabilityRequest) Reset() {
+	*x = WatchAvailabilityRequest{}
+	mi := &file_skuflow_v1_availability_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAvailabilityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAvailabilityRequest) ProtoMessage() {}
+
+func (x *WatchAvailabilityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_availability_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAvailabilityRequest.ProtoReflect.Descriptor instead.
+func (*WatchAvailabilityRequest) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WatchAvailabilityRequest) GetSku() []string {
+	if x != nil {
+		return x.Sku
+	}
+	return nil
+}
+
+func (x *WatchAvailabilityRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *WatchAvailabilityRequest) GetVersions() map[string]string {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+type WatchAvailabilityResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A SKU's answer: the current one, or a change.
+	Availability *Availability `protobuf:"bytes,1,opt,name=availability,proto3" json:"availability,omitempty"`
+	// Set on the one message that follows the current answers: from here on
+	// every message is a change.
+	Synced        bool `protobuf:"varint,2,opt,name=synced,proto3" json:"synced,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAvailabilityResponse) Reset() {
+	*x = WatchAvailabilityResponse{}
+	mi := &file_skuflow_v1_availability_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAvailabilityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAvailabilityResponse) ProtoMessage() {}
+
+func (x *WatchAvailabilityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_availability_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAvailabilityResponse.ProtoReflect.Descriptor instead.
+func (*WatchAvailabilityResponse) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *WatchAvailabilityResponse) GetAvailability() *Availability {
+	if x != nil {
+		return x.Availability
+	}
+	return nil
+}
+
+func (x *WatchAvailabilityResponse) GetSynced() bool {
+	if x != nil {
+		return x.Synced
+	}
+	return false
+}
+
 // Availability is one SKU's answer at one moment. The same message is
 // published, keyed by SKU, to the compacted `availability` topic whenever it
 // changes.
@@ -181,14 +510,20 @@ type Availability struct {
 	// The ship-to region the answer was evaluated for; empty for the
 	// region-less answer (always empty on the `availability` topic). Part of
 	// the version when set.
-	ShipToRegion  string `protobuf:"bytes,10,opt,name=ship_to_region,json=shipToRegion,proto3" json:"ship_to_region,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ShipToRegion string `protobuf:"bytes,10,opt,name=ship_to_region,json=shipToRegion,proto3" json:"ship_to_region,omitempty"`
+	// The location and channel filters the answer was evaluated for (empty:
+	// all), sorted; part of the version when set.
+	FilterLocations []string `protobuf:"bytes,11,rep,name=filter_locations,json=filterLocations,proto3" json:"filter_locations,omitempty"`
+	FilterChannels  []string `protobuf:"bytes,12,rep,name=filter_channels,json=filterChannels,proto3" json:"filter_channels,omitempty"`
+	// Requested locations the SKU has no stock record at.
+	UnknownLocations []string `protobuf:"bytes,13,rep,name=unknown_locations,json=unknownLocations,proto3" json:"unknown_locations,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Availability) Reset() {
 	*x = Availability{}
-	mi := &file_skuflow_v1_availability_proto_msgTypes[1]
+	mi := &file_skuflow_v1_availability_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -200,7 +535,7 @@ func (x *Availability) String() string {
 func (*Availability) ProtoMessage() {}
 
 func (x *Availability) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_availability_proto_msgTypes[1]
+	mi := &file_skuflow_v1_availability_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -213,7 +548,7 @@ func (x *Availability) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Availability.ProtoReflect.Descriptor instead.
 func (*Availability) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{1}
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Availability) GetSku() string {
@@ -279,6 +614,27 @@ func (x *Availability) GetShipToRegion() string {
 	return ""
 }
 
+func (x *Availability) GetFilterLocations() []string {
+	if x != nil {
+		return x.FilterLocations
+	}
+	return nil
+}
+
+func (x *Availability) GetFilterChannels() []string {
+	if x != nil {
+		return x.FilterChannels
+	}
+	return nil
+}
+
+func (x *Availability) GetUnknownLocations() []string {
+	if x != nil {
+		return x.UnknownLocations
+	}
+	return nil
+}
+
 type ChannelAvailability struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Channel string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
@@ -303,7 +659,7 @@ type ChannelAvailability struct {
 
 func (x *ChannelAvailability) Reset() {
 	*x = ChannelAvailability{}
-	mi := &file_skuflow_v1_availability_proto_msgTypes[2]
+	mi := &file_skuflow_v1_availability_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +671,7 @@ func (x *ChannelAvailability) String() string {
 func (*ChannelAvailability) ProtoMessage() {}
 
 func (x *ChannelAvailability) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_availability_proto_msgTypes[2]
+	mi := &file_skuflow_v1_availability_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +684,7 @@ func (x *ChannelAvailability) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelAvailability.ProtoReflect.Descriptor instead.
 func (*ChannelAvailability) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{2}
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ChannelAvailability) GetChannel() string {
@@ -399,7 +755,7 @@ type Reason struct {
 
 func (x *Reason) Reset() {
 	*x = Reason{}
-	mi := &file_skuflow_v1_availability_proto_msgTypes[3]
+	mi := &file_skuflow_v1_availability_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -411,7 +767,7 @@ func (x *Reason) String() string {
 func (*Reason) ProtoMessage() {}
 
 func (x *Reason) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_availability_proto_msgTypes[3]
+	mi := &file_skuflow_v1_availability_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -424,7 +780,7 @@ func (x *Reason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reason.ProtoReflect.Descriptor instead.
 func (*Reason) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{3}
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Reason) GetCode() Reason_Code {
@@ -479,7 +835,7 @@ type LocationAvailability struct {
 
 func (x *LocationAvailability) Reset() {
 	*x = LocationAvailability{}
-	mi := &file_skuflow_v1_availability_proto_msgTypes[4]
+	mi := &file_skuflow_v1_availability_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +847,7 @@ func (x *LocationAvailability) String() string {
 func (*LocationAvailability) ProtoMessage() {}
 
 func (x *LocationAvailability) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_availability_proto_msgTypes[4]
+	mi := &file_skuflow_v1_availability_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +860,7 @@ func (x *LocationAvailability) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocationAvailability.ProtoReflect.Descriptor instead.
 func (*LocationAvailability) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{4}
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LocationAvailability) GetLocation() string {
@@ -608,7 +964,7 @@ type AreaStock struct {
 
 func (x *AreaStock) Reset() {
 	*x = AreaStock{}
-	mi := &file_skuflow_v1_availability_proto_msgTypes[5]
+	mi := &file_skuflow_v1_availability_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +976,7 @@ func (x *AreaStock) String() string {
 func (*AreaStock) ProtoMessage() {}
 
 func (x *AreaStock) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_availability_proto_msgTypes[5]
+	mi := &file_skuflow_v1_availability_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +989,7 @@ func (x *AreaStock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AreaStock.ProtoReflect.Descriptor instead.
 func (*AreaStock) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{5}
+	return file_skuflow_v1_availability_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AreaStock) GetArea() string {
@@ -655,10 +1011,34 @@ var File_skuflow_v1_availability_proto protoreflect.FileDescriptor
 const file_skuflow_v1_availability_proto_rawDesc = "" +
 	"\n" +
 	"\x1dskuflow/v1/availability.proto\x12\n" +
-	"skuflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\x1a\x19skuflow/v1/policies.proto\"U\n" +
+	"skuflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\x1a\x19skuflow/v1/policies.proto\"\x8f\x01\n" +
 	"\x16GetAvailabilityRequest\x12\x15\n" +
 	"\x03sku\x18\x01 \x01(\tB\x03\xe0A\x02R\x03sku\x12$\n" +
-	"\x0eship_to_region\x18\x02 \x01(\tR\fshipToRegion\"\xc3\x03\n" +
+	"\x0eship_to_region\x18\x02 \x01(\tR\fshipToRegion\x12\x1c\n" +
+	"\tlocations\x18\x03 \x03(\tR\tlocations\x12\x1a\n" +
+	"\bchannels\x18\x04 \x03(\tR\bchannels\"\x94\x01\n" +
+	"\x1bBatchGetAvailabilityRequest\x12\x15\n" +
+	"\x03sku\x18\x01 \x03(\tB\x03\xe0A\x02R\x03sku\x12$\n" +
+	"\x0eship_to_region\x18\x02 \x01(\tR\fshipToRegion\x12\x1c\n" +
+	"\tlocations\x18\x03 \x03(\tR\tlocations\x12\x1a\n" +
+	"\bchannels\x18\x04 \x03(\tR\bchannels\"\x97\x01\n" +
+	"\x1cBatchGetAvailabilityResponse\x128\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.skuflow.v1.AvailabilityResultR\aresults\x12=\n" +
+	"\fevaluated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vevaluatedAt\"z\n" +
+	"\x12AvailabilityResult\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x14\n" +
+	"\x05found\x18\x02 \x01(\bR\x05found\x12<\n" +
+	"\favailability\x18\x03 \x01(\v2\x18.skuflow.v1.AvailabilityR\favailability\"\xcb\x01\n" +
+	"\x18WatchAvailabilityRequest\x12\x10\n" +
+	"\x03sku\x18\x01 \x03(\tR\x03sku\x12\x10\n" +
+	"\x03all\x18\x02 \x01(\bR\x03all\x12N\n" +
+	"\bversions\x18\x03 \x03(\v22.skuflow.v1.WatchAvailabilityRequest.VersionsEntryR\bversions\x1a;\n" +
+	"\rVersionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"q\n" +
+	"\x19WatchAvailabilityResponse\x12<\n" +
+	"\favailability\x18\x01 \x01(\v2\x18.skuflow.v1.AvailabilityR\favailability\x12\x16\n" +
+	"\x06synced\x18\x02 \x01(\bR\x06synced\"\xc4\x04\n" +
 	"\fAvailability\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x17\n" +
 	"\aon_hand\x18\x02 \x01(\x03R\x06onHand\x12>\n" +
@@ -670,7 +1050,10 @@ const file_skuflow_v1_availability_proto_rawDesc = "" +
 	"\fevaluated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vevaluatedAt\x12;\n" +
 	"\bchannels\x18\t \x03(\v2\x1f.skuflow.v1.ChannelAvailabilityR\bchannels\x12$\n" +
 	"\x0eship_to_region\x18\n" +
-	" \x01(\tR\fshipToRegionJ\x04\b\x03\x10\x04R\tavailable\"\xad\x02\n" +
+	" \x01(\tR\fshipToRegion\x12)\n" +
+	"\x10filter_locations\x18\v \x03(\tR\x0ffilterLocations\x12'\n" +
+	"\x0ffilter_channels\x18\f \x03(\tR\x0efilterChannels\x12+\n" +
+	"\x11unknown_locations\x18\r \x03(\tR\x10unknownLocationsJ\x04\b\x03\x10\x04R\tavailable\"\xad\x02\n" +
 	"\x13ChannelAvailability\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12$\n" +
@@ -711,9 +1094,11 @@ const file_skuflow_v1_availability_proto_rawDesc = "" +
 	"\x0fregion_excluded\x18\r \x01(\bR\x0eregionExcluded\"8\n" +
 	"\tAreaStock\x12\x12\n" +
 	"\x04area\x18\x01 \x01(\tR\x04area\x12\x17\n" +
-	"\aon_hand\x18\x02 \x01(\x03R\x06onHand2\x86\x01\n" +
+	"\aon_hand\x18\x02 \x01(\x03R\x06onHand2\xb1\x03\n" +
 	"\x13AvailabilityService\x12o\n" +
-	"\x0fGetAvailability\x12\".skuflow.v1.GetAvailabilityRequest\x1a\x18.skuflow.v1.Availability\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/availability/{sku}B\xef\x01\x92A\xb4\x01\x12\x8a\x01\n" +
+	"\x0fGetAvailability\x12\".skuflow.v1.GetAvailabilityRequest\x1a\x18.skuflow.v1.Availability\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/availability/{sku}\x12\xa3\x01\n" +
+	"\x14BatchGetAvailability\x12'.skuflow.v1.BatchGetAvailabilityRequest\x1a(.skuflow.v1.BatchGetAvailabilityResponse\"8\x82\xd3\xe4\x93\x022Z\x1e:\x01*\"\x19/v1/availability:batchGet\x12\x10/v1/availability\x12\x82\x01\n" +
+	"\x11WatchAvailability\x12$.skuflow.v1.WatchAvailabilityRequest\x1a%.skuflow.v1.WatchAvailabilityResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/availability:watch0\x01B\xef\x01\x92A\xb4\x01\x12\x8a\x01\n" +
 	"\x18skuflow availability API\x12iReal-time inventory availability, answered from a materialized table that stream processors keep current.2\x031.0*\x01\x012\x10application/json:\x10application/jsonZ5github.com/skuflow/skuflow/proto/skuflow/v1;skuflowv1b\x06proto3"
 
 var (
@@ -729,37 +1114,52 @@ func file_skuflow_v1_availability_proto_rawDescGZIP() []byte {
 }
 
 var file_skuflow_v1_availability_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skuflow_v1_availability_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_skuflow_v1_availability_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_skuflow_v1_availability_proto_goTypes = []any{
-	(Reason_Code)(0),               // 0: skuflow.v1.Reason.Code
-	(*GetAvailabilityRequest)(nil), // 1: skuflow.v1.GetAvailabilityRequest
-	(*Availability)(nil),           // 2: skuflow.v1.Availability
-	(*ChannelAvailability)(nil),    // 3: skuflow.v1.ChannelAvailability
-	(*Reason)(nil),                 // 4: skuflow.v1.Reason
-	(*LocationAvailability)(nil),   // 5: skuflow.v1.LocationAvailability
-	(*AreaStock)(nil),              // 6: skuflow.v1.AreaStock
-	(*timestamppb.Timestamp)(nil),  // 7: google.protobuf.Timestamp
-	(LocationKind)(0),              // 8: skuflow.v1.LocationKind
+	(Reason_Code)(0),                     // 0: skuflow.v1.Reason.Code
+	(*GetAvailabilityRequest)(nil),       // 1: skuflow.v1.GetAvailabilityRequest
+	(*BatchGetAvailabilityRequest)(nil),  // 2: skuflow.v1.BatchGetAvailabilityRequest
+	(*BatchGetAvailabilityResponse)(nil), // 3: skuflow.v1.BatchGetAvailabilityResponse
+	(*AvailabilityResult)(nil),           // 4: skuflow.v1.AvailabilityResult
+	(*WatchAvailabilityRequest)(nil),     // 5: skuflow.v1.WatchAvailabilityRequest
+	(*WatchAvailabilityResponse)(nil),    // 6: skuflow.v1.WatchAvailabilityResponse
+	(*Availability)(nil),                 // 7: skuflow.v1.Availability
+	(*ChannelAvailability)(nil),          // 8: skuflow.v1.ChannelAvailability
+	(*Reason)(nil),                       // 9: skuflow.v1.Reason
+	(*LocationAvailability)(nil),         // 10: skuflow.v1.LocationAvailability
+	(*AreaStock)(nil),                    // 11: skuflow.v1.AreaStock
+	nil,                                  // 12: skuflow.v1.WatchAvailabilityRequest.VersionsEntry
+	(*timestamppb.Timestamp)(nil),        // 13: google.protobuf.Timestamp
+	(LocationKind)(0),                    // 14: skuflow.v1.LocationKind
 }
 var file_skuflow_v1_availability_proto_depIdxs = []int32{
-	5,  // 0: skuflow.v1.Availability.locations:type_name -> skuflow.v1.LocationAvailability
-	7,  // 1: skuflow.v1.Availability.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 2: skuflow.v1.Availability.next_change_at:type_name -> google.protobuf.Timestamp
-	7,  // 3: skuflow.v1.Availability.evaluated_at:type_name -> google.protobuf.Timestamp
-	3,  // 4: skuflow.v1.Availability.channels:type_name -> skuflow.v1.ChannelAvailability
-	4,  // 5: skuflow.v1.ChannelAvailability.reasons:type_name -> skuflow.v1.Reason
-	0,  // 6: skuflow.v1.Reason.code:type_name -> skuflow.v1.Reason.Code
-	7,  // 7: skuflow.v1.LocationAvailability.level_as_of:type_name -> google.protobuf.Timestamp
-	8,  // 8: skuflow.v1.LocationAvailability.kind:type_name -> skuflow.v1.LocationKind
-	6,  // 9: skuflow.v1.LocationAvailability.areas:type_name -> skuflow.v1.AreaStock
-	7,  // 10: skuflow.v1.LocationAvailability.stale_at:type_name -> google.protobuf.Timestamp
-	1,  // 11: skuflow.v1.AvailabilityService.GetAvailability:input_type -> skuflow.v1.GetAvailabilityRequest
-	2,  // 12: skuflow.v1.AvailabilityService.GetAvailability:output_type -> skuflow.v1.Availability
-	12, // [12:13] is the sub-list for method output_type
-	11, // [11:12] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	4,  // 0: skuflow.v1.BatchGetAvailabilityResponse.results:type_name -> skuflow.v1.AvailabilityResult
+	13, // 1: skuflow.v1.BatchGetAvailabilityResponse.evaluated_at:type_name -> google.protobuf.Timestamp
+	7,  // 2: skuflow.v1.AvailabilityResult.availability:type_name -> skuflow.v1.Availability
+	12, // 3: skuflow.v1.WatchAvailabilityRequest.versions:type_name -> skuflow.v1.WatchAvailabilityRequest.VersionsEntry
+	7,  // 4: skuflow.v1.WatchAvailabilityResponse.availability:type_name -> skuflow.v1.Availability
+	10, // 5: skuflow.v1.Availability.locations:type_name -> skuflow.v1.LocationAvailability
+	13, // 6: skuflow.v1.Availability.updated_at:type_name -> google.protobuf.Timestamp
+	13, // 7: skuflow.v1.Availability.next_change_at:type_name -> google.protobuf.Timestamp
+	13, // 8: skuflow.v1.Availability.evaluated_at:type_name -> google.protobuf.Timestamp
+	8,  // 9: skuflow.v1.Availability.channels:type_name -> skuflow.v1.ChannelAvailability
+	9,  // 10: skuflow.v1.ChannelAvailability.reasons:type_name -> skuflow.v1.Reason
+	0,  // 11: skuflow.v1.Reason.code:type_name -> skuflow.v1.Reason.Code
+	13, // 12: skuflow.v1.LocationAvailability.level_as_of:type_name -> google.protobuf.Timestamp
+	14, // 13: skuflow.v1.LocationAvailability.kind:type_name -> skuflow.v1.LocationKind
+	11, // 14: skuflow.v1.LocationAvailability.areas:type_name -> skuflow.v1.AreaStock
+	13, // 15: skuflow.v1.LocationAvailability.stale_at:type_name -> google.protobuf.Timestamp
+	1,  // 16: skuflow.v1.AvailabilityService.GetAvailability:input_type -> skuflow.v1.GetAvailabilityRequest
+	2,  // 17: skuflow.v1.AvailabilityService.BatchGetAvailability:input_type -> skuflow.v1.BatchGetAvailabilityRequest
+	5,  // 18: skuflow.v1.AvailabilityService.WatchAvailability:input_type -> skuflow.v1.WatchAvailabilityRequest
+	7,  // 19: skuflow.v1.AvailabilityService.GetAvailability:output_type -> skuflow.v1.Availability
+	3,  // 20: skuflow.v1.AvailabilityService.BatchGetAvailability:output_type -> skuflow.v1.BatchGetAvailabilityResponse
+	6,  // 21: skuflow.v1.AvailabilityService.WatchAvailability:output_type -> skuflow.v1.WatchAvailabilityResponse
+	19, // [19:22] is the sub-list for method output_type
+	16, // [16:19] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_skuflow_v1_availability_proto_init() }
@@ -768,14 +1168,14 @@ func file_skuflow_v1_availability_proto_init() {
 		return
 	}
 	file_skuflow_v1_policies_proto_init()
-	file_skuflow_v1_availability_proto_msgTypes[2].OneofWrappers = []any{}
+	file_skuflow_v1_availability_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skuflow_v1_availability_proto_rawDesc), len(file_skuflow_v1_availability_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,7 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AvailabilityService_GetAvailability_FullMethodName = "/skuflow.v1.AvailabilityService/GetAvailability"
+	AvailabilityService_GetAvailability_FullMethodName      = "/skuflow.v1.AvailabilityService/GetAvailability"
+	AvailabilityService_BatchGetAvailability_FullMethodName = "/skuflow.v1.AvailabilityService/BatchGetAvailability"
+	AvailabilityService_WatchAvailability_FullMethodName    = "/skuflow.v1.AvailabilityService/WatchAvailability"
 )
 
 // AvailabilityServiceClient is the client API for AvailabilityService service.
@@ -35,6 +37,28 @@ type AvailabilityServiceClient interface {
 	// INVALID_ARGUMENT (400).
 	// Views still recovering: UNAVAILABLE (503).
 	GetAvailability(ctx context.Context, in *GetAvailabilityRequest, opts ...grpc.CallOption) (*Availability, error)
+	// BatchGetAvailability answers up to a configured number of SKUs (default
+	// 1,000) in one call, all evaluated at one instant. Results come in
+	// request order, a SKU asked twice is answered once (at its first
+	// position), and an unknown SKU is a result with found = false, never a
+	// failure of the call. Too many SKUs, or a malformed SKU, location,
+	// channel or ship_to_region: INVALID_ARGUMENT (400) naming it.
+	// REST: `GET /v1/availability?sku=A&sku=B` or
+	// `POST /v1/availability:batchGet` with `{"sku": ["A", "B"]}`.
+	BatchGetAvailability(ctx context.Context, in *BatchGetAvailabilityRequest, opts ...grpc.CallOption) (*BatchGetAvailabilityResponse, error)
+	// WatchAvailability streams the current answer of each watched SKU (or of
+	// every SKU, with all = true), then a new answer every time one changes,
+	// including changes that come with no event (a merchant location going
+	// stale, a reservation expiring, a sales-cap window turning). A SKU whose
+	// version the client passes in `versions` and that has not changed is not
+	// re-sent. Once the current answers are sent, one message has synced =
+	// true. A watcher that falls behind its bounded buffer is ended with
+	// RESOURCE_EXHAUSTED saying so; past the configured number of concurrent
+	// watchers a new watch gets RESOURCE_EXHAUSTED too.
+	// REST: Server-Sent Events, `GET /v1/availability:watch?sku=A&sku=B`
+	// (`text/event-stream`; each event's data is one WatchAvailabilityResponse
+	// in JSON).
+	WatchAvailability(ctx context.Context, in *WatchAvailabilityRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAvailabilityResponse], error)
 }
 
 type availabilityServiceClient struct {
@@ -55,6 +79,35 @@ func (c *availabilityServiceClient) GetAvailability(ctx context.Context, in *Get
 	return out, nil
 }
 
+func (c *availabilityServiceClient) BatchGetAvailability(ctx context.Context, in *BatchGetAvailabilityRequest, opts ...grpc.CallOption) (*BatchGetAvailabilityResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchGetAvailabilityResponse)
+	err := c.cc.Invoke(ctx, AvailabilityService_BatchGetAvailability_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *availabilityServiceClient) WatchAvailability(ctx context.Context, in *WatchAvailabilityRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAvailabilityResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AvailabilityService_ServiceDesc.Streams[0], AvailabilityService_WatchAvailability_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchAvailabilityRequest, WatchAvailabilityResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AvailabilityService_WatchAvailabilityClient = grpc.ServerStreamingClient[WatchAvailabilityResponse]
+
 // AvailabilityServiceServer is the server API for AvailabilityService service.
 // All implementations must embed UnimplementedAvailabilityServiceServer
 // for forward compatibility.
@@ -68,6 +121,28 @@ type AvailabilityServiceServer interface {
 	// INVALID_ARGUMENT (400).
 	// Views still recovering: UNAVAILABLE (503).
 	GetAvailability(context.Context, *GetAvailabilityRequest) (*Availability, error)
+	// BatchGetAvailability answers up to a configured number of SKUs (default
+	// 1,000) in one call, all evaluated at one instant. Results come in
+	// request order, a SKU asked twice is answered once (at its first
+	// position), and an unknown SKU is a result with found = false, never a
+	// failure of the call. Too many SKUs, or a malformed SKU, location,
+	// channel or ship_to_region: INVALID_ARGUMENT (400) naming it.
+	// REST: `GET /v1/availability?sku=A&sku=B` or
+	// `POST /v1/availability:batchGet` with `{"sku": ["A", "B"]}`.
+	BatchGetAvailability(context.Context, *BatchGetAvailabilityRequest) (*BatchGetAvailabilityResponse, error)
+	// WatchAvailability streams the current answer of each watched SKU (or of
+	// every SKU, with all = true), then a new answer every time one changes,
+	// including changes that come with no event (a merchant location going
+	// stale, a reservation expiring, a sales-cap window turning). A SKU whose
+	// version the client passes in `versions` and that has not changed is not
+	// re-sent. Once the current answers are sent, one message has synced =
+	// true. A watcher that falls behind its bounded buffer is ended with
+	// RESOURCE_EXHAUSTED saying so; past the configured number of concurrent
+	// watchers a new watch gets RESOURCE_EXHAUSTED too.
+	// REST: Server-Sent Events, `GET /v1/availability:watch?sku=A&sku=B`
+	// (`text/event-stream`; each event's data is one WatchAvailabilityResponse
+	// in JSON).
+	WatchAvailability(*WatchAvailabilityRequest, grpc.ServerStreamingServer[WatchAvailabilityResponse]) error
 	mustEmbedUnimplementedAvailabilityServiceServer()
 }
 
@@ -80,6 +155,12 @@ type UnimplementedAvailabilityServiceServer struct{}
 
 func (UnimplementedAvailabilityServiceServer) GetAvailability(context.Context, *GetAvailabilityRequest) (*Availability, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAvailability not implemented")
+}
+func (UnimplementedAvailabilityServiceServer) BatchGetAvailability(context.Context, *BatchGetAvailabilityRequest) (*BatchGetAvailabilityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BatchGetAvailability not implemented")
+}
+func (UnimplementedAvailabilityServiceServer) WatchAvailability(*WatchAvailabilityRequest, grpc.ServerStreamingServer[WatchAvailabilityResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchAvailability not implemented")
 }
 func (UnimplementedAvailabilityServiceServer) mustEmbedUnimplementedAvailabilityServiceServer() {}
 func (UnimplementedAvailabilityServiceServer) testEmbeddedByValue()                             {}
@@ -120,6 +201,35 @@ func _AvailabilityService_GetAvailability_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AvailabilityService_BatchGetAvailability_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchGetAvailabilityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AvailabilityServiceServer).BatchGetAvailability(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AvailabilityService_BatchGetAvailability_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AvailabilityServiceServer).BatchGetAvailability(ctx, req.(*BatchGetAvailabilityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AvailabilityService_WatchAvailability_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchAvailabilityRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AvailabilityServiceServer).WatchAvailability(m, &grpc.GenericServerStream[WatchAvailabilityRequest, WatchAvailabilityResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AvailabilityService_WatchAvailabilityServer = grpc.ServerStreamingServer[WatchAvailabilityResponse]
+
 // AvailabilityService_ServiceDesc is the grpc.ServiceDesc for AvailabilityService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -131,7 +241,17 @@ var AvailabilityService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetAvailability",
 			Handler:    _AvailabilityService_GetAvailability_Handler,
 		},
+		{
+			MethodName: "BatchGetAvailability",
+			Handler:    _AvailabilityService_BatchGetAvailability_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchAvailability",
+			Handler:       _AvailabilityService_WatchAvailability_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "skuflow/v1/availability.proto",
 }
