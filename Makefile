@@ -3,7 +3,8 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
 DATA ?= ./data
-PROTO_FILES := $(wildcard proto/skuflow/v1/*.proto)
+PROTO_FILES := $(sort $(wildcard proto/skuflow/v1/*.proto))
+OPENAPI := gateway/openapi
 GOTEST_FLAGS ?=
 
 .PHONY: help imports build test test-short proto proto-check lint run bench tools clean
@@ -21,13 +22,22 @@ build: ## build bin/skuflow
 tools: ## build the pinned protoc plugins into bin/
 	GOBIN=$(BIN) $(GO) install tool
 
+# OpenAPI: protoc-gen-openapiv2 writes Swagger 2.0 into a temporary
+# directory; internal/tools/openapimerge (a build tool) adds the hand-written routes
+# ($(OPENAPI)/handwritten.swagger.json) and writes the served documents,
+# skuflow.swagger.json and its OpenAPI 3 conversion skuflow.openapi.yaml.
 proto: tools ## regenerate Go, gRPC, grpc-gateway and OpenAPI code from proto/
 	PATH=$(BIN):$$PATH protoc -I proto -I proto/third_party \
 		--go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
 		--grpc-gateway_out=proto --grpc-gateway_opt=paths=source_relative \
-		--openapiv2_out=gateway/openapi --openapiv2_opt=allow_merge=true,merge_file_name=skuflow \
 		$(PROTO_FILES)
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	PATH=$(BIN):$$PATH protoc -I proto -I proto/third_party \
+		--openapiv2_out=$$tmp --openapiv2_opt=allow_merge=true,merge_file_name=skuflow \
+		$(PROTO_FILES) && \
+	$(GO) run ./internal/tools/openapimerge -in $$tmp/skuflow.swagger.json -fragment $(OPENAPI)/handwritten.swagger.json \
+		-out $(OPENAPI)/skuflow.swagger.json -v3 $(OPENAPI)/skuflow.openapi.yaml
 
 proto-check: proto ## fail when committed generated code is stale
 	@git diff --exit-code -- proto gateway/openapi || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
@@ -51,6 +61,7 @@ run: build ## start skuflow dev (embedded broker + processors + gateway) with sa
 bench: build ## throughput beside baselines measured in the same run (see BENCHMARKS.md)
 	$(BIN)/skuflow bench --rounds 5
 	$(BIN)/skuflow bench --scenarios feeds-sarama,feeds --messages 1000000
+	$(BIN)/skuflow bench --scenarios rest-hello,rest-get,grpc-hello,grpc-get,single-100,batch-100,watch-fanout,freshness --clients 50 --rounds 3
 
 clean:
 	rm -rf $(BIN) $(DATA)

@@ -59,3 +59,14 @@ func optionalTimestamp(t time.Time) *timestamppb.Timestamp {
 	}
 	return timestamppb.New(t)
 }
+
+// RestrictedToProto converts an answer restricted to some locations and
+// channels (inventory.Restrict) to the API message: the snapshot's fields,
+// the filter and the unknown locations.
+func RestrictedToProto(r inventory.Restricted) *pb.Availability {
+	m := SnapshotToProto(r.Snapshot)
+	m.FilterLocations = slices.Clone(r.Filter.Locations)
+	m.FilterChannels = slices.Clone(r.Filter.Channels)
+	m.UnknownLocations = slices.Clone(r.UnknownLocations)
+	return m
+}

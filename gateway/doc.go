@@ -6,6 +6,20 @@
 // It also holds the reservation API (NewOrders over an OrderBus, and
 // NewReservations, which wires it to the order saga on the cluster).
 //
+// WatchAvailability (gRPC) and its Server-Sent Events twin (GET
+// /v1/availability:watch, hand-written on the http mux, since grpc-gateway's
+// in-process handlers cannot stream) follow the compacted availability
+// topic through a views.AvailabilityFeed, not the stock table: every change,
+// including those no event announces (a merchant going stale, a reservation
+// expiring, a location closing), is published there within seconds by the
+// stock processor and the reconciler. A watch subscribes first and reads the
+// current answers second; the feed numbers its updates and each read says
+// which it contains, so nothing falls between the two and nothing older
+// than what was sent follows it. One hub fans the feed out without ever
+// blocking: a watcher that falls behind its bounded buffer is cut off
+// (ResourceExhausted), and at most Options.Watch.MaxWatchers are served.
+// See watch.go, watchhub.go and sse.go.
+//
 // Errors are translated to gRPC codes in one place, package gateway/apierr,
 // which New registers as gRPC interceptors and as grpc-gateway's error
 // handler, so every API served here (and internal/feeds/service beside it)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
@@ -12,12 +13,14 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/skuflow/skuflow/gateway/apierr"
 	"github.com/skuflow/skuflow/inventory"
@@ -25,12 +28,20 @@ import (
 	"github.com/skuflow/skuflow/views"
 )
 
-//go:embed openapi/skuflow.swagger.json
-var openAPI []byte
+// The API's description: Swagger 2.0 as protoc-gen-openapiv2 writes it
+// (with the hand-written routes merged in), and its OpenAPI 3 conversion
+// (make proto; internal/tools/openapimerge).
+var (
+	//go:embed openapi/skuflow.swagger.json
+	openAPI []byte
+	//go:embed openapi/skuflow.openapi.yaml
+	openAPI3 []byte
+)
 
 // Options configure the gateway.
 type Options struct {
-	// HTTPAddr serves REST, /healthz, /readyz, /metrics and /openapi.json.
+	// HTTPAddr serves REST, /healthz, /readyz, /metrics, /openapi.json
+	// (Swagger 2.0) and /openapi.yaml (OpenAPI 3).
 	HTTPAddr string
 	// GRPCAddr serves gRPC.
 	GRPCAddr string
@@ -50,6 +61,28 @@ type Options struct {
 	// merchant feeds, reservations), each registering its own gRPC service
 	// and REST routes.
 	Services []Service
+	// Registerer takes the request metrics, per RPC and per REST route
+	// (see metrics.go). Nil: a registry of the gateway's own, so several
+	// gateways can share a process.
+	Registerer prometheus.Registerer
+	// Gatherer is what /metrics serves beside prometheus.DefaultGatherer
+	// (process, Go runtime and package metrics). Nil: the Registerer, when
+	// it is a Gatherer too (a *prometheus.Registry is).
+	Gatherer prometheus.Gatherer
+	// Watch configures WatchAvailability and its SSE twin (watch.go); its
+	// zero value offers no watch.
+	Watch WatchOptions
+	// BatchLimit is the most SKUs one BatchGetAvailability may ask for
+	// (0: DefaultBatchLimit).
+	BatchLimit int
+	// CacheMaxAge bounds the max-age of REST answers' Cache-Control, which
+	// never reaches past an answer's next_change_at (0: DefaultCacheMaxAge;
+	// negative: no-cache, every time).
+	CacheMaxAge time.Duration
+	// AnswerCacheSize is how many evaluated answers are kept to serve again
+	// while they hold (answers.go; 0: DefaultAnswerCacheSize; negative:
+	// none, every answer is evaluated).
+	AnswerCacheSize int
 }
 
 // Service is an API the gateway serves beside availability.
@@ -85,6 +118,10 @@ func (o Options) Validate() error {
 	if o.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("gateway: shutdown timeout %s is negative", o.ShutdownTimeout))
 	}
+	errs = append(errs, o.Watch.validate()...)
+	if o.BatchLimit < 0 {
+		errs = append(errs, fmt.Errorf("gateway: batch limit %d is negative", o.BatchLimit))
+	}
 	return errors.Join(errs...)
 }
 
@@ -98,6 +135,7 @@ type Server struct {
 	http     *http.Server
 	health   *health.Server
 	shutdown time.Duration
+	watch    *watchService // nil: no watch offered
 }
 
 // New binds the listeners (so a port in use fails here, and ":0" gets a
@@ -127,17 +165,37 @@ func New(opts Options) (*Server, error) {
 	if now == nil {
 		now = time.Now
 	}
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		s.grpcLn.Close()
+		s.httpLn.Close()
+		return nil, err
+	}
 	avail := &availabilityServer{
 		stock: opts.Stock, policies: opts.Policies, now: now,
-		base: opts.Base,
+		base:       opts.Base,
+		answers:    newAnswers(opts.Stock, opts.Policies, opts.Base, opts.AnswerCacheSize),
+		batchLimit: cmp.Or(opts.BatchLimit, DefaultBatchLimit),
+		maxAge:     cmp.Or(opts.CacheMaxAge, DefaultCacheMaxAge),
 	}
 	// Every service's errors become statuses in one place (apierr), inside
-	// the request log so that it logs the mapped code.
+	// the request log and the metrics so that they see the mapped code.
 	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(logUnary(log), apierr.UnaryServerInterceptor(log)),
-		grpc.ChainStreamInterceptor(apierr.StreamServerInterceptor(log)),
+		grpc.ChainUnaryInterceptor(m.unary(), logUnary(log), apierr.UnaryServerInterceptor(log)),
+		grpc.ChainStreamInterceptor(m.stream(), apierr.StreamServerInterceptor(log)),
 	)
-	pb.RegisterAvailabilityServiceServer(s.grpc, avail)
+	wo := opts.Watch
+	wo.MaxSKUs = cmp.Or(wo.MaxSKUs, opts.BatchLimit) // a watch takes as many SKUs as a batch
+	if s.watch, err = newWatchService(wo, reg, log); err != nil {
+		s.grpcLn.Close()
+		s.httpLn.Close()
+		return nil, err
+	}
+	pb.RegisterAvailabilityServiceServer(s.grpc, availabilityService{availabilityServer: avail, watch: s.watch})
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -145,8 +203,20 @@ func New(opts Options) (*Server, error) {
 		svc.RegisterGRPC(s.grpc)
 	}
 	reflection.Register(s.grpc)
+	m.grpc.InitializeMetrics(s.grpc) // every RPC's series from the start, at 0
 
 	gw := runtime.NewServeMux(
+		runtime.WithMiddlewares(gatewayRoute), // the route label of REST metrics
+		// Answers carry a Content-Length rather than chunked encoding (the
+		// kept answers REST serves do the same; httpcache.go).
+		runtime.WithWriteContentLength(),
+		// JSON as the OpenAPI document describes it: unset message fields
+		// (timestamps, durations, optional numbers) are left out, not null;
+		// zero scalars and empty lists are still written.
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+		}}),
 		// In-process REST handlers bypass the interceptors: the same mapping.
 		runtime.WithErrorHandler(apierr.HTTPErrorHandler(log)),
 		// Path parameters arrive percent-encoded (a SKU "A/B" as A%2FB):
@@ -156,8 +226,11 @@ func New(opts Options) (*Server, error) {
 		// UnescapingModeAllCharacters splits at %2F as well.
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
 		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
-			if strings.EqualFold(key, "etag") {
+			switch strings.ToLower(key) {
+			case "etag":
 				return "ETag", true
+			case "cache-control":
+				return "Cache-Control", true
 			}
 			return runtime.DefaultHeaderMatcher(key)
 		}),
@@ -168,7 +241,11 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("gateway: register REST handlers: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", gw)
+	// grpc-gateway, with the hot GET served from kept answers (httpcache.go).
+	mux.Handle("/v1/", newRESTFront(gw, avail))
+	if s.watch != nil { // grpc-gateway's in-process handler cannot stream
+		mux.Handle(watchRoute, s.watch.serveSSE(gw))
+	}
 	for _, svc := range opts.Services {
 		if err := svc.RegisterHTTP(mux, gw); err != nil {
 			s.grpcLn.Close()
@@ -181,12 +258,16 @@ func New(opts Options) (*Server, error) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer(opts, reg), promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openAPI)
 	})
-	s.http = &http.Server{Handler: logHTTP(log, mux), ReadHeaderTimeout: 10 * time.Second}
+	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(openAPI3)
+	})
+	s.http = &http.Server{Handler: logHTTP(log, m.instrument(mux)), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
 
@@ -208,6 +289,9 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) ready() bool {
 	if !s.opts.Stock.Ready() || !s.opts.Policies.Ready() {
+		return false
+	}
+	if s.opts.Watch.Source != nil && !s.opts.Watch.Source.Ready() {
 		return false
 	}
 	for _, svc := range s.opts.Services {
@@ -252,6 +336,9 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error {
 		<-ctx.Done()
 		s.health.Shutdown()
+		// Watches never end by themselves: end them (Unavailable) so the
+		// graceful stops below do not wait for them.
+		s.watch.close()
 		sctx, cancel := context.WithTimeout(context.Background(), s.shutdown)
 		defer cancel()
 		herr := s.http.Shutdown(sctx)

@@ -126,8 +126,12 @@ func (t *table) each(fn func(key string, value any) bool) error {
 	return it.Err()
 }
 
-// Stock is the goka view of the stock group table.
-type Stock struct{ *table }
+// Stock is the goka view of the stock group table. It tracks its updates
+// (StockChanges).
+type Stock struct {
+	*table
+	changes *Changes
+}
 
 // Each calls fn for every SKU state until fn returns false.
 func (s *Stock) Each(fn func(inventory.State) bool) error {
@@ -140,13 +144,15 @@ func (s *Stock) Each(fn func(inventory.State) bool) error {
 	})
 }
 
-// NewStock creates the view; call Run to start it.
+// NewStock creates the view; call Run to start it. Its update callback is
+// its own (it tracks changes): opts must not set one.
 func NewStock(brokers []string, opts ...goka.ViewOption) (*Stock, error) {
-	t, err := newTable(brokers, schema.StockTable, schema.StateCodec, opts...)
+	c := new(Changes)
+	t, err := newTable(brokers, schema.StockTable, schema.StateCodec, tracked(c, opts)...)
 	if err != nil {
 		return nil, err
 	}
-	return &Stock{t}, nil
+	return &Stock{table: t, changes: c}, nil
 }
 
 // Get implements StockLookup.
@@ -171,16 +177,22 @@ type PolicyLookup interface {
 	Ready() bool
 }
 
-// Policies is the goka view of the policies group table.
-type Policies struct{ *table }
+// Policies is the goka view of the policies group table. It tracks its
+// updates (PolicyChanges).
+type Policies struct {
+	*table
+	changes *Changes
+}
 
-// NewPolicies creates the view; call Run to start it.
+// NewPolicies creates the view; call Run to start it. Its update callback is
+// its own (it tracks changes): opts must not set one.
 func NewPolicies(brokers []string, opts ...goka.ViewOption) (*Policies, error) {
-	t, err := newTable(brokers, schema.PoliciesTable, schema.PolicyCodec, opts...)
+	c := new(Changes)
+	t, err := newTable(brokers, schema.PoliciesTable, schema.PolicyCodec, tracked(c, opts)...)
 	if err != nil {
 		return nil, err
 	}
-	return &Policies{t}, nil
+	return &Policies{table: t, changes: c}, nil
 }
 
 // GetPolicy implements PolicyLookup.
@@ -299,6 +311,8 @@ type Memory struct {
 	ready    bool
 	states   map[string]inventory.State
 	policies map[string]*pb.PolicyEvent
+	// Put and PutPolicy advance these (see StockChanges, PolicyChanges).
+	stockChanges, policyChanges Changes
 }
 
 // NewMemory returns a ready, empty Memory.
@@ -312,6 +326,7 @@ func (m *Memory) Put(s inventory.State) {
 		m.states = map[string]inventory.State{}
 	}
 	m.states[s.SKU] = s.Clone()
+	m.stockChanges.Note(s.SKU)
 }
 
 // SetReady flips readiness, to imitate a recovering view.
@@ -351,6 +366,7 @@ func (m *Memory) PutPolicy(ev *pb.PolicyEvent) error {
 		m.policies = map[string]*pb.PolicyEvent{}
 	}
 	m.policies[key] = proto.Clone(ev).(*pb.PolicyEvent)
+	m.policyChanges.Note(key)
 	return nil
 }
 

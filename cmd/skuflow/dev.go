@@ -37,6 +37,8 @@ var sampleFiles = []struct{ file, topic string }{
 type devFlags struct {
 	answers    answerFlags
 	feeds      feedServiceFlags
+	watch      watchFlags
+	read       readFlags
 	reconcile  time.Duration
 	backlog    backlogFlags
 	data       string
@@ -74,10 +76,18 @@ broker on 127.0.0.1, every processor group and the gateway, all state under
 	f.backlog.register(cmd)
 	f.answers.register(cmd)
 	f.feeds.register(cmd)
+	f.watch.register(cmd)
+	f.read.register(cmd)
 	return cmd
 }
 
 func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
+	if err := f.watch.check(); err != nil {
+		return err
+	}
+	if err := f.read.check(); err != nil {
+		return err
+	}
 	b, err := broker.Start(broker.Options{DataDir: filepath.Join(f.data, "broker"), Port: f.kafkaPort, Logger: log})
 	if err != nil {
 		return err
@@ -101,8 +111,11 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	serve, err := app.NewServe(app.ServeOptions{Kafka: k, Base: cfg, DataDir: f.data, HTTPAddr: f.httpAddr, GRPCAddr: f.grpcAddr, Logger: log,
-		Services: []app.ServiceFactory{feeds, app.Reservations(gateway.OrdersOptions{})}})
+	so := app.ServeOptions{Kafka: k, Base: cfg, DataDir: f.data, HTTPAddr: f.httpAddr, GRPCAddr: f.grpcAddr, Logger: log,
+		Services:    []app.ServiceFactory{feeds, app.Reservations(gateway.OrdersOptions{})},
+		MaxWatchers: f.watch.maxWatchers, WatchBuffer: f.watch.buffer}
+	f.read.apply(&so)
+	serve, err := app.NewServe(so)
 	if err != nil {
 		return err
 	}

@@ -70,6 +70,8 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	var cf clusterFlags
 	var af answerFlags
 	var ff feedServiceFlags
+	var wf watchFlags
+	var rf readFlags
 	var data, httpAddr, grpcAddr string
 	cmd := &cobra.Command{
 		Use:   "serve --brokers host:port[,...]",
@@ -88,8 +90,17 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := app.NewServe(app.ServeOptions{Kafka: k, Base: af.config(), DataDir: data, HTTPAddr: httpAddr, GRPCAddr: grpcAddr, Logger: log,
-				Services: []app.ServiceFactory{feeds, app.Reservations(gateway.OrdersOptions{})}})
+			if err := wf.check(); err != nil {
+				return err
+			}
+			if err := rf.check(); err != nil {
+				return err
+			}
+			so := app.ServeOptions{Kafka: k, Base: af.config(), DataDir: data, HTTPAddr: httpAddr, GRPCAddr: grpcAddr, Logger: log,
+				Services:    []app.ServiceFactory{feeds, app.Reservations(gateway.OrdersOptions{})},
+				MaxWatchers: wf.maxWatchers, WatchBuffer: wf.buffer}
+			rf.apply(&so)
+			s, err := app.NewServe(so)
 			if err != nil {
 				return err
 			}
@@ -103,6 +114,8 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&httpAddr, "http", ":8080", "REST, health and metrics listen address")
 	cmd.Flags().StringVar(&grpcAddr, "grpc", ":9090", "gRPC listen address")
 	ff.register(cmd)
+	wf.register(cmd)
+	rf.register(cmd)
 	return cmd
 }
 

@@ -33,6 +33,13 @@ var (
 	// ErrUnsupportedMediaType: a REST body in a format the API does not
 	// take (InvalidArgument; over REST 415).
 	ErrUnsupportedMediaType = errors.New("unsupported media type")
+	// ErrResourceExhausted: a limit of the server's (concurrent watches, a
+	// watcher's buffer) is reached; the caller may retry later
+	// (ResourceExhausted, HTTP 429). Not a fault.
+	ErrResourceExhausted = errors.New("resource exhausted")
+	// ErrUnimplemented: this server does not offer the call
+	// (Unimplemented, HTTP 501).
+	ErrUnimplemented = errors.New("unimplemented")
 	// ErrUnavailable: something the API depends on failed (a view, the
 	// cluster) and the caller may retry (Unavailable, 503). The cause is
 	// logged.
@@ -156,6 +163,8 @@ var rules = []rule{
 	{match: is(ErrFailedPrecondition), code: codes.FailedPrecondition},
 	{match: is(ErrTooLarge), code: codes.ResourceExhausted, http: http.StatusRequestEntityTooLarge},
 	{match: is(ErrUnsupportedMediaType), code: codes.InvalidArgument, http: http.StatusUnsupportedMediaType},
+	{match: is(ErrResourceExhausted), code: codes.ResourceExhausted},
+	{match: is(ErrUnimplemented), code: codes.Unimplemented},
 	{match: is(ErrUnavailable), code: codes.Unavailable, fault: true},
 	// The request's own context.
 	{match: is(context.Canceled), code: codes.Canceled},

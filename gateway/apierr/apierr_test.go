@@ -83,6 +83,9 @@ func mappings() []mapping {
 			msg: "body of 9 bytes is larger than the limit", http: 413},
 		{name: "unsupported media type", err: apierr.Classify(apierr.ErrUnsupportedMediaType, errors.New("unsupported content type: no Content-Type given")),
 			code: codes.InvalidArgument, msg: "unsupported content type: no Content-Type given", http: 415},
+		{name: "resource exhausted", err: apierr.Publicf(apierr.ErrResourceExhausted, "too many watchers: at most %d", 2), code: codes.ResourceExhausted,
+			msg: "too many watchers: at most 2", http: 429},
+		{name: "unimplemented", err: apierr.Public(apierr.ErrUnimplemented, "no feed to watch"), code: codes.Unimplemented, msg: "no feed to watch", http: 501},
 		{name: "unavailable", err: apierr.Unavailable("could not publish the order; retry with the same id", errLeak), code: codes.Unavailable,
 			msg: "could not publish the order; retry with the same id", http: 503, fault: true},
 		{name: "kind of a kind", err: apierr.Publicf(apierr.Public(apierr.ErrInvalidArgument, "inner"), "feed %s: inner", "F-1"),
@@ -127,7 +130,7 @@ func TestCallersMistakesAreNotInternal(t *testing.T) {
 		inventory.ErrInvalidEvent, inventory.ErrUnknownChannel, inventory.ErrOrderConflict, inventory.ErrConflictingDuplicate, codecs.ErrMalformed,
 		registry.ErrInvalid, registry.ErrNotFound, registry.ErrExists, registry.ErrUnauthenticated, registry.ErrPermissionDenied,
 		&registry.LocationOwnedError{}, apierr.ErrInvalidArgument, apierr.ErrNotFound, apierr.ErrFailedPrecondition, apierr.ErrTooLarge,
-		apierr.ErrUnsupportedMediaType,
+		apierr.ErrUnsupportedMediaType, apierr.ErrResourceExhausted, apierr.ErrUnimplemented,
 	} {
 		if c := apierr.Status(fmt.Errorf("ctx: %w", err)).Code(); c == codes.Internal || c == codes.Unknown || c == codes.Unavailable {
 			t.Errorf("%v maps to %s", err, c)

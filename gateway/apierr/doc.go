@@ -35,6 +35,8 @@
 //	ErrFailedPrecondition             FailedPrecondition (400)
 //	ErrTooLarge                       ResourceExhausted (HTTP 413, not 429)
 //	ErrUnsupportedMediaType           InvalidArgument (HTTP 415)
+//	ErrResourceExhausted              ResourceExhausted (429)
+//	ErrUnimplemented                  Unimplemented (501)
 //	ErrUnavailable                    Unavailable (503), logged
 //	context.Canceled                  Canceled
 //	context.DeadlineExceeded          DeadlineExceeded (504)

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/skuflow/skuflow/gateway"
@@ -31,6 +33,18 @@ type ServeOptions struct {
 	Logger   *slog.Logger
 	// Services are further APIs to serve beside availability.
 	Services []ServiceFactory
+	// Registerer takes the gateway's request metrics and the views'
+	// metrics. Nil: a registry of the serving role's own, which the
+	// gateway's /metrics serves beside the default one.
+	Registerer prometheus.Registerer
+	// MaxWatchers and WatchBuffer bound WatchAvailability streams
+	// (gateway.WatchOptions); 0: the gateway's defaults.
+	MaxWatchers, WatchBuffer int
+	// BatchLimit, CacheMaxAge and AnswerCacheSize are the gateway's
+	// (gateway.Options); 0: its defaults.
+	BatchLimit      int
+	CacheMaxAge     time.Duration
+	AnswerCacheSize int
 }
 
 // Service is an API served beside availability, with the background work
@@ -97,10 +111,12 @@ func (o ServeOptions) Validate() error {
 
 // Serve is a bound gateway with its views.
 type Serve struct {
-	stock    *views.Stock
-	policies *views.Policies
-	gw       *gateway.Server
-	services []Service
+	stock       *views.Stock
+	policies    *views.Policies
+	avail       *views.AvailabilityView // what watchers follow
+	gw          *gateway.Server
+	services    []Service
+	viewMetrics *views.Metrics
 }
 
 // NewServe creates the views and binds the gateway's listeners.
@@ -126,6 +142,10 @@ func NewServe(o ServeOptions) (*Serve, error) {
 	if err != nil {
 		return nil, err
 	}
+	av, err := views.NewAvailabilityFeed(o.Kafka.Brokers, vopts...)
+	if err != nil {
+		return nil, err
+	}
 	var services []Service
 	var gsvcs []gateway.Service
 	for _, f := range o.Services {
@@ -136,12 +156,53 @@ func NewServe(o ServeOptions) (*Serve, error) {
 		services = append(services, svc)
 		gsvcs = append(gsvcs, svc)
 	}
-	gw, err := gateway.New(gateway.Options{HTTPAddr: o.HTTPAddr, GRPCAddr: o.GRPCAddr, Stock: sv, Policies: pv,
-		Base: o.Base, Logger: log, Services: gsvcs})
+	reg := o.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	vm, err := viewMetrics(o, log, reg, map[string]views.Observed{"stock": sv, "policies": pv, "availability": av}, services)
 	if err != nil {
 		return nil, err
 	}
-	return &Serve{stock: sv, policies: pv, gw: gw, services: services}, nil
+	gw, err := gateway.New(gateway.Options{HTTPAddr: o.HTTPAddr, GRPCAddr: o.GRPCAddr, Stock: sv, Policies: pv,
+		Base: o.Base, Logger: log, Services: gsvcs, Registerer: reg,
+		Watch:      gateway.WatchOptions{Source: av, MaxWatchers: o.MaxWatchers, Buffer: o.WatchBuffer},
+		BatchLimit: o.BatchLimit, CacheMaxAge: o.CacheMaxAge, AnswerCacheSize: o.AnswerCacheSize})
+	if err != nil {
+		return nil, err
+	}
+	return &Serve{stock: sv, policies: pv, avail: av, gw: gw, services: services, viewMetrics: vm}, nil
+}
+
+// viewOwner is a Service that runs goka views of its own.
+type viewOwner interface {
+	ObservedViews() map[string]views.Observed
+}
+
+// viewMetrics reports on every view the role runs: its own and those of
+// services that say which they run (ObservedViews).
+func viewMetrics(o ServeOptions, log *slog.Logger, reg prometheus.Registerer, own map[string]views.Observed, services []Service) (*views.Metrics, error) {
+	vm, err := views.NewMetrics(views.MetricsOptions{Brokers: o.Kafka.Brokers, Sarama: o.Kafka.Sarama(), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	all := []map[string]views.Observed{own}
+	for _, svc := range services {
+		if ov, ok := svc.(viewOwner); ok {
+			all = append(all, ov.ObservedViews())
+		}
+	}
+	for _, m := range all {
+		for name, v := range m {
+			if err := vm.Add(name, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := reg.Register(vm); err != nil {
+		return nil, fmt.Errorf("register view metrics: %w", err)
+	}
+	return vm, nil
 }
 
 // HTTPAddr is the bound REST address.
@@ -152,7 +213,7 @@ func (s *Serve) GRPCAddr() string { return s.gw.GRPCAddr() }
 
 // Ready reports whether the views, and every service, have recovered.
 func (s *Serve) Ready() bool {
-	if !s.stock.Ready() || !s.policies.Ready() {
+	if !s.stock.Ready() || !s.policies.Ready() || !s.avail.Ready() {
 		return false
 	}
 	for _, svc := range s.services {
@@ -169,7 +230,7 @@ func (s *Serve) Run(ctx context.Context) error {
 	viewCtx, stopViews := context.WithCancel(context.Background())
 	defer stopViews()
 	g, gctx := errgroup.WithContext(ctx)
-	runners := map[string]interface{ Run(context.Context) error }{"stock view": s.stock, "policies view": s.policies}
+	runners := map[string]interface{ Run(context.Context) error }{"stock view": s.stock, "policies view": s.policies, "availability view": s.avail, "view metrics": s.viewMetrics}
 	for i, svc := range s.services {
 		runners[fmt.Sprintf("service %d", i)] = svc
 	}

@@ -103,6 +103,14 @@ type Result struct {
 	Clients int     `json:"clients,omitempty"`
 	P50Ms   float64 `json:"p50_ms,omitempty"`
 	P99Ms   float64 `json:"p99_ms,omitempty"`
+	// Read scenarios (reads.go): what PerSecond counts, the rate and
+	// latency of the second run at a constant half of the peak, and a line
+	// of the scenario's own figures.
+	Unit      string  `json:"unit,omitempty"`
+	HalfRate  float64 `json:"half_rate,omitempty"`
+	HalfP50Ms float64 `json:"half_p50_ms,omitempty"`
+	HalfP99Ms float64 `json:"half_p99_ms,omitempty"`
+	Detail    string  `json:"detail,omitempty"`
 }
 
 type scenario struct {
@@ -151,7 +159,7 @@ func Run(ctx context.Context, o Options, self string, w io.Writer, progress io.W
 	}
 	Print(w, results)
 	if rounds > 1 {
-		fmt.Fprintf(w, "median of %d interleaved rounds; each scenario's runs (msgs/s):\n", rounds)
+		fmt.Fprintf(w, "median of %d interleaved rounds; each scenario's runs (per second: msgs, or the read table's unit):\n", rounds)
 		for _, name := range names {
 			fmt.Fprintf(w, "  %-17s", name)
 			for _, r := range runs[name] {
@@ -168,6 +176,7 @@ func Run(ctx context.Context, o Options, self string, w io.Writer, progress io.W
 				fmt.Fprintln(w)
 			}
 		}
+		printReadRounds(w, runs)
 	}
 	return results, nil
 }
@@ -206,8 +215,12 @@ func median(runs []Result) Result {
 	return sorted[(len(sorted)-1)/2]
 }
 
-// Print writes the results with ratios to the baselines of the same run.
+// Print writes the results with ratios to the baselines of the same run;
+// the read scenarios get a table of their own (printReads).
 func Print(w io.Writer, results []Result) {
+	if results = printReads(w, results); len(results) == 0 {
+		return
+	}
 	by := map[string]Result{}
 	for _, r := range results {
 		by[r.Scenario] = r

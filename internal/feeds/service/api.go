@@ -258,7 +258,9 @@ func (f *feedServer) ListLocations(ctx context.Context, req *pb.ListLocationsReq
 
 // --- REST upload ---
 
-var jsonOut = protojson.MarshalOptions{EmitUnpopulated: true}
+// jsonOut writes JSON as the OpenAPI document describes it and as the
+// gateway's REST answers do: unset timestamps are left out, not null.
+var jsonOut = protojson.MarshalOptions{EmitDefaultValues: true}
 
 // handleUpload is POST /v1/merchants/{merchant}/feeds: the body is read a
 // row at a time and accepted rows are stored in the outbox before the

@@ -1094,12 +1094,20 @@ const file_skuflow_v1_availability_proto_rawDesc = "" +
 	"\x0fregion_excluded\x18\r \x01(\bR\x0eregionExcluded\"8\n" +
 	"\tAreaStock\x12\x12\n" +
 	"\x04area\x18\x01 \x01(\tR\x04area\x12\x17\n" +
-	"\aon_hand\x18\x02 \x01(\x03R\x06onHand2\xb1\x03\n" +
+	"\aon_hand\x18\x02 \x01(\x03R\x06onHand2\xfd\x04\n" +
 	"\x13AvailabilityService\x12o\n" +
 	"\x0fGetAvailability\x12\".skuflow.v1.GetAvailabilityRequest\x1a\x18.skuflow.v1.Availability\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/availability/{sku}\x12\xa3\x01\n" +
-	"\x14BatchGetAvailability\x12'.skuflow.v1.BatchGetAvailabilityRequest\x1a(.skuflow.v1.BatchGetAvailabilityResponse\"8\x82\xd3\xe4\x93\x022Z\x1e:\x01*\"\x19/v1/availability:batchGet\x12\x10/v1/availability\x12\x82\x01\n" +
-	"\x11WatchAvailability\x12$.skuflow.v1.WatchAvailabilityRequest\x1a%.skuflow.v1.WatchAvailabilityResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/availability:watch0\x01B\xef\x01\x92A\xb4\x01\x12\x8a\x01\n" +
-	"\x18skuflow availability API\x12iReal-time inventory availability, answered from a materialized table that stream processors keep current.2\x031.0*\x01\x012\x10application/json:\x10application/jsonZ5github.com/skuflow/skuflow/proto/skuflow/v1;skuflowv1b\x06proto3"
+	"\x14BatchGetAvailability\x12'.skuflow.v1.BatchGetAvailabilityRequest\x1a(.skuflow.v1.BatchGetAvailabilityResponse\"8\x82\xd3\xe4\x93\x022Z\x1e:\x01*\"\x19/v1/availability:batchGet\x12\x10/v1/availability\x12\xce\x02\n" +
+	"\x11WatchAvailability\x12$.skuflow.v1.WatchAvailabilityRequest\x1a%.skuflow.v1.WatchAvailabilityResponse\"\xe9\x01\x92A\xc7\x01:\x11text/event-streamJ\xb1\x01\n" +
+	"\x03200\x12\xa9\x01\n" +
+	"|Server-Sent Events (`text/event-stream`): the data of each event is one WatchAvailabilityResponse in JSON, the schema below.\x12)\n" +
+	"'\x1a%.skuflow.v1.WatchAvailabilityResponse\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/availability:watch0\x01B\xda\x04\x92A\x9f\x04\x12\x8a\x01\n" +
+	"\x18skuflow availability API\x12iReal-time inventory availability, answered from a materialized table that stream processors keep current.2\x031.0*\x01\x012\x10application/json:\x10application/jsonZ\xe8\x02\n" +
+	"\xa0\x01\n" +
+	"\n" +
+	"adminToken\x12\x91\x01\b\x02\x12|`Authorization: Bearer <token>` with the admin token (RegistryService). No token or a wrong one: 401; a merchant token: 403.\x1a\rAuthorization \x02\n" +
+	"\xc2\x01\n" +
+	"\rmerchantToken\x12\xb0\x01\b\x02\x12\x9a\x01`Authorization: Bearer <token>` with the merchant's API token (FeedService, the feed upload). No token or a wrong one: 401; another merchant's token: 403.\x1a\rAuthorization \x02Z5github.com/skuflow/skuflow/proto/skuflow/v1;skuflowv1b\x06proto3"
 
 var (
 	file_skuflow_v1_availability_proto_rawDescOnce sync.Once

@@ -7,6 +7,7 @@
 package skuflowv1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1706,7 +1707,7 @@ var File_skuflow_v1_feeds_proto protoreflect.FileDescriptor
 const file_skuflow_v1_feeds_proto_rawDesc = "" +
 	"\n" +
 	"\x16skuflow/v1/feeds.proto\x12\n" +
-	"skuflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17skuflow/v1/events.proto\"\x81\x01\n" +
+	"skuflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\x1a\x17skuflow/v1/events.proto\"\x81\x01\n" +
 	"\aFeedRow\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\blocation\x18\x02 \x01(\tR\blocation\x12\x17\n" +
@@ -1841,22 +1842,53 @@ const file_skuflow_v1_feeds_proto_rawDesc = "" +
 	"\x14FEED_STATE_RECEIVING\x10\x01\x12\x17\n" +
 	"\x13FEED_STATE_COMPLETE\x10\x02\x12\x15\n" +
 	"\x11FEED_STATE_FAILED\x10\x03\x12\x1a\n" +
-	"\x16FEED_STATE_INTERRUPTED\x10\x042\xc8\x02\n" +
+	"\x16FEED_STATE_INTERRUPTED\x10\x042\xf9\x02\n" +
 	"\vFeedService\x12E\n" +
 	"\n" +
-	"UploadFeed\x12\x1d.skuflow.v1.UploadFeedRequest\x1a\x16.skuflow.v1.FeedStatus(\x01\x12o\n" +
-	"\aGetFeed\x12\x1a.skuflow.v1.GetFeedRequest\x1a\x16.skuflow.v1.FeedStatus\"0\x82\xd3\xe4\x93\x02*\x12(/v1/merchants/{merchant}/feeds/{feed_id}\x12\x80\x01\n" +
-	"\rListLocations\x12 .skuflow.v1.ListLocationsRequest\x1a!.skuflow.v1.ListLocationsResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/merchants/{merchant}/locations2\xbd\b\n" +
-	"\x0fRegistryService\x12n\n" +
-	"\x0eCreateMerchant\x12!.skuflow.v1.CreateMerchantRequest\x1a\x19.skuflow.v1.MerchantToken\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/admin/merchants\x12n\n" +
-	"\vGetMerchant\x12\x1e.skuflow.v1.GetMerchantRequest\x1a\x14.skuflow.v1.Merchant\")\x82\xd3\xe4\x93\x02#\x12!/v1/admin/merchants/{merchant_id}\x12q\n" +
-	"\rListMerchants\x12 .skuflow.v1.ListMerchantsRequest\x1a!.skuflow.v1.ListMerchantsResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/admin/merchants\x12z\n" +
-	"\fAddLocations\x12\x1c.skuflow.v1.LocationsRequest\x1a\x14.skuflow.v1.Merchant\"6\x82\xd3\xe4\x93\x020:\x01*\"+/v1/admin/merchants/{merchant_id}/locations\x12\x84\x01\n" +
-	"\x0fRemoveLocations\x12\x1c.skuflow.v1.LocationsRequest\x1a\x14.skuflow.v1.Merchant\"=\x82\xd3\xe4\x93\x027:\x01*\"2/v1/admin/merchants/{merchant_id}/locations:remove\x12\x83\x01\n" +
-	"\rSetStaleAfter\x12 .skuflow.v1.SetStaleAfterRequest\x1a\x14.skuflow.v1.Merchant\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/admin/merchants/{merchant_id}:setStaleAfter\x12\x82\x01\n" +
-	"\vRotateToken\x12\x1e.skuflow.v1.RotateTokenRequest\x1a\x19.skuflow.v1.MerchantToken\"8\x82\xd3\xe4\x93\x022:\x01*\"-/v1/admin/merchants/{merchant_id}:rotateToken\x12j\n" +
-	"\tRepublish\x12\x1c.skuflow.v1.RepublishRequest\x1a\x18.skuflow.v1.OutboxStatus\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/admin/outbox:republish\x12]\n" +
-	"\tGetOutbox\x12\x1c.skuflow.v1.GetOutboxRequest\x1a\x18.skuflow.v1.OutboxStatus\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/admin/outboxB7Z5github.com/skuflow/skuflow/proto/skuflow/v1;skuflowv1b\x06proto3"
+	"UploadFeed\x12\x1d.skuflow.v1.UploadFeedRequest\x1a\x16.skuflow.v1.FeedStatus(\x01\x12\x87\x01\n" +
+	"\aGetFeed\x12\x1a.skuflow.v1.GetFeedRequest\x1a\x16.skuflow.v1.FeedStatus\"H\x92A\x15b\x13\n" +
+	"\x11\n" +
+	"\rmerchantToken\x12\x00\x82\xd3\xe4\x93\x02*\x12(/v1/merchants/{merchant}/feeds/{feed_id}\x12\x98\x01\n" +
+	"\rListLocations\x12 .skuflow.v1.ListLocationsRequest\x1a!.skuflow.v1.ListLocationsResponse\"B\x92A\x15b\x13\n" +
+	"\x11\n" +
+	"\rmerchantToken\x12\x00\x82\xd3\xe4\x93\x02$\x12\"/v1/merchants/{merchant}/locations2\xfe\t\n" +
+	"\x0fRegistryService\x12\x83\x01\n" +
+	"\x0eCreateMerchant\x12!.skuflow.v1.CreateMerchantRequest\x1a\x19.skuflow.v1.MerchantToken\"3\x92A\x12b\x10\n" +
+	"\x0e\n" +
+	"\n" +
+	"adminToken\x12\x00\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/admin/merchants\x12\x83\x01\n" +
+	"\vGetMerchant\x12\x1e.skuflow.v1.GetMerchantRequest\x1a\x14.skuflow.v1.Merchant\">\x92A\x12b\x10\n" +
+	"\x0e\n" +
+	"\n" +
+	"adminToken\x12\x00\x82\xd3\xe4\x93\x02#\x12!/v1/admin/merchants/{merchant_id}\x12\x86\x01\n" +
+	"\rListMerchants\x12 .skuflow.v1.ListMerchantsRequest\x1a!.skuflow.v1.ListMerchantsResponse\"0\x92A\x12b\x10\n" +
+	"\x0e\n" +
+	"\n" +
+	"adminToken\x12\x00\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/admin/merchants\x12\x8f\x01\n" +
+	"\fAddLocations\x12\x1c.skuflow.v1.LocationsRequest\x1a\x14.skuflow.v1.Merchant\"K\x92A\x12b\x10\n" +
+	"\x0e\n" +
+	"\n" +
+	"adminToken\x12\x00\x82\xd3\xe4\x93\x020:\x01*\"+/v1/admin/merchants/{merchant_id}/locations\x12\x99\x01\n" +
+	"\x0fRemoveLocations\x12\x1c.skuflow.v1.LocationsRequest\x1a\x14.skuflow.v1.Merchant\"R\x92A\x12b\x10\n" +
+	"\x0e\n" +
+	"\n" +
+	"adminToken\x12\x00\x82\xd3\xe4\x93\x027:\x01*\"2/v1/admin/merchants/{merchant_id}/locations:remove\x12\x98\x01\n" +
+	"\rSetStaleAfter\x12 .skuflow.v1.SetStaleAfterRequest\x1a\x14.skuflow.v1.Merchant\"O\x92A\x12b\x10\n" +
+	"\x0e\n" +
+	"\n" +
+	"adminToken\x12\x00\x82\xd3\xe4\x93\x024:\x01*\"//v1/admin/merchants/{merchant_id}:setStaleAfter\x12\x97\x01\n" +
+	"\vRotateToken\x12\x1e.skuflow.v1.RotateTokenRequest\x1a\x19.skuflow.v1.MerchantToken\"M\x92A\x12b\x10\n" +
+	"\x0e\n" +
+	"\n" +
+	"adminToken\x12\x00\x82\xd3\xe4\x93\x022:\x01*\"-/v1/admin/merchants/{merchant_id}:rotateToken\x12\x7f\n" +
+	"\tRepublish\x12\x1c.skuflow.v1.RepublishRequest\x1a\x18.skuflow.v1.OutboxStatus\":\x92A\x12b\x10\n" +
+	"\x0e\n" +
+	"\n" +
+	"adminToken\x12\x00\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/admin/outbox:republish\x12r\n" +
+	"\tGetOutbox\x12\x1c.skuflow.v1.GetOutboxRequest\x1a\x18.skuflow.v1.OutboxStatus\"-\x92A\x12b\x10\n" +
+	"\x0e\n" +
+	"\n" +
+	"adminToken\x12\x00\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/admin/outboxB7Z5github.com/skuflow/skuflow/proto/skuflow/v1;skuflowv1b\x06proto3"
 
 var (
 	file_skuflow_v1_feeds_proto_rawDescOnce sync.Once
