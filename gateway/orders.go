@@ -25,6 +25,7 @@ type OrderBus interface {
 	Place(ctx context.Context, c inventory.PlaceOrder) error
 	Cancel(ctx context.Context, orderID string) error
 	Extend(ctx context.Context, e inventory.ExtendOrder) error
+	Fulfil(ctx context.Context, f inventory.FulfilOrder) error
 	Get(orderID string) (inventory.Order, bool, error)
 	// Changed returns a channel closed at the order's next update (a
 	// fallback poll covers implementations that never close it).
@@ -247,7 +248,7 @@ func (s *ordersServer) answer(o inventory.Order) *pb.Order {
 // ended reports whether the order holds nothing and never will again.
 func ended(o inventory.Order) bool {
 	switch o.Status {
-	case inventory.OrderCancelled, inventory.OrderRejected, inventory.OrderExpired:
+	case inventory.OrderCancelled, inventory.OrderRejected, inventory.OrderExpired, inventory.OrderFulfilled:
 		return true
 	}
 	return false
@@ -313,7 +314,7 @@ func (s *ordersServer) ExtendOrder(ctx context.Context, req *pb.ExtendOrderReque
 	// waits for every SKU's decision: the confirmed expiries, or
 	// FailedPrecondition.
 	return s.waitFor(ctx, id, func(o inventory.Order) (bool, error) {
-		if o.Status != inventory.OrderReserved {
+		if o.Status != inventory.OrderReserved && o.Status != inventory.OrderPartiallyFulfilled {
 			return false, extendable(o)
 		}
 		return extendedTo(o, cmd.ExpiresAt), nil
@@ -325,7 +326,7 @@ func (s *ordersServer) ExtendOrder(ctx context.Context, req *pb.ExtendOrderReque
 // extendable refuses to extend an order that holds nothing.
 func extendable(o inventory.Order) error {
 	switch o.Status {
-	case inventory.OrderReserved:
+	case inventory.OrderReserved, inventory.OrderPartiallyFulfilled:
 		return nil
 	case inventory.OrderPending:
 		return apierr.Publicf(apierr.ErrFailedPrecondition, "order %q is still being decided; extend it once it is reserved", o.ID)
@@ -339,11 +340,59 @@ func extendable(o inventory.Order) error {
 // the SKU may yet refuse).
 func extendedTo(o inventory.Order, t time.Time) bool {
 	for _, l := range o.Lines {
-		if l.Status == inventory.LineAccepted && (l.ExpiresAt.Before(t) || l.ExtensionPending()) {
+		if l.Held() && (l.ExpiresAt.Before(t) || l.ExtensionPending()) {
 			return false
 		}
 	}
 	return true
+}
+
+func (s *ordersServer) FulfilOrder(ctx context.Context, req *pb.FulfilOrderRequest) (*pb.Order, error) {
+	cmd := inventory.FulfilOrder{OrderID: req.GetOrderId(), FulfilmentID: req.GetFulfilmentId(), Lines: codecs.FulfilmentLinesFromProto(req.GetLines())}
+	if err := cmd.Validate(); err != nil {
+		return nil, err // wraps inventory.ErrInvalidEvent: InvalidArgument
+	}
+	o, found, err := s.o.Bus.Get(cmd.OrderID)
+	if err != nil {
+		return nil, lookupError(err)
+	}
+	if !found || !o.Placed() {
+		return nil, apierr.Publicf(apierr.ErrNotFound, "order %q is not known", cmd.OrderID)
+	}
+	// The saga decides a fulfilment once and keeps the decision under its
+	// id; the answer is that decision, for the caller whose lines it is,
+	// however calls with the id raced.
+	decided := func(o inventory.Order) (bool, error) {
+		f, ok := o.FulfilmentByID(cmd.FulfilmentID)
+		switch {
+		case !ok:
+			return false, nil
+		case !f.SameFulfilment(cmd):
+			return false, apierr.Publicf(inventory.ErrFulfilmentConflict, "fulfilment id %q of order %q was already used for other lines", cmd.FulfilmentID, cmd.OrderID)
+		case f.Refused != "":
+			return false, apierr.Publicf(apierr.ErrFailedPrecondition, "fulfilment %q of order %q was refused: %s", cmd.FulfilmentID, cmd.OrderID, f.Refused)
+		}
+		return true, nil
+	}
+	if done, err := decided(o); err != nil {
+		return nil, err
+	} else if done {
+		return s.answer(o), nil
+	}
+	// What the saga would decide on the order as the gateway sees it: a
+	// refusal (or a rule's error, such as the fulfilment limit) is answered
+	// now, without publishing.
+	if next, _, _, err := inventory.ApplyOrder(o, true, cmd, s.o.Now()); err != nil {
+		return nil, err
+	} else if f, _ := next.FulfilmentByID(cmd.FulfilmentID); f.Refused != "" {
+		return nil, apierr.Publicf(apierr.ErrFailedPrecondition, "order %q cannot ship that: %s", cmd.OrderID, f.Refused)
+	}
+	if err := s.o.Bus.Fulfil(ctx, cmd); err != nil {
+		return nil, publishError(ctx, err)
+	}
+	return s.waitFor(ctx, cmd.OrderID, decided, func(id string) string {
+		return fmt.Sprintf("fulfilment %q of order %q is not decided yet; retry FulfilOrder with the same id or GetOrder it later", cmd.FulfilmentID, id)
+	})
 }
 
 // stillDeciding is the answer when PlaceOrder or CancelOrder waited in vain.
