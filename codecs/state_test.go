@@ -201,16 +201,17 @@ func TestStateEncodeWrongType(t *testing.T) {
 	}
 }
 
-// A state stored before sales caps counted sales (format 0) is upgraded on
-// decoding: its cap usage drops the units of reservations still listed, and
-// it is stored in the current format from then on.
+// A state stored before reservations counted shipped units (format 0) is
+// upgraded on decoding: a fulfilled reservation records its units as
+// shipped; cap usage stays; the state is stored in the current format
+// from then on.
 func TestDecodeUpgradesFormat0(t *testing.T) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	old := &pb.SkuState{Sku: "SKU-1",
 		SalesCaps: []*pb.SalesCapState{{Channel: "web", Limit: 20, WindowStartUnixNano: start.UnixNano(),
 			WindowEndUnixNano: start.Add(time.Hour).UnixNano(), AsOfUnixNano: start.UnixNano()}},
 		Reservations: []*pb.ReservationState{{ReservationId: "r-1", OrderId: "o-1", Channel: "web", Quantity: 2,
-			Status: int32(inventory.StatusHeld), DecidedAtUnixNano: start.Add(time.Minute).UnixNano(), ExpiresAtUnixNano: start.Add(2 * time.Hour).UnixNano()}},
+			Status: int32(inventory.StatusFulfilled), DecidedAtUnixNano: start.Add(time.Minute).UnixNano(), ClosedAtUnixNano: start.Add(2 * time.Minute).UnixNano()}},
 		CapUsage: []*pb.CapUsageState{{Channel: "web", WindowStartUnixNano: start.UnixNano(), Used: 7}},
 	}
 	data, err := proto.Marshal(old)
@@ -222,8 +223,8 @@ func TestDecodeUpgradesFormat0(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := v.(inventory.State)
-	if len(s.CapUsage) != 1 || s.CapUsage[0].Used != 5 {
-		t.Fatalf("format-0 usage 7 with 2 units listed decoded as %+v, want 5", s.CapUsage)
+	if len(s.CapUsage) != 1 || s.CapUsage[0].Used != 7 || s.Reservations[0].Fulfilled != 2 {
+		t.Fatalf("format-0 state decoded as %+v", s)
 	}
 	again, err := codecs.State{}.Encode(s)
 	if err != nil {
@@ -233,7 +234,7 @@ func TestDecodeUpgradesFormat0(t *testing.T) {
 	if err := proto.Unmarshal(again, &m); err != nil || m.GetFormat() != inventory.StateFormat {
 		t.Fatalf("re-encoded format %d (%v), want %d", m.GetFormat(), err, inventory.StateFormat)
 	}
-	if v2, err := (codecs.State{}).Decode(again); err != nil || v2.(inventory.State).CapUsage[0].Used != 5 {
+	if v2, err := (codecs.State{}).Decode(again); err != nil || !reflect.DeepEqual(v2, s) {
 		t.Fatalf("a current-format state was upgraded again: %+v %v", v2, err)
 	}
 }

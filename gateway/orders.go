@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,7 +64,11 @@ type OrdersOptions struct {
 	Poll time.Duration
 	// Now is the clock orders are answered at: a reservation whose hold ran
 	// out by then is answered expired (default time.Now).
-	Now    func() time.Time
+	Now func() time.Time
+	// Stock, if set, is read by FulfilOrder to refuse a shipment from a
+	// location (and area) where the SKU has no stock record, as the SKU
+	// processor would. The serving role (internal/app) hands it its view.
+	Stock  views.StockLookup
 	Logger *slog.Logger
 }
 
@@ -379,6 +384,9 @@ func (s *ordersServer) FulfilOrder(ctx context.Context, req *pb.FulfilOrderReque
 	} else if done {
 		return s.answer(o), nil
 	}
+	if err := s.shipsFromStock(cmd); err != nil {
+		return nil, err
+	}
 	// What the saga would decide on the order as the gateway sees it: a
 	// refusal (or a rule's error, such as the fulfilment limit) is answered
 	// now, without publishing.
@@ -393,6 +401,30 @@ func (s *ordersServer) FulfilOrder(ctx context.Context, req *pb.FulfilOrderReque
 	return s.waitFor(ctx, cmd.OrderID, decided, func(id string) string {
 		return fmt.Sprintf("fulfilment %q of order %q is not decided yet; retry FulfilOrder with the same id or GetOrder it later", cmd.FulfilmentID, id)
 	})
+}
+
+// shipsFromStock refuses a fulfilment line from a location (and area) the
+// SKU has no stock record at: the SKU processor would refuse it after the
+// saga recorded it as shipped.
+func (s *ordersServer) shipsFromStock(cmd inventory.FulfilOrder) error {
+	if s.o.Stock == nil {
+		return nil
+	}
+	for i, l := range cmd.Lines {
+		st, found, err := s.o.Stock.Get(l.SKU)
+		if err != nil {
+			return &apierr.LookupError{Views: "stock", Lookup: "stock", Err: fmt.Errorf("sku %q: %w", l.SKU, err)}
+		}
+		if found && slices.ContainsFunc(st.Locations, func(loc inventory.Location) bool { return loc.ID == l.Location && loc.Area == l.Area }) {
+			continue
+		}
+		where := fmt.Sprintf("location %q", l.Location)
+		if l.Area != "" {
+			where += fmt.Sprintf(" area %q", l.Area)
+		}
+		return apierr.Publicf(apierr.ErrFailedPrecondition, "line %d: sku %q has no stock record at %s to ship from", i+1, l.SKU, where)
+	}
+	return nil
 }
 
 // stillDeciding is the answer when PlaceOrder or CancelOrder waited in vain.

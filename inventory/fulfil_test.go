@@ -21,7 +21,7 @@ func dmPartial(id, fid, loc string, qty int64, when time.Time) inventory.Reserva
 // shipped.
 func TestPartialFulfilmentAtTheSKU(t *testing.T) {
 	p := dmPolicies()
-	s := dmApply(t, inventory.State{}, dmLevel("WH-1", 10, at(0), 1))
+	s := dmApply(t, inventory.State{}, dmLevel("WH-1", 10, at(0), 1), dmLevel("ST-1", 4, at(0), 1))
 	s, _, _ = dmDemand(t, s, dmReq("R-1", "O-1", "web", 5, time.Hour), p, at(1))
 	s, _, res := dmDemand(t, s, dmPartial("R-1", "F-1", "WH-1", 2, at(2)), p, at(2))
 	r, _ := dmFind(s, "R-1")
@@ -29,12 +29,25 @@ func TestPartialFulfilmentAtTheSKU(t *testing.T) {
 		t.Fatalf("after shipping 2 of 5: %+v", r)
 	}
 	web := dmChannel(t, inventory.Evaluate(s, p, at(3)), "web")
-	if web.Reserved != 3 || web.Available != 5 { // 8 on hand, 3 still held
+	if web.Reserved != 3 || web.Available != 5 { // 8 on hand at WH-1 (ST-1 serves app only), 3 still held
 		t.Fatalf("web after shipping 2 of 5: reserved %d available %d", web.Reserved, web.Available)
 	}
 	// The same fulfilment again, even much later: nothing changes.
 	if again, _, res := dmDemand(t, s, dmPartial("R-1", "F-1", "WH-1", 2, at(2)), p, at(50)); res.Changed || !reflect.DeepEqual(again, s) {
 		t.Fatalf("a redelivered fulfilment changed the state: %+v", res)
+	}
+	// From where the SKU has no stock (a typo, or a whole location whose
+	// stock is kept per area): refused, nothing changes.
+	for _, f := range []inventory.ReservationFulfilled{dmPartial("R-1", "F-9", "WH-TYPO", 1, at(4)),
+		func() inventory.ReservationFulfilled {
+			f := dmPartial("R-1", "F-9", "WH-1", 1, at(4))
+			f.Area = inventory.AreaFloor
+			return f
+		}()} {
+		if next, _, _, err := inventory.Demand(s, f, p, at(4)); !errors.Is(err, inventory.ErrInvalidEvent) ||
+			!strings.Contains(err.Error(), "no stock record") || !reflect.DeepEqual(next, s) {
+			t.Fatalf("shipping from %s %q: %v", f.Location, f.Area, err)
+		}
 	}
 	// More than is left is refused, and changes nothing.
 	if next, _, _, err := inventory.Demand(s, dmPartial("R-1", "F-2", "WH-1", 4, at(4)), p, at(4)); !errors.Is(err, inventory.ErrInvalidEvent) ||
@@ -98,30 +111,27 @@ func TestFulfilmentValidation(t *testing.T) {
 	}
 }
 
-// UpgradeState: a format-0 state counted every unit accepted in the cap
-// window in CapUsage; after the upgrade the listed reservations count by
-// the current rules and only the forgotten ones stay in CapUsage.
+// UpgradeState: a reservation fulfilled in format 0 records no shipped
+// units; after the upgrade it records all of them, as a replay under the
+// current rules would. Cap usage is kept as it is (the safe reading).
 func TestUpgradeStateFromFormat0(t *testing.T) {
 	p := dmPolicies()
 	s := dmApply(t, inventory.State{}, dmLevel("WH-1", 50, at(0), 1), salesCap("web", 20, at(0), at(10_000), at(0)))
 	s, _, _ = dmDemand(t, s, dmReq("R-1", "O-1", "web", 2, time.Hour), p, at(1))
 	s, _, _ = dmDemand(t, s, dmReq("R-2", "O-2", "web", 3, time.Hour), p, at(2))
-	s, _, _ = dmDemand(t, s, dmRel("R-2", inventory.ReleaseCancelled), p, at(3))
-	old := s
-	// Format 0: 2 + 3 accepted and listed, plus 4 accepted and forgotten.
-	old.CapUsage = []inventory.CapUsage{{Channel: "web", WindowStart: at(0), Used: 9}, {Channel: "app", WindowStart: at(0), Used: 7}}
+	s, _, _ = dmDemand(t, s, dmFul("R-2", "WH-1", at(3)), p, at(3))
+	old := s.Clone()
+	old.Reservations[1].Fulfilled = 0 // as format 0 stored it
+	old.CapUsage = []inventory.CapUsage{{Channel: "web", WindowStart: at(0), Used: 9}}
 	up := inventory.UpgradeState(old, 0)
-	if want := []inventory.CapUsage{{Channel: "web", WindowStart: at(0), Used: 4}, {Channel: "app", WindowStart: at(0), Used: 7}}; !reflect.DeepEqual(up.CapUsage, want) {
-		t.Fatalf("upgraded usage %+v, want %+v", up.CapUsage, want)
+	if r := up.Reservations[1]; r.Fulfilled != 3 || r.Status != inventory.StatusFulfilled {
+		t.Fatalf("upgraded %+v, want 3 units shipped", r)
 	}
-	if web := dmChannel(t, inventory.Evaluate(up, p, at(4)), "web"); web.CapRemaining != 20-4-2 {
-		t.Fatalf("cap remaining %d after the upgrade, want 14", web.CapRemaining)
+	if !reflect.DeepEqual(up.CapUsage, old.CapUsage) || old.Reservations[1].Fulfilled != 0 {
+		t.Fatalf("upgrade changed cap usage %+v or its input", up.CapUsage)
 	}
-	if again := inventory.UpgradeState(up, inventory.StateFormat); !reflect.DeepEqual(again, up) {
+	if again := inventory.UpgradeState(s, inventory.StateFormat); !reflect.DeepEqual(again, s) {
 		t.Fatal("upgrading a current state changed it")
-	}
-	if !reflect.DeepEqual(old.CapUsage[0].Used, int64(9)) {
-		t.Fatal("UpgradeState modified its input")
 	}
 }
 

@@ -112,9 +112,12 @@ const (
 	// SKU-side fulfilments.
 	MaxOrderIDLength      = MaxRefLength - 4
 	MaxFulfilmentIDLength = MaxRefLength - 4
-	// MaxOrderFulfilments bounds the fulfilments (applied or refused) one
-	// order records.
-	MaxOrderFulfilments = 100
+	// MaxShipmentLines bounds the lines of the fulfilments applied to one
+	// order; a fulfilment beyond it is refused. MaxRefusedFulfilments
+	// bounds the refused fulfilments an order remembers: the oldest is
+	// forgotten first (a repeat of it is decided again).
+	MaxShipmentLines      = 1000
+	MaxRefusedFulfilments = 100
 )
 
 // ErrOrderConflict rejects an order id reused for a different order.
@@ -618,7 +621,7 @@ func outcome(o Order, c Outcome) (Order, OrderEffects, Result, error) {
 	}
 	switch {
 	case l.Status == LinePending:
-	case c.Accepted && !l.Held() && l.Status != LineFulfilled:
+	case c.Accepted && !l.Held():
 		// Accepted after the line ended (the order failed, was cancelled or
 		// timed out, or the SKU side decided a redelivered request anew):
 		// give the units back at once. Releases are idempotent.
@@ -700,9 +703,6 @@ func fulfilOrder(o Order, found bool, c FulfilOrder, t time.Time) (Order, OrderE
 		// may have been lost in a crash; the SKU applies each once).
 		return o, OrderEffects{Fulfilments: fulfilmentsFor(o, f)}, Result{}, nil
 	}
-	if len(o.Fulfilments) >= MaxOrderFulfilments {
-		return o, OrderEffects{}, Result{}, fmt.Errorf("%w: order %q already has %d fulfilments, the limit", ErrInvalidEvent, o.ID, MaxOrderFulfilments)
-	}
 	n, eff, _ := expire(o, t) // a hold that ran out by t ships nothing
 	n.Lines = slices.Clone(n.Lines)
 	f := Fulfilment{ID: c.FulfilmentID, Lines: slices.Clone(c.Lines), DecidedAt: t}
@@ -723,7 +723,21 @@ func fulfilOrder(o Order, found bool, c FulfilOrder, t time.Time) (Order, OrderE
 		eff.Fulfilments = fulfilmentsFor(n, f)
 	}
 	n.Fulfilments = append(slices.Clone(n.Fulfilments), f)
+	if refused := slices.IndexFunc(n.Fulfilments, func(f Fulfilment) bool { return f.Refused != "" }); refused >= 0 &&
+		countFunc(n.Fulfilments, func(f Fulfilment) bool { return f.Refused != "" }) > MaxRefusedFulfilments {
+		n.Fulfilments = slices.Delete(n.Fulfilments, refused, refused+1)
+	}
 	return n, eff, Result{Changed: true}, nil
+}
+
+func countFunc[E any](s []E, f func(E) bool) int {
+	n := 0
+	for _, e := range s {
+		if f(e) {
+			n++
+		}
+	}
+	return n
 }
 
 // refusal says why the order cannot ship c's units, or "".
@@ -731,13 +745,17 @@ func refusal(o Order, c FulfilOrder) string {
 	if !o.holding() {
 		return fmt.Sprintf("order %q is %s: it holds no units to ship", o.ID, o.Status)
 	}
-	ships, shipments := map[string]int64{}, map[string]int{}
+	ships, shipments, lines := map[string]int64{}, map[string]int{}, len(c.Lines)
 	for _, f := range o.Fulfilments {
 		if f.Refused == "" {
+			lines += len(f.Lines)
 			for _, fl := range f.Lines {
 				shipments[fl.SKU]++
 			}
 		}
+	}
+	if lines > MaxShipmentLines {
+		return fmt.Sprintf("order %q would have %d shipment lines, more than the limit of %d", o.ID, lines, MaxShipmentLines)
 	}
 	for _, fl := range c.Lines {
 		ships[fl.SKU] += fl.Quantity

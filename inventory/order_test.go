@@ -530,25 +530,31 @@ func sagaKey(in any) string {
 	panic(fmt.Sprintf("%T is not a saga input", in))
 }
 
-func newSagaSim(t *rapid.T) *sagaSim {
+// newSagaSim draws the SKUs (unknown, not sellable, short of stock, or
+// with every SKU known, sellable and stocked for every order when stocked
+// is set) and the orders to place.
+func newSagaSim(t *rapid.T, stocked bool) *sagaSim {
 	sim := &sagaSim{p: inventory.Policies{Channels: []string{"app", "web"}}, skus: []string{"SKU-A", "SKU-B", "SKU-C"},
 		states: map[string]inventory.State{}, stock: map[string]int64{}, blocked: map[string]bool{}, unknown: map[string]bool{},
 		queue: map[string][]inventory.Event{}, log: map[string][]inventory.Event{}, first: map[string]inventory.Outcome{},
 		orders: map[string]*sagaOrder{}, now: at(1), cancels: map[string]bool{},
 		confirmed: map[string][]time.Time{}}
 	for _, s := range sim.skus {
-		if rapid.IntRange(0, 5).Draw(t, s+" known") == 0 {
+		if !stocked && rapid.IntRange(0, 5).Draw(t, s+" known") == 0 {
 			// A SKU skuflow never heard of: every line for it is rejected
 			// and nothing is created for it.
 			sim.states[s], sim.unknown[s] = inventory.State{SKU: s}, true
 			continue
 		}
-		n := rapid.Int64Range(0, 6).Draw(t, s+" stock")
+		n := int64(12)
+		if !stocked {
+			n = rapid.Int64Range(0, 6).Draw(t, s+" stock")
+		}
 		state, _, err := inventory.Apply(inventory.State{SKU: s}, inventory.StockLevel{SKU: s, Location: "WH-1", OnHand: n, AsOf: t0, Sequence: 1}, t0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rapid.IntRange(0, 5).Draw(t, s+" sellable") == 0 {
+		if !stocked && rapid.IntRange(0, 5).Draw(t, s+" sellable") == 0 {
 			state, _, err = inventory.Apply(state, inventory.ChannelEligibility{SKU: s, Channel: "web", Sellable: false, AsOf: t0}, t0)
 			if err != nil {
 				t.Fatal(err)
@@ -623,6 +629,12 @@ func (sim *sagaSim) deliverSaga(t *rapid.T, in any, redelivery bool) {
 	}
 	if res.Changed {
 		so.o, so.found = next, true
+	}
+	if len(eff.Fulfilments) > 0 && !redelivery {
+		sagaShipments++
+		if next.Status == inventory.OrderPartiallyFulfilled {
+			sagaPartialShipments++
+		}
 	}
 	so.trace = append(so.trace, sagaStep{in, at})
 	sim.applied = append(sim.applied, in)
@@ -1069,25 +1081,17 @@ func (sim *sagaSim) actions() map[string]func(*rapid.T) {
 		},
 		// The client extends the order: its held lines' expiry moves to
 		// now plus the new TTL, if later.
-		// The warehouse ships some units of a held order, from WH-1.
+		// The warehouse ships some units of a held order, from WH-1: the
+		// command in flight, or delivered at once.
 		"fulfil": func(t *rapid.T) {
-			so := sim.randomOrder(t)
-			if so.o.Status != inventory.OrderReserved && so.o.Status != inventory.OrderPartiallyFulfilled {
-				t.Skip("holds nothing")
+			if c, ok := sim.shipment(t); ok {
+				sim.pool = append(sim.pool, c)
 			}
-			sim.fulfilments++
-			c := inventory.FulfilOrder{OrderID: so.o.ID, FulfilmentID: fmt.Sprintf("F-%d", sim.fulfilments)}
-			for _, l := range so.o.Lines {
-				if left := l.Quantity - l.Fulfilled; l.Held() && rapid.Bool().Draw(t, "ship "+l.SKU) {
-					// Sometimes more than is left: refused.
-					c.Lines = append(c.Lines, inventory.FulfilmentLine{SKU: l.SKU, Location: "WH-1",
-						Quantity: rapid.Int64Range(1, left+1).Draw(t, "units")})
-				}
+		},
+		"fulfil now": func(t *rapid.T) {
+			if c, ok := sim.shipment(t); ok {
+				sim.deliverSaga(t, c, false)
 			}
-			if len(c.Lines) == 0 {
-				t.Skip("no line chosen")
-			}
-			sim.pool = append(sim.pool, c)
 		},
 		"extend": func(t *rapid.T) {
 			so := sim.randomOrder(t)
@@ -1148,6 +1152,35 @@ func (sim *sagaSim) actions() map[string]func(*rapid.T) {
 			}
 		},
 	}
+}
+
+// shipment draws a fulfilment of a held order, or reports that there is
+// none to draw.
+func (sim *sagaSim) shipment(t *rapid.T) (inventory.FulfilOrder, bool) {
+	so := sim.randomOrder(t)
+	if so.o.Status != inventory.OrderReserved && so.o.Status != inventory.OrderPartiallyFulfilled {
+		return inventory.FulfilOrder{}, false
+	}
+	sim.fulfilments++
+	c := inventory.FulfilOrder{OrderID: so.o.ID, FulfilmentID: fmt.Sprintf("F-%d", sim.fulfilments)}
+	for _, l := range so.o.Lines {
+		if left := l.Quantity - l.Fulfilled; l.Held() && rapid.Bool().Draw(t, "ship "+l.SKU) {
+			n := rapid.Int64Range(1, left).Draw(t, "units")
+			if rapid.IntRange(0, 5).Draw(t, "too many") == 0 {
+				n = left + 1 // refused
+			}
+			if n >= 2 && rapid.Bool().Draw(t, "in two lines") {
+				// One SKU on two lines: each ships once.
+				c.Lines = append(c.Lines, inventory.FulfilmentLine{SKU: l.SKU, Location: "WH-1", Quantity: 1})
+				n--
+			}
+			c.Lines = append(c.Lines, inventory.FulfilmentLine{SKU: l.SKU, Location: "WH-1", Quantity: n})
+		}
+	}
+	if len(c.Lines) == 0 {
+		return inventory.FulfilOrder{}, false
+	}
+	return c, true
 }
 
 // drain delivers everything still in flight, in a random order.
@@ -1227,7 +1260,7 @@ func (sim *sagaSim) checkQuiescent(t *rapid.T) {
 
 func TestPropertySaga(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		sim := newSagaSim(t)
+		sim := newSagaSim(t, false)
 		t.Repeat(sim.actions())
 		sim.drain(t)
 		sim.tickDue()
@@ -1236,13 +1269,19 @@ func TestPropertySaga(t *testing.T) {
 	})
 }
 
+// sagaShipments and sagaPartialShipments count the fulfilments the saga
+// simulations applied (first deliveries), and those that left the order
+// partially fulfilled, so a test can tell that it exercised them.
+var sagaShipments, sagaPartialShipments int
+
 // TestPropertySagaLifecycle runs the saga model from orders already
-// decided, so that reserved orders meet extensions, expiry (ticks, late
-// cancels, holds running out at the SKU before an extension reaches it),
-// cancels and redeliveries in every interleaving.
+// decided, so that reserved orders meet extensions, fulfilments (partial,
+// repeated, refused), expiry (ticks, late cancels, holds running out at the
+// SKU before an extension reaches it), cancels and redeliveries in every
+// interleaving.
 func TestPropertySagaLifecycle(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		sim := newSagaSim(t)
+		sim := newSagaSim(t, false)
 		sim.drain(t)
 		t.Repeat(sim.actions())
 		sim.drain(t)
@@ -1250,6 +1289,29 @@ func TestPropertySagaLifecycle(t *testing.T) {
 		sim.drain(t)
 		sim.checkQuiescent(t)
 	})
+}
+
+// TestPropertySagaFulfilment runs the lifecycle with every order reserved
+// to start with (every SKU known, sellable and stocked), so that shipments
+// (partial, of one SKU on two lines, repeated, refused, racing expiry,
+// extension and cancellation) are the common case; it fails if they were
+// not.
+func TestPropertySagaFulfilment(t *testing.T) {
+	shipments, partial := sagaShipments, sagaPartialShipments
+	rapid.Check(t, func(t *rapid.T) {
+		sim := newSagaSim(t, true)
+		sim.drain(t)
+		t.Repeat(sim.actions())
+		sim.drain(t)
+		sim.tickDue()
+		sim.drain(t)
+		sim.checkQuiescent(t)
+	})
+	t.Logf("%d fulfilments applied, %d partial", sagaShipments-shipments, sagaPartialShipments-partial)
+	if !t.Failed() && (sagaShipments-shipments < 25 || sagaPartialShipments-partial < 15) {
+		t.Errorf("the simulation applied only %d fulfilments, %d of them partial: it does not exercise fulfilment",
+			sagaShipments-shipments, sagaPartialShipments-partial)
+	}
 }
 
 // tickDue sends what the reconciler sends: a tick for every order that is
@@ -1499,7 +1561,8 @@ func FuzzApplyOrder(f *testing.F) {
 				if i < 0 || r.Validate() != nil {
 					t.Fatalf("%s: release %+v for no line of %+v", st.name, r, next)
 				}
-				if l := next.Lines[i]; l.Status != inventory.LineReleased && l.Status != inventory.LineRejected && l.Status != inventory.LineExpired {
+				if l := next.Lines[i]; l.Status != inventory.LineReleased && l.Status != inventory.LineRejected && l.Status != inventory.LineExpired &&
+					l.Status != inventory.LineFulfilled {
 					t.Fatalf("%s: release of line %+v, which was not given up", st.name, l)
 				}
 				if o, ok := in.(inventory.Outcome); ok && !o.Accepted && !o.Extension && next.Lines[i].Status != inventory.LineReleased {

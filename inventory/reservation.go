@@ -250,36 +250,34 @@ type CapUsage struct {
 	Used        int64
 }
 
-// StateFormat is the meaning of a State's stored form: 1 since sales caps
-// count sales (CapUsage holds only the shipped units of reservations no
-// longer listed). Format 0 kept in CapUsage every unit accepted within the
-// window, listed or not, released or not; UpgradeState converts it.
+// StateFormat is the version of a State's stored form: 1 since
+// reservations count their shipped units (Reservation.Fulfilled). Format 0
+// is every state stored before; UpgradeState converts it.
 const StateFormat = 1
 
-// UpgradeState brings a state stored in an older format to StateFormat.
-// From format 0, each channel's usage in its cap's current window drops the
-// units of the reservations still listed (which the rules count from the
-// list now, as sales or not); what remains is units of reservations already
-// forgotten, which are kept as sold, since format 0 did not record whether
-// they were. A state with no usage is the same in both formats.
+// UpgradeState brings a state stored in an older format to StateFormat,
+// so that it encodes as a replay under the current rules would.
+//
+// From format 0, a fulfilled reservation that records no shipped units
+// shipped all of them. Its CapUsage is kept as it is: format 0 covers two
+// meanings of it (every unit accepted in the window, before caps counted
+// sales; the shipped units of forgotten reservations, since), which cannot
+// be told apart, and keeping it can only count more units against the cap
+// than were sold, never fewer, until its window ends or the cap changes.
 func UpgradeState(s State, format int) State {
-	if format >= StateFormat || len(s.CapUsage) == 0 {
+	if format >= StateFormat {
+		return s
+	}
+	legacy := func(r Reservation) bool { return r.Status == StatusFulfilled && r.Fulfilled == 0 }
+	if !slices.ContainsFunc(s.Reservations, legacy) {
 		return s
 	}
 	out := s
-	out.CapUsage = slices.Clone(s.CapUsage)
-	for i, u := range out.CapUsage {
-		j, found := slices.BinarySearchFunc(s.SalesCaps, u.Channel, func(c SalesCapRule, ch string) int { return strings.Compare(c.Channel, ch) })
-		if !found || !s.SalesCaps[j].WindowStart.Equal(u.WindowStart) {
-			continue // another window's usage is never counted
+	out.Reservations = slices.Clone(s.Reservations)
+	for i, r := range out.Reservations {
+		if legacy(r) {
+			out.Reservations[i].Fulfilled = r.Quantity
 		}
-		var listed int64
-		for _, r := range s.Reservations {
-			if r.Status != StatusRejected && decidedIn(r, s.SalesCaps[j]) {
-				listed += r.Quantity
-			}
-		}
-		out.CapUsage[i].Used = max(0, u.Used-listed)
 	}
 	return out
 }
@@ -577,6 +575,13 @@ func fulfil(s State, e ReservationFulfilled, t time.Time) (State, Result, error)
 	if r.Status == StatusRejected {
 		return s, Result{}, fmt.Errorf("%w: fulfilment of reservation %q, which was rejected", ErrInvalidEvent, e.ReservationID)
 	}
+	if _, known := findLocation(s.Locations, e.Location, e.Area); !known {
+		// A shipment from where the SKU has no stock would record stock
+		// that is not there (a location floored at zero) while the units
+		// stop being held: refuse it.
+		return s, Result{}, fmt.Errorf("%w: fulfilment of reservation %q from location %q%s, where sku %q has no stock record",
+			ErrInvalidEvent, e.ReservationID, e.Location, areaSuffix(e.Area), e.SKU)
+	}
 	left := r.Quantity - r.FulfilledUnits()
 	units, eventID := left, "fulfil:"+e.ReservationID
 	if e.FulfilmentID != "" {
@@ -702,4 +707,12 @@ func DueAt(s State) time.Time {
 		}
 	}
 	return due
+}
+
+// areaSuffix names an area in a message about a location.
+func areaSuffix(area string) string {
+	if area == "" {
+		return ""
+	}
+	return " (area " + area + ")"
 }

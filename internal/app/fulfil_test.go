@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/lovoo/goka"
+	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/internal/testkit"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
@@ -97,6 +99,12 @@ func TestFulfilOrder(t *testing.T) {
 	if n, held, err := s.webAvailable("SKU-FUL"); err != nil || n != 5 || held != 3 {
 		t.Errorf("after shipping 2 of 5: available %d reserved %d (%v); want 5 and 3", n, held, err)
 	}
+	// Redelivered behind the gateway (a producer retry, a replay): the saga
+	// sends the shipment to the SKU again and the SKU applies it once. The
+	// shipments below come after these on the order's partition, so the
+	// final counts show it.
+	redeliver := &pb.FulfilOrderCommand{OrderId: first.GetOrderId(), FulfilmentId: first.GetFulfilmentId(), Lines: first.GetLines()}
+	emitFulfilCommands(t, s, redeliver, redeliver)
 
 	// The id reused for other lines, more than the line holds, an unknown
 	// order, a malformed line.
@@ -116,6 +124,13 @@ func TestFulfilOrder(t *testing.T) {
 	if code, body := restPost(t, s, "/v1/orders/ful-1:fulfil", `{"fulfilmentId":"s","lines":[{"sku":"SKU-FUL","quantity":"0","location":"WH-1"}]}`); code != 400 ||
 		!strings.Contains(body, "quantity 0") {
 		t.Errorf("REST fulfilment of 0 units: %d %s", code, body)
+	}
+	// From where the SKU has no stock: refused before it is published.
+	for _, l := range []*pb.FulfilmentLine{{Sku: "SKU-FUL", Quantity: 1, Location: "WH-TYPO"}, {Sku: "SKU-FUL", Quantity: 1, Location: "WH-1", Area: "floor"}} {
+		_, err = s.orders.FulfilOrder(ctx, &pb.FulfilOrderRequest{OrderId: "ful-1", FulfilmentId: "ship-x", Lines: []*pb.FulfilmentLine{l}})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "no stock record") {
+			t.Errorf("shipping from %s %q: %v, want FailedPrecondition", l.GetLocation(), l.GetArea(), err)
+		}
 	}
 
 	// The rest ships, over REST, from two locations' worth of lines.
@@ -139,5 +154,25 @@ func TestFulfilOrder(t *testing.T) {
 	got, err := s.orders.GetOrder(ctx, &pb.GetOrderRequest{OrderId: "ful-1"})
 	if err != nil || len(got.GetFulfilments()) != 2 || got.GetFulfilments()[1].GetFulfilmentId() != "ship-3" {
 		t.Errorf("GetOrder: fulfilments %v (%v); want ship-1 and ship-3", got.GetFulfilments(), err)
+	}
+}
+
+// emitFulfilCommands publishes fulfil commands straight to the orders
+// topic, keyed by order id, as the gateway does.
+func emitFulfilCommands(t *testing.T, s *orderStack, cmds ...*pb.FulfilOrderCommand) {
+	t.Helper()
+	em, err := goka.NewEmitter(s.k.Brokers, schema.Orders, schema.BytesCodec, s.k.LowLatencyEmitterOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Finish()
+	for _, c := range cmds {
+		b, err := codecs.MarshalDeterministic(&pb.OrderCommand{Command: &pb.OrderCommand_Fulfil{Fulfil: c}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := em.EmitSync(c.GetOrderId(), b); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

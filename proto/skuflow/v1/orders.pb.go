@@ -1738,7 +1738,7 @@ type FulfilOrderRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// Chosen by the client, unique per shipment of this order; retries must
-	// reuse it. 1-128 of A-Z a-z 0-9 . _ - :
+	// reuse it. 1-124 of A-Z a-z 0-9 . _ - :
 	FulfilmentId string `protobuf:"bytes,2,opt,name=fulfilment_id,json=fulfilmentId,proto3" json:"fulfilment_id,omitempty"`
 	// 1 to 100 lines; a SKU may appear on several lines (shipped from several
 	// locations).

@@ -61,14 +61,17 @@ type ReservationServiceClient interface {
 	// quantity (partial allowed: the rest stays held, the line and order
 	// PARTIALLY_FULFILLED) from a location (and area). Each SKU's stock drops
 	// exactly once per fulfilment id, however often the call is repeated or
-	// redelivered; a repeat with the same id and lines answers the order as
-	// it is, one with other lines is ALREADY_EXISTS (409). Once every unit
-	// shipped the order is FULFILLED. It waits, up to its deadline, until the
-	// saga decided the fulfilment. Malformed: INVALID_ARGUMENT (400);
-	// unknown order: NOT_FOUND (404); the order holds no such units (not
-	// reserved, expired, cancelled, a SKU not in the order, more units than
-	// its line holds): FAILED_PRECONDITION (400) saying which; not decided
-	// within the deadline: DEADLINE_EXCEEDED (504).
+	// redelivered; a repeat with the same id and lines gets the first answer
+	// again (the order as it is, or the same refusal), one with other lines
+	// is ALREADY_EXISTS (409). Once every unit shipped the order is
+	// FULFILLED. It waits, up to its deadline, until the saga decided the
+	// fulfilment. Malformed: INVALID_ARGUMENT (400); unknown order: NOT_FOUND
+	// (404); the order holds no such units (not reserved, expired, cancelled,
+	// a SKU not in the order, more units than its line holds) or the SKU has
+	// no stock record at the location (and area) named:
+	// FAILED_PRECONDITION (400) saying which; not decided within the
+	// deadline: DEADLINE_EXCEEDED (504). An order takes up to 1,000 shipment
+	// lines in all, and up to 100 per line.
 	FulfilOrder(ctx context.Context, in *FulfilOrderRequest, opts ...grpc.CallOption) (*Order, error)
 }
 
@@ -165,14 +168,17 @@ type ReservationServiceServer interface {
 	// quantity (partial allowed: the rest stays held, the line and order
 	// PARTIALLY_FULFILLED) from a location (and area). Each SKU's stock drops
 	// exactly once per fulfilment id, however often the call is repeated or
-	// redelivered; a repeat with the same id and lines answers the order as
-	// it is, one with other lines is ALREADY_EXISTS (409). Once every unit
-	// shipped the order is FULFILLED. It waits, up to its deadline, until the
-	// saga decided the fulfilment. Malformed: INVALID_ARGUMENT (400);
-	// unknown order: NOT_FOUND (404); the order holds no such units (not
-	// reserved, expired, cancelled, a SKU not in the order, more units than
-	// its line holds): FAILED_PRECONDITION (400) saying which; not decided
-	// within the deadline: DEADLINE_EXCEEDED (504).
+	// redelivered; a repeat with the same id and lines gets the first answer
+	// again (the order as it is, or the same refusal), one with other lines
+	// is ALREADY_EXISTS (409). Once every unit shipped the order is
+	// FULFILLED. It waits, up to its deadline, until the saga decided the
+	// fulfilment. Malformed: INVALID_ARGUMENT (400); unknown order: NOT_FOUND
+	// (404); the order holds no such units (not reserved, expired, cancelled,
+	// a SKU not in the order, more units than its line holds) or the SKU has
+	// no stock record at the location (and area) named:
+	// FAILED_PRECONDITION (400) saying which; not decided within the
+	// deadline: DEADLINE_EXCEEDED (504). An order takes up to 1,000 shipment
+	// lines in all, and up to 100 per line.
 	FulfilOrder(context.Context, *FulfilOrderRequest) (*Order, error)
 	mustEmbedUnimplementedReservationServiceServer()
 }
