@@ -41,7 +41,7 @@ func DecodeDemandEvent(data []byte) (inventory.Event, error) {
 			return nil, err
 		}
 		return inventory.ReservationFulfilled{ReservationID: f.GetReservationId(), SKU: f.GetSku(), Location: f.GetLocation(),
-			Area: f.GetArea(), FulfilledAt: at}, nil
+			Area: f.GetArea(), FulfilledAt: at, FulfilmentID: f.GetFulfilmentId(), Quantity: f.GetQuantity()}, nil
 	case *pb.DemandEvent_Extended:
 		x := e.Extended
 		at, err := timeFromProto("expires_at", x.GetExpiresAt())
@@ -69,7 +69,7 @@ func DemandEventToProto(ev inventory.Event) (*pb.DemandEvent, error) {
 	case inventory.ReservationFulfilled:
 		return &pb.DemandEvent{Event: &pb.DemandEvent_Fulfilled{Fulfilled: &pb.ReservationFulfilled{
 			ReservationId: e.ReservationID, Sku: e.SKU, Location: e.Location, Area: e.Area,
-			FulfilledAt: timestamppb.New(e.FulfilledAt)}}}, nil
+			FulfilledAt: timestamppb.New(e.FulfilledAt), FulfilmentId: e.FulfilmentID, Quantity: e.Quantity}}}, nil
 	case inventory.ReservationExtended:
 		return &pb.DemandEvent{Event: &pb.DemandEvent_Extended{Extended: &pb.ReservationExtended{
 			ReservationId: e.ReservationID, OrderId: e.OrderID, Sku: e.SKU, ExpiresAt: timestamppb.New(e.ExpiresAt)}}}, nil
@@ -113,7 +113,7 @@ func DecodeOutcome(data []byte) (inventory.Outcome, error) {
 }
 
 // DecodeOrderCommand decodes an orders topic message into a saga input:
-// inventory.PlaceOrder, CancelOrder, ExtendOrder or OrderTick.
+// inventory.PlaceOrder, CancelOrder, ExtendOrder, FulfilOrder or OrderTick.
 func DecodeOrderCommand(data []byte) (any, string, error) {
 	var env pb.OrderCommand
 	if err := proto.Unmarshal(data, &env); err != nil {
@@ -137,6 +137,8 @@ func DecodeOrderCommand(data []byte) (any, string, error) {
 	case *pb.OrderCommand_Extend:
 		at, err := timeFromProto("expires_at", c.Extend.GetExpiresAt())
 		return inventory.ExtendOrder{OrderID: c.Extend.GetOrderId(), ExpiresAt: at}, c.Extend.GetOrderId(), err
+	case *pb.OrderCommand_Fulfil:
+		return FulfilOrderFromProto(c.Fulfil), c.Fulfil.GetOrderId(), nil
 	case nil:
 		return nil, "", fmt.Errorf("%w: order command envelope has no command set", ErrMalformed)
 	}
@@ -146,6 +148,33 @@ func DecodeOrderCommand(data []byte) (any, string, error) {
 // ExtendOrderToProto converts an extend command.
 func ExtendOrderToProto(e inventory.ExtendOrder) *pb.ExtendOrderCommand {
 	return &pb.ExtendOrderCommand{OrderId: e.OrderID, ExpiresAt: timestamppb.New(e.ExpiresAt)}
+}
+
+// FulfilOrderToProto converts a fulfil command.
+func FulfilOrderToProto(f inventory.FulfilOrder) *pb.FulfilOrderCommand {
+	return &pb.FulfilOrderCommand{OrderId: f.OrderID, FulfilmentId: f.FulfilmentID, Lines: fulfilmentLinesToProto(f.Lines)}
+}
+
+// FulfilOrderFromProto converts a fulfil command.
+func FulfilOrderFromProto(m *pb.FulfilOrderCommand) inventory.FulfilOrder {
+	return inventory.FulfilOrder{OrderID: m.GetOrderId(), FulfilmentID: m.GetFulfilmentId(), Lines: FulfilmentLinesFromProto(m.GetLines())}
+}
+
+func fulfilmentLinesToProto(ls []inventory.FulfilmentLine) []*pb.FulfilmentLine {
+	out := make([]*pb.FulfilmentLine, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, &pb.FulfilmentLine{Sku: l.SKU, Quantity: l.Quantity, Location: l.Location, Area: l.Area})
+	}
+	return out
+}
+
+// FulfilmentLinesFromProto converts the lines of a fulfilment.
+func FulfilmentLinesFromProto(ls []*pb.FulfilmentLine) []inventory.FulfilmentLine {
+	var out []inventory.FulfilmentLine
+	for _, l := range ls {
+		out = append(out, inventory.FulfilmentLine{SKU: l.GetSku(), Quantity: l.GetQuantity(), Location: l.GetLocation(), Area: l.GetArea()})
+	}
+	return out
 }
 
 // PlaceOrderFromProto converts a place command.
@@ -206,7 +235,11 @@ func OrderToProto(o inventory.Order) *pb.Order {
 	for _, l := range o.Lines {
 		m.Lines = append(m.Lines, &pb.OrderLineState{Sku: l.SKU, Quantity: l.Quantity, ReservationId: l.ReservationID,
 			Status: pb.LineStatus(l.Status), Backorder: l.Backorder, RejectReason: pb.RejectReason(l.Reject), Message: l.Message,
-			ExpiresAt: optionalTimestamp(l.ExpiresAt), ExtendTo: optionalTimestamp(l.ExtendTo)})
+			ExpiresAt: optionalTimestamp(l.ExpiresAt), ExtendTo: optionalTimestamp(l.ExtendTo), FulfilledQuantity: l.Fulfilled})
+	}
+	for _, f := range o.Fulfilments {
+		m.Fulfilments = append(m.Fulfilments, &pb.Fulfilment{FulfilmentId: f.ID, Lines: fulfilmentLinesToProto(f.Lines),
+			DecidedAt: optionalTimestamp(f.DecidedAt), Refused: f.Refused})
 	}
 	return m
 }
@@ -223,7 +256,8 @@ func OrderFromProto(m *pb.Order) inventory.Order {
 	}
 	for _, l := range m.GetLines() {
 		line := inventory.OrderLine{SKU: l.GetSku(), Quantity: l.GetQuantity(), ReservationID: l.GetReservationId(),
-			Status: inventory.LineStatus(l.GetStatus()), Backorder: l.GetBackorder(), Reject: inventory.RejectReason(l.GetRejectReason()), Message: l.GetMessage()}
+			Status: inventory.LineStatus(l.GetStatus()), Backorder: l.GetBackorder(), Reject: inventory.RejectReason(l.GetRejectReason()), Message: l.GetMessage(),
+			Fulfilled: l.GetFulfilledQuantity()}
 		if l.GetExpiresAt() != nil {
 			line.ExpiresAt = l.GetExpiresAt().AsTime()
 		}
@@ -231,6 +265,13 @@ func OrderFromProto(m *pb.Order) inventory.Order {
 			line.ExtendTo = l.GetExtendTo().AsTime()
 		}
 		o.Lines = append(o.Lines, line)
+	}
+	for _, f := range m.GetFulfilments() {
+		fl := inventory.Fulfilment{ID: f.GetFulfilmentId(), Lines: FulfilmentLinesFromProto(f.GetLines()), Refused: f.GetRefused()}
+		if f.GetDecidedAt() != nil {
+			fl.DecidedAt = f.GetDecidedAt().AsTime()
+		}
+		o.Fulfilments = append(o.Fulfilments, fl)
 	}
 	return o
 }

@@ -140,8 +140,10 @@ func demandCases() map[string]inventory.Event {
 		"fulfilment from an area with nanos": inventory.ReservationFulfilled{ReservationID: "o-1:1", SKU: sku, Location: "ST-1",
 			Area: inventory.AreaBackroom, FulfilledAt: at(5).Add(123456789)},
 		"fulfilment at the zero time": inventory.ReservationFulfilled{ReservationID: "o-1:1", SKU: sku, Location: "WH-1"},
-		"extension":                   inventory.ReservationExtended{ReservationID: "o-1:1", OrderID: "o-1", SKU: sku, ExpiresAt: at(900).Add(7)},
-		"extension at the zero time":  inventory.ReservationExtended{ReservationID: "o-1:1", OrderID: "o-1", SKU: sku},
+		"partial fulfilment": inventory.ReservationFulfilled{ReservationID: "o-1:1", SKU: sku, Location: "WH-1", FulfilledAt: at(5),
+			FulfilmentID: "f-1:2", Quantity: inventory.MaxUnits},
+		"extension":                  inventory.ReservationExtended{ReservationID: "o-1:1", OrderID: "o-1", SKU: sku, ExpiresAt: at(900).Add(7)},
+		"extension at the zero time": inventory.ReservationExtended{ReservationID: "o-1:1", OrderID: "o-1", SKU: sku},
 	}
 }
 
@@ -575,6 +577,18 @@ func sagaOrders(t testing.TB) map[string]inventory.Order {
 		t.Fatalf("partly extended fixture %+v", l)
 	}
 	expired := step(extended, true, inventory.OrderTick{OrderID: "o-1", At: at(7200).Add(9)}, at(7300))
+	ship := func(id string, ls ...inventory.FulfilmentLine) inventory.FulfilOrder {
+		return inventory.FulfilOrder{OrderID: "o-1", FulfilmentID: id, Lines: ls}
+	}
+	partlyFulfilled := step(reserved, true, ship("f-1", inventory.FulfilmentLine{SKU: "A", Quantity: 1, Location: "WH-1"},
+		inventory.FulfilmentLine{SKU: "C", Quantity: 7, Location: "ST-1", Area: inventory.AreaFloor}), at(4))
+	refusedFulfilment := step(partlyFulfilled, true, ship("f-2", inventory.FulfilmentLine{SKU: "A", Quantity: 2, Location: "WH-1"}), at(5))
+	fulfilled := step(refusedFulfilment, true, ship("f-3", inventory.FulfilmentLine{SKU: "A", Quantity: 1, Location: "WH-1"},
+		inventory.FulfilmentLine{SKU: "B", Quantity: 1, Location: "WH-2"}), at(6).Add(7))
+	if partlyFulfilled.Status != inventory.OrderPartiallyFulfilled || fulfilled.Status != inventory.OrderFulfilled ||
+		len(refusedFulfilment.Fulfilments) != 2 || refusedFulfilment.Fulfilments[1].Refused == "" {
+		t.Fatalf("fulfilment fixtures %v %v %+v", partlyFulfilled.Status, fulfilled.Status, refusedFulfilment.Fulfilments)
+	}
 	early := step(inventory.Order{}, false, inventory.CancelOrder{OrderID: "o-2"}, at(0))
 	latePlace := step(early, true, placeOrder("o-2", line("A", 1)), at(1))
 	regional := placeOrder("o-3", line("A", 1))
@@ -600,6 +614,9 @@ func sagaOrders(t testing.TB) map[string]inventory.Order {
 		"extended":                       extended,
 		"partly extended":                partlyExtended,
 		"expired":                        expired,
+		"partly fulfilled":               partlyFulfilled,
+		"with a refused fulfilment":      refusedFulfilment,
+		"fulfilled":                      fulfilled,
 		"cancelled before it was placed": early,
 		"placed after its cancel":        latePlace,
 		"with a ship-to region":          withRegion,
@@ -735,7 +752,8 @@ func TestStateWithReservationsRoundTrip(t *testing.T) {
 	hand := inventory.State{SKU: sku,
 		Reservations: []inventory.Reservation{
 			{ID: "a", OrderID: "o", Channel: "web", Quantity: inventory.MaxUnits, Status: inventory.StatusHeld, Backorder: true,
-				DecidedAt: at(1).Add(1), ExpiresAt: at(1).Add(inventory.MaxReservationTTL)},
+				DecidedAt: at(1).Add(1), ExpiresAt: at(1).Add(inventory.MaxReservationTTL), Fulfilled: inventory.MaxUnits - 1,
+				Fulfilments: []string{"f-1:1", "f-2:1"}},
 			{ID: "b", Status: inventory.StatusRejected, Reject: inventory.RejectReleased, Release: inventory.ReleaseCompensated, DecidedAt: at(2), ClosedAt: at(2)},
 		},
 		CapUsage: []inventory.CapUsage{{Channel: "web", WindowStart: epoch, Used: 0}, {Channel: "x", WindowStart: at(1), Used: inventory.MaxUnits}},

@@ -34,7 +34,7 @@ func (State) Decode(data []byte) (any, error) {
 
 // StateToProto converts a domain state to its table encoding.
 func StateToProto(s inventory.State) *pb.SkuState {
-	m := &pb.SkuState{Sku: s.SKU, Locations: make([]*pb.LocationState, 0, len(s.Locations))}
+	m := &pb.SkuState{Sku: s.SKU, Locations: make([]*pb.LocationState, 0, len(s.Locations)), Format: inventory.StateFormat}
 	for _, l := range s.Locations {
 		ls := &pb.LocationState{
 			Location: l.ID, Area: l.Area, HasLevel: l.HasLevel, LevelOnHand: l.Level,
@@ -69,6 +69,7 @@ func StateToProto(s inventory.State) *pb.SkuState {
 			ReservationId: r.ID, OrderId: r.OrderID, Channel: r.Channel, Quantity: r.Quantity, Status: int32(r.Status),
 			Backorder: r.Backorder, RejectReason: int32(r.Reject), ReleaseReason: int32(r.Release),
 			DecidedAtUnixNano: unixNano(r.DecidedAt), ExpiresAtUnixNano: unixNano(r.ExpiresAt), ClosedAtUnixNano: unixNano(r.ClosedAt),
+			Fulfilled: r.Fulfilled, Fulfilments: r.Fulfilments,
 		})
 	}
 	for _, u := range s.CapUsage {
@@ -121,13 +122,13 @@ func StateFromProto(m *pb.SkuState) inventory.State {
 			Status: inventory.ReservationStatus(r.GetStatus()), Backorder: r.GetBackorder(),
 			Reject: inventory.RejectReason(r.GetRejectReason()), Release: inventory.ReleaseReason(r.GetReleaseReason()),
 			DecidedAt: optionalTime(r.GetDecidedAtUnixNano()), ExpiresAt: optionalTime(r.GetExpiresAtUnixNano()),
-			ClosedAt: optionalTime(r.GetClosedAtUnixNano()),
+			ClosedAt: optionalTime(r.GetClosedAtUnixNano()), Fulfilled: r.GetFulfilled(), Fulfilments: r.GetFulfilments(),
 		})
 	}
 	for _, u := range m.GetCapUsage() {
 		s.CapUsage = append(s.CapUsage, inventory.CapUsage{Channel: u.GetChannel(), WindowStart: fromUnixNano(u.GetWindowStartUnixNano()), Used: u.GetUsed()})
 	}
-	return s
+	return inventory.UpgradeState(s, int(m.GetFormat()))
 }
 
 func unixNano(t time.Time) int64 {

@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 )
 
 var epoch = time.Unix(0, 0).UTC()
@@ -195,5 +198,43 @@ func TestStateEncodeWrongType(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.name) {
 			t.Errorf("Encode(%T) error %q does not name the type %s", tc.value, err, tc.name)
 		}
+	}
+}
+
+// A state stored before reservations counted shipped units (format 0) is
+// upgraded on decoding: a fulfilled reservation records its units as
+// shipped; cap usage stays; the state is stored in the current format
+// from then on.
+func TestDecodeUpgradesFormat0(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	old := &pb.SkuState{Sku: "SKU-1",
+		SalesCaps: []*pb.SalesCapState{{Channel: "web", Limit: 20, WindowStartUnixNano: start.UnixNano(),
+			WindowEndUnixNano: start.Add(time.Hour).UnixNano(), AsOfUnixNano: start.UnixNano()}},
+		Reservations: []*pb.ReservationState{{ReservationId: "r-1", OrderId: "o-1", Channel: "web", Quantity: 2,
+			Status: int32(inventory.StatusFulfilled), DecidedAtUnixNano: start.Add(time.Minute).UnixNano(), ClosedAtUnixNano: start.Add(2 * time.Minute).UnixNano()}},
+		CapUsage: []*pb.CapUsageState{{Channel: "web", WindowStartUnixNano: start.UnixNano(), Used: 7}},
+	}
+	data, err := proto.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := codecs.State{}.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := v.(inventory.State)
+	if len(s.CapUsage) != 1 || s.CapUsage[0].Used != 7 || s.Reservations[0].Fulfilled != 2 {
+		t.Fatalf("format-0 state decoded as %+v", s)
+	}
+	again, err := codecs.State{}.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m pb.SkuState
+	if err := proto.Unmarshal(again, &m); err != nil || m.GetFormat() != inventory.StateFormat {
+		t.Fatalf("re-encoded format %d (%v), want %d", m.GetFormat(), err, inventory.StateFormat)
+	}
+	if v2, err := (codecs.State{}).Decode(again); err != nil || !reflect.DeepEqual(v2, s) {
+		t.Fatalf("a current-format state was upgraded again: %+v %v", v2, err)
 	}
 }

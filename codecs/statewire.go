@@ -82,6 +82,11 @@ func appendState(b []byte, s inventory.State) []byte {
 		b = appendInt64(b, 9, unixNano(r.DecidedAt))
 		b = appendInt64(b, 10, unixNano(r.ExpiresAt))
 		b = appendInt64(b, 11, unixNano(r.ClosedAt))
+		b = appendInt64(b, 12, r.Fulfilled)
+		for _, id := range r.Fulfilments {
+			b = protowire.AppendTag(b, 13, protowire.BytesType)
+			b = protowire.AppendString(b, id)
+		}
 		b = endNested(b, at)
 	}
 	for _, u := range s.CapUsage {
@@ -92,7 +97,7 @@ func appendState(b []byte, s inventory.State) []byte {
 		b = appendInt64(b, 3, u.Used)
 		b = endNested(b, at)
 	}
-	return b
+	return appendInt64(b, 9, inventory.StateFormat)
 }
 
 func appendString(b []byte, num protowire.Number, v string) []byte {

@@ -61,7 +61,8 @@ func drawState(t *rapid.T) inventory.State {
 			Quantity: num("quantity"), Status: inventory.ReservationStatus(rapid.IntRange(-3, 5).Draw(t, "status")),
 			Backorder: rapid.Bool().Draw(t, "backorder"), Reject: inventory.RejectReason(rapid.IntRange(-3, 5).Draw(t, "reject")),
 			Release:   inventory.ReleaseReason(rapid.IntRange(-3, 5).Draw(t, "release")),
-			DecidedAt: tm("decided"), ExpiresAt: tm("expires"), ClosedAt: tm("closed")})
+			DecidedAt: tm("decided"), ExpiresAt: tm("expires"), ClosedAt: tm("closed"), Fulfilled: num("fulfilled"),
+			Fulfilments: rapid.SliceOfN(rapid.StringMatching(`[a-z:0-9-]{1,12}`), 0, 3).Draw(t, "fulfilments")})
 	}
 	for range n("cap usage") {
 		s.CapUsage = append(s.CapUsage, inventory.CapUsage{Channel: str("channel"), WindowStart: tm("start"), Used: num("used")})

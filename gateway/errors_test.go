@@ -44,6 +44,7 @@ type failingBus struct{ err error }
 func (b failingBus) Place(context.Context, inventory.PlaceOrder) error   { return b.err }
 func (b failingBus) Cancel(context.Context, string) error                { return b.err }
 func (b failingBus) Extend(context.Context, inventory.ExtendOrder) error { return b.err }
+func (b failingBus) Fulfil(context.Context, inventory.FulfilOrder) error { return b.err }
 func (b failingBus) Get(string) (inventory.Order, bool, error) {
 	return inventory.Order{}, false, b.err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ type OrderBus interface {
 	Place(ctx context.Context, c inventory.PlaceOrder) error
 	Cancel(ctx context.Context, orderID string) error
 	Extend(ctx context.Context, e inventory.ExtendOrder) error
+	Fulfil(ctx context.Context, f inventory.FulfilOrder) error
 	Get(orderID string) (inventory.Order, bool, error)
 	// Changed returns a channel closed at the order's next update (a
 	// fallback poll covers implementations that never close it).
@@ -62,7 +64,11 @@ type OrdersOptions struct {
 	Poll time.Duration
 	// Now is the clock orders are answered at: a reservation whose hold ran
 	// out by then is answered expired (default time.Now).
-	Now    func() time.Time
+	Now func() time.Time
+	// Stock, if set, is read by FulfilOrder to refuse a shipment from a
+	// location (and area) where the SKU has no stock record, as the SKU
+	// processor would. The serving role (internal/app) hands it its view.
+	Stock  views.StockLookup
 	Logger *slog.Logger
 }
 
@@ -247,7 +253,7 @@ func (s *ordersServer) answer(o inventory.Order) *pb.Order {
 // ended reports whether the order holds nothing and never will again.
 func ended(o inventory.Order) bool {
 	switch o.Status {
-	case inventory.OrderCancelled, inventory.OrderRejected, inventory.OrderExpired:
+	case inventory.OrderCancelled, inventory.OrderRejected, inventory.OrderExpired, inventory.OrderFulfilled:
 		return true
 	}
 	return false
@@ -313,7 +319,7 @@ func (s *ordersServer) ExtendOrder(ctx context.Context, req *pb.ExtendOrderReque
 	// waits for every SKU's decision: the confirmed expiries, or
 	// FailedPrecondition.
 	return s.waitFor(ctx, id, func(o inventory.Order) (bool, error) {
-		if o.Status != inventory.OrderReserved {
+		if o.Status != inventory.OrderReserved && o.Status != inventory.OrderPartiallyFulfilled {
 			return false, extendable(o)
 		}
 		return extendedTo(o, cmd.ExpiresAt), nil
@@ -325,7 +331,7 @@ func (s *ordersServer) ExtendOrder(ctx context.Context, req *pb.ExtendOrderReque
 // extendable refuses to extend an order that holds nothing.
 func extendable(o inventory.Order) error {
 	switch o.Status {
-	case inventory.OrderReserved:
+	case inventory.OrderReserved, inventory.OrderPartiallyFulfilled:
 		return nil
 	case inventory.OrderPending:
 		return apierr.Publicf(apierr.ErrFailedPrecondition, "order %q is still being decided; extend it once it is reserved", o.ID)
@@ -339,11 +345,86 @@ func extendable(o inventory.Order) error {
 // the SKU may yet refuse).
 func extendedTo(o inventory.Order, t time.Time) bool {
 	for _, l := range o.Lines {
-		if l.Status == inventory.LineAccepted && (l.ExpiresAt.Before(t) || l.ExtensionPending()) {
+		if l.Held() && (l.ExpiresAt.Before(t) || l.ExtensionPending()) {
 			return false
 		}
 	}
 	return true
+}
+
+func (s *ordersServer) FulfilOrder(ctx context.Context, req *pb.FulfilOrderRequest) (*pb.Order, error) {
+	cmd := inventory.FulfilOrder{OrderID: req.GetOrderId(), FulfilmentID: req.GetFulfilmentId(), Lines: codecs.FulfilmentLinesFromProto(req.GetLines())}
+	if err := cmd.Validate(); err != nil {
+		return nil, err // wraps inventory.ErrInvalidEvent: InvalidArgument
+	}
+	o, found, err := s.o.Bus.Get(cmd.OrderID)
+	if err != nil {
+		return nil, lookupError(err)
+	}
+	if !found || !o.Placed() {
+		return nil, apierr.Publicf(apierr.ErrNotFound, "order %q is not known", cmd.OrderID)
+	}
+	// The saga decides a fulfilment once and keeps the decision under its
+	// id; the answer is that decision, for the caller whose lines it is,
+	// however calls with the id raced.
+	decided := func(o inventory.Order) (bool, error) {
+		f, ok := o.FulfilmentByID(cmd.FulfilmentID)
+		switch {
+		case !ok:
+			return false, nil
+		case !f.SameFulfilment(cmd):
+			return false, apierr.Publicf(inventory.ErrFulfilmentConflict, "fulfilment id %q of order %q was already used for other lines", cmd.FulfilmentID, cmd.OrderID)
+		case f.Refused != "":
+			return false, apierr.Publicf(apierr.ErrFailedPrecondition, "fulfilment %q of order %q was refused: %s", cmd.FulfilmentID, cmd.OrderID, f.Refused)
+		}
+		return true, nil
+	}
+	if done, err := decided(o); err != nil {
+		return nil, err
+	} else if done {
+		return s.answer(o), nil
+	}
+	if err := s.shipsFromStock(cmd); err != nil {
+		return nil, err
+	}
+	// What the saga would decide on the order as the gateway sees it: a
+	// refusal (or a rule's error, such as the fulfilment limit) is answered
+	// now, without publishing.
+	if next, _, _, err := inventory.ApplyOrder(o, true, cmd, s.o.Now()); err != nil {
+		return nil, err
+	} else if f, _ := next.FulfilmentByID(cmd.FulfilmentID); f.Refused != "" {
+		return nil, apierr.Publicf(apierr.ErrFailedPrecondition, "order %q cannot ship that: %s", cmd.OrderID, f.Refused)
+	}
+	if err := s.o.Bus.Fulfil(ctx, cmd); err != nil {
+		return nil, publishError(ctx, err)
+	}
+	return s.waitFor(ctx, cmd.OrderID, decided, func(id string) string {
+		return fmt.Sprintf("fulfilment %q of order %q is not decided yet; retry FulfilOrder with the same id or GetOrder it later", cmd.FulfilmentID, id)
+	})
+}
+
+// shipsFromStock refuses a fulfilment line from a location (and area) the
+// SKU has no stock record at: the SKU processor would refuse it after the
+// saga recorded it as shipped.
+func (s *ordersServer) shipsFromStock(cmd inventory.FulfilOrder) error {
+	if s.o.Stock == nil {
+		return nil
+	}
+	for i, l := range cmd.Lines {
+		st, found, err := s.o.Stock.Get(l.SKU)
+		if err != nil {
+			return &apierr.LookupError{Views: "stock", Lookup: "stock", Err: fmt.Errorf("sku %q: %w", l.SKU, err)}
+		}
+		if found && slices.ContainsFunc(st.Locations, func(loc inventory.Location) bool { return loc.ID == l.Location && loc.Area == l.Area }) {
+			continue
+		}
+		where := fmt.Sprintf("location %q", l.Location)
+		if l.Area != "" {
+			where += fmt.Sprintf(" area %q", l.Area)
+		}
+		return apierr.Publicf(apierr.ErrFailedPrecondition, "line %d: sku %q has no stock record at %s to ship from", i+1, l.SKU, where)
+	}
+	return nil
 }
 
 // stillDeciding is the answer when PlaceOrder or CancelOrder waited in vain.

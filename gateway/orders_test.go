@@ -48,6 +48,7 @@ type memBus struct {
 	places  int
 	cancels int
 	extends int
+	fulfils int
 	stall   bool
 	held    []inventory.Event
 	dead    []error
@@ -128,6 +129,14 @@ func (b *memBus) Extend(_ context.Context, e inventory.ExtendOrder) error {
 	return nil
 }
 
+func (b *memBus) Fulfil(_ context.Context, f inventory.FulfilOrder) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fulfils++
+	b.run(f.OrderID, f)
+	return nil
+}
+
 func (b *memBus) Get(id string) (inventory.Order, bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -192,6 +201,9 @@ func (b *memBus) run(id string, in any) {
 		}
 		for _, x := range eff.Extensions {
 			evs = append(evs, x)
+		}
+		for _, f := range eff.Fulfilments {
+			evs = append(evs, f)
 		}
 		for _, ev := range evs {
 			if b.stall {

@@ -19,7 +19,7 @@ import (
 )
 
 // Reservations is the reservation API (ReservationService: PlaceOrder,
-// GetOrder, CancelOrder) wired to the order saga on the cluster: a view of
+// GetOrder, CancelOrder, ExtendOrder, FulfilOrder) wired to the order saga on the cluster: a view of
 // the orders table and an emitter of order commands. Serve it with the
 // gateway (it is a Service) and run its Run beside it.
 type Reservations struct {
@@ -85,6 +85,10 @@ func (b *kafkaOrderBus) Cancel(ctx context.Context, id string) error {
 
 func (b *kafkaOrderBus) Extend(ctx context.Context, e inventory.ExtendOrder) error {
 	return b.send(ctx, e.OrderID, &pb.OrderCommand{Command: &pb.OrderCommand_Extend{Extend: codecs.ExtendOrderToProto(e)}})
+}
+
+func (b *kafkaOrderBus) Fulfil(ctx context.Context, f inventory.FulfilOrder) error {
+	return b.send(ctx, f.OrderID, &pb.OrderCommand{Command: &pb.OrderCommand_Fulfil{Fulfil: codecs.FulfilOrderToProto(f)}})
 }
 
 func (b *kafkaOrderBus) send(ctx context.Context, key string, m *pb.OrderCommand) error {

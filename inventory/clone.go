@@ -13,6 +13,9 @@ func (s State) Clone() State {
 	out.SalesCaps = slices.Clone(s.SalesCaps)
 	out.SafetyOverrides = slices.Clone(s.SafetyOverrides)
 	out.Reservations = slices.Clone(s.Reservations)
+	for i := range out.Reservations {
+		out.Reservations[i].Fulfilments = slices.Clone(out.Reservations[i].Fulfilments)
+	}
 	out.CapUsage = slices.Clone(s.CapUsage)
 	return out
 }

@@ -161,7 +161,7 @@ func dmHeld(s inventory.State, channel string, now time.Time) int64 {
 	var n int64
 	for _, r := range s.Reservations {
 		if r.Status == inventory.StatusHeld && now.Before(r.ExpiresAt) && !r.Backorder && (channel == "" || r.Channel == channel) {
-			n += r.Quantity
+			n += r.Quantity - r.FulfilledUnits()
 		}
 	}
 	return n
@@ -172,7 +172,7 @@ func dmBackordered(s inventory.State, now time.Time) int64 {
 	var n int64
 	for _, r := range s.Reservations {
 		if r.Status == inventory.StatusHeld && now.Before(r.ExpiresAt) && r.Backorder {
-			n += r.Quantity
+			n += r.Quantity - r.FulfilledUnits()
 		}
 	}
 	return n
@@ -181,5 +181,9 @@ func dmBackordered(s inventory.State, now time.Time) int64 {
 // dmCloneOrder deep-copies an order so a later comparison sees mutation.
 func dmCloneOrder(o inventory.Order) inventory.Order {
 	o.Lines = slices.Clone(o.Lines)
+	o.Fulfilments = slices.Clone(o.Fulfilments)
+	for i := range o.Fulfilments {
+		o.Fulfilments[i].Lines = slices.Clone(o.Fulfilments[i].Lines)
+	}
 	return o
 }

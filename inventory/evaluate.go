@@ -295,9 +295,9 @@ func channelTerms(s State, locs []LocationSnapshot, channel, shipTo string, now 
 		}
 		next(r.ExpiresAt)
 		if r.Backorder {
-			a.backordered += r.Quantity
+			a.backordered += r.heldUnits()
 		} else if r.Channel == channel {
-			cs.Reserved = min(cs.Reserved+r.Quantity, MaxUnits)
+			cs.Reserved = min(cs.Reserved+r.heldUnits(), MaxUnits)
 		}
 	}
 	if !cs.Sellable {
@@ -347,7 +347,7 @@ func settle(s State, locs []LocationSnapshot, chans []ChannelSnapshot, acc []cha
 	var orphan int64
 	for _, r := range s.Reservations {
 		if r.holds(now) && !r.Backorder && !slices.ContainsFunc(chans, func(c ChannelSnapshot) bool { return c.Channel == r.Channel }) {
-			orphan = min(orphan+r.Quantity, MaxUnits)
+			orphan = min(orphan+r.heldUnits(), MaxUnits)
 		}
 	}
 	serves := make([]uint64, len(locs))

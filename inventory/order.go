@@ -37,6 +37,19 @@ import (
 // A CancelOrder for an order not yet placed is remembered as a cancelled
 // order without lines; the PlaceOrder that arrives later fills in its lines,
 // all rejected as cancelled, and requests nothing.
+//
+// FulfilOrder records a shipment of a held order's units: per line a
+// quantity (partial allowed) from a location. The saga decides it at its
+// time: applied if every line it names still holds the units (the order is
+// reserved or partially fulfilled, its hold has not run out, and no line
+// ships more than it holds not shipped), refused otherwise, and keeps the
+// decision under the fulfilment's id, so a repeat gets the same answer and
+// ships nothing more. An applied fulfilment sends one ReservationFulfilled
+// per line to the SKU, with its own fulfilment id, which the SKU applies
+// once. Shipped units stay shipped whatever happens to the rest: a line
+// with units left is PARTIALLY_FULFILLED and still held (it can expire,
+// be cancelled or extended), one shipped in full is FULFILLED and no
+// longer held; an order whose every line shipped in full is FULFILLED.
 
 // OrderStatus is the saga's state; numbers match skuflow.v1.OrderStatus.
 type OrderStatus int
@@ -49,7 +62,24 @@ const (
 	OrderCancelled OrderStatus = 4
 	// OrderExpired: reserved, then a line's hold ran out; nothing is held.
 	OrderExpired OrderStatus = 5
+	// OrderFulfilled: every unit of every line shipped; nothing is held.
+	OrderFulfilled OrderStatus = 6
+	// OrderPartiallyFulfilled: some units shipped, the rest still held.
+	OrderPartiallyFulfilled OrderStatus = 7
 )
+
+var orderStatusNames = map[OrderStatus]string{OrderPending: "pending", OrderReserved: "reserved", OrderRejected: "rejected",
+	OrderCancelled: "cancelled", OrderExpired: "expired", OrderFulfilled: "fulfilled", OrderPartiallyFulfilled: "partially fulfilled"}
+
+func (s OrderStatus) String() string { return statusName(orderStatusNames, s) }
+
+// statusName names s, or gives its number if it has no name.
+func statusName[S ~int](names map[S]string, s S) string {
+	if n, ok := names[s]; ok {
+		return n
+	}
+	return "status " + strconv.Itoa(int(s))
+}
 
 // LineStatus is one line's state; numbers match skuflow.v1.LineStatus.
 type LineStatus int
@@ -62,19 +92,39 @@ const (
 	LineReleased LineStatus = 4
 	// LineExpired: accepted, then the order's hold ran out.
 	LineExpired LineStatus = 5
+	// LineFulfilled: every unit shipped; nothing held.
+	LineFulfilled LineStatus = 6
+	// LinePartiallyFulfilled: some units shipped, the rest held.
+	LinePartiallyFulfilled LineStatus = 7
 )
+
+var lineStatusNames = map[LineStatus]string{LinePending: "pending", LineAccepted: "accepted", LineRejected: "rejected",
+	LineReleased: "released", LineExpired: "expired", LineFulfilled: "fulfilled", LinePartiallyFulfilled: "partially fulfilled"}
+
+func (s LineStatus) String() string { return statusName(lineStatusNames, s) }
 
 // Limits on orders.
 const (
 	MaxOrderLines      = 100
 	MaxDecisionTimeout = 10 * time.Minute
 	// MaxOrderIDLength leaves room in reservation ids (MaxRefLength) for
-	// the ":<line>" suffix.
-	MaxOrderIDLength = MaxRefLength - 4
+	// the ":<line>" suffix; so does MaxFulfilmentIDLength in the ids of the
+	// SKU-side fulfilments.
+	MaxOrderIDLength      = MaxRefLength - 4
+	MaxFulfilmentIDLength = MaxRefLength - 4
+	// MaxShipmentLines bounds the lines of the fulfilments applied to one
+	// order; a fulfilment beyond it is refused. MaxRefusedFulfilments
+	// bounds the refused fulfilments an order remembers: the oldest is
+	// forgotten first (a repeat of it is decided again).
+	MaxShipmentLines      = 1000
+	MaxRefusedFulfilments = 100
 )
 
 // ErrOrderConflict rejects an order id reused for a different order.
 var ErrOrderConflict = errors.New("order id already used for a different order")
+
+// ErrFulfilmentConflict rejects a fulfilment id reused for other lines.
+var ErrFulfilmentConflict = errors.New("fulfilment id already used for a different fulfilment of this order")
 
 // OrderLine is one line of an order.
 type OrderLine struct {
@@ -96,13 +146,80 @@ type OrderLine struct {
 	// It is cleared once the SKU confirms an expiry at least as late, and
 	// when the line stops being held.
 	ExtendTo time.Time
+	// Fulfilled is the units shipped so far; Quantity-Fulfilled is held
+	// while the line is held.
+	Fulfilled int64
 }
 
-// ExtensionPending reports whether an accepted line waits for its SKU to
+// Held reports whether the line holds units: accepted, or partially
+// fulfilled (what has not shipped).
+func (l OrderLine) Held() bool { return l.Status == LineAccepted || l.Status == LinePartiallyFulfilled }
+
+// ExtensionPending reports whether a held line waits for its SKU to
 // confirm an extension.
 func (l OrderLine) ExtensionPending() bool {
-	return l.Status == LineAccepted && l.ExtendTo.After(l.ExpiresAt)
+	return l.Held() && l.ExtendTo.After(l.ExpiresAt)
 }
+
+// FulfilmentLine ships Quantity units of SKU from Location (and Area).
+type FulfilmentLine struct {
+	SKU      string
+	Quantity int64
+	Location string
+	Area     string
+}
+
+// Fulfilment is a shipment the saga decided: applied, or refused (Refused
+// says why; nothing shipped).
+type Fulfilment struct {
+	ID        string
+	Lines     []FulfilmentLine
+	DecidedAt time.Time
+	Refused   string
+}
+
+// FulfilOrder records a shipment of units the order holds.
+type FulfilOrder struct {
+	OrderID      string
+	FulfilmentID string
+	Lines        []FulfilmentLine
+}
+
+// Validate reports every problem with the command.
+func (c FulfilOrder) Validate() error {
+	errs := []error{validRef("order_id", c.OrderID), validRef("fulfilment_id", c.FulfilmentID)}
+	if len(c.FulfilmentID) > MaxFulfilmentIDLength {
+		errs = append(errs, fmt.Errorf("%w: fulfilment_id is %d bytes, longer than %d", ErrInvalidEvent, len(c.FulfilmentID), MaxFulfilmentIDLength))
+	}
+	if len(c.Lines) == 0 || len(c.Lines) > MaxOrderLines {
+		errs = append(errs, fmt.Errorf("%w: a fulfilment has 1 to %d lines, this one %d", ErrInvalidEvent, MaxOrderLines, len(c.Lines)))
+	}
+	for i, l := range c.Lines {
+		if err := ValidateID("sku", l.SKU); err != nil {
+			errs = append(errs, fmt.Errorf("%w: line %d: %w", ErrInvalidEvent, i+1, err))
+		}
+		if l.Quantity < 1 || l.Quantity > MaxUnits {
+			errs = append(errs, fmt.Errorf("%w: line %d: quantity %d is outside 1..%d", ErrInvalidEvent, i+1, l.Quantity, int64(MaxUnits)))
+		}
+		if err := errors.Join(validID("location", l.Location), checkArea(l.Area)); err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %w", i+1, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// FulfilmentByID returns the fulfilment recorded under id.
+func (o Order) FulfilmentByID(id string) (Fulfilment, bool) {
+	i := slices.IndexFunc(o.Fulfilments, func(f Fulfilment) bool { return f.ID == id })
+	if i < 0 {
+		return Fulfilment{}, false
+	}
+	return o.Fulfilments[i], true
+}
+
+// SameFulfilment reports whether c repeats the fulfilment f (same lines in
+// the same order) rather than reusing its id for another.
+func (f Fulfilment) SameFulfilment(c FulfilOrder) bool { return slices.Equal(f.Lines, c.Lines) }
 
 // Order is the saga's state for one order.
 type Order struct {
@@ -117,6 +234,15 @@ type Order struct {
 	// ShipTo is the order's ship-to region (RegionRule), or empty; every
 	// line's request carries it.
 	ShipTo string
+	// Fulfilments are the shipments decided, applied or refused, in the
+	// order they were decided.
+	Fulfilments []Fulfilment
+}
+
+// holding reports whether the order is in a status that holds units:
+// reserved or partially fulfilled (until its hold runs out).
+func (o Order) holding() bool {
+	return o.Status == OrderReserved || o.Status == OrderPartiallyFulfilled
 }
 
 // PlaceOrder starts an order.
@@ -150,9 +276,10 @@ type OrderTick struct {
 // OrderEffects are the messages the saga sends: reservation requests and
 // releases, keyed by SKU on the demand topic.
 type OrderEffects struct {
-	Requests   []ReservationRequested
-	Releases   []ReservationReleased
-	Extensions []ReservationExtended
+	Requests    []ReservationRequested
+	Releases    []ReservationReleased
+	Extensions  []ReservationExtended
+	Fulfilments []ReservationFulfilled
 }
 
 // Validate reports every problem with the command.
@@ -216,11 +343,11 @@ func (o Order) Final() bool { return o.Status != OrderPending }
 // cancelled so far (a cancel that arrived before its place).
 func (o Order) Placed() bool { return len(o.Lines) > 0 }
 
-// Holds reports whether the order holds units at t: it is reserved and no
-// line's hold has run out.
+// Holds reports whether the order holds units at t: it is reserved (or
+// partially fulfilled) and no held line's hold has run out.
 func (o Order) Holds(t time.Time) bool {
 	due := OrderDueAt(o)
-	return o.Status == OrderReserved && (due.IsZero() || t.Before(due))
+	return o.holding() && (due.IsZero() || t.Before(due))
 }
 
 // OrderDueAt is when the order next changes with time alone (zero if
@@ -230,10 +357,10 @@ func OrderDueAt(o Order) time.Time {
 	switch o.Status {
 	case OrderPending:
 		return o.DecideBy
-	case OrderReserved:
+	case OrderReserved, OrderPartiallyFulfilled:
 		var due time.Time
 		for _, l := range o.Lines {
-			if l.Status != LineAccepted {
+			if !l.Held() {
 				continue
 			}
 			exp := l.ExpiresAt
@@ -263,21 +390,22 @@ func OrderAt(o Order, t time.Time) Order {
 // expire ends a reserved order whose first hold has run out at t: every
 // line is released (reason expired) and marked expired.
 func expire(o Order, t time.Time) (Order, OrderEffects, bool) {
-	if o.Status != OrderReserved || o.Holds(t) {
+	if !o.holding() || o.Holds(t) {
 		return o, OrderEffects{}, false
 	}
 	n, eff := expireWith(o, "the reservation expired at "+OrderDueAt(o).Format(time.RFC3339Nano))
 	return n, eff, true
 }
 
-// expireWith ends a reserved order EXPIRED for reason, releasing every line.
+// expireWith ends a reserved order EXPIRED for reason, releasing every
+// held line (shipped units stay shipped).
 func expireWith(o Order, reason string) (Order, OrderEffects) {
 	n := o
 	n.Lines = slices.Clone(o.Lines)
 	n.Status, n.Reason = OrderExpired, reason
 	var eff OrderEffects
 	for i, l := range n.Lines {
-		if l.Status == LineAccepted {
+		if l.Held() {
 			n.Lines[i].Status, n.Lines[i].ExtendTo = LineExpired, time.Time{}
 			eff.Releases = append(eff.Releases, releaseFor(l, ReleaseExpired))
 		}
@@ -302,7 +430,7 @@ func extendOrder(o Order, c ExtendOrder, t time.Time) (Order, OrderEffects, Resu
 	if n, eff, ok := expire(o, t); ok {
 		return n, eff, Result{Changed: true}, nil // too late: it expired first
 	}
-	if o.Status != OrderReserved {
+	if !o.holding() {
 		return o, OrderEffects{}, Result{}, nil // holds nothing to extend
 	}
 	n := o
@@ -310,7 +438,7 @@ func extendOrder(o Order, c ExtendOrder, t time.Time) (Order, OrderEffects, Resu
 	changed := false
 	var eff OrderEffects
 	for i, l := range n.Lines {
-		if l.Status != LineAccepted {
+		if !l.Held() {
 			continue
 		}
 		if c.ExpiresAt.After(l.ExpiresAt) && c.ExpiresAt.After(l.ExtendTo) {
@@ -335,8 +463,8 @@ func requestedExpiry(l OrderLine) time.Time {
 }
 
 // ApplyOrder folds a saga input (PlaceOrder, CancelOrder, ExtendOrder,
-// OrderTick or an Outcome) into the order at t. found is false before the
-// order exists.
+// FulfilOrder, OrderTick or an Outcome) into the order at t. found is false
+// before the order exists.
 func ApplyOrder(o Order, found bool, in any, t time.Time) (Order, OrderEffects, Result, error) {
 	t = t.UTC()
 	switch c := in.(type) {
@@ -361,6 +489,8 @@ func ApplyOrder(o Order, found bool, in any, t time.Time) (Order, OrderEffects, 
 			return o, OrderEffects{}, Result{}, fmt.Errorf("%w: extension of unknown order %q", ErrInvalidEvent, c.OrderID)
 		}
 		return extendOrder(o, c, t)
+	case FulfilOrder:
+		return fulfilOrder(o, found, c, t)
 	case OrderTick:
 		if !found {
 			return o, OrderEffects{}, Result{}, nil
@@ -445,7 +575,7 @@ func releaseFor(l OrderLine, r ReleaseReason) ReservationReleased {
 // undecided lines are marked with reason and message (why the line was not
 // reserved, never empty) and released when their outcome comes.
 func finish(o Order, status OrderStatus, reason RejectReason, why, lineMsg string) (Order, OrderEffects, Result, error) {
-	if o.Status == OrderRejected || o.Status == OrderCancelled || o.Status == OrderExpired {
+	if o.Status == OrderRejected || o.Status == OrderCancelled || o.Status == OrderExpired || o.Status == OrderFulfilled {
 		return o, OrderEffects{}, Result{}, nil
 	}
 	if status == OrderRejected && o.Status != OrderPending {
@@ -461,7 +591,7 @@ func finish(o Order, status OrderStatus, reason RejectReason, why, lineMsg strin
 	var eff OrderEffects
 	for i, l := range n.Lines {
 		switch l.Status {
-		case LineAccepted:
+		case LineAccepted, LinePartiallyFulfilled:
 			n.Lines[i].Status, n.Lines[i].ExtendTo = LineReleased, time.Time{}
 			eff.Releases = append(eff.Releases, releaseFor(l, rel))
 		case LinePending:
@@ -478,7 +608,7 @@ func outcome(o Order, c Outcome) (Order, OrderEffects, Result, error) {
 	}
 	l := o.Lines[i]
 	if c.Extension {
-		if o.Status != OrderReserved || l.Status != LineAccepted {
+		if !o.holding() || !l.Held() {
 			return o, OrderEffects{}, Result{}, nil // the order no longer holds the line
 		}
 		if c.Accepted {
@@ -491,7 +621,7 @@ func outcome(o Order, c Outcome) (Order, OrderEffects, Result, error) {
 	}
 	switch {
 	case l.Status == LinePending:
-	case c.Accepted && l.Status != LineAccepted:
+	case c.Accepted && !l.Held():
 		// Accepted after the line ended (the order failed, was cancelled or
 		// timed out, or the SKU side decided a redelivered request anew):
 		// give the units back at once. Releases are idempotent.
@@ -554,4 +684,114 @@ func confirmExtension(o Order, i int, at time.Time) (Order, OrderEffects, Result
 	n.Lines = slices.Clone(o.Lines)
 	n.Lines[i] = l
 	return n, OrderEffects{}, Result{Changed: true}, nil
+}
+
+// fulfilOrder decides the fulfilment c at t (see the package comment on
+// FulfilOrder).
+func fulfilOrder(o Order, found bool, c FulfilOrder, t time.Time) (Order, OrderEffects, Result, error) {
+	if err := c.Validate(); err != nil {
+		return o, OrderEffects{}, Result{}, err
+	}
+	if !found || !o.Placed() {
+		return o, OrderEffects{}, Result{}, fmt.Errorf("%w: fulfilment of unknown order %q", ErrInvalidEvent, c.OrderID)
+	}
+	if f, ok := o.FulfilmentByID(c.FulfilmentID); ok {
+		if !f.SameFulfilment(c) {
+			return o, OrderEffects{}, Result{}, fmt.Errorf("%w: %q", ErrFulfilmentConflict, c.FulfilmentID)
+		}
+		// A repeat: send an applied fulfilment again (the first messages
+		// may have been lost in a crash; the SKU applies each once).
+		return o, OrderEffects{Fulfilments: fulfilmentsFor(o, f)}, Result{}, nil
+	}
+	n, eff, _ := expire(o, t) // a hold that ran out by t ships nothing
+	n.Lines = slices.Clone(n.Lines)
+	f := Fulfilment{ID: c.FulfilmentID, Lines: slices.Clone(c.Lines), DecidedAt: t}
+	if f.Refused = refusal(n, c); f.Refused == "" {
+		for _, fl := range c.Lines {
+			i := slices.IndexFunc(n.Lines, func(l OrderLine) bool { return l.SKU == fl.SKU })
+			l := &n.Lines[i]
+			l.Fulfilled += fl.Quantity
+			l.Status = LinePartiallyFulfilled
+			if l.Fulfilled == l.Quantity {
+				l.Status, l.ExtendTo = LineFulfilled, time.Time{}
+			}
+		}
+		n.Status = OrderFulfilled
+		if slices.ContainsFunc(n.Lines, func(l OrderLine) bool { return l.Status != LineFulfilled }) {
+			n.Status = OrderPartiallyFulfilled
+		}
+		eff.Fulfilments = fulfilmentsFor(n, f)
+	}
+	n.Fulfilments = append(slices.Clone(n.Fulfilments), f)
+	if refused := slices.IndexFunc(n.Fulfilments, func(f Fulfilment) bool { return f.Refused != "" }); refused >= 0 &&
+		countFunc(n.Fulfilments, func(f Fulfilment) bool { return f.Refused != "" }) > MaxRefusedFulfilments {
+		n.Fulfilments = slices.Delete(n.Fulfilments, refused, refused+1)
+	}
+	return n, eff, Result{Changed: true}, nil
+}
+
+func countFunc[E any](s []E, f func(E) bool) int {
+	n := 0
+	for _, e := range s {
+		if f(e) {
+			n++
+		}
+	}
+	return n
+}
+
+// refusal says why the order cannot ship c's units, or "".
+func refusal(o Order, c FulfilOrder) string {
+	if !o.holding() {
+		return fmt.Sprintf("order %q is %s: it holds no units to ship", o.ID, o.Status)
+	}
+	ships, shipments, lines := map[string]int64{}, map[string]int{}, len(c.Lines)
+	for _, f := range o.Fulfilments {
+		if f.Refused == "" {
+			lines += len(f.Lines)
+			for _, fl := range f.Lines {
+				shipments[fl.SKU]++
+			}
+		}
+	}
+	if lines > MaxShipmentLines {
+		return fmt.Sprintf("order %q would have %d shipment lines, more than the limit of %d", o.ID, lines, MaxShipmentLines)
+	}
+	for _, fl := range c.Lines {
+		ships[fl.SKU] += fl.Quantity
+		shipments[fl.SKU]++
+	}
+	for _, fl := range c.Lines {
+		i := slices.IndexFunc(o.Lines, func(l OrderLine) bool { return l.SKU == fl.SKU })
+		if i < 0 {
+			return fmt.Sprintf("sku %q is not a line of order %q", fl.SKU, o.ID)
+		}
+		l := o.Lines[i]
+		switch left := l.Quantity - l.Fulfilled; {
+		case !l.Held():
+			return fmt.Sprintf("line %d (%s) is %s: it holds no units to ship", i+1, l.SKU, l.Status)
+		case ships[fl.SKU] > left:
+			return fmt.Sprintf("line %d (%s) holds %d units not shipped, the fulfilment ships %d", i+1, l.SKU, left, ships[fl.SKU])
+		case shipments[fl.SKU] > MaxFulfilments:
+			return fmt.Sprintf("line %d (%s) would have %d shipments, more than the limit of %d", i+1, l.SKU, shipments[fl.SKU], MaxFulfilments)
+		}
+	}
+	return ""
+}
+
+// fulfilmentsFor is what an applied fulfilment sends: one
+// ReservationFulfilled per line, each with its own SKU-side fulfilment id
+// ("<fulfilment id>:<line>"), so two lines of one SKU ship from two
+// locations.
+func fulfilmentsFor(o Order, f Fulfilment) []ReservationFulfilled {
+	if f.Refused != "" {
+		return nil
+	}
+	out := make([]ReservationFulfilled, 0, len(f.Lines))
+	for k, fl := range f.Lines {
+		i := slices.IndexFunc(o.Lines, func(l OrderLine) bool { return l.SKU == fl.SKU })
+		out = append(out, ReservationFulfilled{ReservationID: o.Lines[i].ReservationID, SKU: fl.SKU, Location: fl.Location,
+			Area: fl.Area, FulfilledAt: f.DecidedAt, FulfilmentID: f.ID + ":" + strconv.Itoa(k+1), Quantity: fl.Quantity})
+	}
+	return out
 }

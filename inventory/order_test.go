@@ -490,21 +490,22 @@ type sagaOrder struct {
 }
 
 type sagaSim struct {
-	p       inventory.Policies
-	skus    []string
-	states  map[string]inventory.State
-	stock   map[string]int64
-	blocked map[string]bool // not sellable on web
-	unknown map[string]bool // never supplied: no state may appear for it
-	queue   map[string][]inventory.Event
-	log     map[string][]inventory.Event
-	first   map[string]inventory.Outcome // first outcome per reservation id
-	pool    []any                        // saga inputs in flight
-	applied []any                        // saga inputs applied without error
-	orders  map[string]*sagaOrder
-	ids     []string
-	now     time.Time
-	cancels map[string]bool // orders a cancel was sent for
+	p           inventory.Policies
+	skus        []string
+	states      map[string]inventory.State
+	stock       map[string]int64
+	blocked     map[string]bool // not sellable on web
+	unknown     map[string]bool // never supplied: no state may appear for it
+	queue       map[string][]inventory.Event
+	log         map[string][]inventory.Event
+	first       map[string]inventory.Outcome // first outcome per reservation id
+	pool        []any                        // saga inputs in flight
+	applied     []any                        // saga inputs applied without error
+	orders      map[string]*sagaOrder
+	ids         []string
+	now         time.Time
+	cancels     map[string]bool // orders a cancel was sent for
+	fulfilments int             // fulfilment ids handed out
 	// confirmed holds every expiry a SKU answered for each reservation:
 	// its acceptance's decision time plus the TTL, and the expiry of every
 	// accepted extension. An order may show no other.
@@ -521,31 +522,39 @@ func sagaKey(in any) string {
 		return c.OrderID
 	case inventory.ExtendOrder:
 		return c.OrderID
+	case inventory.FulfilOrder:
+		return c.OrderID
 	case inventory.Outcome:
 		return c.OrderID
 	}
 	panic(fmt.Sprintf("%T is not a saga input", in))
 }
 
-func newSagaSim(t *rapid.T) *sagaSim {
+// newSagaSim draws the SKUs (unknown, not sellable, short of stock, or
+// with every SKU known, sellable and stocked for every order when stocked
+// is set) and the orders to place.
+func newSagaSim(t *rapid.T, stocked bool) *sagaSim {
 	sim := &sagaSim{p: inventory.Policies{Channels: []string{"app", "web"}}, skus: []string{"SKU-A", "SKU-B", "SKU-C"},
 		states: map[string]inventory.State{}, stock: map[string]int64{}, blocked: map[string]bool{}, unknown: map[string]bool{},
 		queue: map[string][]inventory.Event{}, log: map[string][]inventory.Event{}, first: map[string]inventory.Outcome{},
 		orders: map[string]*sagaOrder{}, now: at(1), cancels: map[string]bool{},
 		confirmed: map[string][]time.Time{}}
 	for _, s := range sim.skus {
-		if rapid.IntRange(0, 5).Draw(t, s+" known") == 0 {
+		if !stocked && rapid.IntRange(0, 5).Draw(t, s+" known") == 0 {
 			// A SKU skuflow never heard of: every line for it is rejected
 			// and nothing is created for it.
 			sim.states[s], sim.unknown[s] = inventory.State{SKU: s}, true
 			continue
 		}
-		n := rapid.Int64Range(0, 6).Draw(t, s+" stock")
+		n := int64(12)
+		if !stocked {
+			n = rapid.Int64Range(0, 6).Draw(t, s+" stock")
+		}
 		state, _, err := inventory.Apply(inventory.State{SKU: s}, inventory.StockLevel{SKU: s, Location: "WH-1", OnHand: n, AsOf: t0, Sequence: 1}, t0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rapid.IntRange(0, 5).Draw(t, s+" sellable") == 0 {
+		if !stocked && rapid.IntRange(0, 5).Draw(t, s+" sellable") == 0 {
 			state, _, err = inventory.Apply(state, inventory.ChannelEligibility{SKU: s, Channel: "web", Sellable: false, AsOf: t0}, t0)
 			if err != nil {
 				t.Fatal(err)
@@ -603,11 +612,29 @@ func (sim *sagaSim) deliverSaga(t *rapid.T, in any, redelivery bool) {
 	if _, ext := in.(inventory.ExtendOrder); ext {
 		redelivery = false
 	}
+	// A fulfilment is decided once: its redelivery changes nothing and
+	// resends exactly what its first delivery sent.
+	if f, ok := in.(inventory.FulfilOrder); ok {
+		if dec, seen := before.FulfilmentByID(f.FulfilmentID); seen {
+			if res.Changed {
+				t.Fatalf("fulfilment %s decided again", f.FulfilmentID)
+			}
+			if (dec.Refused == "") != (len(eff.Fulfilments) > 0) {
+				t.Fatalf("redelivered fulfilment %+v (refused %q) sent %+v", f, dec.Refused, eff.Fulfilments)
+			}
+		}
+	}
 	if redelivery && res.Changed {
 		t.Fatalf("redelivery of %+v changed the order from %+v to %+v", in, so.o, next)
 	}
 	if res.Changed {
 		so.o, so.found = next, true
+	}
+	if len(eff.Fulfilments) > 0 && !redelivery {
+		sagaShipments++
+		if next.Status == inventory.OrderPartiallyFulfilled {
+			sagaPartialShipments++
+		}
 	}
 	so.trace = append(so.trace, sagaStep{in, at})
 	sim.applied = append(sim.applied, in)
@@ -653,11 +680,20 @@ func (sim *sagaSim) deliverSaga(t *rapid.T, in any, redelivery bool) {
 		}
 		sim.queue[r.SKU] = append(sim.queue[r.SKU], r)
 	}
+	for _, f := range eff.Fulfilments {
+		// Only an applied fulfilment ships, each line once under its own id.
+		c, ok := in.(inventory.FulfilOrder)
+		i := slices.IndexFunc(so.o.Lines, func(l inventory.OrderLine) bool { return l.ReservationID == f.ReservationID })
+		if !ok || i < 0 || so.o.Lines[i].SKU != f.SKU || f.Validate() != nil || !strings.HasPrefix(f.FulfilmentID, c.FulfilmentID+":") {
+			t.Fatalf("fulfilment %+v does not follow from %+v on %+v", f, in, so.o)
+		}
+		sim.queue[f.SKU] = append(sim.queue[f.SKU], f)
+	}
 	for _, x := range eff.Extensions {
 		// Only a held line is extended, to the latest expiry the order
 		// asked for: its pending extension, else its confirmed expiry.
 		i := slices.IndexFunc(so.o.Lines, func(l inventory.OrderLine) bool { return l.ReservationID == x.ReservationID })
-		if so.o.Status != inventory.OrderReserved || i < 0 || so.o.Lines[i].Status != inventory.LineAccepted ||
+		if (so.o.Status != inventory.OrderReserved && so.o.Status != inventory.OrderPartiallyFulfilled) || i < 0 || !so.o.Lines[i].Held() ||
 			!x.ExpiresAt.Equal(sagaRequested(so.o.Lines[i])) || x.SKU != so.o.Lines[i].SKU || x.OrderID != so.o.ID {
 			t.Fatalf("extension %+v does not match the order %+v", x, so.o)
 		}
@@ -684,7 +720,7 @@ func sagaRequested(l inventory.OrderLine) time.Time {
 func (sim *sagaSim) checkConfirmed(t *rapid.T, so *sagaOrder) {
 	for _, o := range []inventory.Order{so.o, inventory.OrderAt(so.o, sim.now)} {
 		for _, l := range o.Lines {
-			if !l.ExtendTo.IsZero() && (l.Status != inventory.LineAccepted || !l.ExtendTo.After(l.ExpiresAt)) {
+			if !l.ExtendTo.IsZero() && (!l.Held() || !l.ExtendTo.After(l.ExpiresAt)) {
 				t.Fatalf("order %s line %s: extension to %s pending on a %v line expiring %s", o.ID, l.ReservationID, l.ExtendTo, l.Status, l.ExpiresAt)
 			}
 			if l.ExpiresAt.IsZero() {
@@ -760,12 +796,16 @@ func sagaExpect(trace []sagaStep) (inventory.OrderStatus, []inventory.OrderLine,
 	why := inventory.RejectReason(0)
 	var exp []time.Time // each accepted line's confirmed expiry: decision + TTL, or a later accepted extension's
 	var ext []time.Time // each held line's pending extension: requested, not yet confirmed
+	var shipped []int64 // each line's units shipped
+	decided := map[string]bool{}
+	holding := func() bool { return status == inventory.OrderReserved || status == inventory.OrderPartiallyFulfilled }
+	heldLine := func(i int) bool { return shipped[i] < cmd.Lines[i].Quantity }
 	expired := func(at time.Time) bool {
-		if status != inventory.OrderReserved {
+		if !holding() {
 			return false
 		}
-		for _, e := range exp {
-			if !at.Before(e) {
+		for i, e := range exp {
+			if heldLine(i) && !at.Before(e) {
 				return true
 			}
 		}
@@ -779,16 +819,52 @@ func sagaExpect(trace []sagaStep) (inventory.OrderStatus, []inventory.OrderLine,
 				first = make([]*inventory.Outcome, len(in.Lines))
 				exp = make([]time.Time, len(in.Lines))
 				ext = make([]time.Time, len(in.Lines))
+				shipped = make([]int64, len(in.Lines))
 			}
 		case inventory.ExtendOrder:
 			if expired(st.at) {
 				status = inventory.OrderExpired
-			} else if status == inventory.OrderReserved {
+			} else if holding() {
 				// Only pending: the expiry moves when the SKU accepts.
 				for i := range exp {
-					if in.ExpiresAt.After(exp[i]) && in.ExpiresAt.After(ext[i]) {
+					if heldLine(i) && in.ExpiresAt.After(exp[i]) && in.ExpiresAt.After(ext[i]) {
 						ext[i] = in.ExpiresAt
 					}
+				}
+			}
+		case inventory.FulfilOrder:
+			if decided[in.FulfilmentID] {
+				continue
+			}
+			decided[in.FulfilmentID] = true
+			if expired(st.at) {
+				status = inventory.OrderExpired
+			}
+			if !holding() {
+				continue // refused
+			}
+			want := make([]int64, len(cmd.Lines))
+			ok := true
+			for _, fl := range in.Lines {
+				i := slices.IndexFunc(cmd.Lines, func(l inventory.OrderLine) bool { return l.SKU == fl.SKU })
+				if i < 0 {
+					ok = false
+					continue
+				}
+				want[i] += fl.Quantity
+				ok = ok && shipped[i]+want[i] <= cmd.Lines[i].Quantity
+			}
+			if !ok {
+				continue // refused
+			}
+			status = inventory.OrderFulfilled
+			for i := range shipped {
+				shipped[i] += want[i]
+				if heldLine(i) {
+					status = inventory.OrderPartiallyFulfilled
+				}
+				if !heldLine(i) {
+					ext[i] = time.Time{}
 				}
 			}
 		case inventory.CancelOrder:
@@ -797,7 +873,7 @@ func sagaExpect(trace []sagaStep) (inventory.OrderStatus, []inventory.OrderLine,
 				ended, status, why, unplaced = true, inventory.OrderCancelled, inventory.RejectCancelled, true
 			case expired(st.at):
 				status = inventory.OrderExpired
-			case !ended || status == inventory.OrderReserved:
+			case !ended || holding():
 				ended, status, why = true, inventory.OrderCancelled, inventory.RejectCancelled
 			}
 		case inventory.OrderTick:
@@ -809,7 +885,13 @@ func sagaExpect(trace []sagaStep) (inventory.OrderStatus, []inventory.OrderLine,
 			}
 		case inventory.Outcome:
 			if in.Extension {
-				if status != inventory.OrderReserved {
+				held := holding()
+				for i := range cmd.Lines {
+					if inventory.ReservationIDFor(cmd.OrderID, i) == in.ReservationID {
+						held = held && heldLine(i)
+					}
+				}
+				if !held {
 					continue
 				}
 				if !in.Accepted {
@@ -862,7 +944,10 @@ func sagaExpect(trace []sagaStep) (inventory.OrderStatus, []inventory.OrderLine,
 		if o != nil && o.Accepted {
 			lines[i].ExpiresAt = exp[i]
 		}
+		lines[i].Fulfilled = shipped[i]
 		switch {
+		case shipped[i] == l.Quantity:
+			lines[i].Status, lines[i].Backorder = inventory.LineFulfilled, o.Backorder
 		case unplaced:
 			lines[i].Status, lines[i].Reject, lines[i].Message = inventory.LineRejected, inventory.RejectCancelled, "order was cancelled before it was placed"
 		case o != nil && o.Accepted && status == inventory.OrderExpired:
@@ -871,10 +956,13 @@ func sagaExpect(trace []sagaStep) (inventory.OrderStatus, []inventory.OrderLine,
 			lines[i].Status, lines[i].Reject, lines[i].Message = inventory.LineRejected, o.Reason, o.Message
 		case o != nil && o.Accepted:
 			lines[i].Status, lines[i].Backorder = inventory.LineAccepted, o.Backorder
+			if shipped[i] > 0 {
+				lines[i].Status = inventory.LinePartiallyFulfilled
+			}
 			if status == inventory.OrderCancelled || status == inventory.OrderRejected {
 				lines[i].Status = inventory.LineReleased
 			}
-			if lines[i].Status == inventory.LineAccepted {
+			if lines[i].Held() {
 				lines[i].ExtendTo = ext[i]
 			}
 		case ended:
@@ -993,9 +1081,21 @@ func (sim *sagaSim) actions() map[string]func(*rapid.T) {
 		},
 		// The client extends the order: its held lines' expiry moves to
 		// now plus the new TTL, if later.
+		// The warehouse ships some units of a held order, from WH-1: the
+		// command in flight, or delivered at once.
+		"fulfil": func(t *rapid.T) {
+			if c, ok := sim.shipment(t); ok {
+				sim.pool = append(sim.pool, c)
+			}
+		},
+		"fulfil now": func(t *rapid.T) {
+			if c, ok := sim.shipment(t); ok {
+				sim.deliverSaga(t, c, false)
+			}
+		},
 		"extend": func(t *rapid.T) {
 			so := sim.randomOrder(t)
-			if so.o.Status != inventory.OrderReserved {
+			if so.o.Status != inventory.OrderReserved && so.o.Status != inventory.OrderPartiallyFulfilled {
 				// (An extension of an order that is not reserved changes
 				// nothing: TestSagaExtend.)
 				t.Skip("not reserved")
@@ -1054,6 +1154,35 @@ func (sim *sagaSim) actions() map[string]func(*rapid.T) {
 	}
 }
 
+// shipment draws a fulfilment of a held order, or reports that there is
+// none to draw.
+func (sim *sagaSim) shipment(t *rapid.T) (inventory.FulfilOrder, bool) {
+	so := sim.randomOrder(t)
+	if so.o.Status != inventory.OrderReserved && so.o.Status != inventory.OrderPartiallyFulfilled {
+		return inventory.FulfilOrder{}, false
+	}
+	sim.fulfilments++
+	c := inventory.FulfilOrder{OrderID: so.o.ID, FulfilmentID: fmt.Sprintf("F-%d", sim.fulfilments)}
+	for _, l := range so.o.Lines {
+		if left := l.Quantity - l.Fulfilled; l.Held() && rapid.Bool().Draw(t, "ship "+l.SKU) {
+			n := rapid.Int64Range(1, left).Draw(t, "units")
+			if rapid.IntRange(0, 5).Draw(t, "too many") == 0 {
+				n = left + 1 // refused
+			}
+			if n >= 2 && rapid.Bool().Draw(t, "in two lines") {
+				// One SKU on two lines: each ships once.
+				c.Lines = append(c.Lines, inventory.FulfilmentLine{SKU: l.SKU, Location: "WH-1", Quantity: 1})
+				n--
+			}
+			c.Lines = append(c.Lines, inventory.FulfilmentLine{SKU: l.SKU, Location: "WH-1", Quantity: n})
+		}
+	}
+	if len(c.Lines) == 0 {
+		return inventory.FulfilOrder{}, false
+	}
+	return c, true
+}
+
 // drain delivers everything still in flight, in a random order.
 func (sim *sagaSim) drain(t *rapid.T) {
 	for range 10_000 {
@@ -1094,22 +1223,26 @@ func (sim *sagaSim) checkQuiescent(t *rapid.T) {
 			impossible = impossible || l.Quantity > sim.stock[l.SKU] || sim.blocked[l.SKU] || sim.unknown[l.SKU]
 			r, ok := dmFind(sim.states[l.SKU], l.ReservationID)
 			held := ok && r.Status == inventory.StatusHeld && sim.now.Before(r.ExpiresAt)
+			if r.FulfilledUnits() != l.Fulfilled {
+				t.Fatalf("order %s line %s shipped %d units, the SKU %d: %+v", id, l.ReservationID, l.Fulfilled, r.FulfilledUnits(), r)
+			}
 			if held && !r.ExpiresAt.Equal(l.ExpiresAt) {
 				t.Fatalf("order %s line %s expires at %s, the SKU holds it until %s", id, l.ReservationID, l.ExpiresAt, r.ExpiresAt)
 			}
 			if !l.ExtendTo.IsZero() {
 				t.Fatalf("order %s line %s: extension to %s still pending with every answer delivered", id, l.ReservationID, l.ExtendTo)
 			}
-			if held != (so.o.Status == inventory.OrderReserved) {
+			holding := so.o.Status == inventory.OrderReserved || so.o.Status == inventory.OrderPartiallyFulfilled
+			if held != (holding && l.Held()) {
 				t.Fatalf("order %s is %v but line %s is %+v at the SKU", id, so.o.Status, l.ReservationID, r)
 			}
-			if so.o.Status == inventory.OrderReserved {
-				heldFor[l.SKU] += l.Quantity
+			if holding && l.Held() {
+				heldFor[l.SKU] += l.Quantity - l.Fulfilled
 			}
 		}
 		cancelled := slices.ContainsFunc(so.trace, func(s sagaStep) bool { _, ok := s.in.(inventory.CancelOrder); return ok })
 		switch {
-		case impossible && so.o.Status == inventory.OrderReserved:
+		case impossible && so.o.Status != inventory.OrderRejected && so.o.Status != inventory.OrderCancelled:
 			t.Fatalf("order %s with an impossible line is reserved", id)
 		case impossible && !cancelled && so.o.Status != inventory.OrderRejected:
 			t.Fatalf("order %s with an impossible line is %v", id, so.o.Status)
@@ -1127,7 +1260,7 @@ func (sim *sagaSim) checkQuiescent(t *rapid.T) {
 
 func TestPropertySaga(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		sim := newSagaSim(t)
+		sim := newSagaSim(t, false)
 		t.Repeat(sim.actions())
 		sim.drain(t)
 		sim.tickDue()
@@ -1136,13 +1269,19 @@ func TestPropertySaga(t *testing.T) {
 	})
 }
 
+// sagaShipments and sagaPartialShipments count the fulfilments the saga
+// simulations applied (first deliveries), and those that left the order
+// partially fulfilled, so a test can tell that it exercised them.
+var sagaShipments, sagaPartialShipments int
+
 // TestPropertySagaLifecycle runs the saga model from orders already
-// decided, so that reserved orders meet extensions, expiry (ticks, late
-// cancels, holds running out at the SKU before an extension reaches it),
-// cancels and redeliveries in every interleaving.
+// decided, so that reserved orders meet extensions, fulfilments (partial,
+// repeated, refused), expiry (ticks, late cancels, holds running out at the
+// SKU before an extension reaches it), cancels and redeliveries in every
+// interleaving.
 func TestPropertySagaLifecycle(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		sim := newSagaSim(t)
+		sim := newSagaSim(t, false)
 		sim.drain(t)
 		t.Repeat(sim.actions())
 		sim.drain(t)
@@ -1150,6 +1289,29 @@ func TestPropertySagaLifecycle(t *testing.T) {
 		sim.drain(t)
 		sim.checkQuiescent(t)
 	})
+}
+
+// TestPropertySagaFulfilment runs the lifecycle with every order reserved
+// to start with (every SKU known, sellable and stocked), so that shipments
+// (partial, of one SKU on two lines, repeated, refused, racing expiry,
+// extension and cancellation) are the common case; it fails if they were
+// not.
+func TestPropertySagaFulfilment(t *testing.T) {
+	shipments, partial := sagaShipments, sagaPartialShipments
+	rapid.Check(t, func(t *rapid.T) {
+		sim := newSagaSim(t, true)
+		sim.drain(t)
+		t.Repeat(sim.actions())
+		sim.drain(t)
+		sim.tickDue()
+		sim.drain(t)
+		sim.checkQuiescent(t)
+	})
+	t.Logf("%d fulfilments applied, %d partial", sagaShipments-shipments, sagaPartialShipments-partial)
+	if !t.Failed() && (sagaShipments-shipments < 25 || sagaPartialShipments-partial < 15) {
+		t.Errorf("the simulation applied only %d fulfilments, %d of them partial: it does not exercise fulfilment",
+			sagaShipments-shipments, sagaPartialShipments-partial)
+	}
 }
 
 // tickDue sends what the reconciler sends: a tick for every order that is
@@ -1268,6 +1430,10 @@ func dmOrderStarts(t *testing.T) []dmOrderStart {
 	add("extended", 0, 1, 2, inventory.ExtendOrder{OrderID: "O-1", ExpiresAt: at(7200)},
 		inventory.Outcome{ReservationID: "O-1:1", OrderID: "O-1", SKU: "SKU-A", Quantity: 1, Accepted: true, Extension: true, ExpiresAt: at(7200)})
 	add("expired", 0, 1, 2, inventory.OrderTick{OrderID: "O-1", At: at(3601)})
+	add("partly fulfilled", 0, 1, 2, inventory.FulfilOrder{OrderID: "O-1", FulfilmentID: "F-1",
+		Lines: []inventory.FulfilmentLine{{SKU: "SKU-C", Quantity: 2, Location: "WH-1"}}})
+	add("fulfilled", 0, 1, 2, inventory.FulfilOrder{OrderID: "O-1", FulfilmentID: "F-1", Lines: []inventory.FulfilmentLine{
+		{SKU: "SKU-A", Quantity: 1, Location: "WH-1"}, {SKU: "SKU-B", Quantity: 2, Location: "WH-1"}, {SKU: "SKU-C", Quantity: 3, Location: "WH-1"}}})
 	g := &dmSaga{t: t}
 	g.apply(inventory.CancelOrder{OrderID: "O-1"}, at(0))
 	starts = append(starts, dmOrderStart{name: "cancelled before placed", o: g.o, found: true})
@@ -1286,10 +1452,12 @@ func dmCheckOrderShape(t *testing.T, o inventory.Order) {
 			t.Fatalf("%v order with a pending line: %+v", o.Status, o)
 		case o.Status == inventory.OrderReserved && l.Status != inventory.LineAccepted:
 			t.Fatalf("reserved order with a line %v: %+v", l.Status, o)
-		case (o.Status == inventory.OrderRejected || o.Status == inventory.OrderCancelled || o.Status == inventory.OrderExpired) && l.Status == inventory.LineAccepted:
+		case (o.Status == inventory.OrderRejected || o.Status == inventory.OrderCancelled || o.Status == inventory.OrderExpired || o.Status == inventory.OrderFulfilled) && l.Held():
 			t.Fatalf("%v order still holds a line: %+v", o.Status, o)
 		case o.Status != inventory.OrderExpired && l.Status == inventory.LineExpired:
 			t.Fatalf("%v order with an expired line: %+v", o.Status, o)
+		case l.Fulfilled > l.Quantity || (l.Status == inventory.LineFulfilled) != (l.Quantity > 0 && l.Fulfilled == l.Quantity):
+			t.Fatalf("line %d shipped %d of %d as %v: %+v", i+1, l.Fulfilled, l.Quantity, l.Status, o)
 		case l.Status == inventory.LineAccepted && l.ExpiresAt.IsZero():
 			t.Fatalf("accepted line %d without expires_at: %+v", i+1, o)
 		case !l.ExtendTo.IsZero() && !l.ExtensionPending():
@@ -1318,6 +1486,9 @@ func FuzzApplyOrder(f *testing.F) {
 	f.Add(uint8(4), "O-1", "", "", "", int64(0), int64(0), int64(0), uint8(7), true, false, uint8(0), int64(5))
 	f.Add(uint8(5), "O-1", "", "", "", int64(0), int64(0), int64(0), uint8(0), false, false, uint8(0), int64(7200))
 	f.Add(uint8(6), "O-1", "", "", "", int64(0), int64(0), int64(0), uint8(0), false, false, uint8(0), int64(0))
+	f.Add(uint8(6), "O-1", "F-1", "SKU-C", "", int64(2), int64(0), int64(0), uint8(0), false, false, uint8(0), int64(200))
+	f.Add(uint8(6), "O-1", "F-1", "SKU-A", "SKU-B", int64(1), int64(2), int64(0), uint8(0), false, false, uint8(0), int64(200))
+	f.Add(uint8(7), "O-1", "", "", "", int64(0), int64(0), int64(0), uint8(0), false, false, uint8(0), int64(0))
 	f.Add(uint8(4), "O-1", "", "", "", int64(0), int64(0), int64(0), uint8(130), false, false, uint8(4), int64(5))
 	f.Fuzz(func(t *testing.T, kind uint8, orderID, channel, sku1, sku2 string, qty, ttlSec, timeoutSec int64, line uint8,
 		accepted, backorder bool, reason uint8, atSec int64) {
@@ -1327,7 +1498,7 @@ func FuzzApplyOrder(f *testing.F) {
 			lines = append(lines, dmLine(sku2, qty))
 		}
 		var in any
-		switch kind % 7 {
+		switch kind % 8 {
 		case 0:
 			in = inventory.PlaceOrder{OrderID: orderID, Channel: channel, Lines: lines,
 				ReservationTTL: time.Duration(ttlSec%(1<<33)) * time.Second, DecisionTimeout: time.Duration(timeoutSec%(1<<33)) * time.Second}
@@ -1345,6 +1516,12 @@ func FuzzApplyOrder(f *testing.F) {
 				Extension: line >= 128}
 		case 5:
 			in = inventory.ExtendOrder{OrderID: orderID, ExpiresAt: when}
+		case 6: // a shipment of sku1 (and sku2), its id the channel argument
+			f := inventory.FulfilOrder{OrderID: orderID, FulfilmentID: channel, Lines: []inventory.FulfilmentLine{{SKU: sku1, Quantity: qty, Location: "WH-1"}}}
+			if sku2 != "" {
+				f.Lines = append(f.Lines, inventory.FulfilmentLine{SKU: sku2, Quantity: ttlSec, Location: "WH-2", Area: sku1})
+			}
+			in = f
 		default:
 			in = orderID
 		}
@@ -1355,10 +1532,10 @@ func FuzzApplyOrder(f *testing.F) {
 				t.Fatalf("%s: ApplyOrder modified its input", st.name)
 			}
 			if err != nil {
-				if !inventory.IsInvalid(err) && !errors.Is(err, inventory.ErrOrderConflict) {
+				if !inventory.IsInvalid(err) && !errors.Is(err, inventory.ErrOrderConflict) && !errors.Is(err, inventory.ErrFulfilmentConflict) {
 					t.Fatalf("%s: unexpected kind of error %v", st.name, err)
 				}
-				if res.Changed || len(eff.Requests)+len(eff.Releases) != 0 || !reflect.DeepEqual(next, st.o) {
+				if res.Changed || len(eff.Requests)+len(eff.Releases)+len(eff.Fulfilments) != 0 || !reflect.DeepEqual(next, st.o) {
 					t.Fatalf("%s: error %v but changed something", st.name, err)
 				}
 				continue
@@ -1384,7 +1561,8 @@ func FuzzApplyOrder(f *testing.F) {
 				if i < 0 || r.Validate() != nil {
 					t.Fatalf("%s: release %+v for no line of %+v", st.name, r, next)
 				}
-				if l := next.Lines[i]; l.Status != inventory.LineReleased && l.Status != inventory.LineRejected && l.Status != inventory.LineExpired {
+				if l := next.Lines[i]; l.Status != inventory.LineReleased && l.Status != inventory.LineRejected && l.Status != inventory.LineExpired &&
+					l.Status != inventory.LineFulfilled {
 					t.Fatalf("%s: release of line %+v, which was not given up", st.name, l)
 				}
 				if o, ok := in.(inventory.Outcome); ok && !o.Accepted && !o.Extension && next.Lines[i].Status != inventory.LineReleased {
@@ -1393,9 +1571,15 @@ func FuzzApplyOrder(f *testing.F) {
 			}
 			for _, x := range eff.Extensions {
 				i := slices.IndexFunc(next.Lines, func(l inventory.OrderLine) bool { return l.ReservationID == x.ReservationID })
-				if i < 0 || x.Validate() != nil || next.Status != inventory.OrderReserved || next.Lines[i].Status != inventory.LineAccepted ||
+				if i < 0 || x.Validate() != nil || (next.Status != inventory.OrderReserved && next.Status != inventory.OrderPartiallyFulfilled) || !next.Lines[i].Held() ||
 					!x.ExpiresAt.Equal(sagaRequested(next.Lines[i])) {
 					t.Fatalf("%s: extension %+v for no held line of %+v", st.name, x, next)
+				}
+			}
+			for _, f := range eff.Fulfilments {
+				i := slices.IndexFunc(next.Lines, func(l inventory.OrderLine) bool { return l.ReservationID == f.ReservationID })
+				if i < 0 || f.Validate() != nil || next.Lines[i].Fulfilled < f.Quantity {
+					t.Fatalf("%s: fulfilment %+v for no shipped line of %+v", st.name, f, next)
 				}
 			}
 			again, eff2, res2, err := inventory.ApplyOrder(next, found, in, when)

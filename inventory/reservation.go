@@ -101,17 +101,26 @@ type ReservationReleased struct {
 	Reason        ReleaseReason
 }
 
-// ReservationFulfilled says the reservation shipped from Location at
-// FulfilledAt. It consumes the stock there exactly once, as an adjustment of
-// -Quantity with event id "fulfil:<reservation id>": an absolute level with
-// as_of at or after FulfilledAt already reflects the shipment and
-// supersedes it, one before does not.
+// ReservationFulfilled says units of the reservation shipped from Location
+// at FulfilledAt. It consumes the stock there exactly once, as an adjustment
+// of -Quantity: an absolute level with as_of at or after FulfilledAt already
+// reflects the shipment and supersedes it, one before does not.
+//
+// A fulfilment with a FulfilmentID ships Quantity units (partial allowed;
+// never more than the reservation has not shipped yet), once per
+// FulfilmentID: the adjustment's event id is "fulfil:<reservation
+// id>:<fulfilment id>", and the reservation remembers the ids it applied,
+// so a redelivered fulfilment changes nothing. The rest stays held. One
+// without a FulfilmentID (and Quantity 0) ships every unit not shipped yet,
+// as fulfilments did before they had ids ("fulfil:<reservation id>").
 type ReservationFulfilled struct {
 	ReservationID string
 	SKU           string
 	Location      string
 	Area          string
 	FulfilledAt   time.Time
+	FulfilmentID  string
+	Quantity      int64
 }
 
 // ReservationExtended moves a held reservation's expiry to ExpiresAt, never
@@ -172,8 +181,18 @@ func (e ReservationReleased) Validate() error {
 
 // Validate implements Event.
 func (e ReservationFulfilled) Validate() error {
-	return errors.Join(validRef("reservation_id", e.ReservationID), validID("sku", e.SKU),
-		validID("location", e.Location), checkArea(e.Area), checkTime("fulfilled_at", e.FulfilledAt))
+	errs := []error{validRef("reservation_id", e.ReservationID), validID("sku", e.SKU),
+		validID("location", e.Location), checkArea(e.Area), checkTime("fulfilled_at", e.FulfilledAt)}
+	switch {
+	case e.FulfilmentID == "" && e.Quantity != 0:
+		errs = append(errs, fmt.Errorf("%w: a fulfilment of %d units needs a fulfilment_id", ErrInvalidEvent, e.Quantity))
+	case e.FulfilmentID != "":
+		errs = append(errs, validRef("fulfilment_id", e.FulfilmentID))
+		if e.Quantity < 1 || e.Quantity > MaxUnits {
+			errs = append(errs, fmt.Errorf("%w: fulfilment quantity %d is outside 1..%d", ErrInvalidEvent, e.Quantity, int64(MaxUnits)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Reservation is a decided request: held, or closed (released, fulfilled,
@@ -190,12 +209,34 @@ type Reservation struct {
 	DecidedAt time.Time
 	ExpiresAt time.Time
 	ClosedAt  time.Time
+	// Fulfilled is the units shipped so far (see FulfilledUnits).
+	Fulfilled int64
+	// Fulfilments are the ids of the fulfilments applied, sorted: a
+	// redelivered one changes nothing.
+	Fulfilments []string
 }
+
+// MaxFulfilments bounds the fulfilments applied to one reservation (and
+// recorded on one order).
+const MaxFulfilments = 100
 
 // holds reports whether r holds units at now.
 func (r Reservation) holds(now time.Time) bool {
 	return r.Status == StatusHeld && now.Before(r.ExpiresAt)
 }
+
+// FulfilledUnits is the units of r that shipped: all of them once it is
+// fulfilled (a reservation fulfilled before fulfilments were counted
+// records none), otherwise what its partial fulfilments shipped.
+func (r Reservation) FulfilledUnits() int64 {
+	if r.Status == StatusFulfilled {
+		return r.Quantity
+	}
+	return r.Fulfilled
+}
+
+// heldUnits is the units r holds while it holds: those not shipped yet.
+func (r Reservation) heldUnits() int64 { return r.Quantity - r.FulfilledUnits() }
 
 // CapUsage carries the sales-cap units of fulfilled reservations that are
 // no longer listed individually: when prune forgets a fulfilled reservation
@@ -207,6 +248,38 @@ type CapUsage struct {
 	Channel     string
 	WindowStart time.Time
 	Used        int64
+}
+
+// StateFormat is the version of a State's stored form: 1 since
+// reservations count their shipped units (Reservation.Fulfilled). Format 0
+// is every state stored before; UpgradeState converts it.
+const StateFormat = 1
+
+// UpgradeState brings a state stored in an older format to StateFormat,
+// so that it encodes as a replay under the current rules would.
+//
+// From format 0, a fulfilled reservation that records no shipped units
+// shipped all of them. Its CapUsage is kept as it is: format 0 covers two
+// meanings of it (every unit accepted in the window, before caps counted
+// sales; the shipped units of forgotten reservations, since), which cannot
+// be told apart, and keeping it can only count more units against the cap
+// than were sold, never fewer, until its window ends or the cap changes.
+func UpgradeState(s State, format int) State {
+	if format >= StateFormat {
+		return s
+	}
+	legacy := func(r Reservation) bool { return r.Status == StatusFulfilled && r.Fulfilled == 0 }
+	if !slices.ContainsFunc(s.Reservations, legacy) {
+		return s
+	}
+	out := s
+	out.Reservations = slices.Clone(s.Reservations)
+	for i, r := range out.Reservations {
+		if legacy(r) {
+			out.Reservations[i].Fulfilled = r.Quantity
+		}
+	}
+	return out
 }
 
 // Outcome is the decision on a reservation request; a duplicate request
@@ -399,8 +472,10 @@ func request(s State, e ReservationRequested, p Policies, t time.Time) (State, *
 // [WindowStart, WindowEnd), the units that use the channel's cap are those
 // of its reservations decided in the window that are
 //
-//   - held and not expired at the time of the question, or
-//   - fulfilled (listed, or forgotten by prune and kept in CapUsage).
+//   - held and not expired at the time of the question (those not shipped
+//     yet), or
+//   - shipped (fulfilled, in full or in part; listed, or forgotten by prune
+//     and kept in CapUsage).
 //
 // Rejected requests never use it; a release, expiry, cancellation or saga
 // compensation gives a held reservation's units back, because the
@@ -415,9 +490,15 @@ func decidedIn(r Reservation, c SalesCapRule) bool {
 	return r.Channel == c.Channel && !r.DecidedAt.Before(c.WindowStart) && r.DecidedAt.Before(c.WindowEnd)
 }
 
-// capCounts reports whether r uses the cap c at now.
-func capCounts(r Reservation, c SalesCapRule, now time.Time) bool {
-	return decidedIn(r, c) && (r.holds(now) || r.Status == StatusFulfilled)
+// capUnits is the units of r that use the cap c at now.
+func capUnits(r Reservation, c SalesCapRule, now time.Time) int64 {
+	if !decidedIn(r, c) {
+		return 0
+	}
+	if r.holds(now) {
+		return r.Quantity
+	}
+	return r.FulfilledUnits()
 }
 
 // capUsed is the units using the cap c at now: the listed reservations
@@ -430,20 +511,19 @@ func capUsed(s State, c SalesCapRule, now time.Time) int64 {
 		}
 	}
 	for _, r := range s.Reservations {
-		if capCounts(r, c, now) {
-			used = min(used+r.Quantity, MaxUnits)
-		}
+		used = min(used+capUnits(r, c, now), MaxUnits)
 	}
 	return used
 }
 
-// keepCapUsage records in CapUsage the units of a fulfilled reservation
+// keepCapUsage records in CapUsage the shipped units of a reservation
 // that prune forgets, if its channel's cap (not cleared) has a window
 // containing its decision: a usage kept for another window start is
 // replaced, since only the cap's current window is ever counted.
 func keepCapUsage(s State, r Reservation) State {
 	i, found := slices.BinarySearchFunc(s.SalesCaps, r.Channel, func(c SalesCapRule, ch string) int { return strings.Compare(c.Channel, ch) })
-	if !found || r.Status != StatusFulfilled {
+	units := r.FulfilledUnits()
+	if !found || units == 0 {
 		return s
 	}
 	c := s.SalesCaps[i]
@@ -455,11 +535,11 @@ func keepCapUsage(s State, r Reservation) State {
 	j, found := slices.BinarySearchFunc(out.CapUsage, r.Channel, func(u CapUsage, ch string) int { return strings.Compare(u.Channel, ch) })
 	switch {
 	case !found:
-		out.CapUsage = slices.Insert(out.CapUsage, j, CapUsage{Channel: r.Channel, WindowStart: c.WindowStart, Used: r.Quantity})
+		out.CapUsage = slices.Insert(out.CapUsage, j, CapUsage{Channel: r.Channel, WindowStart: c.WindowStart, Used: units})
 	case !out.CapUsage[j].WindowStart.Equal(c.WindowStart):
-		out.CapUsage[j] = CapUsage{Channel: r.Channel, WindowStart: c.WindowStart, Used: r.Quantity}
+		out.CapUsage[j] = CapUsage{Channel: r.Channel, WindowStart: c.WindowStart, Used: units}
 	default:
-		out.CapUsage[j].Used = min(out.CapUsage[j].Used+r.Quantity, MaxUnits)
+		out.CapUsage[j].Used = min(out.CapUsage[j].Used+units, MaxUnits)
 	}
 	return out
 }
@@ -495,17 +575,49 @@ func fulfil(s State, e ReservationFulfilled, t time.Time) (State, Result, error)
 	if r.Status == StatusRejected {
 		return s, Result{}, fmt.Errorf("%w: fulfilment of reservation %q, which was rejected", ErrInvalidEvent, e.ReservationID)
 	}
-	if r.Status == StatusFulfilled {
-		return s, Result{}, nil // shipped once already: a duplicate
+	if _, known := findLocation(s.Locations, e.Location, e.Area); !known {
+		// A shipment from where the SKU has no stock would record stock
+		// that is not there (a location floored at zero) while the units
+		// stop being held: refuse it.
+		return s, Result{}, fmt.Errorf("%w: fulfilment of reservation %q from location %q%s, where sku %q has no stock record",
+			ErrInvalidEvent, e.ReservationID, e.Location, areaSuffix(e.Area), e.SKU)
+	}
+	left := r.Quantity - r.FulfilledUnits()
+	units, eventID := left, "fulfil:"+e.ReservationID
+	if e.FulfilmentID != "" {
+		if _, seen := slices.BinarySearch(r.Fulfilments, e.FulfilmentID); seen {
+			return s, Result{}, nil // applied once already: a duplicate
+		}
+		if e.Quantity > left {
+			return s, Result{}, fmt.Errorf("%w: fulfilment %q ships %d units of reservation %q, which has %d not shipped",
+				ErrInvalidEvent, e.FulfilmentID, e.Quantity, e.ReservationID, left)
+		}
+		if len(r.Fulfilments) >= MaxFulfilments {
+			return s, Result{}, fmt.Errorf("%w: reservation %q already has %d fulfilments, the limit", ErrInvalidEvent, e.ReservationID, MaxFulfilments)
+		}
+		units, eventID = e.Quantity, eventID+":"+e.FulfilmentID
+	}
+	if units == 0 {
+		return s, Result{}, nil // shipped in full already: a duplicate
 	}
 	// The units left the location whatever happened to the hold (it may
 	// have expired or been released meanwhile): consume them once.
-	next, _, err := applyAdjustment(s, StockAdjustment{EventID: "fulfil:" + e.ReservationID, SKU: e.SKU,
-		Location: e.Location, Area: e.Area, Delta: -r.Quantity, OccurredAt: e.FulfilledAt})
+	next, _, err := applyAdjustment(s, StockAdjustment{EventID: eventID, SKU: e.SKU,
+		Location: e.Location, Area: e.Area, Delta: -units, OccurredAt: e.FulfilledAt})
 	if err != nil {
 		return s, Result{}, err
 	}
-	r.Status, r.ClosedAt = StatusFulfilled, t
+	r.Fulfilled = r.FulfilledUnits() + units
+	if e.FulfilmentID != "" {
+		r.Fulfilments = slices.Clone(r.Fulfilments)
+		k, _ := slices.BinarySearch(r.Fulfilments, e.FulfilmentID)
+		r.Fulfilments = slices.Insert(r.Fulfilments, k, e.FulfilmentID)
+	}
+	if r.Fulfilled == r.Quantity {
+		// Shipped in full: fulfilled, even after its hold ran out or was
+		// released meanwhile.
+		r.Status, r.ClosedAt = StatusFulfilled, t
+	}
 	return withReservation(next, e.SKU, r), Result{Changed: true}, nil
 }
 
@@ -562,8 +674,8 @@ func Expire(s State, t time.Time) (State, Result) {
 }
 
 // prune forgets reservations closed more than ClosedRetention before t. A
-// forgotten fulfilled reservation's units stay counted against its
-// channel's cap window, in CapUsage.
+// forgotten reservation's shipped units stay counted against its channel's
+// cap window, in CapUsage.
 func prune(s State, t time.Time) State {
 	cut := t.Add(-ClosedRetention)
 	keep := slices.IndexFunc(s.Reservations, func(r Reservation) bool {
@@ -574,7 +686,7 @@ func prune(s State, t time.Time) State {
 	}
 	out := s
 	for _, r := range s.Reservations {
-		if r.Status == StatusFulfilled && r.ClosedAt.Before(cut) {
+		if r.Status != StatusHeld && r.ClosedAt.Before(cut) {
 			out = keepCapUsage(out, r)
 		}
 	}
@@ -595,4 +707,12 @@ func DueAt(s State) time.Time {
 		}
 	}
 	return due
+}
+
+// areaSuffix names an area in a message about a location.
+func areaSuffix(area string) string {
+	if area == "" {
+		return ""
+	}
+	return " (area " + area + ")"
 }

@@ -884,14 +884,19 @@ type dmRes struct {
 	release   inventory.ReleaseReason
 	decidedAt time.Time
 	expiresAt time.Time
-	late      bool               // fulfilled after its hold ended
+	fulfilled int64              // units shipped
+	fids      []string           // fulfilment ids applied, sorted
+	lateUnits int64              // units shipped after the hold ended
 	outcome   *inventory.Outcome // the first one
 }
+
+// shipped is the units of r that shipped.
+func (r *dmRes) shipped() int64 { return r.fulfilled }
 
 // dmModel: one SKU with WH-1 (every channel) and ST-1 (app, safety stock 1).
 type dmModel struct {
 	levels   map[string]dmLvl
-	fulfils  map[string]dmFulfilment // by reservation id
+	fulfils  map[string]dmFulfilment // by the adjustment's event id
 	sellable map[string]bool
 	capOn    bool
 	capLimit int64
@@ -929,7 +934,7 @@ func (m *dmModel) reserved(channel string, now time.Time) int64 {
 	var n int64
 	for _, r := range m.res {
 		if m.holds(r, now) && !r.backorder && r.req.Channel == channel {
-			n += r.req.Quantity
+			n += r.req.Quantity - r.shipped()
 		}
 	}
 	return n
@@ -939,21 +944,26 @@ func (m *dmModel) backordered(now time.Time) int64 {
 	var n int64
 	for _, r := range m.res {
 		if m.holds(r, now) && r.backorder {
-			n += r.req.Quantity
+			n += r.req.Quantity - r.shipped()
 		}
 	}
 	return n
 }
 
 // capUsed counts the sales on the channel decided within the window: the
-// accepted reservations still held at now, and the fulfilled ones.
-// Rejections never count; a release or expiry gives the units back.
+// accepted reservations still held at now (every unit, shipped or not),
+// and the units shipped of the others. Rejections never count; a release
+// or expiry gives the units not shipped back.
 func (m *dmModel) capUsed(channel string, now time.Time) int64 {
 	var n int64
 	for _, r := range m.res {
-		if r.accepted && r.req.Channel == channel && !r.decidedAt.Before(m.capStart) && r.decidedAt.Before(m.capEnd) &&
-			(m.holds(r, now) || r.status == inventory.StatusFulfilled) {
+		if !r.accepted || r.req.Channel != channel || r.decidedAt.Before(m.capStart) || !r.decidedAt.Before(m.capEnd) {
+			continue
+		}
+		if m.holds(r, now) {
 			n += r.req.Quantity
+		} else {
+			n += r.shipped()
 		}
 	}
 	return n
@@ -965,8 +975,8 @@ func (m *dmModel) capUsed(channel string, now time.Time) int64 {
 func (m *dmModel) lateFulfilled(channel string) int64 {
 	var n int64
 	for _, r := range m.res {
-		if r.late && r.req.Channel == channel && !r.decidedAt.Before(m.capStart) && r.decidedAt.Before(m.capEnd) {
-			n += r.req.Quantity
+		if r.req.Channel == channel && !r.decidedAt.Before(m.capStart) && r.decidedAt.Before(m.capEnd) {
+			n += r.lateUnits
 		}
 	}
 	return n
@@ -1201,10 +1211,8 @@ func (sm *dmMachine) release(t *rapid.T) {
 func (sm *dmMachine) fulfil(t *rapid.T) {
 	var ids []string
 	for _, id := range sm.known() {
-		if r := sm.m.res[id]; r.accepted {
-			if _, done := sm.m.fulfils[id]; !done {
-				ids = append(ids, id)
-			}
+		if r := sm.m.res[id]; r.accepted && r.shipped() < r.req.Quantity {
+			ids = append(ids, id)
 		}
 	}
 	if len(ids) == 0 {
@@ -1214,14 +1222,29 @@ func (sm *dmMachine) fulfil(t *rapid.T) {
 	r := sm.m.res[id]
 	loc := rapid.SampledFrom([]string{"WH-1", "ST-1"}).Draw(t, "location")
 	when := sm.now.Add(-time.Duration(rapid.IntRange(0, 30).Draw(t, "fulfilled ago")) * time.Second)
-	// The first fulfilment closes the reservation as fulfilled whatever
-	// happened to the hold, so a second one is a no-op.
-	wantChange := true
-	r.late = !sm.m.holds(r, sm.now)
-	r.status = inventory.StatusFulfilled
-	sm.m.fulfils[id] = dmFulfilment{loc: loc, qty: r.req.Quantity, at: when}
-	if _, res := sm.demand(t, dmFul(id, loc, when)); res.Changed != wantChange {
-		t.Fatalf("fulfilment of %s: changed %v, model %v", id, res.Changed, wantChange)
+	// A fulfilment with an id ships part (or all) of what is left; one
+	// without ships everything left. Either way the units leave whatever
+	// happened to the hold, and a reservation shipped in full is fulfilled.
+	ev, left := dmFul(id, loc, when), r.req.Quantity-r.shipped()
+	units, eventID := left, "fulfil:"+id
+	if rapid.Bool().Draw(t, "partial") {
+		sm.ids++
+		ev.FulfilmentID = fmt.Sprintf("F-%03d", sm.ids)
+		ev.Quantity = rapid.Int64Range(1, left).Draw(t, "units")
+		units, eventID = ev.Quantity, eventID+":"+ev.FulfilmentID
+		r.fids = append(r.fids, ev.FulfilmentID)
+		slices.Sort(r.fids)
+	}
+	if !sm.m.holds(r, sm.now) {
+		r.lateUnits += units
+	}
+	r.fulfilled += units
+	if r.fulfilled == r.req.Quantity {
+		r.status = inventory.StatusFulfilled
+	}
+	sm.m.fulfils[eventID] = dmFulfilment{loc: loc, qty: units, at: when}
+	if _, res := sm.demand(t, ev); !res.Changed {
+		t.Fatalf("fulfilment %+v changed nothing", ev)
 	}
 }
 
@@ -1320,7 +1343,8 @@ func (sm *dmMachine) check(t *rapid.T) {
 		if !ok {
 			t.Fatalf("reservation %s missing", id)
 		}
-		want := inventory.Reservation{ID: id, Status: r.status, Backorder: r.backorder, Reject: r.reject, DecidedAt: r.decidedAt, ExpiresAt: r.expiresAt}
+		want := inventory.Reservation{ID: id, Status: r.status, Backorder: r.backorder, Reject: r.reject, DecidedAt: r.decidedAt, ExpiresAt: r.expiresAt,
+			Fulfilled: r.fulfilled, Fulfilments: r.fids}
 		if r.requested {
 			// A request rejected because its release came first still records
 			// its order, channel and quantity, so its outcome reaches the order.

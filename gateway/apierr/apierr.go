@@ -153,6 +153,7 @@ var rules = []rule{
 	{match: is(views.ErrNotReady), code: codes.Unavailable, msg: "views are still recovering; retry shortly"},
 	// The domain's rules and the codecs: the request's fault.
 	{match: is(inventory.ErrOrderConflict), code: codes.AlreadyExists},
+	{match: is(inventory.ErrFulfilmentConflict), code: codes.AlreadyExists},
 	{match: is(inventory.ErrConflictingDuplicate), code: codes.AlreadyExists},
 	{match: is(inventory.ErrInvalidEvent), code: codes.InvalidArgument},
 	{match: is(inventory.ErrUnknownChannel), code: codes.InvalidArgument},

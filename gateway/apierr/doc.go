@@ -25,7 +25,7 @@
 //	*registry.LocationOwnedError      FailedPrecondition (400)
 //	registry.ErrNotReady              Unavailable (503)
 //	views.ErrNotReady                 Unavailable (503), "... retry shortly"
-//	inventory.ErrOrderConflict,
+//	inventory.ErrOrderConflict, inventory.ErrFulfilmentConflict,
 //	inventory.ErrConflictingDuplicate AlreadyExists (409)
 //	inventory.ErrInvalidEvent,
 //	inventory.ErrUnknownChannel,

@@ -457,12 +457,7 @@ func TestExtendOrder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the embedded broker")
 	}
-	s := startOrderStack(t, gateway.OrdersOptions{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, 200*time.Millisecond)
-	stock, err := views.NewStock(s.k.Brokers, append(s.k.ViewOptions(), goka.WithViewStorageBuilder(storage.DefaultBuilder(t.TempDir())))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testkit.Go(t, stock.Run)
+	s, stock := startLifecycleStack(t)
 	emitEvents(t, s.k, string(schema.Supply), []inventory.Event{
 		inventory.StockLevel{SKU: "SKU-EXT", Location: "WH-1", OnHand: 5, AsOf: time.Now().Add(-time.Minute), Sequence: 1},
 	})
@@ -536,6 +531,19 @@ func TestExtendOrder(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "ORDER_STATUS_RESERVED") {
 		t.Errorf("REST extension: %d %s", code, body)
 	}
+}
+
+// startLifecycleStack starts an order stack that holds reservations for an
+// hour unless told otherwise and waits a minute for decisions, and a view of
+// the stock table to check the SKU side with.
+func startLifecycleStack(t *testing.T) (*orderStack, *views.Stock) {
+	s := startOrderStack(t, gateway.OrdersOptions{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}, 200*time.Millisecond)
+	stock, err := views.NewStock(s.k.Brokers, append(s.k.ViewOptions(), goka.WithViewStorageBuilder(storage.DefaultBuilder(t.TempDir())))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Go(t, stock.Run)
+	return s, stock
 }
 
 // restPost posts body to the gateway's REST path and returns the status and

@@ -62,7 +62,9 @@ type ServiceEnv struct {
 	Base inventory.Base
 	// DataDir is a directory of the service's own.
 	DataDir string
-	Logger  *slog.Logger
+	// Stock is the serving role's view of the stock table.
+	Stock  views.StockLookup
+	Logger *slog.Logger
 }
 
 // ServiceFactory builds a Service.
@@ -79,6 +81,9 @@ func Reservations(o gateway.OrdersOptions) ServiceFactory {
 		o.Base = env.Base
 		if o.Logger == nil {
 			o.Logger = env.Logger
+		}
+		if o.Stock == nil {
+			o.Stock = env.Stock
 		}
 		return gateway.NewReservations(env.Kafka, env.DataDir, o)
 	}}
@@ -149,7 +154,8 @@ func NewServe(o ServeOptions) (*Serve, error) {
 	var services []Service
 	var gsvcs []gateway.Service
 	for _, f := range o.Services {
-		svc, err := f.New(ServiceEnv{Kafka: o.Kafka, Base: o.Base, DataDir: filepath.Join(o.DataDir, f.Name), Logger: log.With("service", f.Name)})
+		svc, err := f.New(ServiceEnv{Kafka: o.Kafka, Base: o.Base, DataDir: filepath.Join(o.DataDir, f.Name), Stock: sv,
+			Logger: log.With("service", f.Name)})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.Name, err)
 		}

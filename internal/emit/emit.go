@@ -36,7 +36,9 @@ var Topics = map[string]string{
 	string(schema.SkuPolicies): "skuflow.v1.SkuPolicyEvent",
 	string(schema.Policies):    "skuflow.v1.PolicyEvent",
 	// For operators: a fulfilment (ReservationFulfilled) or release of a
-	// reservation. Requests and extensions are the order saga's to send.
+	// reservation no order owns; an order's go through FulfilOrder and
+	// CancelOrder, or the order would not know. Requests and extensions
+	// are the order saga's to send.
 	string(schema.Demand): "skuflow.v1.DemandEvent",
 }
 

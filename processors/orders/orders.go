@@ -3,8 +3,9 @@
 // collects the outcomes, and ends with every line reserved or none held,
 // releasing (compensating) accepted lines when a line fails, the order is
 // cancelled or its decision deadline passes. A reserved order is extended
-// (ReservationExtended per line) or ends expired when its hold runs out. Its state lives in its own
-// table; the rules are inventory.ApplyOrder.
+// (ReservationExtended per line), ships in parts (ReservationFulfilled per
+// fulfilment line) or ends expired when its hold runs out. Its state lives
+// in its own table; the rules are inventory.ApplyOrder.
 package orders
 
 import (
@@ -86,6 +87,9 @@ func (h handler) apply(ctx goka.Context, in any, at time.Time) error {
 	}
 	for _, x := range eff.Extensions {
 		h.emitDemand(ctx, x)
+	}
+	for _, f := range eff.Fulfilments {
+		h.emitDemand(ctx, f)
 	}
 	return nil
 }

@@ -153,8 +153,14 @@ const (
 	// it was placed is cancelled too, and its late place requests nothing.
 	OrderStatus_ORDER_STATUS_CANCELLED OrderStatus = 4
 	// Reserved, then a line's hold ran out (its expires_at passed); every line
-	// was released, nothing is held.
+	// was released, nothing is held. Units already shipped stay shipped
+	// (lines' fulfilled_quantity).
 	OrderStatus_ORDER_STATUS_EXPIRED OrderStatus = 5
+	// Every unit of every line shipped; nothing is held.
+	OrderStatus_ORDER_STATUS_FULFILLED OrderStatus = 6
+	// Some units shipped; every unit not shipped is still held, until the
+	// earliest held line's expires_at.
+	OrderStatus_ORDER_STATUS_PARTIALLY_FULFILLED OrderStatus = 7
 )
 
 // Enum value maps for OrderStatus.
@@ -166,14 +172,18 @@ var (
 		3: "ORDER_STATUS_REJECTED",
 		4: "ORDER_STATUS_CANCELLED",
 		5: "ORDER_STATUS_EXPIRED",
+		6: "ORDER_STATUS_FULFILLED",
+		7: "ORDER_STATUS_PARTIALLY_FULFILLED",
 	}
 	OrderStatus_value = map[string]int32{
-		"ORDER_STATUS_UNSPECIFIED": 0,
-		"ORDER_STATUS_PENDING":     1,
-		"ORDER_STATUS_RESERVED":    2,
-		"ORDER_STATUS_REJECTED":    3,
-		"ORDER_STATUS_CANCELLED":   4,
-		"ORDER_STATUS_EXPIRED":     5,
+		"ORDER_STATUS_UNSPECIFIED":         0,
+		"ORDER_STATUS_PENDING":             1,
+		"ORDER_STATUS_RESERVED":            2,
+		"ORDER_STATUS_REJECTED":            3,
+		"ORDER_STATUS_CANCELLED":           4,
+		"ORDER_STATUS_EXPIRED":             5,
+		"ORDER_STATUS_FULFILLED":           6,
+		"ORDER_STATUS_PARTIALLY_FULFILLED": 7,
 	}
 )
 
@@ -215,6 +225,10 @@ const (
 	LineStatus_LINE_STATUS_RELEASED LineStatus = 4
 	// Accepted, then released because the order's reservation expired.
 	LineStatus_LINE_STATUS_EXPIRED LineStatus = 5
+	// Every unit shipped; nothing held.
+	LineStatus_LINE_STATUS_FULFILLED LineStatus = 6
+	// Some units shipped (fulfilled_quantity); the rest is held.
+	LineStatus_LINE_STATUS_PARTIALLY_FULFILLED LineStatus = 7
 )
 
 // Enum value maps for LineStatus.
@@ -226,14 +240,18 @@ var (
 		3: "LINE_STATUS_REJECTED",
 		4: "LINE_STATUS_RELEASED",
 		5: "LINE_STATUS_EXPIRED",
+		6: "LINE_STATUS_FULFILLED",
+		7: "LINE_STATUS_PARTIALLY_FULFILLED",
 	}
 	LineStatus_value = map[string]int32{
-		"LINE_STATUS_UNSPECIFIED": 0,
-		"LINE_STATUS_PENDING":     1,
-		"LINE_STATUS_ACCEPTED":    2,
-		"LINE_STATUS_REJECTED":    3,
-		"LINE_STATUS_RELEASED":    4,
-		"LINE_STATUS_EXPIRED":     5,
+		"LINE_STATUS_UNSPECIFIED":         0,
+		"LINE_STATUS_PENDING":             1,
+		"LINE_STATUS_ACCEPTED":            2,
+		"LINE_STATUS_REJECTED":            3,
+		"LINE_STATUS_RELEASED":            4,
+		"LINE_STATUS_EXPIRED":             5,
+		"LINE_STATUS_FULFILLED":           6,
+		"LINE_STATUS_PARTIALLY_FULFILLED": 7,
 	}
 )
 
@@ -541,7 +559,7 @@ func (x *ReservationReleased) GetReason() ReleaseReason {
 	return ReleaseReason_RELEASE_REASON_UNSPECIFIED
 }
 
-// ReservationFulfilled says the reserved units shipped from a location. It
+// ReservationFulfilled says reserved units shipped from a location. It
 // consumes the stock there exactly once: it acts as an adjustment of
 // -quantity at that location at fulfilled_at, so an absolute level with a
 // later (or equal) as_of, which already reflects the shipment, supersedes it.
@@ -552,7 +570,12 @@ type ReservationFulfilled struct {
 	Location      string                 `protobuf:"bytes,3,opt,name=location,proto3" json:"location,omitempty"`
 	FulfilledAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=fulfilled_at,json=fulfilledAt,proto3" json:"fulfilled_at,omitempty"`
 	// "" for the whole location, or "floor" / "backroom".
-	Area          string `protobuf:"bytes,5,opt,name=area,proto3" json:"area,omitempty"`
+	Area string `protobuf:"bytes,5,opt,name=area,proto3" json:"area,omitempty"`
+	// With a fulfilment id, quantity units ship (partial allowed), once per
+	// id; the rest stays held. Without one (and quantity 0), every unit not
+	// shipped yet ships.
+	FulfilmentId  string `protobuf:"bytes,6,opt,name=fulfilment_id,json=fulfilmentId,proto3" json:"fulfilment_id,omitempty"`
+	Quantity      int64  `protobuf:"varint,7,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -620,6 +643,20 @@ func (x *ReservationFulfilled) GetArea() string {
 		return x.Area
 	}
 	return ""
+}
+
+func (x *ReservationFulfilled) GetFulfilmentId() string {
+	if x != nil {
+		return x.FulfilmentId
+	}
+	return ""
+}
+
+func (x *ReservationFulfilled) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
 }
 
 // ReservationExtended moves a held reservation's expiry to expires_at, never
@@ -833,6 +870,7 @@ type OrderCommand struct {
 	//	*OrderCommand_Cancel
 	//	*OrderCommand_Tick
 	//	*OrderCommand_Extend
+	//	*OrderCommand_Fulfil
 	Command       isOrderCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -911,6 +949,15 @@ func (x *OrderCommand) GetExtend() *ExtendOrderCommand {
 	return nil
 }
 
+func (x *OrderCommand) GetFulfil() *FulfilOrderCommand {
+	if x != nil {
+		if x, ok := x.Command.(*OrderCommand_Fulfil); ok {
+			return x.Fulfil
+		}
+	}
+	return nil
+}
+
 type isOrderCommand_Command interface {
 	isOrderCommand_Command()
 }
@@ -931,6 +978,10 @@ type OrderCommand_Extend struct {
 	Extend *ExtendOrderCommand `protobuf:"bytes,4,opt,name=extend,proto3,oneof"`
 }
 
+type OrderCommand_Fulfil struct {
+	Fulfil *FulfilOrderCommand `protobuf:"bytes,5,opt,name=fulfil,proto3,oneof"`
+}
+
 func (*OrderCommand_Place) isOrderCommand_Command() {}
 
 func (*OrderCommand_Cancel) isOrderCommand_Command() {}
@@ -938,6 +989,211 @@ func (*OrderCommand_Cancel) isOrderCommand_Command() {}
 func (*OrderCommand_Tick) isOrderCommand_Command() {}
 
 func (*OrderCommand_Extend) isOrderCommand_Command() {}
+
+func (*OrderCommand_Fulfil) isOrderCommand_Command() {}
+
+// FulfilOrderCommand records a shipment of units of a held order; see
+// FulfilOrderRequest.
+type FulfilOrderCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	FulfilmentId  string                 `protobuf:"bytes,2,opt,name=fulfilment_id,json=fulfilmentId,proto3" json:"fulfilment_id,omitempty"`
+	Lines         []*FulfilmentLine      `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FulfilOrderCommand) Reset() {
+	*x = FulfilOrderCommand{}
+	mi := &file_skuflow_v1_orders_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FulfilOrderCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FulfilOrderCommand) ProtoMessage() {}
+
+func (x *FulfilOrderCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_orders_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FulfilOrderCommand.ProtoReflect.Descriptor instead.
+func (*FulfilOrderCommand) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *FulfilOrderCommand) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *FulfilOrderCommand) GetFulfilmentId() string {
+	if x != nil {
+		return x.FulfilmentId
+	}
+	return ""
+}
+
+func (x *FulfilOrderCommand) GetLines() []*FulfilmentLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+// FulfilmentLine ships quantity units of one of the order's SKUs from a
+// location.
+type FulfilmentLine struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Sku      string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	Quantity int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	Location string                 `protobuf:"bytes,3,opt,name=location,proto3" json:"location,omitempty"`
+	// "" for the whole location, or "floor" / "backroom".
+	Area          string `protobuf:"bytes,4,opt,name=area,proto3" json:"area,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FulfilmentLine) Reset() {
+	*x = FulfilmentLine{}
+	mi := &file_skuflow_v1_orders_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FulfilmentLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FulfilmentLine) ProtoMessage() {}
+
+func (x *FulfilmentLine) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_orders_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FulfilmentLine.ProtoReflect.Descriptor instead.
+func (*FulfilmentLine) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *FulfilmentLine) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *FulfilmentLine) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *FulfilmentLine) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *FulfilmentLine) GetArea() string {
+	if x != nil {
+		return x.Area
+	}
+	return ""
+}
+
+// Fulfilment is a shipment the saga decided, kept on the order.
+type Fulfilment struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	FulfilmentId string                 `protobuf:"bytes,1,opt,name=fulfilment_id,json=fulfilmentId,proto3" json:"fulfilment_id,omitempty"`
+	Lines        []*FulfilmentLine      `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
+	DecidedAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
+	// Why the fulfilment was refused (nothing shipped); empty when applied.
+	Refused       string `protobuf:"bytes,4,opt,name=refused,proto3" json:"refused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Fulfilment) Reset() {
+	*x = Fulfilment{}
+	mi := &file_skuflow_v1_orders_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Fulfilment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Fulfilment) ProtoMessage() {}
+
+func (x *Fulfilment) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_orders_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Fulfilment.ProtoReflect.Descriptor instead.
+func (*Fulfilment) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Fulfilment) GetFulfilmentId() string {
+	if x != nil {
+		return x.FulfilmentId
+	}
+	return ""
+}
+
+func (x *Fulfilment) GetLines() []*FulfilmentLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *Fulfilment) GetDecidedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DecidedAt
+	}
+	return nil
+}
+
+func (x *Fulfilment) GetRefused() string {
+	if x != nil {
+		return x.Refused
+	}
+	return ""
+}
 
 // ExtendOrderCommand asks for every held line of a reserved order to be held
 // until expires_at (never shortened); an expired order is not extended.
@@ -951,7 +1207,7 @@ type ExtendOrderCommand struct {
 
 func (x *ExtendOrderCommand) Reset() {
 	*x = ExtendOrderCommand{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[7]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -963,7 +1219,7 @@ func (x *ExtendOrderCommand) String() string {
 func (*ExtendOrderCommand) ProtoMessage() {}
 
 func (x *ExtendOrderCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[7]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -976,7 +1232,7 @@ func (x *ExtendOrderCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendOrderCommand.ProtoReflect.Descriptor instead.
 func (*ExtendOrderCommand) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{7}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ExtendOrderCommand) GetOrderId() string {
@@ -1010,7 +1266,7 @@ type PlaceOrderCommand struct {
 
 func (x *PlaceOrderCommand) Reset() {
 	*x = PlaceOrderCommand{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[8]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1278,7 @@ func (x *PlaceOrderCommand) String() string {
 func (*PlaceOrderCommand) ProtoMessage() {}
 
 func (x *PlaceOrderCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[8]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1291,7 @@ func (x *PlaceOrderCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderCommand.ProtoReflect.Descriptor instead.
 func (*PlaceOrderCommand) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{8}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PlaceOrderCommand) GetOrderId() string {
@@ -1089,7 +1345,7 @@ type CancelOrderCommand struct {
 
 func (x *CancelOrderCommand) Reset() {
 	*x = CancelOrderCommand{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[9]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1357,7 @@ func (x *CancelOrderCommand) String() string {
 func (*CancelOrderCommand) ProtoMessage() {}
 
 func (x *CancelOrderCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[9]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1370,7 @@ func (x *CancelOrderCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderCommand.ProtoReflect.Descriptor instead.
 func (*CancelOrderCommand) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{9}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelOrderCommand) GetOrderId() string {
@@ -1135,7 +1391,7 @@ type OrderTick struct {
 
 func (x *OrderTick) Reset() {
 	*x = OrderTick{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[10]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1403,7 @@ func (x *OrderTick) String() string {
 func (*OrderTick) ProtoMessage() {}
 
 func (x *OrderTick) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[10]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1416,7 @@ func (x *OrderTick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderTick.ProtoReflect.Descriptor instead.
 func (*OrderTick) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{10}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OrderTick) GetOrderId() string {
@@ -1187,7 +1443,7 @@ type OrderLine struct {
 
 func (x *OrderLine) Reset() {
 	*x = OrderLine{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[11]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1455,7 @@ func (x *OrderLine) String() string {
 func (*OrderLine) ProtoMessage() {}
 
 func (x *OrderLine) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[11]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1468,7 @@ func (x *OrderLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderLine.ProtoReflect.Descriptor instead.
 func (*OrderLine) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{11}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OrderLine) GetSku() string {
@@ -1243,14 +1499,17 @@ type Order struct {
 	// Why the order was rejected, for humans.
 	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The ship-to region the order was placed with; empty if none.
-	ShipToRegion  string `protobuf:"bytes,9,opt,name=ship_to_region,json=shipToRegion,proto3" json:"ship_to_region,omitempty"`
+	ShipToRegion string `protobuf:"bytes,9,opt,name=ship_to_region,json=shipToRegion,proto3" json:"ship_to_region,omitempty"`
+	// The fulfilments decided for this order, applied or refused, in the
+	// order they were decided.
+	Fulfilments   []*Fulfilment `protobuf:"bytes,10,rep,name=fulfilments,proto3" json:"fulfilments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[12]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1521,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[12]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1534,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{12}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Order) GetOrderId() string {
@@ -1341,6 +1600,13 @@ func (x *Order) GetShipToRegion() string {
 	return ""
 }
 
+func (x *Order) GetFulfilments() []*Fulfilment {
+	if x != nil {
+		return x.Fulfilments
+	}
+	return nil
+}
+
 type OrderLineState struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
@@ -1360,14 +1626,17 @@ type OrderLineState struct {
 	// extension is pending. The SKU's acceptance moves expires_at to it; a
 	// refusal (the hold ran out first) ends the order EXPIRED. Cleared once
 	// the line is no longer held.
-	ExtendTo      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=extend_to,json=extendTo,proto3" json:"extend_to,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExtendTo *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=extend_to,json=extendTo,proto3" json:"extend_to,omitempty"`
+	// Units of this line shipped so far; quantity - fulfilled_quantity is
+	// held while the line is ACCEPTED or PARTIALLY_FULFILLED.
+	FulfilledQuantity int64 `protobuf:"varint,10,opt,name=fulfilled_quantity,json=fulfilledQuantity,proto3" json:"fulfilled_quantity,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *OrderLineState) Reset() {
 	*x = OrderLineState{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[13]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1648,7 @@ func (x *OrderLineState) String() string {
 func (*OrderLineState) ProtoMessage() {}
 
 func (x *OrderLineState) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[13]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1661,7 @@ func (x *OrderLineState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderLineState.ProtoReflect.Descriptor instead.
 func (*OrderLineState) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{13}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OrderLineState) GetSku() string {
@@ -1458,6 +1727,77 @@ func (x *OrderLineState) GetExtendTo() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *OrderLineState) GetFulfilledQuantity() int64 {
+	if x != nil {
+		return x.FulfilledQuantity
+	}
+	return 0
+}
+
+type FulfilOrderRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Chosen by the client, unique per shipment of this order; retries must
+	// reuse it. 1-124 of A-Z a-z 0-9 . _ - :
+	FulfilmentId string `protobuf:"bytes,2,opt,name=fulfilment_id,json=fulfilmentId,proto3" json:"fulfilment_id,omitempty"`
+	// 1 to 100 lines; a SKU may appear on several lines (shipped from several
+	// locations).
+	Lines         []*FulfilmentLine `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FulfilOrderRequest) Reset() {
+	*x = FulfilOrderRequest{}
+	mi := &file_skuflow_v1_orders_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FulfilOrderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FulfilOrderRequest) ProtoMessage() {}
+
+func (x *FulfilOrderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skuflow_v1_orders_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FulfilOrderRequest.ProtoReflect.Descriptor instead.
+func (*FulfilOrderRequest) Descriptor() ([]byte, []int) {
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *FulfilOrderRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *FulfilOrderRequest) GetFulfilmentId() string {
+	if x != nil {
+		return x.FulfilmentId
+	}
+	return ""
+}
+
+func (x *FulfilOrderRequest) GetLines() []*FulfilmentLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
 type PlaceOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Chosen by the client; retries must reuse it. 1-124 of A-Z a-z 0-9 . _ - :
@@ -1478,7 +1818,7 @@ type PlaceOrderRequest struct {
 
 func (x *PlaceOrderRequest) Reset() {
 	*x = PlaceOrderRequest{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[14]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1490,7 +1830,7 @@ func (x *PlaceOrderRequest) String() string {
 func (*PlaceOrderRequest) ProtoMessage() {}
 
 func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[14]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1503,7 +1843,7 @@ func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderRequest.ProtoReflect.Descriptor instead.
 func (*PlaceOrderRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{14}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PlaceOrderRequest) GetOrderId() string {
@@ -1550,7 +1890,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[15]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +1902,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[15]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1575,7 +1915,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{15}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetOrderRequest) GetOrderId() string {
@@ -1594,7 +1934,7 @@ type CancelOrderRequest struct {
 
 func (x *CancelOrderRequest) Reset() {
 	*x = CancelOrderRequest{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[16]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1946,7 @@ func (x *CancelOrderRequest) String() string {
 func (*CancelOrderRequest) ProtoMessage() {}
 
 func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[16]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1959,7 @@ func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderRequest.ProtoReflect.Descriptor instead.
 func (*CancelOrderRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{16}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CancelOrderRequest) GetOrderId() string {
@@ -1640,7 +1980,7 @@ type ExtendOrderRequest struct {
 
 func (x *ExtendOrderRequest) Reset() {
 	*x = ExtendOrderRequest{}
-	mi := &file_skuflow_v1_orders_proto_msgTypes[17]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1652,7 +1992,7 @@ func (x *ExtendOrderRequest) String() string {
 func (*ExtendOrderRequest) ProtoMessage() {}
 
 func (x *ExtendOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skuflow_v1_orders_proto_msgTypes[17]
+	mi := &file_skuflow_v1_orders_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1665,7 +2005,7 @@ func (x *ExtendOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendOrderRequest.ProtoReflect.Descriptor instead.
 func (*ExtendOrderRequest) Descriptor() ([]byte, []int) {
-	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{17}
+	return file_skuflow_v1_orders_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExtendOrderRequest) GetOrderId() string {
@@ -1705,13 +2045,15 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\x13ReservationReleased\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x10\n" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x121\n" +
-	"\x06reason\x18\x03 \x01(\x0e2\x19.skuflow.v1.ReleaseReasonR\x06reason\"\xbe\x01\n" +
+	"\x06reason\x18\x03 \x01(\x0e2\x19.skuflow.v1.ReleaseReasonR\x06reason\"\xff\x01\n" +
 	"\x14ReservationFulfilled\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x10\n" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x1a\n" +
 	"\blocation\x18\x03 \x01(\tR\blocation\x12=\n" +
 	"\ffulfilled_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vfulfilledAt\x12\x12\n" +
-	"\x04area\x18\x05 \x01(\tR\x04area\"\xa4\x01\n" +
+	"\x04area\x18\x05 \x01(\tR\x04area\x12#\n" +
+	"\rfulfilment_id\x18\x06 \x01(\tR\ffulfilmentId\x12\x1a\n" +
+	"\bquantity\x18\a \x01(\x03R\bquantity\"\xa4\x01\n" +
 	"\x13ReservationExtended\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x10\n" +
@@ -1732,13 +2074,30 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\textension\x18\n" +
 	" \x01(\bR\textension\x129\n" +
 	"\n" +
-	"expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xf1\x01\n" +
+	"expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xab\x02\n" +
 	"\fOrderCommand\x125\n" +
 	"\x05place\x18\x01 \x01(\v2\x1d.skuflow.v1.PlaceOrderCommandH\x00R\x05place\x128\n" +
 	"\x06cancel\x18\x02 \x01(\v2\x1e.skuflow.v1.CancelOrderCommandH\x00R\x06cancel\x12+\n" +
 	"\x04tick\x18\x03 \x01(\v2\x15.skuflow.v1.OrderTickH\x00R\x04tick\x128\n" +
-	"\x06extend\x18\x04 \x01(\v2\x1e.skuflow.v1.ExtendOrderCommandH\x00R\x06extendB\t\n" +
-	"\acommand\"j\n" +
+	"\x06extend\x18\x04 \x01(\v2\x1e.skuflow.v1.ExtendOrderCommandH\x00R\x06extend\x128\n" +
+	"\x06fulfil\x18\x05 \x01(\v2\x1e.skuflow.v1.FulfilOrderCommandH\x00R\x06fulfilB\t\n" +
+	"\acommand\"\x86\x01\n" +
+	"\x12FulfilOrderCommand\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12#\n" +
+	"\rfulfilment_id\x18\x02 \x01(\tR\ffulfilmentId\x120\n" +
+	"\x05lines\x18\x03 \x03(\v2\x1a.skuflow.v1.FulfilmentLineR\x05lines\"}\n" +
+	"\x0eFulfilmentLine\x12\x15\n" +
+	"\x03sku\x18\x01 \x01(\tB\x03\xe0A\x02R\x03sku\x12\x1f\n" +
+	"\bquantity\x18\x02 \x01(\x03B\x03\xe0A\x02R\bquantity\x12\x1f\n" +
+	"\blocation\x18\x03 \x01(\tB\x03\xe0A\x02R\blocation\x12\x12\n" +
+	"\x04area\x18\x04 \x01(\tR\x04area\"\xb8\x01\n" +
+	"\n" +
+	"Fulfilment\x12#\n" +
+	"\rfulfilment_id\x18\x01 \x01(\tR\ffulfilmentId\x120\n" +
+	"\x05lines\x18\x02 \x03(\v2\x1a.skuflow.v1.FulfilmentLineR\x05lines\x129\n" +
+	"\n" +
+	"decided_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x12\x18\n" +
+	"\arefused\x18\x04 \x01(\tR\arefused\"j\n" +
 	"\x12ExtendOrderCommand\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x129\n" +
 	"\n" +
@@ -1757,7 +2116,7 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"C\n" +
 	"\tOrderLine\x12\x15\n" +
 	"\x03sku\x18\x01 \x01(\tB\x03\xe0A\x02R\x03sku\x12\x1f\n" +
-	"\bquantity\x18\x02 \x01(\x03B\x03\xe0A\x02R\bquantity\"\x93\x03\n" +
+	"\bquantity\x18\x02 \x01(\x03B\x03\xe0A\x02R\bquantity\"\xcd\x03\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12/\n" +
@@ -1767,7 +2126,9 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\tdecide_by\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bdecideBy\x12B\n" +
 	"\x0freservation_ttl\x18\a \x01(\v2\x19.google.protobuf.DurationR\x0ereservationTtl\x12\x16\n" +
 	"\x06reason\x18\b \x01(\tR\x06reason\x12$\n" +
-	"\x0eship_to_region\x18\t \x01(\tR\fshipToRegion\"\x80\x03\n" +
+	"\x0eship_to_region\x18\t \x01(\tR\fshipToRegion\x128\n" +
+	"\vfulfilments\x18\n" +
+	" \x03(\v2\x16.skuflow.v1.FulfilmentR\vfulfilments\"\xaf\x03\n" +
 	"\x0eOrderLineState\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12%\n" +
@@ -1778,7 +2139,13 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\amessage\x18\a \x01(\tR\amessage\x129\n" +
 	"\n" +
 	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x127\n" +
-	"\textend_to\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bextendTo\"\xee\x01\n" +
+	"\textend_to\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bextendTo\x12-\n" +
+	"\x12fulfilled_quantity\x18\n" +
+	" \x01(\x03R\x11fulfilledQuantity\"\x95\x01\n" +
+	"\x12FulfilOrderRequest\x12\x1e\n" +
+	"\border_id\x18\x01 \x01(\tB\x03\xe0A\x02R\aorderId\x12(\n" +
+	"\rfulfilment_id\x18\x02 \x01(\tB\x03\xe0A\x02R\ffulfilmentId\x125\n" +
+	"\x05lines\x18\x03 \x03(\v2\x1a.skuflow.v1.FulfilmentLineB\x03\xe0A\x02R\x05lines\"\xee\x01\n" +
 	"\x11PlaceOrderRequest\x12\x1e\n" +
 	"\border_id\x18\x01 \x01(\tB\x03\xe0A\x02R\aorderId\x12\x1d\n" +
 	"\achannel\x18\x02 \x01(\tB\x03\xe0A\x02R\achannel\x120\n" +
@@ -1804,14 +2171,16 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\x1aREJECT_REASON_CAP_EXCEEDED\x10\x03\x12\x1a\n" +
 	"\x16REJECT_REASON_RELEASED\x10\x04\x12\x19\n" +
 	"\x15REJECT_REASON_TIMEOUT\x10\x05\x12\x1b\n" +
-	"\x17REJECT_REASON_CANCELLED\x10\x06*\xb1\x01\n" +
+	"\x17REJECT_REASON_CANCELLED\x10\x06*\xf3\x01\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ORDER_STATUS_PENDING\x10\x01\x12\x19\n" +
 	"\x15ORDER_STATUS_RESERVED\x10\x02\x12\x19\n" +
 	"\x15ORDER_STATUS_REJECTED\x10\x03\x12\x1a\n" +
 	"\x16ORDER_STATUS_CANCELLED\x10\x04\x12\x18\n" +
-	"\x14ORDER_STATUS_EXPIRED\x10\x05*\xa9\x01\n" +
+	"\x14ORDER_STATUS_EXPIRED\x10\x05\x12\x1a\n" +
+	"\x16ORDER_STATUS_FULFILLED\x10\x06\x12$\n" +
+	" ORDER_STATUS_PARTIALLY_FULFILLED\x10\a*\xe9\x01\n" +
 	"\n" +
 	"LineStatus\x12\x1b\n" +
 	"\x17LINE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1819,14 +2188,17 @@ const file_skuflow_v1_orders_proto_rawDesc = "" +
 	"\x14LINE_STATUS_ACCEPTED\x10\x02\x12\x18\n" +
 	"\x14LINE_STATUS_REJECTED\x10\x03\x12\x18\n" +
 	"\x14LINE_STATUS_RELEASED\x10\x04\x12\x17\n" +
-	"\x13LINE_STATUS_EXPIRED\x10\x052\x99\x03\n" +
+	"\x13LINE_STATUS_EXPIRED\x10\x05\x12\x19\n" +
+	"\x15LINE_STATUS_FULFILLED\x10\x06\x12#\n" +
+	"\x1fLINE_STATUS_PARTIALLY_FULFILLED\x10\a2\x84\x04\n" +
 	"\x12ReservationService\x12U\n" +
 	"\n" +
 	"PlaceOrder\x12\x1d.skuflow.v1.PlaceOrderRequest\x1a\x11.skuflow.v1.Order\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/orders\x12Y\n" +
 	"\bGetOrder\x12\x1b.skuflow.v1.GetOrderRequest\x1a\x11.skuflow.v1.Order\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12f\n" +
 	"\vCancelOrder\x12\x1e.skuflow.v1.CancelOrderRequest\x1a\x11.skuflow.v1.Order\"$\x82\xd3\xe4\x93\x02\x1e\"\x1c/v1/orders/{order_id}:cancel\x12i\n" +
-	"\vExtendOrder\x12\x1e.skuflow.v1.ExtendOrderRequest\x1a\x11.skuflow.v1.Order\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/orders/{order_id}:extendB7Z5github.com/skuflow/skuflow/proto/skuflow/v1;skuflowv1b\x06proto3"
+	"\vExtendOrder\x12\x1e.skuflow.v1.ExtendOrderRequest\x1a\x11.skuflow.v1.Order\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/orders/{order_id}:extend\x12i\n" +
+	"\vFulfilOrder\x12\x1e.skuflow.v1.FulfilOrderRequest\x1a\x11.skuflow.v1.Order\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/orders/{order_id}:fulfilB7Z5github.com/skuflow/skuflow/proto/skuflow/v1;skuflowv1b\x06proto3"
 
 var (
 	file_skuflow_v1_orders_proto_rawDescOnce sync.Once
@@ -1841,7 +2213,7 @@ func file_skuflow_v1_orders_proto_rawDescGZIP() []byte {
 }
 
 var file_skuflow_v1_orders_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_skuflow_v1_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_skuflow_v1_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_skuflow_v1_orders_proto_goTypes = []any{
 	(ReleaseReason)(0),            // 0: skuflow.v1.ReleaseReason
 	(RejectReason)(0),             // 1: skuflow.v1.RejectReason
@@ -1854,66 +2226,78 @@ var file_skuflow_v1_orders_proto_goTypes = []any{
 	(*ReservationExtended)(nil),   // 8: skuflow.v1.ReservationExtended
 	(*ReservationOutcome)(nil),    // 9: skuflow.v1.ReservationOutcome
 	(*OrderCommand)(nil),          // 10: skuflow.v1.OrderCommand
-	(*ExtendOrderCommand)(nil),    // 11: skuflow.v1.ExtendOrderCommand
-	(*PlaceOrderCommand)(nil),     // 12: skuflow.v1.PlaceOrderCommand
-	(*CancelOrderCommand)(nil),    // 13: skuflow.v1.CancelOrderCommand
-	(*OrderTick)(nil),             // 14: skuflow.v1.OrderTick
-	(*OrderLine)(nil),             // 15: skuflow.v1.OrderLine
-	(*Order)(nil),                 // 16: skuflow.v1.Order
-	(*OrderLineState)(nil),        // 17: skuflow.v1.OrderLineState
-	(*PlaceOrderRequest)(nil),     // 18: skuflow.v1.PlaceOrderRequest
-	(*GetOrderRequest)(nil),       // 19: skuflow.v1.GetOrderRequest
-	(*CancelOrderRequest)(nil),    // 20: skuflow.v1.CancelOrderRequest
-	(*ExtendOrderRequest)(nil),    // 21: skuflow.v1.ExtendOrderRequest
-	(*durationpb.Duration)(nil),   // 22: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*FulfilOrderCommand)(nil),    // 11: skuflow.v1.FulfilOrderCommand
+	(*FulfilmentLine)(nil),        // 12: skuflow.v1.FulfilmentLine
+	(*Fulfilment)(nil),            // 13: skuflow.v1.Fulfilment
+	(*ExtendOrderCommand)(nil),    // 14: skuflow.v1.ExtendOrderCommand
+	(*PlaceOrderCommand)(nil),     // 15: skuflow.v1.PlaceOrderCommand
+	(*CancelOrderCommand)(nil),    // 16: skuflow.v1.CancelOrderCommand
+	(*OrderTick)(nil),             // 17: skuflow.v1.OrderTick
+	(*OrderLine)(nil),             // 18: skuflow.v1.OrderLine
+	(*Order)(nil),                 // 19: skuflow.v1.Order
+	(*OrderLineState)(nil),        // 20: skuflow.v1.OrderLineState
+	(*FulfilOrderRequest)(nil),    // 21: skuflow.v1.FulfilOrderRequest
+	(*PlaceOrderRequest)(nil),     // 22: skuflow.v1.PlaceOrderRequest
+	(*GetOrderRequest)(nil),       // 23: skuflow.v1.GetOrderRequest
+	(*CancelOrderRequest)(nil),    // 24: skuflow.v1.CancelOrderRequest
+	(*ExtendOrderRequest)(nil),    // 25: skuflow.v1.ExtendOrderRequest
+	(*durationpb.Duration)(nil),   // 26: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
 }
 var file_skuflow_v1_orders_proto_depIdxs = []int32{
 	5,  // 0: skuflow.v1.DemandEvent.requested:type_name -> skuflow.v1.ReservationRequested
 	6,  // 1: skuflow.v1.DemandEvent.released:type_name -> skuflow.v1.ReservationReleased
 	7,  // 2: skuflow.v1.DemandEvent.fulfilled:type_name -> skuflow.v1.ReservationFulfilled
 	8,  // 3: skuflow.v1.DemandEvent.extended:type_name -> skuflow.v1.ReservationExtended
-	22, // 4: skuflow.v1.ReservationRequested.ttl:type_name -> google.protobuf.Duration
+	26, // 4: skuflow.v1.ReservationRequested.ttl:type_name -> google.protobuf.Duration
 	0,  // 5: skuflow.v1.ReservationReleased.reason:type_name -> skuflow.v1.ReleaseReason
-	23, // 6: skuflow.v1.ReservationFulfilled.fulfilled_at:type_name -> google.protobuf.Timestamp
-	23, // 7: skuflow.v1.ReservationExtended.expires_at:type_name -> google.protobuf.Timestamp
+	27, // 6: skuflow.v1.ReservationFulfilled.fulfilled_at:type_name -> google.protobuf.Timestamp
+	27, // 7: skuflow.v1.ReservationExtended.expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 8: skuflow.v1.ReservationOutcome.reason:type_name -> skuflow.v1.RejectReason
-	23, // 9: skuflow.v1.ReservationOutcome.decided_at:type_name -> google.protobuf.Timestamp
-	23, // 10: skuflow.v1.ReservationOutcome.expires_at:type_name -> google.protobuf.Timestamp
-	12, // 11: skuflow.v1.OrderCommand.place:type_name -> skuflow.v1.PlaceOrderCommand
-	13, // 12: skuflow.v1.OrderCommand.cancel:type_name -> skuflow.v1.CancelOrderCommand
-	14, // 13: skuflow.v1.OrderCommand.tick:type_name -> skuflow.v1.OrderTick
-	11, // 14: skuflow.v1.OrderCommand.extend:type_name -> skuflow.v1.ExtendOrderCommand
-	23, // 15: skuflow.v1.ExtendOrderCommand.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 16: skuflow.v1.PlaceOrderCommand.lines:type_name -> skuflow.v1.OrderLine
-	22, // 17: skuflow.v1.PlaceOrderCommand.reservation_ttl:type_name -> google.protobuf.Duration
-	22, // 18: skuflow.v1.PlaceOrderCommand.decision_timeout:type_name -> google.protobuf.Duration
-	23, // 19: skuflow.v1.OrderTick.at:type_name -> google.protobuf.Timestamp
-	2,  // 20: skuflow.v1.Order.status:type_name -> skuflow.v1.OrderStatus
-	17, // 21: skuflow.v1.Order.lines:type_name -> skuflow.v1.OrderLineState
-	23, // 22: skuflow.v1.Order.placed_at:type_name -> google.protobuf.Timestamp
-	23, // 23: skuflow.v1.Order.decide_by:type_name -> google.protobuf.Timestamp
-	22, // 24: skuflow.v1.Order.reservation_ttl:type_name -> google.protobuf.Duration
-	3,  // 25: skuflow.v1.OrderLineState.status:type_name -> skuflow.v1.LineStatus
-	1,  // 26: skuflow.v1.OrderLineState.reject_reason:type_name -> skuflow.v1.RejectReason
-	23, // 27: skuflow.v1.OrderLineState.expires_at:type_name -> google.protobuf.Timestamp
-	23, // 28: skuflow.v1.OrderLineState.extend_to:type_name -> google.protobuf.Timestamp
-	15, // 29: skuflow.v1.PlaceOrderRequest.lines:type_name -> skuflow.v1.OrderLine
-	22, // 30: skuflow.v1.PlaceOrderRequest.reservation_ttl:type_name -> google.protobuf.Duration
-	22, // 31: skuflow.v1.ExtendOrderRequest.reservation_ttl:type_name -> google.protobuf.Duration
-	18, // 32: skuflow.v1.ReservationService.PlaceOrder:input_type -> skuflow.v1.PlaceOrderRequest
-	19, // 33: skuflow.v1.ReservationService.GetOrder:input_type -> skuflow.v1.GetOrderRequest
-	20, // 34: skuflow.v1.ReservationService.CancelOrder:input_type -> skuflow.v1.CancelOrderRequest
-	21, // 35: skuflow.v1.ReservationService.ExtendOrder:input_type -> skuflow.v1.ExtendOrderRequest
-	16, // 36: skuflow.v1.ReservationService.PlaceOrder:output_type -> skuflow.v1.Order
-	16, // 37: skuflow.v1.ReservationService.GetOrder:output_type -> skuflow.v1.Order
-	16, // 38: skuflow.v1.ReservationService.CancelOrder:output_type -> skuflow.v1.Order
-	16, // 39: skuflow.v1.ReservationService.ExtendOrder:output_type -> skuflow.v1.Order
-	36, // [36:40] is the sub-list for method output_type
-	32, // [32:36] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	27, // 9: skuflow.v1.ReservationOutcome.decided_at:type_name -> google.protobuf.Timestamp
+	27, // 10: skuflow.v1.ReservationOutcome.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 11: skuflow.v1.OrderCommand.place:type_name -> skuflow.v1.PlaceOrderCommand
+	16, // 12: skuflow.v1.OrderCommand.cancel:type_name -> skuflow.v1.CancelOrderCommand
+	17, // 13: skuflow.v1.OrderCommand.tick:type_name -> skuflow.v1.OrderTick
+	14, // 14: skuflow.v1.OrderCommand.extend:type_name -> skuflow.v1.ExtendOrderCommand
+	11, // 15: skuflow.v1.OrderCommand.fulfil:type_name -> skuflow.v1.FulfilOrderCommand
+	12, // 16: skuflow.v1.FulfilOrderCommand.lines:type_name -> skuflow.v1.FulfilmentLine
+	12, // 17: skuflow.v1.Fulfilment.lines:type_name -> skuflow.v1.FulfilmentLine
+	27, // 18: skuflow.v1.Fulfilment.decided_at:type_name -> google.protobuf.Timestamp
+	27, // 19: skuflow.v1.ExtendOrderCommand.expires_at:type_name -> google.protobuf.Timestamp
+	18, // 20: skuflow.v1.PlaceOrderCommand.lines:type_name -> skuflow.v1.OrderLine
+	26, // 21: skuflow.v1.PlaceOrderCommand.reservation_ttl:type_name -> google.protobuf.Duration
+	26, // 22: skuflow.v1.PlaceOrderCommand.decision_timeout:type_name -> google.protobuf.Duration
+	27, // 23: skuflow.v1.OrderTick.at:type_name -> google.protobuf.Timestamp
+	2,  // 24: skuflow.v1.Order.status:type_name -> skuflow.v1.OrderStatus
+	20, // 25: skuflow.v1.Order.lines:type_name -> skuflow.v1.OrderLineState
+	27, // 26: skuflow.v1.Order.placed_at:type_name -> google.protobuf.Timestamp
+	27, // 27: skuflow.v1.Order.decide_by:type_name -> google.protobuf.Timestamp
+	26, // 28: skuflow.v1.Order.reservation_ttl:type_name -> google.protobuf.Duration
+	13, // 29: skuflow.v1.Order.fulfilments:type_name -> skuflow.v1.Fulfilment
+	3,  // 30: skuflow.v1.OrderLineState.status:type_name -> skuflow.v1.LineStatus
+	1,  // 31: skuflow.v1.OrderLineState.reject_reason:type_name -> skuflow.v1.RejectReason
+	27, // 32: skuflow.v1.OrderLineState.expires_at:type_name -> google.protobuf.Timestamp
+	27, // 33: skuflow.v1.OrderLineState.extend_to:type_name -> google.protobuf.Timestamp
+	12, // 34: skuflow.v1.FulfilOrderRequest.lines:type_name -> skuflow.v1.FulfilmentLine
+	18, // 35: skuflow.v1.PlaceOrderRequest.lines:type_name -> skuflow.v1.OrderLine
+	26, // 36: skuflow.v1.PlaceOrderRequest.reservation_ttl:type_name -> google.protobuf.Duration
+	26, // 37: skuflow.v1.ExtendOrderRequest.reservation_ttl:type_name -> google.protobuf.Duration
+	22, // 38: skuflow.v1.ReservationService.PlaceOrder:input_type -> skuflow.v1.PlaceOrderRequest
+	23, // 39: skuflow.v1.ReservationService.GetOrder:input_type -> skuflow.v1.GetOrderRequest
+	24, // 40: skuflow.v1.ReservationService.CancelOrder:input_type -> skuflow.v1.CancelOrderRequest
+	25, // 41: skuflow.v1.ReservationService.ExtendOrder:input_type -> skuflow.v1.ExtendOrderRequest
+	21, // 42: skuflow.v1.ReservationService.FulfilOrder:input_type -> skuflow.v1.FulfilOrderRequest
+	19, // 43: skuflow.v1.ReservationService.PlaceOrder:output_type -> skuflow.v1.Order
+	19, // 44: skuflow.v1.ReservationService.GetOrder:output_type -> skuflow.v1.Order
+	19, // 45: skuflow.v1.ReservationService.CancelOrder:output_type -> skuflow.v1.Order
+	19, // 46: skuflow.v1.ReservationService.ExtendOrder:output_type -> skuflow.v1.Order
+	19, // 47: skuflow.v1.ReservationService.FulfilOrder:output_type -> skuflow.v1.Order
+	43, // [43:48] is the sub-list for method output_type
+	38, // [38:43] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_skuflow_v1_orders_proto_init() }
@@ -1932,6 +2316,7 @@ func file_skuflow_v1_orders_proto_init() {
 		(*OrderCommand_Cancel)(nil),
 		(*OrderCommand_Tick)(nil),
 		(*OrderCommand_Extend)(nil),
+		(*OrderCommand_Fulfil)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1939,7 +2324,7 @@ func file_skuflow_v1_orders_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skuflow_v1_orders_proto_rawDesc), len(file_skuflow_v1_orders_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   18,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	ReservationService_GetOrder_FullMethodName    = "/skuflow.v1.ReservationService/GetOrder"
 	ReservationService_CancelOrder_FullMethodName = "/skuflow.v1.ReservationService/CancelOrder"
 	ReservationService_ExtendOrder_FullMethodName = "/skuflow.v1.ReservationService/ExtendOrder"
+	ReservationService_FulfilOrder_FullMethodName = "/skuflow.v1.ReservationService/FulfilOrder"
 )
 
 // ReservationServiceClient is the client API for ReservationService service.
@@ -56,6 +57,22 @@ type ReservationServiceClient interface {
 	// within the deadline: DEADLINE_EXCEEDED (504), the extension still
 	// pending (GetOrder shows it as extend_to).
 	ExtendOrder(ctx context.Context, in *ExtendOrderRequest, opts ...grpc.CallOption) (*Order, error)
+	// FulfilOrder records that units of a held order shipped: per line, a
+	// quantity (partial allowed: the rest stays held, the line and order
+	// PARTIALLY_FULFILLED) from a location (and area). Each SKU's stock drops
+	// exactly once per fulfilment id, however often the call is repeated or
+	// redelivered; a repeat with the same id and lines gets the first answer
+	// again (the order as it is, or the same refusal), one with other lines
+	// is ALREADY_EXISTS (409). Once every unit shipped the order is
+	// FULFILLED. It waits, up to its deadline, until the saga decided the
+	// fulfilment. Malformed: INVALID_ARGUMENT (400); unknown order: NOT_FOUND
+	// (404); the order holds no such units (not reserved, expired, cancelled,
+	// a SKU not in the order, more units than its line holds) or the SKU has
+	// no stock record at the location (and area) named:
+	// FAILED_PRECONDITION (400) saying which; not decided within the
+	// deadline: DEADLINE_EXCEEDED (504). An order takes up to 1,000 shipment
+	// lines in all, and up to 100 per line.
+	FulfilOrder(ctx context.Context, in *FulfilOrderRequest, opts ...grpc.CallOption) (*Order, error)
 }
 
 type reservationServiceClient struct {
@@ -106,6 +123,16 @@ func (c *reservationServiceClient) ExtendOrder(ctx context.Context, in *ExtendOr
 	return out, nil
 }
 
+func (c *reservationServiceClient) FulfilOrder(ctx context.Context, in *FulfilOrderRequest, opts ...grpc.CallOption) (*Order, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Order)
+	err := c.cc.Invoke(ctx, ReservationService_FulfilOrder_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReservationServiceServer is the server API for ReservationService service.
 // All implementations must embed UnimplementedReservationServiceServer
 // for forward compatibility.
@@ -137,6 +164,22 @@ type ReservationServiceServer interface {
 	// within the deadline: DEADLINE_EXCEEDED (504), the extension still
 	// pending (GetOrder shows it as extend_to).
 	ExtendOrder(context.Context, *ExtendOrderRequest) (*Order, error)
+	// FulfilOrder records that units of a held order shipped: per line, a
+	// quantity (partial allowed: the rest stays held, the line and order
+	// PARTIALLY_FULFILLED) from a location (and area). Each SKU's stock drops
+	// exactly once per fulfilment id, however often the call is repeated or
+	// redelivered; a repeat with the same id and lines gets the first answer
+	// again (the order as it is, or the same refusal), one with other lines
+	// is ALREADY_EXISTS (409). Once every unit shipped the order is
+	// FULFILLED. It waits, up to its deadline, until the saga decided the
+	// fulfilment. Malformed: INVALID_ARGUMENT (400); unknown order: NOT_FOUND
+	// (404); the order holds no such units (not reserved, expired, cancelled,
+	// a SKU not in the order, more units than its line holds) or the SKU has
+	// no stock record at the location (and area) named:
+	// FAILED_PRECONDITION (400) saying which; not decided within the
+	// deadline: DEADLINE_EXCEEDED (504). An order takes up to 1,000 shipment
+	// lines in all, and up to 100 per line.
+	FulfilOrder(context.Context, *FulfilOrderRequest) (*Order, error)
 	mustEmbedUnimplementedReservationServiceServer()
 }
 
@@ -158,6 +201,9 @@ func (UnimplementedReservationServiceServer) CancelOrder(context.Context, *Cance
 }
 func (UnimplementedReservationServiceServer) ExtendOrder(context.Context, *ExtendOrderRequest) (*Order, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExtendOrder not implemented")
+}
+func (UnimplementedReservationServiceServer) FulfilOrder(context.Context, *FulfilOrderRequest) (*Order, error) {
+	return nil, status.Error(codes.Unimplemented, "method FulfilOrder not implemented")
 }
 func (UnimplementedReservationServiceServer) mustEmbedUnimplementedReservationServiceServer() {}
 func (UnimplementedReservationServiceServer) testEmbeddedByValue()                            {}
@@ -252,6 +298,24 @@ func _ReservationService_ExtendOrder_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReservationService_FulfilOrder_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FulfilOrderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReservationServiceServer).FulfilOrder(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReservationService_FulfilOrder_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReservationServiceServer).FulfilOrder(ctx, req.(*FulfilOrderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ReservationService_ServiceDesc is the grpc.ServiceDesc for ReservationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -274,6 +338,10 @@ var ReservationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExtendOrder",
 			Handler:    _ReservationService_ExtendOrder_Handler,
+		},
+		{
+			MethodName: "FulfilOrder",
+			Handler:    _ReservationService_FulfilOrder_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -38,8 +38,13 @@ type SkuState struct {
 	// Reservations decided for this SKU, sorted by reservation id. Closed ones
 	// are kept for a while so duplicates get the same outcome.
 	Reservations []*ReservationState `protobuf:"bytes,7,rep,name=reservations,proto3" json:"reservations,omitempty"`
-	// Units accepted within each channel's current sales-cap window.
-	CapUsage      []*CapUsageState `protobuf:"bytes,8,rep,name=cap_usage,json=capUsage,proto3" json:"cap_usage,omitempty"`
+	// Units shipped by reservations no longer listed, within each channel's
+	// current sales-cap window (inventory.CapUsage).
+	CapUsage []*CapUsageState `protobuf:"bytes,8,rep,name=cap_usage,json=capUsage,proto3" json:"cap_usage,omitempty"`
+	// The encoding's meaning: 0 before sales caps counted sales (cap_usage
+	// then held every unit accepted in the window), 1 since
+	// (inventory.StateFormat). Decoding upgrades older states.
+	Format        int32 `protobuf:"varint,9,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -130,6 +135,13 @@ func (x *SkuState) GetCapUsage() []*CapUsageState {
 	return nil
 }
 
+func (x *SkuState) GetFormat() int32 {
+	if x != nil {
+		return x.Format
+	}
+	return 0
+}
+
 type ReservationState struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ReservationId string                 `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
@@ -144,8 +156,12 @@ type ReservationState struct {
 	DecidedAtUnixNano int64 `protobuf:"varint,9,opt,name=decided_at_unix_nano,json=decidedAtUnixNano,proto3" json:"decided_at_unix_nano,omitempty"`
 	ExpiresAtUnixNano int64 `protobuf:"varint,10,opt,name=expires_at_unix_nano,json=expiresAtUnixNano,proto3" json:"expires_at_unix_nano,omitempty"`
 	ClosedAtUnixNano  int64 `protobuf:"varint,11,opt,name=closed_at_unix_nano,json=closedAtUnixNano,proto3" json:"closed_at_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Units shipped so far (partial fulfilments).
+	Fulfilled int64 `protobuf:"varint,12,opt,name=fulfilled,proto3" json:"fulfilled,omitempty"`
+	// Ids of the fulfilments applied, sorted.
+	Fulfilments   []string `protobuf:"bytes,13,rep,name=fulfilments,proto3" json:"fulfilments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReservationState) Reset() {
@@ -253,6 +269,20 @@ func (x *ReservationState) GetClosedAtUnixNano() int64 {
 		return x.ClosedAtUnixNano
 	}
 	return 0
+}
+
+func (x *ReservationState) GetFulfilled() int64 {
+	if x != nil {
+		return x.Fulfilled
+	}
+	return 0
+}
+
+func (x *ReservationState) GetFulfilments() []string {
+	if x != nil {
+		return x.Fulfilments
+	}
+	return nil
 }
 
 type CapUsageState struct {
@@ -741,7 +771,7 @@ var File_skuflow_v1_state_proto protoreflect.FileDescriptor
 const file_skuflow_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"\x16skuflow/v1/state.proto\x12\n" +
-	"skuflow.v1\"\xd2\x03\n" +
+	"skuflow.v1\"\xea\x03\n" +
 	"\bSkuState\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x127\n" +
 	"\tlocations\x18\x02 \x03(\v2\x19.skuflow.v1.LocationStateR\tlocations\x12A\n" +
@@ -751,7 +781,8 @@ const file_skuflow_v1_state_proto_rawDesc = "" +
 	"\tbackorder\x18\x05 \x01(\v2\x1a.skuflow.v1.BackorderStateR\tbackorder\x12J\n" +
 	"\x10safety_overrides\x18\x06 \x03(\v2\x1f.skuflow.v1.SafetyOverrideStateR\x0fsafetyOverrides\x12@\n" +
 	"\freservations\x18\a \x03(\v2\x1c.skuflow.v1.ReservationStateR\freservations\x126\n" +
-	"\tcap_usage\x18\b \x03(\v2\x19.skuflow.v1.CapUsageStateR\bcapUsage\"\x9d\x03\n" +
+	"\tcap_usage\x18\b \x03(\v2\x19.skuflow.v1.CapUsageStateR\bcapUsage\x12\x16\n" +
+	"\x06format\x18\t \x01(\x05R\x06format\"\xdd\x03\n" +
 	"\x10ReservationState\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x18\n" +
@@ -764,7 +795,9 @@ const file_skuflow_v1_state_proto_rawDesc = "" +
 	"\x14decided_at_unix_nano\x18\t \x01(\x03R\x11decidedAtUnixNano\x12/\n" +
 	"\x14expires_at_unix_nano\x18\n" +
 	" \x01(\x03R\x11expiresAtUnixNano\x12-\n" +
-	"\x13closed_at_unix_nano\x18\v \x01(\x03R\x10closedAtUnixNano\"r\n" +
+	"\x13closed_at_unix_nano\x18\v \x01(\x03R\x10closedAtUnixNano\x12\x1c\n" +
+	"\tfulfilled\x18\f \x01(\x03R\tfulfilled\x12 \n" +
+	"\vfulfilments\x18\r \x03(\tR\vfulfilments\"r\n" +
 	"\rCapUsageState\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x123\n" +
 	"\x16window_start_unix_nano\x18\x02 \x01(\x03R\x13windowStartUnixNano\x12\x12\n" +
