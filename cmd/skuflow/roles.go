@@ -172,8 +172,9 @@ line number and not sent; the command then exits with status 1.`,
 }
 
 func printURLs(httpAddr, grpcAddr string) {
-	fmt.Printf("skuflow gateway\n  REST:    http://%s/v1/availability/{sku}\n  OpenAPI: http://%s/openapi.json\n  health:  http://%s/healthz  http://%s/readyz\n  metrics: http://%s/metrics\n  gRPC:    %s (reflection on)\n",
-		hostPort(httpAddr), hostPort(httpAddr), hostPort(httpAddr), hostPort(httpAddr), hostPort(httpAddr), hostPort(grpcAddr))
+	h := hostPort(httpAddr)
+	fmt.Printf("skuflow gateway\n  REST:    http://%s/v1/availability/{sku}\n  OpenAPI: http://%s/openapi.json  http://%s/openapi.yaml\n  health:  http://%s/healthz  http://%s/readyz\n  metrics: http://%s/metrics\n  gRPC:    %s (reflection on)\n",
+		h, h, h, h, h, h, hostPort(grpcAddr))
 }
 
 // hostPort makes a wildcard listen address printable as a URL host.
