@@ -7,7 +7,7 @@ PROTO_FILES := $(sort $(wildcard proto/skuflow/v1/*.proto))
 OPENAPI := gateway/openapi
 GOTEST_FLAGS ?=
 
-.PHONY: help imports build test test-short proto proto-check lint run bench tools clean
+.PHONY: help imports build test test-short takeover proto proto-check lint run bench tools clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ test: ## the default suite: lint, unit, property, integration tests with -race
 	$(MAKE) lint
 	$(GO) test -race -count=1 -timeout 15m $(GOTEST_FLAGS) ./...
 
+takeover: ## the kill -9 takeover measurement, with and without --hot-standby (minutes; not in the default suite)
+	SKUFLOW_TAKEOVER=1 $(GO) test -race -count=1 -v -timeout 20m -run TestTakeoverPauseWithAndWithoutHotStandby ./cmd/skuflow/
+
 test-short: ## fast tests only (no embedded broker)
 	$(GO) test -short -count=1 ./...
 
@@ -61,6 +64,7 @@ run: build ## start skuflow dev (embedded broker + processors + gateway) with sa
 bench: build ## throughput beside baselines measured in the same run (see BENCHMARKS.md)
 	$(BIN)/skuflow bench --rounds 5
 	$(BIN)/skuflow bench --scenarios feeds-sarama,feeds --messages 1000000
+	$(BIN)/skuflow bench --scenarios changelog-consume,serve-ready --keys 1000000 --messages 1000000 --rounds 3
 	$(BIN)/skuflow bench --scenarios rest-hello,rest-get,grpc-hello,grpc-get,single-100,batch-100,watch-fanout,freshness --clients 50 --rounds 3
 
 clean:

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"slices"
+	"strconv"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -59,6 +60,12 @@ const (
 	// DeadLetter carries skuflow.v1.DeadLetter keyed like the input message
 	// it holds.
 	DeadLetter goka.Stream = "deadletter"
+	// DeadLetterRedriven is the compacted topic of the dead letters that
+	// `skuflow deadletter redrive` has re-sent: skuflow.v1.DeadLetter (the
+	// letter as re-sent) keyed by DeadLetterKey of its place in the
+	// dead-letter topic, so a second redrive of the same letters sends
+	// nothing.
+	DeadLetterRedriven goka.Table = "deadletter-redriven"
 	// MerchantRegistry is the compacted topic of skuflow.v1.RegistryEntry
 	// keyed by merchant id (read as a table by the feeds service).
 	MerchantRegistry goka.Table = "merchant-registry"
@@ -109,12 +116,19 @@ type Topic struct {
 
 // Key kinds.
 const (
-	KeySKU      = "sku"
-	KeyOrderID  = "order id"
-	KeyPolicy   = "location/<id> or merchant/<id>"
-	KeyMerchant = "merchant id"
-	KeyInput    = "the input message's key"
+	KeySKU        = "sku"
+	KeyOrderID    = "order id"
+	KeyPolicy     = "location/<id> or merchant/<id>"
+	KeyMerchant   = "merchant id"
+	KeyInput      = "the input message's key"
+	KeyDeadLetter = "<partition>/<offset> of a dead letter"
 )
+
+// DeadLetterKey is the key of a dead letter's record in DeadLetterRedriven:
+// its partition and offset in the DeadLetter topic.
+func DeadLetterKey(partition int32, offset int64) string {
+	return strconv.Itoa(int(partition)) + "/" + strconv.FormatInt(offset, 10)
+}
 
 var topics = []Topic{
 	{Name: string(Supply), Key: KeySKU, Value: "skuflow.v1.SupplyEvent", Codec: SupplyCodec},
@@ -126,6 +140,7 @@ var topics = []Topic{
 	{Name: string(Outcomes), Key: KeyOrderID, Value: "skuflow.v1.ReservationOutcome", Codec: OutcomeCodec},
 	{Name: string(Availability), Compacted: true, Key: KeySKU, Value: "skuflow.v1.Availability", Codec: AvailabilityCodec},
 	{Name: string(DeadLetter), Key: KeyInput, Value: "skuflow.v1.DeadLetter", Codec: DeadLetterCodec},
+	{Name: string(DeadLetterRedriven), Compacted: true, Key: KeyDeadLetter, Value: "skuflow.v1.DeadLetter", Codec: DeadLetterCodec},
 	{Name: string(StockTable), Compacted: true, Key: KeySKU, Value: "skuflow.v1.SkuState", Codec: StateCodec},
 	{Name: string(PoliciesTable), Compacted: true, Key: KeyPolicy, Value: "skuflow.v1.PolicyEvent", Codec: PolicyCodec},
 	{Name: string(OrdersTable), Compacted: true, Key: KeyOrderID, Value: "skuflow.v1.Order", Codec: OrderCodec},

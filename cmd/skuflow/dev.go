@@ -41,9 +41,11 @@ type devFlags struct {
 	read       readFlags
 	reconcile  time.Duration
 	backlog    backlogFlags
+	standby    standbyFlags
 	data       string
 	httpAddr   string
 	grpcAddr   string
+	metrics    string
 	kafkaPort  int
 	partitions int
 	sample     bool
@@ -68,12 +70,14 @@ broker on 127.0.0.1, every processor group and the gateway, all state under
 	}
 	cmd.Flags().StringVar(&f.data, "data", "./data", "directory for all state (broker log, tables, views)")
 	cmd.Flags().StringVar(&f.httpAddr, "http", ":8080", "REST, health and metrics listen address")
+	cmd.Flags().StringVar(&f.metrics, "metrics", ":8081", "the processors' Prometheus /metrics listen address: lag, recovery, events, dead letters, reservations (empty: none)")
 	cmd.Flags().StringVar(&f.grpcAddr, "grpc", ":9090", "gRPC listen address")
 	cmd.Flags().IntVar(&f.kafkaPort, "kafka-port", 9092, "embedded broker port on 127.0.0.1 (0 picks a free one)")
 	cmd.Flags().IntVar(&f.partitions, "partitions", 8, "partitions of skuflow's topics")
 	cmd.Flags().BoolVar(&f.sample, "sample-data", false, "publish a small sample data set at start (idempotent)")
 	cmd.Flags().DurationVar(&f.reconcile, "reconcile-interval", 2*time.Second, "how often the availability topic is compared with the tables (0: never)")
 	f.backlog.register(cmd)
+	f.standby.register(cmd)
 	f.answers.register(cmd)
 	f.feeds.register(cmd)
 	f.watch.register(cmd)
@@ -122,7 +126,7 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return app.Process(gctx, app.ProcessOptions{Kafka: k, Base: cfg, DataDir: f.data, ReconcileEvery: f.reconcile,
-			Coalescing: f.backlog.coalescing(), Logger: log})
+			Coalescing: f.backlog.coalescing(), Standby: f.standby.standby(), MetricsAddr: f.metrics, Logger: log})
 	})
 	g.Go(func() error { return serve.Run(gctx) })
 	if f.sample {

@@ -68,6 +68,10 @@ run "skuflow process" and "skuflow serve" with --brokers.`,
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newDevCmd(g), newProcessCmd(g), newServeCmd(g), newEmitCmd(g), newBenchCmd(), newFeedCmd(), newMerchantCmd())
+	root.AddCommand(newReplayCmd())
+	root.AddCommand(newStatusCmd())
+	root.AddCommand(newDeadLetterCmd(g))
+	root.AddCommand(newAuditCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})

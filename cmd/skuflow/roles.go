@@ -18,6 +18,7 @@ func newProcessCmd(g *globalFlags) *cobra.Command {
 	var data string
 	var reconcile time.Duration
 	var bf backlogFlags
+	var sf standbyFlags
 	var metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "process --brokers host:port[,...]",
@@ -36,7 +37,7 @@ Local tables live under --data and are rebuilt from the changelogs if lost.`,
 				return err
 			}
 			return app.Process(cmd.Context(), app.ProcessOptions{Kafka: k, Base: af.config(), DataDir: data,
-				ReconcileEvery: reconcile, Coalescing: bf.coalescing(), MetricsAddr: metricsAddr, Logger: log})
+				ReconcileEvery: reconcile, Coalescing: bf.coalescing(), Standby: sf.standby(), MetricsAddr: metricsAddr, Logger: log})
 		},
 	}
 	cf.register(cmd)
@@ -44,6 +45,7 @@ Local tables live under --data and are rebuilt from the changelogs if lost.`,
 	cmd.Flags().StringVar(&data, "data", "./data", "directory for the processors' local tables")
 	cmd.Flags().DurationVar(&reconcile, "reconcile-interval", app.DefaultReconcileEvery, "how often the availability topic is compared with the tables (0: never; coalescing needs it)")
 	bf.register(cmd)
+	sf.register(cmd)
 	cmd.Flags().StringVar(&metricsAddr, "metrics", ":8081", "Prometheus /metrics listen address, input lag included (empty: none)")
 	return cmd
 }

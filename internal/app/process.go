@@ -12,6 +12,7 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/skuflow/skuflow/processors/policies"
 	"github.com/skuflow/skuflow/processors/stock"
 	"github.com/skuflow/skuflow/schema"
+	"github.com/skuflow/skuflow/views"
 )
 
 // DefaultReconcileEvery is the reconciler's default scan period.
@@ -68,7 +70,15 @@ type ProcessOptions struct {
 	// between choosing it and serving on it. Process closes it when it
 	// returns.
 	MetricsListener net.Listener
-	Logger          *slog.Logger
+	// Registerer takes the role's metrics: events handled, dead letters,
+	// reservation outcomes, each group's recovery and lag, the views'
+	// (opsmetrics.go). Nil: a registry of the role's own. The metrics
+	// endpoint serves it beside the default registry.
+	Registerer prometheus.Registerer
+	// Standby keeps tables ready for partitions this instance may take
+	// over (standby.go); the zero value turns it off.
+	Standby Standby
+	Logger  *slog.Logger
 }
 
 // Validate reports every problem with the options.
@@ -124,11 +134,16 @@ func Process(ctx context.Context, o ProcessOptions) error {
 	}
 	// Each group gets its own storage directory: a group's lookup tables are
 	// stored under the table's name, which may be another group's table.
+	// A group's builder outlives the processors restarting builds (reclaiming).
+	builders := map[goka.Group]storage.Builder{}
+	for _, g := range []goka.Group{schema.StockGroup, schema.PoliciesGroup, schema.OrdersGroup} {
+		builders[g] = reclaiming(storage.DefaultBuilder(filepath.Join(o.DataDir, "processors", string(g))))
+	}
 	opts := func(g goka.Group, extra ...goka.ProcessorOption) []goka.ProcessorOption {
 		return append(append(o.Kafka.ProcessorOptions(),
-			goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(o.DataDir, "processors", string(g)))),
+			goka.WithStorageBuilder(builders[g]),
 			goka.WithLogger(kafkacfg.GokaLogger(log)),
-		), extra...)
+		), append(o.Standby.processorOptions(), extra...)...)
 	}
 	var rec *reconcile.Reconciler
 	var stockExtra, ordersExtra []goka.ProcessorOption
@@ -140,6 +155,18 @@ func Process(ctx context.Context, o ProcessOptions) error {
 			return err
 		}
 		ordersExtra = append(ordersExtra, goka.WithRebalanceCallback(rec.RebalancedOrders))
+	}
+	var observed map[string]views.Observed
+	if rec != nil {
+		observed = rec.ObservedViews()
+	}
+	reg := o.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	om, err := newOpsMetrics(reg, o.Kafka, log, observed)
+	if err != nil {
+		return err
 	}
 	var bl *backlog.Backlog
 	var coalescer stock.Coalescer
@@ -161,15 +188,15 @@ func Process(ctx context.Context, o ProcessOptions) error {
 			}
 		}))
 	}
-	newStock := func() (*goka.Processor, error) {
+	newStock := om.groups.track(schema.StockGroup, func() (*goka.Processor, error) {
 		return stock.New(o.Kafka.Brokers, o.Base, log, coalescer, opts(schema.StockGroup, stockExtra...)...)
-	}
-	newPolicies := func() (*goka.Processor, error) {
+	})
+	newPolicies := om.groups.track(schema.PoliciesGroup, func() (*goka.Processor, error) {
 		return policies.New(o.Kafka.Brokers, log, opts(schema.PoliciesGroup)...)
-	}
-	newOrders := func() (*goka.Processor, error) {
+	})
+	newOrders := om.groups.track(schema.OrdersGroup, func() (*goka.Processor, error) {
 		return orders.New(o.Kafka.Brokers, log, opts(schema.OrdersGroup, ordersExtra...)...)
-	}
+	})
 	log.Info("processors starting", "groups", []goka.Group{schema.PoliciesGroup, schema.StockGroup, schema.OrdersGroup}, "brokers", o.Kafka.Brokers)
 	g, gctx := errgroup.WithContext(ctx)
 	run := func(name string, r func(context.Context) error) {
@@ -189,17 +216,20 @@ func Process(ctx context.Context, o ProcessOptions) error {
 	if bl != nil {
 		run("stock backlog", bl.Run)
 	}
+	if om.views != nil {
+		run("view metrics", om.views.Run)
+	}
 	if metrics != nil {
 		log.Info("processor metrics", "url", "http://"+metrics.Addr().String()+"/metrics")
-		run("metrics server", func(ctx context.Context) error { return serveMetrics(ctx, metrics) })
+		run("metrics server", func(ctx context.Context) error { return serveMetrics(ctx, metrics, gathererOf(reg)) })
 	}
 	return g.Wait()
 }
 
-// serveMetrics serves /metrics on ln until ctx ends.
-func serveMetrics(ctx context.Context, ln net.Listener) error {
+// serveMetrics serves g's metrics at /metrics on ln until ctx ends.
+func serveMetrics(ctx context.Context, ln net.Listener, g prometheus.Gatherer) error {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

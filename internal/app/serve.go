@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -136,7 +135,7 @@ func NewServe(o ServeOptions) (*Serve, error) {
 		return nil, err
 	}
 	vopts := append(o.Kafka.ViewOptions(),
-		goka.WithViewStorageBuilder(storage.DefaultBuilder(filepath.Join(o.DataDir, "views"))),
+		goka.WithViewStorageBuilder(views.StorageBuilder(filepath.Join(o.DataDir, "views"))),
 		goka.WithViewLogger(kafkacfg.GokaLogger(log)),
 	)
 	sv, err := views.NewStock(o.Kafka.Brokers, vopts...)

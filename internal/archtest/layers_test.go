@@ -280,6 +280,7 @@ var docRules = map[string]struct{ deps, direct []string }{
 	"internal/registry":        {deps: []string{"gateway", "cmd"}, direct: []string{"google.golang.org/grpc/status", "google.golang.org/grpc/codes"}},
 	"gateway/apierr":           {deps: []string{"internal/feeds", "gateway/apierr/..", "internal/app"}},
 	"processors/backlog":       {deps: []string{"processors/stock", "processors/policies", "processors/orders", "views", "gateway", "internal/app"}},
+	"internal/deadletters":     {deps: []string{"processors", "gateway", "internal/app"}},
 }
 
 // under reports whether dep is rule or below it.

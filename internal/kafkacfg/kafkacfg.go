@@ -124,11 +124,22 @@ func (o Options) consumerBuilder() goka.SaramaConsumerBuilder {
 	}
 }
 
+// ViewSarama is the client configuration of views' consumers.
+func (o Options) ViewSarama() *sarama.Config {
+	return o.Sarama()
+}
+
+func (o Options) viewConsumerBuilder() goka.SaramaConsumerBuilder {
+	return func(brokers []string, clientID string) (sarama.Consumer, error) {
+		return goka.SaramaConsumerBuilderWithConfig(o.ViewSarama())(brokers, clientID)
+	}
+}
+
 // ViewOptions configure a goka view.
 func (o Options) ViewOptions() []goka.ViewOption {
 	return []goka.ViewOption{
 		goka.WithViewTopicManagerBuilder(o.topicManagerBuilder()),
-		goka.WithViewConsumerSaramaBuilder(o.consumerBuilder()),
+		goka.WithViewConsumerSaramaBuilder(o.viewConsumerBuilder()),
 		goka.WithViewAutoReconnect(),
 	}
 }

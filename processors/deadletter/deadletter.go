@@ -20,8 +20,6 @@ import (
 	"log/slog"
 
 	"github.com/lovoo/goka"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/skuflow/skuflow/codecs"
@@ -33,15 +31,16 @@ import (
 // Output is the graph edge a group needs to dead-letter messages.
 func Output() goka.Edge { return goka.Output(schema.DeadLetter, schema.DeadLetterCodec) }
 
-var total = promauto.NewCounterVec(prometheus.CounterOpts{
-	Name: "skuflow_dead_letters_total",
-	Help: "Input messages sent to the dead-letter topic, by group and input topic.",
-}, []string{"group", "topic"})
-
 // Send emits the current input message of ctx to the dead-letter topic with
 // the reason, logs it and counts it. raw is the message value as received.
 // Groups go through Handle rather than call it (internal/archtest checks).
+// The reason's class (a header, and the metrics' reason label) is
+// schema.ClassifyReason(reason).
 func Send(ctx goka.Context, log *slog.Logger, raw []byte, reason string) {
+	send(ctx, log, raw, reason, schema.ClassifyReason(reason))
+}
+
+func send(ctx goka.Context, log *slog.Logger, raw []byte, reason, class string) {
 	dl := &pb.DeadLetter{
 		Topic:       string(ctx.Topic()),
 		Partition:   ctx.Partition(),
@@ -52,10 +51,16 @@ func Send(ctx goka.Context, log *slog.Logger, raw []byte, reason string) {
 		Group:       string(ctx.Group()),
 		MessageTime: timestamppb.New(ctx.Timestamp()),
 	}
-	ctx.Emit(schema.DeadLetter, ctx.Key(), dl)
-	total.WithLabelValues(string(ctx.Group()), string(ctx.Topic())).Inc()
+	headers := goka.Headers{schema.HeaderReasonClass: []byte(class)}
+	if from, ok := ctx.Headers()[schema.HeaderRedrivenFrom]; ok {
+		// A re-driven message rejected again: say which letter it came from,
+		// so a redrive does not re-send it in a loop.
+		headers[schema.HeaderRedrivenFrom] = from
+	}
+	ctx.Emit(schema.DeadLetter, ctx.Key(), dl, goka.WithCtxEmitHeaders(headers))
+	deadLetters.WithLabelValues(string(ctx.Group()), string(ctx.Topic()), class).Inc()
 	log.Warn("dead-lettered input message", "group", ctx.Group(), "topic", ctx.Topic(),
-		"partition", ctx.Partition(), "offset", ctx.Offset(), "key", ctx.Key(), "reason", reason)
+		"partition", ctx.Partition(), "offset", ctx.Offset(), "key", ctx.Key(), "reason", reason, "class", class)
 }
 
 // BadInput is the error of an input message that cannot be used (it does
@@ -110,17 +115,24 @@ func Handle(log *slog.Logger, fn Func) goka.ProcessCallback {
 // Process is Handle for one message, for a callback with work to do on
 // every message (tombstones included) before it is looked at.
 func Process(ctx goka.Context, log *slog.Logger, msg any, fn Func) {
+	group, topic := string(ctx.Group()), string(ctx.Topic())
 	raw, _ := msg.([]byte)
 	if raw == nil {
-		Send(ctx, log, nil, "empty message value (tombstone) on a stream topic")
+		send(ctx, log, nil, tombstoneReason, schema.ReasonTombstone)
+		handled.WithLabelValues(group, topic, OutcomeDeadLettered).Inc()
 		return
 	}
-	err := fn(ctx, raw)
+	err := fn(counting{ctx}, raw)
 	switch {
 	case err == nil:
+		handled.WithLabelValues(group, topic, OutcomeOK).Inc()
 	case IsBadInput(err):
-		Send(ctx, log, raw, err.Error())
+		send(ctx, log, raw, err.Error(), ReasonClass(err))
+		handled.WithLabelValues(group, topic, OutcomeDeadLettered).Inc()
 	default:
+		handled.WithLabelValues(group, topic, OutcomeFailed).Inc()
 		ctx.Fail(fmt.Errorf("%s: %s/%d at offset %d: %w", ctx.Group(), ctx.Topic(), ctx.Partition(), ctx.Offset(), err))
 	}
 }
+
+const tombstoneReason = "empty message value (tombstone) on a stream topic"

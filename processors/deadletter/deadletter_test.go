@@ -24,29 +24,48 @@ const (
 	input goka.Stream = "deadletter-test-input"
 )
 
-// counter reads skuflow_dead_letters_total{group, topic} from the default
-// registry (0 if the series does not exist yet).
+// registry has the package's metrics registered, as the root does.
+var registry = func() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	if err := deadletter.Register(reg); err != nil {
+		panic(err)
+	}
+	return reg
+}()
+
+// counter reads skuflow_dead_letters_total{group, topic}, summed over
+// reasons (0 if the series does not exist yet).
 func counter(t *testing.T, group, topic string) float64 {
+	return metric(t, "skuflow_dead_letters_total", map[string]string{"group": group, "topic": topic})
+}
+
+// metric sums the counters named name whose labels include want.
+func metric(t *testing.T, name string, want map[string]string) float64 {
 	t.Helper()
-	mfs, err := prometheus.DefaultGatherer.Gather()
+	mfs, err := registry.Gather()
 	if err != nil {
 		t.Fatalf("gather: %v", err)
 	}
+	var sum float64
 	for _, mf := range mfs {
-		if mf.GetName() != "skuflow_dead_letters_total" {
+		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.GetMetric() {
 			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["group"] == group && labels["topic"] == topic {
-				return m.GetCounter().GetValue()
+			for k, v := range want {
+				if labels[k] != v {
+					continue series
+				}
 			}
+			sum += m.GetCounter().GetValue()
 		}
 	}
-	return 0
+	return sum
 }
 
 // Send emits the input message, unchanged, with its origin and the reason,

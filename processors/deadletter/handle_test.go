@@ -34,13 +34,14 @@ type fakeCtx struct {
 	failed  error
 }
 
-func (c *fakeCtx) Topic() goka.Stream   { return "handle-test-input" }
-func (c *fakeCtx) Group() goka.Group    { return "handle-test" }
-func (c *fakeCtx) Partition() int32     { return 3 }
-func (c *fakeCtx) Offset() int64        { return 42 }
-func (c *fakeCtx) Key() string          { return c.key }
-func (c *fakeCtx) Timestamp() time.Time { return time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC) }
-func (c *fakeCtx) Fail(err error)       { c.failed = err }
+func (c *fakeCtx) Topic() goka.Stream    { return "handle-test-input" }
+func (c *fakeCtx) Group() goka.Group     { return "handle-test" }
+func (c *fakeCtx) Partition() int32      { return 3 }
+func (c *fakeCtx) Offset() int64         { return 42 }
+func (c *fakeCtx) Key() string           { return c.key }
+func (c *fakeCtx) Timestamp() time.Time  { return time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC) }
+func (c *fakeCtx) Fail(err error)        { c.failed = err }
+func (c *fakeCtx) Headers() goka.Headers { return nil }
 func (c *fakeCtx) Emit(topic goka.Stream, key string, value any, _ ...goka.ContextOption) {
 	if topic != schema.DeadLetter || key != c.key {
 		panic(fmt.Sprintf("emit to %s key %q", topic, key))

@@ -254,6 +254,7 @@ func Print(w io.Writer, results []Result) {
 			fmt.Fprintf(w, "%s published %d answers for %d supply events over %d SKUs\n", name, s.Published, s.Messages, s.StateKeys)
 		}
 	}
+	printReady(w, by)
 	if s, ok := by["stock"]; ok && s.StateKeys > 0 {
 		per := float64(s.StateBytes) / float64(s.StateKeys)
 		fmt.Fprintf(w, "stock state on disk (LevelDB): %d bytes for %d SKUs = %.0f bytes/SKU = %.0f MiB per million SKUs\n",
