@@ -57,12 +57,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: latencyBuckets,
 		}, []string{"method", "route"}),
 	}
-	for _, c := range []prometheus.Collector{m.grpc, m.requests, m.duration} {
+	for i, c := range m.collectors() {
 		if err := reg.Register(c); err != nil {
+			for _, done := range m.collectors()[:i] {
+				reg.Unregister(done)
+			}
 			return nil, fmt.Errorf("gateway: register metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.grpc, m.requests, m.duration}
+}
+
+// unregister takes back what newMetrics registered, for a gateway that is
+// not going to run.
+func (m *metrics) unregister(reg prometheus.Registerer) {
+	for _, c := range m.collectors() {
+		reg.Unregister(c)
+	}
 }
 
 // gatherer is what /metrics serves: the default registry (process, Go

@@ -22,6 +22,7 @@ import (
 
 	"github.com/skuflow/skuflow/gateway"
 	"github.com/skuflow/skuflow/internal/testkit"
+	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/views"
 	"github.com/skuflow/skuflow/views/viewtest"
@@ -264,3 +265,28 @@ func describe(fams map[string]*dto.MetricFamily, name string) string {
 	}
 	return b.String()
 }
+
+// A gateway that fails to build gives its metrics back: a retry on the
+// same Registerer works.
+func TestNewFailureReleasesMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	opts := gateway.Options{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Stock: views.NewMemory(), Policies: views.NewMemory(),
+		Base: inventory.DefaultBase(), Registerer: reg, Gatherer: reg, Services: []gateway.Service{failingHTTPService{}}}
+	if _, err := gateway.New(opts); err == nil || !strings.Contains(err.Error(), "register REST routes") {
+		t.Fatalf("New with a failing service: %v", err)
+	}
+	opts.Services = nil
+	g, err := gateway.New(opts)
+	if err != nil {
+		t.Fatalf("New again on the same registerer: %v", err)
+	}
+	_ = g
+}
+
+type failingHTTPService struct{}
+
+func (failingHTTPService) RegisterGRPC(*grpc.Server) {}
+func (failingHTTPService) RegisterHTTP(*http.ServeMux, *runtime.ServeMux) error {
+	return errors.New("no routes today")
+}
+func (failingHTTPService) Ready() bool { return true }

@@ -79,9 +79,10 @@ type Options struct {
 	// never reaches past an answer's next_change_at (0: DefaultCacheMaxAge;
 	// negative: no-cache, every time).
 	CacheMaxAge time.Duration
-	// AnswerCacheSize is how many evaluated answers are kept to serve again
-	// while they hold (answers.go; 0: DefaultAnswerCacheSize; negative:
-	// none, every answer is evaluated).
+	// AnswerCacheSize is about how many evaluated answers are kept to serve
+	// again while they hold (answers.go; 0: DefaultAnswerCacheSize;
+	// negative: none, every answer is evaluated). It is split over 64
+	// shards, so it is rounded down to a multiple of 64, and at least 64.
 	AnswerCacheSize int
 }
 
@@ -175,6 +176,17 @@ func New(opts Options) (*Server, error) {
 		s.httpLn.Close()
 		return nil, err
 	}
+	// fail undoes what New set up, so a caller may retry on the same
+	// Registerer and no watch stays attached to the feed.
+	fail := func(err error) (*Server, error) {
+		s.grpcLn.Close()
+		s.httpLn.Close()
+		if s.watch != nil {
+			s.watch.close()
+		}
+		m.unregister(reg)
+		return nil, err
+	}
 	avail := &availabilityServer{
 		stock: opts.Stock, policies: opts.Policies, now: now,
 		base:       opts.Base,
@@ -191,9 +203,7 @@ func New(opts Options) (*Server, error) {
 	wo := opts.Watch
 	wo.MaxSKUs = cmp.Or(wo.MaxSKUs, opts.BatchLimit) // a watch takes as many SKUs as a batch
 	if s.watch, err = newWatchService(wo, reg, log); err != nil {
-		s.grpcLn.Close()
-		s.httpLn.Close()
-		return nil, err
+		return fail(err)
 	}
 	pb.RegisterAvailabilityServiceServer(s.grpc, availabilityService{availabilityServer: avail, watch: s.watch})
 	s.health = health.NewServer()
@@ -236,9 +246,7 @@ func New(opts Options) (*Server, error) {
 		}),
 	)
 	if err := pb.RegisterAvailabilityServiceHandlerServer(context.Background(), gw, avail); err != nil {
-		s.grpcLn.Close()
-		s.httpLn.Close()
-		return nil, fmt.Errorf("gateway: register REST handlers: %w", err)
+		return fail(fmt.Errorf("gateway: register REST handlers: %w", err))
 	}
 	mux := http.NewServeMux()
 	// grpc-gateway, with the hot GET served from kept answers (httpcache.go).
@@ -248,9 +256,7 @@ func New(opts Options) (*Server, error) {
 	}
 	for _, svc := range opts.Services {
 		if err := svc.RegisterHTTP(mux, gw); err != nil {
-			s.grpcLn.Close()
-			s.httpLn.Close()
-			return nil, fmt.Errorf("gateway: register REST routes: %w", err)
+			return fail(fmt.Errorf("gateway: register REST routes: %w", err))
 		}
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

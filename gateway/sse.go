@@ -35,7 +35,8 @@ const watchRoute = "GET /v1/availability:watch"
 // answer (the grpc-gateway mux's marshaler). A request that cannot start
 // gets the gateway's usual JSON error (400, 429, 503); a stream that ends
 // on the gateway's side (the client fell behind, shutdown) ends with an
-// "event: error" whose data is the status {"code", "message"}.
+// "event: end" whose data is the status {"code", "message"} (not "error",
+// which EventSource clients get for network failures too).
 func (s *watchService) serveSSE(gw *runtime.ServeMux) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -171,7 +172,7 @@ func (sw *sseWriter) answer(m *pb.WatchAvailabilityResponse) error {
 // stream, and fails once the client is gone.
 func (sw *sseWriter) comment() error { return sw.write([]byte(": keep-alive\n\n")) }
 
-// failure writes the "error" event that ends a stream: the status err maps
+// failure writes the "end" event that ends a stream: the status err maps
 // to, as the gateway's error bodies carry it.
 func (sw *sseWriter) failure(err error) error {
 	data, merr := sw.m.Marshal(apierr.Status(err).Proto())
@@ -179,7 +180,7 @@ func (sw *sseWriter) failure(err error) error {
 		return fmt.Errorf("marshal watch error event: %w", merr)
 	}
 	var b bytes.Buffer
-	b.WriteString("event: error\n")
+	b.WriteString("event: end\n")
 	writeData(&b, data)
 	return sw.write(b.Bytes())
 }

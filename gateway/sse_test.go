@@ -50,7 +50,7 @@ func (r *stuckResponse) String() string {
 }
 
 // An SSE client that falls behind is cut off: once its stuck write
-// returns, it is told why with an "error" event, and the handler returns.
+// returns, it is told why with an "end" event, and the handler returns.
 func TestSSECutOffEndsWithAnErrorEvent(t *testing.T) {
 	feed := views.NewMemoryAvailability()
 	if err := feed.Put(&pb.Availability{Sku: "A", Version: "0"}); err != nil {
@@ -82,7 +82,7 @@ func TestSSECutOffEndsWithAnErrorEvent(t *testing.T) {
 	if !strings.HasPrefix(out, "id: A:0\ndata: ") {
 		t.Errorf("stream does not start with the current answer:\n%s", out)
 	}
-	i := strings.Index(out, "event: error\ndata: ")
+	i := strings.Index(out, "event: end\ndata: ")
 	if i < 0 || !strings.Contains(out[i:], `"code":8`) || !strings.Contains(out[i:], "fell behind") || !strings.HasSuffix(out, "\n\n") {
 		t.Errorf("stream does not end with an error event saying the watcher fell behind:\n%s", out)
 	}
@@ -116,7 +116,7 @@ func TestSSEEndsWhenTheClientLeaves(t *testing.T) {
 	if n := s.hub.watching(); n != 0 {
 		t.Errorf("%d watchers after the client left", n)
 	}
-	if strings.Contains(rec.Body.String(), "event: error") {
+	if strings.Contains(rec.Body.String(), "event: end") {
 		t.Errorf("an error event for a client that left:\n%s", rec.Body.String())
 	}
 }

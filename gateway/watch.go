@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -179,7 +180,8 @@ type watchSession struct {
 	// after is, for all = true, the sequence number the scan of the
 	// current answers contained.
 	after uint64
-	// readSeq is, per watched SKU, the sequence number its read contained.
+	// readSeq is, per watched SKU (for all = true: per SKU read again after
+	// the scan), the sequence number its read contained.
 	readSeq map[string]uint64
 	// sent is, per watched SKU, the version the client holds.
 	sent map[string]string
@@ -238,7 +240,7 @@ func (ss *watchSession) run(ctx context.Context, p *watchPump) error {
 // fresh reports whether u is news to the client, and notes it as sent.
 func (ss *watchSession) fresh(u watchUpdate) bool {
 	if ss.q.all {
-		return u.seq > ss.after
+		return u.seq > ss.after && u.seq > ss.readSeq[u.sku]
 	}
 	sku := u.sku
 	if u.seq <= ss.readSeq[sku] {
@@ -278,6 +280,30 @@ func (ss *watchSession) sendCurrent(ctx context.Context, p *watchPump) error {
 			return lookupErr(err)
 		}
 		ss.after = seq
+		// What changed while the scan was being sent was only noted: send
+		// each such SKU's latest answer now (a later change reaches the
+		// buffer, and one the read contains is dropped by fresh).
+		changed := ss.s.hub.endSync(ss.w)
+		skus := make([]string, 0, len(changed))
+		for sku, s := range changed {
+			if s > seq {
+				skus = append(skus, sku)
+			}
+		}
+		slices.Sort(skus)
+		for _, sku := range skus {
+			a, rseq, err := ss.s.feed.Latest(sku)
+			if errors.Is(err, views.ErrNotReady) {
+				return lookupErr(err)
+			}
+			ss.readSeq[sku] = rseq
+			if err != nil || a == nil {
+				continue // undecodable (the reconciler publishes over it) or deleted
+			}
+			if err := ss.send(ctx, p, &pb.WatchAvailabilityResponse{Availability: a}); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	for _, sku := range ss.q.skus {

@@ -343,7 +343,7 @@ func TestWatchEndsOnShutdown(t *testing.T) {
 		t.Errorf("gRPC watch at shutdown: %v, want Unavailable", err)
 	}
 	ev := sse.next(t)
-	if ev.event != "error" || !strings.Contains(ev.data, "shutting down") {
+	if ev.event != "end" || !strings.Contains(ev.data, "shutting down") {
 		t.Errorf("SSE watch at shutdown: event %+v, want an error event saying so", ev)
 	}
 	select {
@@ -553,7 +553,7 @@ func TestWatchEndsWhenTheFeedStops(t *testing.T) {
 	if _, err := s.Recv(); status.Code(err) != codes.Unavailable {
 		t.Errorf("gRPC watch after the feed stopped: %v, want Unavailable", err)
 	}
-	if ev := sse.next(t); ev.event != "error" || !strings.Contains(ev.data, "feed stopped") {
+	if ev := sse.next(t); ev.event != "end" || !strings.Contains(ev.data, "feed stopped") {
 		t.Errorf("SSE watch after the feed stopped: %+v, want an error event saying so", ev)
 	}
 }

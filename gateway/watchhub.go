@@ -36,6 +36,14 @@ type watcher struct {
 	// listed: the hub still delivers to it; released: its slot is free.
 	// Both are guarded by the hub's mutex.
 	listed, released bool
+	// syncing (an all-SKU watcher still sending the current answers):
+	// updates are not buffered but noted in pending, the latest sequence
+	// number per SKU, however many there are, so that a long first scan
+	// of a large catalogue is not cut off by changes that the session
+	// reads afresh once the scan is done (endSync). Guarded by the hub's
+	// mutex.
+	syncing bool
+	pending map[string]uint64
 }
 
 // watchHub fans the feed's updates out to the watchers. It never blocks: a
@@ -77,7 +85,8 @@ func (h *watchHub) subscribe(transport string, all bool, skus []string) (*watche
 		return nil, apierr.Publicf(apierr.ErrResourceExhausted,
 			"too many watchers: this gateway serves at most %d watches at once (--max-watchers); retry later or watch through another instance", h.max)
 	}
-	w := &watcher{transport: transport, all: all, skus: skus, ch: make(chan watchUpdate, h.buffer), done: make(chan struct{}), listed: true}
+	w := &watcher{transport: transport, all: all, skus: skus, ch: make(chan watchUpdate, h.buffer), done: make(chan struct{}), listed: true,
+		syncing: all, pending: map[string]uint64{}}
 	if all {
 		h.all[w] = struct{}{}
 	}
@@ -165,9 +174,13 @@ func (h *watchHub) publish(u views.AvailabilityUpdate) {
 	}
 }
 
-// offer queues up for w, or cuts w off if its buffer is full. The caller
-// holds h.mu.
+// offer queues up for w, or cuts w off if its buffer is full; for a
+// syncing watcher it only notes the SKU. The caller holds h.mu.
 func (h *watchHub) offer(w *watcher, up watchUpdate) {
+	if w.syncing {
+		w.pending[up.sku] = up.seq
+		return
+	}
 	select {
 	case w.ch <- up:
 	default:
@@ -176,6 +189,16 @@ func (h *watchHub) offer(w *watcher, up watchUpdate) {
 				"the stream is ended rather than holding back the feed. Read faster, or reconnect passing the versions you hold to resume", h.buffer),
 			"overflow")
 	}
+}
+
+// endSync ends w's syncing: from now on its updates are buffered. It
+// returns the SKUs updated meanwhile, each with its latest sequence number.
+func (h *watchHub) endSync(w *watcher) map[string]uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := w.pending
+	w.syncing, w.pending = false, nil
+	return p
 }
 
 // close ends every watch with Unavailable and refuses new ones.

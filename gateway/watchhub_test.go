@@ -55,6 +55,9 @@ func (e *hubEnv) subscribe(t *testing.T, all bool, skus ...string) *watcher {
 	if err != nil {
 		t.Fatalf("subscribe(%v, %q): %v", all, skus, err)
 	}
+	if all {
+		e.hub.endSync(w) // as a session does once its scan is sent
+	}
 	return w
 }
 
@@ -81,6 +84,37 @@ func counterValue(t *testing.T, c prometheus.Collector) float64 {
 		return m.GetCounter().GetValue()
 	}
 	return m.GetGauge().GetValue()
+}
+
+// An all-SKU watcher still sending its scan is never cut off by changes:
+// it notes each changed SKU's latest sequence number, however many changes
+// come, and buffers only from endSync on.
+func TestWatchHubSyncingWatcherNotesChanges(t *testing.T) {
+	e := newHubEnv(t, 10, 2)
+	w, err := e.hub.subscribe("grpc", true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		e.put(t, "A", fmt.Sprint(i))
+		e.put(t, "B", fmt.Sprint(i))
+	}
+	select {
+	case <-w.done:
+		t.Fatalf("a syncing watcher was cut off: %v", w.err)
+	default:
+	}
+	if got := received(w); len(got) != 0 {
+		t.Fatalf("a syncing watcher was buffered %v", got)
+	}
+	pending := e.hub.endSync(w)
+	if len(pending) != 2 || pending["A"] >= pending["B"] || pending["B"] == 0 {
+		t.Fatalf("pending %v, want A and B with B's the later number", pending)
+	}
+	e.put(t, "C", "1")
+	if got := strings.Join(received(w), " "); got != "C@1" {
+		t.Fatalf("after endSync received %q, want C@1", got)
+	}
 }
 
 func TestWatchHubFansOutBySKU(t *testing.T) {

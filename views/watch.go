@@ -160,16 +160,38 @@ func (f *AvailabilityView) Run(ctx context.Context) error {
 // Stopping implements AvailabilityFeed.
 func (f *AvailabilityView) Stopping() <-chan struct{} { return f.stopping }
 
-// update is the view's callback: store, number, notify.
+// update is the view's callback: store, number, notify. An answer
+// published again with the version it already had (a producer's retry, a
+// partition changing owner) is stored but not announced: it is no change.
 func (f *AvailabilityView) update(ctx goka.UpdateContext, s storage.Storage, key string, value []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	same := false
+	if value != nil {
+		if old, err := s.Get(key); err == nil && old != nil {
+			same = sameVersion(old, value)
+		}
+	}
 	if err := goka.DefaultUpdate(ctx, s, key, value); err != nil {
 		return err
+	}
+	if same {
+		return nil
 	}
 	f.seq++
 	f.subs.notify(AvailabilityUpdate{Seq: f.seq, SKU: key, raw: value})
 	return nil
+}
+
+// sameVersion reports whether two encoded answers carry the same version
+// (equal versions mean equal answers); an answer that does not decode is
+// never the same.
+func sameVersion(a, b []byte) bool {
+	var x, y pb.Availability
+	if proto.Unmarshal(a, &x) != nil || proto.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return x.GetVersion() != "" && x.GetVersion() == y.GetVersion()
 }
 
 // Listen implements AvailabilityFeed.
@@ -305,7 +327,11 @@ func (m *MemoryAvailability) Put(a *pb.Availability) error {
 	if m.answers == nil {
 		m.answers = map[string]*pb.Availability{}
 	}
+	old, had := m.answers[c.GetSku()]
 	m.answers[c.GetSku()] = c
+	if had && old.GetVersion() != "" && old.GetVersion() == c.GetVersion() {
+		return nil // the same answer again: no change (as AvailabilityView)
+	}
 	m.seq++
 	m.subs.notify(AvailabilityUpdate{Seq: m.seq, SKU: c.GetSku(), decoded: c})
 	return nil

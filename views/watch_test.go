@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/skuflow/skuflow/internal/testkit"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
@@ -120,6 +121,21 @@ func runFeedContract(t *testing.T, b feedBackend) {
 		t.Errorf("Latest(B) after its tombstone = %v, %v; want nil", a, err)
 	}
 
+	// The same answer published again (a producer's retry: the same
+	// version, another evaluated_at) is no change and is not announced.
+	b.publish(t, "A", &pb.Availability{Sku: "A", Version: "a2", EvaluatedAt: timestamppb.New(time.Unix(7, 0))})
+	b.publish(t, "A", &pb.Availability{Sku: "A", Version: "a3"})
+	testkit.Eventually(t, 20*time.Second, func() error {
+		us := rec.all()
+		if len(us) < 5 {
+			return fmt.Errorf("%d updates heard, want 5", len(us))
+		}
+		if a, err := us[4].Answer(); err != nil || us[4].SKU != "A" || a.GetVersion() != "a3" {
+			return fmt.Errorf("after a republished a2, heard %s %v (%v); want A a3", us[4].SKU, a, err)
+		}
+		return nil
+	})
+
 	// Stopped listeners hear nothing more.
 	stop()
 	b.publish(t, "C", &pb.Availability{Sku: "C", Version: "c1"})
@@ -130,8 +146,8 @@ func runFeedContract(t *testing.T, b feedBackend) {
 		}
 		return nil
 	})
-	if n := len(rec.all()); n != 4 {
-		t.Errorf("a stopped listener heard %d updates, want 4", n)
+	if n := len(rec.all()); n != 5 {
+		t.Errorf("a stopped listener heard %d updates, want 5", n)
 	}
 }
 

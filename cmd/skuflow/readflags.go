@@ -24,7 +24,7 @@ func (f *readFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.cacheMaxAge, "cache-max-age", gateway.DefaultCacheMaxAge,
 		"longest Cache-Control max-age of a REST answer, which never reaches past the answer's next_change_at (0: no-cache)")
 	cmd.Flags().IntVar(&f.answerCache, "answer-cache", gateway.DefaultAnswerCacheSize,
-		"evaluated answers kept (with their encodings) while they hold, to answer reads without evaluating again; about 6 KB each for a SKU at five locations (0: keep none)")
+		"evaluated answers kept (with their encodings) while they hold, to answer reads without evaluating again; about 6 KB each for a SKU at five locations; rounded down to a multiple of 64, at least 64 (0: keep none)")
 }
 
 // check refuses values the gateway cannot use.

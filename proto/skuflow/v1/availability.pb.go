@@ -1094,14 +1094,28 @@ const file_skuflow_v1_availability_proto_rawDesc = "" +
 	"\x0fregion_excluded\x18\r \x01(\bR\x0eregionExcluded\"8\n" +
 	"\tAreaStock\x12\x12\n" +
 	"\x04area\x18\x01 \x01(\tR\x04area\x12\x17\n" +
-	"\aon_hand\x18\x02 \x01(\x03R\x06onHand2\xfd\x04\n" +
-	"\x13AvailabilityService\x12o\n" +
-	"\x0fGetAvailability\x12\".skuflow.v1.GetAvailabilityRequest\x1a\x18.skuflow.v1.Availability\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/availability/{sku}\x12\xa3\x01\n" +
-	"\x14BatchGetAvailability\x12'.skuflow.v1.BatchGetAvailabilityRequest\x1a(.skuflow.v1.BatchGetAvailabilityResponse\"8\x82\xd3\xe4\x93\x022Z\x1e:\x01*\"\x19/v1/availability:batchGet\x12\x10/v1/availability\x12\xce\x02\n" +
-	"\x11WatchAvailability\x12$.skuflow.v1.WatchAvailabilityRequest\x1a%.skuflow.v1.WatchAvailabilityResponse\"\xe9\x01\x92A\xc7\x01:\x11text/event-streamJ\xb1\x01\n" +
+	"\aon_hand\x18\x02 \x01(\x03R\x06onHand2\xb3\n" +
+	"\n" +
+	"\x13AvailabilityService\x12\x8a\x04\n" +
+	"\x0fGetAvailability\x12\".skuflow.v1.GetAvailabilityRequest\x1a\x18.skuflow.v1.Availability\"\xb8\x03\x92A\x96\x03J\xf0\x01\n" +
+	"\x03200\x12\xe8\x01\n" +
+	"\vThe answer.\x12\x1c\n" +
+	"\x1a\x1a\x18.skuflow.v1.Availability\x1a\x89\x01\n" +
+	"\rCache-Control\x12x\n" +
+	"nmax-age: the smaller of --cache-max-age and the seconds until next_change_at; no-cache within its last second.\x12\x06string\x1a/\n" +
+	"\x04ETag\x12'\n" +
+	"\x1dThe answer's version, quoted.\x12\x06stringJ?\n" +
+	"\x03304\x128\n" +
+	"6Not Modified: If-None-Match names the current version.r`\n" +
+	"^\n" +
+	"\rIf-None-Match\x12KThe ETag of an answer held: 304 Not Modified, no body, while it is current.\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/availability/{sku}\x12\xa3\x01\n" +
+	"\x14BatchGetAvailability\x12'.skuflow.v1.BatchGetAvailabilityRequest\x1a(.skuflow.v1.BatchGetAvailabilityResponse\"8\x82\xd3\xe4\x93\x022Z\x1e:\x01*\"\x19/v1/availability:batchGet\x12\x10/v1/availability\x12\xe8\x04\n" +
+	"\x11WatchAvailability\x12$.skuflow.v1.WatchAvailabilityRequest\x1a%.skuflow.v1.WatchAvailabilityResponse\"\x83\x04\x92A\xe1\x03:\x11text/event-streamJ\xb1\x01\n" +
 	"\x03200\x12\xa9\x01\n" +
 	"|Server-Sent Events (`text/event-stream`): the data of each event is one WatchAvailabilityResponse in JSON, the schema below.\x12)\n" +
-	"'\x1a%.skuflow.v1.WatchAvailabilityResponse\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/availability:watch0\x01B\xda\x04\x92A\x9f\x04\x12\x8a\x01\n" +
+	"'\x1a%.skuflow.v1.WatchAvailabilityResponser\x97\x02\n" +
+	"\x94\x02\n" +
+	"\rLast-Event-ID\x12\x80\x02SKU:VERSION, the id of the last event received (EventSource sends it on reconnecting): counts as versions[SKU]=VERSION. Query form of versions: versions[SKU]=VERSION, once per SKU held. The stream ends with an event named end whose data is {code, message}.\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/availability:watch0\x01B\xda\x04\x92A\x9f\x04\x12\x8a\x01\n" +
 	"\x18skuflow availability API\x12iReal-time inventory availability, answered from a materialized table that stream processors keep current.2\x031.0*\x01\x012\x10application/json:\x10application/jsonZ\xe8\x02\n" +
 	"\xa0\x01\n" +
 	"\n" +

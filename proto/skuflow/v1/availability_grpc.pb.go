@@ -33,9 +33,11 @@ const (
 // service on the hot path.
 type AvailabilityServiceClient interface {
 	// GetAvailability returns the current availability of one SKU.
-	// Unknown SKU: NOT_FOUND (HTTP 404). Malformed SKU or ship_to_region:
-	// INVALID_ARGUMENT (400).
-	// Views still recovering: UNAVAILABLE (503).
+	// Unknown SKU: NOT_FOUND (HTTP 404). Malformed SKU, ship_to_region or
+	// location, or a channel that is not configured: INVALID_ARGUMENT (400).
+	// Views still recovering: UNAVAILABLE (503). REST answers carry the
+	// version as ETag and a Cache-Control max-age that never reaches past
+	// next_change_at; If-None-Match with the current version answers 304.
 	GetAvailability(ctx context.Context, in *GetAvailabilityRequest, opts ...grpc.CallOption) (*Availability, error)
 	// BatchGetAvailability answers up to a configured number of SKUs (default
 	// 1,000) in one call, all evaluated at one instant. Results come in
@@ -117,9 +119,11 @@ type AvailabilityService_WatchAvailabilityClient = grpc.ServerStreamingClient[Wa
 // service on the hot path.
 type AvailabilityServiceServer interface {
 	// GetAvailability returns the current availability of one SKU.
-	// Unknown SKU: NOT_FOUND (HTTP 404). Malformed SKU or ship_to_region:
-	// INVALID_ARGUMENT (400).
-	// Views still recovering: UNAVAILABLE (503).
+	// Unknown SKU: NOT_FOUND (HTTP 404). Malformed SKU, ship_to_region or
+	// location, or a channel that is not configured: INVALID_ARGUMENT (400).
+	// Views still recovering: UNAVAILABLE (503). REST answers carry the
+	// version as ETag and a Cache-Control max-age that never reaches past
+	// next_change_at; If-None-Match with the current version answers 304.
 	GetAvailability(context.Context, *GetAvailabilityRequest) (*Availability, error)
 	// BatchGetAvailability answers up to a configured number of SKUs (default
 	// 1,000) in one call, all evaluated at one instant. Results come in
