@@ -62,9 +62,8 @@ const (
 	DeadLetter goka.Stream = "deadletter"
 	// DeadLetterRedriven is the compacted topic of the dead letters that
 	// `skuflow deadletter redrive` has re-sent: skuflow.v1.DeadLetter (the
-	// letter as re-sent) keyed by DeadLetterKey of its place in the
-	// dead-letter topic, so a second redrive of the same letters sends
-	// nothing.
+	// letter as re-sent) keyed by RedriveKey of the input it holds, so a
+	// second redrive of the same letters sends nothing.
 	DeadLetterRedriven goka.Table = "deadletter-redriven"
 	// MerchantRegistry is the compacted topic of skuflow.v1.RegistryEntry
 	// keyed by merchant id (read as a table by the feeds service).
@@ -116,18 +115,27 @@ type Topic struct {
 
 // Key kinds.
 const (
-	KeySKU        = "sku"
-	KeyOrderID    = "order id"
-	KeyPolicy     = "location/<id> or merchant/<id>"
-	KeyMerchant   = "merchant id"
-	KeyInput      = "the input message's key"
-	KeyDeadLetter = "<partition>/<offset> of a dead letter"
+	KeySKU      = "sku"
+	KeyOrderID  = "order id"
+	KeyPolicy   = "location/<id> or merchant/<id>"
+	KeyMerchant = "merchant id"
+	KeyInput    = "the input message's key"
+	KeyRedrive  = "<group>:<topic>/<partition>/<offset> of a dead-lettered input"
 )
 
-// DeadLetterKey is the key of a dead letter's record in DeadLetterRedriven:
-// its partition and offset in the DeadLetter topic.
+// DeadLetterKey names a dead letter by its partition and offset in the
+// DeadLetter topic.
 func DeadLetterKey(partition int32, offset int64) string {
 	return strconv.Itoa(int(partition)) + "/" + strconv.FormatInt(offset, 10)
+}
+
+// RedriveKey is the key of a dead letter's record in DeadLetterRedriven:
+// the input message it holds (the group that rejected it, and where the
+// group read it), so that a second letter for the same input (a processor
+// that crashed after dead-lettering, before committing) or a recreated
+// dead-letter topic cannot make a redrive send it twice or skip another.
+func RedriveKey(group, topic string, partition int32, offset int64) string {
+	return group + ":" + topic + "/" + strconv.Itoa(int(partition)) + "/" + strconv.FormatInt(offset, 10)
 }
 
 var topics = []Topic{
@@ -140,7 +148,7 @@ var topics = []Topic{
 	{Name: string(Outcomes), Key: KeyOrderID, Value: "skuflow.v1.ReservationOutcome", Codec: OutcomeCodec},
 	{Name: string(Availability), Compacted: true, Key: KeySKU, Value: "skuflow.v1.Availability", Codec: AvailabilityCodec},
 	{Name: string(DeadLetter), Key: KeyInput, Value: "skuflow.v1.DeadLetter", Codec: DeadLetterCodec},
-	{Name: string(DeadLetterRedriven), Compacted: true, Key: KeyDeadLetter, Value: "skuflow.v1.DeadLetter", Codec: DeadLetterCodec},
+	{Name: string(DeadLetterRedriven), Compacted: true, Key: KeyRedrive, Value: "skuflow.v1.DeadLetter", Codec: DeadLetterCodec},
 	{Name: string(StockTable), Compacted: true, Key: KeySKU, Value: "skuflow.v1.SkuState", Codec: StateCodec},
 	{Name: string(PoliciesTable), Compacted: true, Key: KeyPolicy, Value: "skuflow.v1.PolicyEvent", Codec: PolicyCodec},
 	{Name: string(OrdersTable), Compacted: true, Key: KeyOrderID, Value: "skuflow.v1.Order", Codec: OrderCodec},

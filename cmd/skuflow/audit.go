@@ -68,6 +68,9 @@ Exit status: 0 clean, 1 divergence or violation found, 2 the audit could not run
 			return nil
 		},
 	}
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return exitCodeError{code: 2, err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
+	})
 	cf.register(cmd)
 	af.register(cmd)
 	cmd.Flags().StringSliceVar(&o.SKUs, "sku", nil, "audit only these SKUs (and orders with a line of one); repeat or comma-separate")
@@ -78,10 +81,8 @@ Exit status: 0 clean, 1 divergence or violation found, 2 the audit could not run
 	return cmd
 }
 
-// exit2 reports an error that kept the audit from running and exits 2,
-// which the root's error path (exit 1, meaning drift) cannot express.
-func exit2(cmd *cobra.Command, err error) error {
-	fmt.Fprintln(cmd.ErrOrStderr(), "skuflow audit:", err)
-	os.Exit(2)
-	return err
+// exit2 is an error that kept the audit from running: the process exits 2,
+// as 1 means the audit found drift.
+func exit2(_ *cobra.Command, err error) error {
+	return exitCodeError{code: 2, err: fmt.Errorf("audit: %w", err)}
 }

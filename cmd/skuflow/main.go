@@ -27,9 +27,24 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "skuflow:", err)
-		os.Exit(1)
+		code := 1
+		var ec exitCodeError
+		if errors.As(err, &ec) {
+			code = ec.code
+		}
+		os.Exit(code)
 	}
 }
+
+// exitCodeError makes the process exit with code instead of 1 (audit: 2
+// when it could not run, since 1 means it found drift).
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e exitCodeError) Error() string { return e.err.Error() }
+func (e exitCodeError) Unwrap() error { return e.err }
 
 type globalFlags struct {
 	logLevel  string

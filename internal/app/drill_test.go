@@ -173,7 +173,10 @@ func TestDrillReplayFloodOneThenTwoInstances(t *testing.T) {
 			t.Errorf("supply lag rose from %d to %d with no new supply: %v", trace[i-1].lag, trace[i].lag, trace)
 		}
 	}
-	if trace[len(trace)-1].lag != 0 || slices.IndexFunc(trace, func(s seen) bool { return s.members == 1 && s.lag > 0 && s.lag < want }) < 0 {
+	// One instance works through the backlog before the second joins (on
+	// a fast machine it may drain it within one commit interval, so status
+	// can go straight to 0); the two then share the partitions.
+	if trace[len(trace)-1].lag != 0 || slices.IndexFunc(trace, func(s seen) bool { return s.members == 1 && s.lag < want }) < 0 {
 		t.Errorf("status never showed one instance working through the backlog before the second joined: %v", trace)
 	}
 

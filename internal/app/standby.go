@@ -74,7 +74,7 @@ func reclaiming(b storage.Builder) storage.Builder {
 		defer mu.Unlock()
 		if old := open[key]; old != nil {
 			delete(open, key)
-			if err := old.Storage.Close(); err != nil {
+			if err := old.closeOnce(); err != nil {
 				return nil, fmt.Errorf("close the storage of %s that a failed recovery left open: %w", key, err)
 			}
 		}
@@ -98,9 +98,19 @@ func reclaiming(b storage.Builder) storage.Builder {
 type reclaimable struct {
 	storage.Storage
 	close func()
+	once  sync.Once
+	err   error
 }
 
+// Close closes the storage once: the goka component that leaked it may
+// still close it after it was reclaimed, and goka's storage panics on a
+// second Close.
 func (r *reclaimable) Close() error {
 	r.close()
-	return r.Storage.Close()
+	return r.closeOnce()
+}
+
+func (r *reclaimable) closeOnce() error {
+	r.once.Do(func() { r.err = r.Storage.Close() })
+	return r.err
 }

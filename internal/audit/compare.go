@@ -22,6 +22,10 @@ type auditor struct {
 	// skip reports whether key had messages on topics the groups may
 	// have consumed beyond the audited offsets.
 	skip    func(topics []string, key string) bool
+	// truncated reports whether retention has deleted the start of a
+	// key's input (a partition whose log no longer starts at offset 0):
+	// its fold would start from nothing and is not compared.
+	truncated func(topics []string, key string) bool
 	skipped map[string]int
 }
 
@@ -72,6 +76,10 @@ func (a *auditor) run(logs map[string][]Message) {
 	}
 	a.rep.SKUs = len(foldA)
 	for _, k := range union(keysOf(foldA), keysOf(tables)) {
+		if a.truncated(stockInputs.topics, k) {
+			a.skipping(truncatedReason)
+			continue
+		}
 		if a.skip(stockInputs.topics, k) {
 			a.skipping("SKUs with input the stock group had not consumed, or that arrived during the audit")
 			continue
@@ -82,7 +90,7 @@ func (a *auditor) run(logs map[string][]Message) {
 		a.availability(k, fa, final)
 	}
 	for k := range a.material[string(schema.Availability)] {
-		if _, folded := foldA[k]; !folded && a.o.wanted(k) && !a.skip(stockInputs.topics, k) {
+		if _, folded := foldA[k]; !folded && a.o.wanted(k) && !a.skip(stockInputs.topics, k) && !a.truncated(stockInputs.topics, k) {
 			a.availability(k, nil, final)
 		}
 	}
@@ -113,6 +121,10 @@ func (a *auditor) run(logs map[string][]Message) {
 		if !a.orderWanted(t, fa) {
 			continue
 		}
+		if a.truncated(orderInputs.topics, k) {
+			a.skipping(truncatedReason)
+			continue
+		}
 		if a.skip(orderInputs.topics, k) {
 			a.skipping("orders with input the saga had not consumed, or that arrived during the audit")
 			continue
@@ -129,6 +141,10 @@ func (a *auditor) run(logs map[string][]Message) {
 	}
 	sort.Slice(a.rep.Skipped, func(i, j int) bool { return a.rep.Skipped[i].Reason < a.rep.Skipped[j].Reason })
 }
+
+// truncatedReason names the keys skipped because retention deleted the
+// start of their input.
+const truncatedReason = "keys whose input partitions no longer start at offset 0 (retention deleted older events, so the log's fold cannot rebuild them)"
 
 func (a *auditor) orderWanted(t inventory.Order, f *Order) bool {
 	if len(a.o.SKUs) == 0 {
@@ -156,6 +172,10 @@ func (a *auditor) policies(pol Policies) {
 	}
 	table := a.material[string(schema.PoliciesTable)]
 	for _, k := range union(keysOf(fold), keysOf(table)) {
+		if a.truncated(policyInputs.topics, k) {
+			a.skipping(truncatedReason)
+			continue
+		}
 		if a.skip(policyInputs.topics, k) {
 			a.skipping("policies changed during the audit")
 			continue

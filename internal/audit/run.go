@@ -141,6 +141,14 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		}
 		return false
 	}
+	a.truncated = func(topics []string, key string) bool {
+		for _, t := range topics {
+			if n := len(oldest[t]); n > 0 && oldest[t][schema.Partition(key, n)] > 0 {
+				return true
+			}
+		}
+		return false
+	}
 	a.run(logs)
 	rep.Events = events
 	rep.Read = read.Load()

@@ -4,10 +4,11 @@
 //
 // Redrive is idempotent across runs: after re-sending a letter's original
 // key and bytes (with the original message timestamp, so the processors
-// see the original event time) it records the letter, keyed by its
-// partition/offset in the dead-letter topic (schema.DeadLetterKey), in the
+// see the original event time) it records the letter, keyed by the input
+// it holds (schema.RedriveKey: group, topic, partition, offset), in the
 // compacted schema.DeadLetterRedriven topic; a later redrive skips every
-// letter recorded there. The re-sent message carries the header
+// letter of an input recorded there, including a second letter of the same
+// input. The re-sent message carries the header
 // schema.HeaderRedrivenFrom. A crash between the re-send and the record
 // re-sends that one letter on the next run: the domain's dedup by event id
 // and last-writer-wins levels absorb it (at-least-once, as goka is).
@@ -160,7 +161,7 @@ func list(ctx context.Context, c sarama.Client, f Filter) ([]Letter, error) {
 		if err != nil {
 			return err
 		}
-		l.Redriven = done[schema.DeadLetterKey(l.Partition, l.Offset)]
+		l.Redriven = done[l.redriveKey()]
 		if f.match(l) {
 			out = append(out, l)
 		}
@@ -307,4 +308,9 @@ func (l Letter) record() *pb.DeadLetter {
 		dl.MessageTime = timestamppb.New(l.MessageTime)
 	}
 	return dl
+}
+
+// redriveKey is l's record key in schema.DeadLetterRedriven.
+func (l Letter) redriveKey() string {
+	return schema.RedriveKey(l.Group, l.Topic, l.OriginalPartition, l.OriginalOffset)
 }

@@ -166,7 +166,7 @@ func send(p sarama.SyncProducer, l Letter) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: string(schema.DeadLetterRedriven), Key: sarama.StringEncoder(from),
+	if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: string(schema.DeadLetterRedriven), Key: sarama.StringEncoder(l.redriveKey()),
 		Value: sarama.ByteEncoder(marker)}); err != nil {
 		return fmt.Errorf("record dead letter %s as redriven (it was re-sent; a later redrive re-sends it once more): %w", from, err)
 	}
