@@ -21,12 +21,12 @@ type auditor struct {
 	material map[string]map[string][]byte
 	// skip reports whether key had messages on topics the groups may
 	// have consumed beyond the audited offsets.
-	skip    func(topics []string, key string) bool
+	skip func(topics []string, key string) bool
 	// truncated reports whether retention has deleted the start of a
 	// key's input (a partition whose log no longer starts at offset 0):
 	// its fold would start from nothing and is not compared.
 	truncated func(topics []string, key string) bool
-	skipped map[string]int
+	skipped   map[string]int
 }
 
 func (a *auditor) diverged(kind, key, what, materialized, fold string) {
