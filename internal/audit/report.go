@@ -95,7 +95,7 @@ func (r Report) WriteText(w io.Writer) error {
 		ew.printf("  skipped %d keys: %s\n", s.Keys, s.Reason)
 	}
 	if r.OrderDependent > 0 {
-		ew.printf("  %d fields not compared: they depend on how the topics interleaved\n", r.OrderDependent)
+		ew.printf("  fields not compared, as they depend on how the topics interleaved: %d\n", r.OrderDependent)
 	}
 	for _, d := range r.Divergences {
 		ew.printf("\nDIVERGED %s %s: %s\n  materialized: %s\n  log fold:     %s\n", d.Kind, d.Key, d.What, d.Materialized, d.Fold)
