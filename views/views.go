@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
@@ -47,6 +48,24 @@ type table struct {
 	view     *goka.View
 	mu       sync.RWMutex
 	stopping bool
+	// recovered latches the view's first full recovery: goka sets every
+	// partition back to "connecting" for a moment when a view moves from
+	// recovery to catching up, and on each reconnect, while reads stay
+	// safe (goka allows them from "connecting" on). Readiness and lookups
+	// must not flap to ErrNotReady (503) then.
+	recovered atomic.Bool
+}
+
+// caughtUp reports whether the view has recovered its table once.
+func (t *table) caughtUp() bool {
+	if t.recovered.Load() {
+		return true
+	}
+	if t.view.Recovered() {
+		t.recovered.Store(true)
+		return true
+	}
+	return false
 }
 
 func newTable(brokers []string, t goka.Table, c goka.Codec, opts ...goka.ViewOption) (*table, error) {
@@ -84,14 +103,14 @@ func (t *table) stop() {
 func (t *table) Ready() bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return !t.stopping && t.view.Recovered()
+	return !t.stopping && t.caughtUp()
 }
 
 // get returns the decoded value under key, nil if there is none.
 func (t *table) get(key string) (any, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if t.stopping || !t.view.Recovered() {
+	if t.stopping || !t.caughtUp() {
 		return nil, ErrNotReady
 	}
 	v, err := t.view.Get(key)
@@ -106,7 +125,7 @@ func (t *table) get(key string) (any, error) {
 func (t *table) each(fn func(key string, value any) bool) error {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if t.stopping || !t.view.Recovered() {
+	if t.stopping || !t.caughtUp() {
 		return ErrNotReady
 	}
 	it, err := t.view.Iterator()

@@ -211,7 +211,7 @@ func (f *AvailabilityView) Latest(sku string) (*pb.Availability, uint64, error) 
 	t := f.table
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if t.stopping || !t.view.Recovered() {
+	if t.stopping || !t.caughtUp() {
 		return nil, 0, ErrNotReady
 	}
 	f.mu.RLock()
@@ -237,7 +237,7 @@ func (f *AvailabilityView) Scan(fn func(sku string, a *pb.Availability, err erro
 	t := f.table
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if t.stopping || !t.view.Recovered() {
+	if t.stopping || !t.caughtUp() {
 		return 0, ErrNotReady
 	}
 	f.mu.RLock()

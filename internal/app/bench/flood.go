@@ -1,0 +1,273 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/gateway"
+	"github.com/skuflow/skuflow/internal/app"
+	"github.com/skuflow/skuflow/internal/kafkacfg"
+	"github.com/skuflow/skuflow/inventory"
+	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
+	"github.com/skuflow/skuflow/schema"
+)
+
+// orders-flood is the orders scenario during a replay flood (issue 12,
+// "checkout keeps working during a flood"): the same stack, SKUs, clients
+// and orders, but the orders start once --messages supply events for
+// --keys other SKUs (the supply messages of the throughput scenarios) have
+// been published behind the order SKUs' stock, in the same partitions, so
+// every demand message arrives behind a supply backlog. Every order SKU
+// holds 1,000,000 units throughout: an order that is not RESERVED is
+// rejected while its stock is there. Orders rejected TIMEOUT are counted,
+// not failed; any other outcome fails the run.
+func init() {
+	scenarios["orders-flood"] = scenario{"PlaceOrder as in orders, while the stock group works through a supply backlog of --messages events (orders/s)", runOrdersFlood}
+}
+
+func runOrdersFlood(ctx context.Context, o Options, dir string) (Result, error) {
+	b, k, err := cluster(o, dir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.Close()
+	if err := k.EnsureTopics(schema.Topics()...); err != nil {
+		return Result{}, err
+	}
+	cfg := inventory.Base{Channels: []string{"web"}, DefaultStaleAfter: 24 * time.Hour}
+	pctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }()
+	roleErr := make(chan error, 2)
+	role := func(name string, run func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(pctx); err != nil && pctx.Err() == nil {
+				roleErr <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	role("process", func(ctx context.Context) error {
+		return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "proc")})
+	})
+	srv, err := app.NewServe(app.ServeOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "serve"),
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Services: []app.ServiceFactory{app.Reservations(gateway.OrdersOptions{})}})
+	if err != nil {
+		return Result{}, err
+	}
+	role("serve", srv.Run)
+	skus := min(o.Keys, 1000)
+	var supply [][]byte
+	var keys []string
+	for i := range skus {
+		ev := inventory.StockLevel{SKU: fmt.Sprintf("SKU-%05d", i), Location: "WH-1", OnHand: 1_000_000, AsOf: time.Now().Add(-time.Hour), Sequence: 1}
+		v, err := codecs.EncodeSupplyEvent(ev)
+		if err != nil {
+			return Result{}, err
+		}
+		keys, supply = append(keys, ev.SKU), append(supply, v)
+	}
+	if err := produce(k, string(schema.Supply), keys, supply); err != nil {
+		return Result{}, err
+	}
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return Result{}, err
+	}
+	defer conn.Close()
+	avail, orders := pb.NewAvailabilityServiceClient(conn), pb.NewReservationServiceClient(conn)
+	if _, err := backoff.Retry(ctx, func() (struct{}, error) {
+		select {
+		case err := <-roleErr:
+			return struct{}{}, backoff.Permanent(err)
+		default:
+		}
+		if _, err := avail.GetAvailability(ctx, &pb.GetAvailabilityRequest{Sku: keys[len(keys)-1]}); err != nil {
+			return struct{}{}, err
+		}
+		if !srv.Ready() {
+			return struct{}{}, errors.New("views recovering")
+		}
+		return struct{}{}, nil
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(50*time.Millisecond)), backoff.WithMaxElapsedTime(2*time.Minute)); err != nil {
+		return Result{}, fmt.Errorf("stack not ready: %w", err)
+	}
+	// The flood: published in full before the first order, so the stock
+	// group is as far behind as it gets when the demand starts.
+	fkeys, fvals, err := messages(o)
+	if err != nil {
+		return Result{}, err
+	}
+	pstart := time.Now()
+	if err := produce(k, string(schema.Supply), fkeys, fvals); err != nil {
+		return Result{}, err
+	}
+	published := time.Since(pstart)
+	lag, err := newLagProbe(k)
+	if err != nil {
+		return Result{}, err
+	}
+	defer lag.close()
+	lagStart, err := lag.supply()
+	if err != nil {
+		return Result{}, err
+	}
+	debugf(o.Debug, "flood of %d published in %s; stock group supply lag %d\n", len(fkeys), published, lagStart)
+	var timeouts, ok atomic.Int64
+	var mu sync.Mutex
+	var undecided []string
+	n, c := requests(o), clients(o)
+	elapsed, p50, p99, err := drive(c, n, func(i int) error {
+		req := &pb.PlaceOrderRequest{OrderId: fmt.Sprintf("bench-%d", i), Channel: "web"}
+		for j := range 1 + i%3 {
+			req.Lines = append(req.Lines, &pb.OrderLine{Sku: keys[(i*7+j*13)%len(keys)], Quantity: 1})
+		}
+		out, err := orders.PlaceOrder(ctx, req)
+		if status.Code(err) == codes.DeadlineExceeded {
+			// The gateway gave up waiting: decided later (below).
+			mu.Lock()
+			undecided = append(undecided, req.OrderId)
+			mu.Unlock()
+			return nil
+		}
+		switch {
+		case err != nil:
+			return err
+		case out.GetStatus() == pb.OrderStatus_ORDER_STATUS_RESERVED:
+			ok.Add(1)
+			return nil
+		case timedOut(out):
+			timeouts.Add(1)
+			return nil
+		}
+		return fmt.Errorf("order %s ended %v: %s", req.OrderId, out.GetStatus(), out.GetReason())
+	})
+	lagEnd, lerr := lag.supply()
+	err = errors.Join(err, lerr)
+	// The orders PlaceOrder gave up on: their final outcome, read once the
+	// saga has decided them (at its decision timeout at the latest).
+	late := 0
+	for _, id := range undecided {
+		out, gerr := backoff.Retry(ctx, func() (*pb.Order, error) {
+			out, err := orders.GetOrder(ctx, &pb.GetOrderRequest{OrderId: id})
+			if err == nil && out.GetStatus() == pb.OrderStatus_ORDER_STATUS_PENDING {
+				err = errors.New("pending")
+			}
+			return out, err
+		}, backoff.WithBackOff(backoff.NewConstantBackOff(100*time.Millisecond)), backoff.WithMaxElapsedTime(2*time.Minute))
+		switch {
+		case gerr != nil:
+			err = errors.Join(err, fmt.Errorf("order %s: %w", id, gerr))
+		case out.GetStatus() == pb.OrderStatus_ORDER_STATUS_RESERVED:
+			ok.Add(1)
+			late++
+		case timedOut(out):
+			timeouts.Add(1)
+		default:
+			err = errors.Join(err, fmt.Errorf("order %s ended %v: %s", id, out.GetStatus(), out.GetReason()))
+		}
+	}
+	select {
+	case rerr := <-roleErr:
+		err = errors.Join(err, rerr)
+	default:
+	}
+	return Result{Seconds: elapsed.Seconds(), Messages: n, Clients: c, P50Ms: p50, P99Ms: p99,
+		Detail: fmt.Sprintf("%d of %d orders RESERVED (%d of them after PlaceOrder gave up waiting), %d rejected TIMEOUT with the stock there, %d unanswered by PlaceOrder; flood of %d supply events published in %.1f s; stock group supply lag %d when the orders started, %d when the last was answered",
+			ok.Load(), n, late, timeouts.Load(), len(undecided), len(fkeys), published.Seconds(), lagStart, lagEnd)}, err
+}
+
+// timedOut reports whether an order was rejected because a line was not
+// decided in time.
+func timedOut(o *pb.Order) bool {
+	for _, l := range o.GetLines() {
+		if l.GetRejectReason() == pb.RejectReason_REJECT_REASON_TIMEOUT {
+			return true
+		}
+	}
+	return false
+}
+
+// lagProbe reads the stock group's lag on the supply topic: heads minus
+// committed offsets (committed every second, so it trails by up to that).
+type lagProbe struct {
+	client sarama.Client
+	admin  sarama.ClusterAdmin
+	parts  []int32
+}
+
+func newLagProbe(k kafkacfg.Options) (*lagProbe, error) {
+	client, err := sarama.NewClient(k.Brokers, k.Sarama())
+	if err != nil {
+		return nil, err
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	parts, err := client.Partitions(string(schema.Supply))
+	if err != nil {
+		admin.Close()
+		return nil, err
+	}
+	return &lagProbe{client: client, admin: admin, parts: parts}, nil
+}
+
+func (l *lagProbe) close() { l.admin.Close() }
+
+func (l *lagProbe) supply() (int64, error) {
+	topic := string(schema.Supply)
+	res, err := l.admin.ListConsumerGroupOffsets(string(schema.StockGroup), map[string][]int32{topic: l.parts})
+	if err != nil {
+		return 0, err
+	}
+	var lag int64
+	for _, p := range l.parts {
+		head, err := l.client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return 0, err
+		}
+		at := int64(0)
+		if b := res.GetBlock(topic, p); b != nil && b.Offset >= 0 {
+			at = b.Offset
+		}
+		lag += head - at
+	}
+	return lag, nil
+}
+
+func debugf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format, args...)
+	}
+}
+
+// printFlood sets the flood's PlaceOrder latency beside the idle one of
+// the same run.
+func printFlood(w io.Writer, by map[string]Result) {
+	f, ok := by["orders-flood"]
+	if !ok {
+		return
+	}
+	fmt.Fprintf(w, "orders-flood: %s\n", f.Detail)
+	if i, ok := by["orders"]; ok && i.P50Ms > 0 {
+		fmt.Fprintf(w, "PlaceOrder during the flood vs idle: p50 %.1f ms vs %.1f ms (%.1fx), p99 %.1f ms vs %.1f ms (%.1fx), throughput %.2fx\n",
+			f.P50Ms, i.P50Ms, f.P50Ms/i.P50Ms, f.P99Ms, i.P99Ms, f.P99Ms/i.P99Ms, f.PerSecond/i.PerSecond)
+	}
+}
