@@ -56,8 +56,13 @@ type table struct {
 	recovered atomic.Bool
 }
 
-// caughtUp reports whether the view has recovered its table once.
+// caughtUp reports whether the view has recovered its table once and is
+// still running (goka's view state stays at "connecting" or above while it
+// reconnects; below it, the view has stopped and closed its storage).
 func (t *table) caughtUp() bool {
+	if t.view.CurrentState() < goka.ViewStateConnecting {
+		return false
+	}
 	if t.recovered.Load() {
 		return true
 	}
