@@ -261,3 +261,21 @@ func checkJoined(t *testing.T, err error, want ...string) {
 		}
 	}
 }
+
+// Only processors' consumer groups get the small fetch size; everything
+// else keeps sarama's default.
+func TestProcessorConsumerSaramaScope(t *testing.T) {
+	k := kafkacfg.Options{Brokers: []string{"localhost:9092"}, Partitions: 8, Replication: 1}
+	if got := k.ProcessorConsumerSarama().Consumer.Fetch.Default; got != kafkacfg.ProcessorFetchDefault {
+		t.Errorf("processor consumer Fetch.Default = %d, want %d", got, kafkacfg.ProcessorFetchDefault)
+	}
+	def := sarama.NewConfig().Consumer.Fetch.Default
+	for name, c := range map[string]*sarama.Config{"Sarama": k.Sarama(), "ViewSarama": k.ViewSarama()} {
+		if got := c.Consumer.Fetch.Default; got != def {
+			t.Errorf("%s Fetch.Default = %d, want sarama's default %d", name, got, def)
+		}
+	}
+	if err := k.ProcessorConsumerSarama().Validate(); err != nil {
+		t.Errorf("processor consumer config invalid: %v", err)
+	}
+}
