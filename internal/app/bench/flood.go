@@ -5,23 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/cenkalti/backoff/v5"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/skuflow/skuflow/codecs"
-	"github.com/skuflow/skuflow/gateway"
-	"github.com/skuflow/skuflow/internal/app"
 	"github.com/skuflow/skuflow/internal/kafkacfg"
-	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/schema"
 )
@@ -48,65 +41,12 @@ func runOrdersFlood(ctx context.Context, o Options, dir string) (Result, error) 
 	if err := k.EnsureTopics(schema.Topics()...); err != nil {
 		return Result{}, err
 	}
-	cfg := inventory.Base{Channels: []string{"web"}, DefaultStaleAfter: 24 * time.Hour}
-	pctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { stop(); wg.Wait() }()
-	roleErr := make(chan error, 2)
-	role := func(name string, run func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(pctx); err != nil && pctx.Err() == nil {
-				roleErr <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-	}
-	role("process", func(ctx context.Context) error {
-		return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "proc")})
-	})
-	srv, err := app.NewServe(app.ServeOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "serve"),
-		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Services: []app.ServiceFactory{app.Reservations(gateway.OrdersOptions{})}})
+	st, err := startOrderStack(ctx, o, k, dir)
 	if err != nil {
 		return Result{}, err
 	}
-	role("serve", srv.Run)
-	skus := min(o.Keys, 1000)
-	var supply [][]byte
-	var keys []string
-	for i := range skus {
-		ev := inventory.StockLevel{SKU: fmt.Sprintf("SKU-%05d", i), Location: "WH-1", OnHand: 1_000_000, AsOf: time.Now().Add(-time.Hour), Sequence: 1}
-		v, err := codecs.EncodeSupplyEvent(ev)
-		if err != nil {
-			return Result{}, err
-		}
-		keys, supply = append(keys, ev.SKU), append(supply, v)
-	}
-	if err := produce(k, string(schema.Supply), keys, supply); err != nil {
-		return Result{}, err
-	}
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return Result{}, err
-	}
-	defer conn.Close()
-	avail, orders := pb.NewAvailabilityServiceClient(conn), pb.NewReservationServiceClient(conn)
-	if _, err := backoff.Retry(ctx, func() (struct{}, error) {
-		select {
-		case err := <-roleErr:
-			return struct{}{}, backoff.Permanent(err)
-		default:
-		}
-		if _, err := avail.GetAvailability(ctx, &pb.GetAvailabilityRequest{Sku: keys[len(keys)-1]}); err != nil {
-			return struct{}{}, err
-		}
-		if !srv.Ready() {
-			return struct{}{}, errors.New("views recovering")
-		}
-		return struct{}{}, nil
-	}, backoff.WithBackOff(backoff.NewConstantBackOff(50*time.Millisecond)), backoff.WithMaxElapsedTime(2*time.Minute)); err != nil {
-		return Result{}, fmt.Errorf("stack not ready: %w", err)
-	}
+	defer st.close()
+	keys, orders, roleErr := st.keys, st.orders, st.roleErr
 	// The flood: published in full before the first order, so the stock
 	// group is as far behind as it gets when the demand starts.
 	fkeys, fvals, err := messages(o)

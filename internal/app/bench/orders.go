@@ -147,68 +147,12 @@ func runOrders(ctx context.Context, o Options, dir string) (Result, error) {
 		return Result{}, err
 	}
 	defer b.Close()
-	cfg := inventory.Base{Channels: []string{"web"}, DefaultStaleAfter: 24 * time.Hour}
-	pctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { stop(); wg.Wait() }()
-	// A role that stops before the run ends fails the scenario.
-	roleErr := make(chan error, 2)
-	role := func(name string, run func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(pctx); err != nil && pctx.Err() == nil {
-				roleErr <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-	}
-	role("process", func(ctx context.Context) error {
-		return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "proc")})
-	})
-	srv, err := app.NewServe(app.ServeOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "serve"),
-		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Services: []app.ServiceFactory{app.Reservations(gateway.OrdersOptions{})}})
+	st, err := startOrderStack(ctx, o, k, dir)
 	if err != nil {
 		return Result{}, err
 	}
-	role("serve", srv.Run)
-	skus := min(o.Keys, 1000)
-	var supply [][]byte
-	var keys []string
-	for i := range skus {
-		ev := inventory.StockLevel{SKU: fmt.Sprintf("SKU-%05d", i), Location: "WH-1", OnHand: 1_000_000, AsOf: time.Now().Add(-time.Hour), Sequence: 1}
-		v, err := codecs.EncodeSupplyEvent(ev)
-		if err != nil {
-			return Result{}, err
-		}
-		keys, supply = append(keys, ev.SKU), append(supply, v)
-	}
-	if err := produce(k, string(schema.Supply), keys, supply); err != nil {
-		return Result{}, err
-	}
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return Result{}, err
-	}
-	defer conn.Close()
-	avail, orders := pb.NewAvailabilityServiceClient(conn), pb.NewReservationServiceClient(conn)
-	// Ready when the last SKU's answer is served and the views have
-	// recovered: polled every 50ms for up to 2 minutes.
-	if _, err := backoff.Retry(ctx, func() (struct{}, error) {
-		select {
-		case err := <-roleErr:
-			return struct{}{}, backoff.Permanent(err)
-		default:
-		}
-		if _, err := avail.GetAvailability(ctx, &pb.GetAvailabilityRequest{Sku: keys[len(keys)-1]}); err != nil {
-			return struct{}{}, err
-		}
-		if !srv.Ready() {
-			return struct{}{}, errors.New("views recovering")
-		}
-		return struct{}{}, nil
-	}, backoff.WithBackOff(backoff.NewConstantBackOff(50*time.Millisecond)), backoff.WithMaxElapsedTime(2*time.Minute)); err != nil {
-		return Result{}, fmt.Errorf("stack not ready: %w", err)
-	}
+	defer st.close()
+	keys, orders, roleErr := st.keys, st.orders, st.roleErr
 	n, c := requests(o), clients(o)
 	elapsed, p50, p99, err := drive(c, n, func(i int) error {
 		req := &pb.PlaceOrderRequest{OrderId: fmt.Sprintf("bench-%d", i), Channel: "web"}
@@ -227,4 +171,87 @@ func runOrders(ctx context.Context, o Options, dir string) (Result, error) {
 	default:
 	}
 	return Result{Seconds: elapsed.Seconds(), Messages: n, Clients: c, P50Ms: p50, P99Ms: p99}, err
+}
+
+// orderStack is the orders scenarios' stack on k: processors and a gateway
+// with the reservation API, min(--keys, 1000) SKUs of 1,000,000 units each
+// at WH-1, ready to answer. close stops it.
+type orderStack struct {
+	keys    []string
+	orders  pb.ReservationServiceClient
+	roleErr chan error
+	close   func()
+}
+
+func startOrderStack(ctx context.Context, o Options, k kafkacfg.Options, dir string) (*orderStack, error) {
+	cfg := inventory.Base{Channels: []string{"web"}, DefaultStaleAfter: 24 * time.Hour}
+	pctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var conn *grpc.ClientConn
+	closeAll := func() {
+		if conn != nil {
+			conn.Close()
+		}
+		stop()
+		wg.Wait()
+	}
+	fail := func(err error) error { closeAll(); return err }
+	// A role that stops before the run ends fails the scenario.
+	roleErr := make(chan error, 2)
+	role := func(name string, run func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(pctx); err != nil && pctx.Err() == nil {
+				roleErr <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	role("process", func(ctx context.Context) error {
+		return app.Process(ctx, app.ProcessOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "proc")})
+	})
+	srv, err := app.NewServe(app.ServeOptions{Kafka: k, Base: cfg, DataDir: filepath.Join(dir, "serve"),
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Services: []app.ServiceFactory{app.Reservations(gateway.OrdersOptions{})}})
+	if err != nil {
+		return nil, fail(err)
+	}
+	role("serve", srv.Run)
+	skus := min(o.Keys, 1000)
+	var supply [][]byte
+	var keys []string
+	for i := range skus {
+		ev := inventory.StockLevel{SKU: fmt.Sprintf("SKU-%05d", i), Location: "WH-1", OnHand: 1_000_000, AsOf: time.Now().Add(-time.Hour), Sequence: 1}
+		v, err := codecs.EncodeSupplyEvent(ev)
+		if err != nil {
+			return nil, fail(err)
+		}
+		keys, supply = append(keys, ev.SKU), append(supply, v)
+	}
+	if err := produce(k, string(schema.Supply), keys, supply); err != nil {
+		return nil, fail(err)
+	}
+	conn, err = grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fail(err)
+	}
+	avail := pb.NewAvailabilityServiceClient(conn)
+	// Ready when the last SKU's answer is served and the views have
+	// recovered: polled every 50ms for up to 2 minutes.
+	if _, err := backoff.Retry(ctx, func() (struct{}, error) {
+		select {
+		case err := <-roleErr:
+			return struct{}{}, backoff.Permanent(err)
+		default:
+		}
+		if _, err := avail.GetAvailability(ctx, &pb.GetAvailabilityRequest{Sku: keys[len(keys)-1]}); err != nil {
+			return struct{}{}, err
+		}
+		if !srv.Ready() {
+			return struct{}{}, errors.New("views recovering")
+		}
+		return struct{}{}, nil
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(50*time.Millisecond)), backoff.WithMaxElapsedTime(2*time.Minute)); err != nil {
+		return nil, fail(fmt.Errorf("stack not ready: %w", err))
+	}
+	return &orderStack{keys: keys, orders: pb.NewReservationServiceClient(conn), roleErr: roleErr, close: closeAll}, nil
 }
