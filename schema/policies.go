@@ -104,3 +104,49 @@ func Gather(s inventory.State, get PolicyGetter, base inventory.Base) (inventory
 	}
 	return out, errors.Join(errs...)
 }
+
+// FoldPolicy is the policies group's rule, for the group and for whoever
+// folds the policies topic again (the audit): ev, received under key,
+// replaces the key's current table value cur if it wins under
+// inventory.ApplyLocationPolicy / ApplyMerchantPolicy; changed is false
+// when it does not. A key that is not the policy's own is an error.
+func FoldPolicy(key string, ev, cur *pb.PolicyEvent) (*pb.PolicyEvent, bool, error) {
+	want, err := PolicyKey(ev)
+	if err != nil {
+		return nil, false, err
+	}
+	if key != want {
+		return nil, false, fmt.Errorf("message key %q differs from the policy's key %q", key, want)
+	}
+	switch p := ev.GetPolicy().(type) {
+	case *pb.PolicyEvent_Location:
+		in, err := codecs.LocationPolicyFromProto(p.Location)
+		if err != nil {
+			return nil, false, err
+		}
+		old, found, err := LocationFrom(cur)
+		if err != nil {
+			return nil, false, err
+		}
+		out, res, err := inventory.ApplyLocationPolicy(old, found, in)
+		if err != nil || !res.Changed {
+			return nil, false, err
+		}
+		return &pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: codecs.LocationPolicyToProto(out)}}, true, nil
+	case *pb.PolicyEvent_Merchant:
+		in, err := codecs.MerchantPolicyFromProto(p.Merchant)
+		if err != nil {
+			return nil, false, err
+		}
+		old, found, err := MerchantFrom(cur)
+		if err != nil {
+			return nil, false, err
+		}
+		out, res, err := inventory.ApplyMerchantPolicy(old, found, in)
+		if err != nil || !res.Changed {
+			return nil, false, err
+		}
+		return &pb.PolicyEvent{Policy: &pb.PolicyEvent_Merchant{Merchant: codecs.MerchantPolicyToProto(out)}}, true, nil
+	}
+	return nil, false, fmt.Errorf("%w: unsupported policy %T", codecs.ErrMalformed, ev.GetPolicy())
+}

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"fmt"
 	"sort"
 	"time"
 
@@ -117,7 +116,7 @@ func FoldPolicies(msgs []Message) Policies {
 		if len(h) > 0 {
 			cur = h[len(h)-1].v
 		}
-		next, changed, err := foldPolicy(m.Key, ev, cur)
+		next, changed, err := schema.FoldPolicy(m.Key, ev, cur)
 		if err != nil || !changed {
 			continue
 		}
@@ -151,49 +150,6 @@ func (p Policies) getter(t time.Time) schema.PolicyGetter {
 		}
 		return h[i-1].v, nil
 	}
-}
-
-// foldPolicy is the policies group's rule: the policy replaces the key's
-// value if it wins under inventory.ApplyLocationPolicy/ApplyMerchantPolicy.
-func foldPolicy(key string, ev, cur *pb.PolicyEvent) (*pb.PolicyEvent, bool, error) {
-	want, err := schema.PolicyKey(ev)
-	if err != nil {
-		return nil, false, err
-	}
-	if key != want {
-		return nil, false, fmt.Errorf("message key %q differs from the policy's key %q", key, want)
-	}
-	switch p := ev.GetPolicy().(type) {
-	case *pb.PolicyEvent_Location:
-		in, err := codecs.LocationPolicyFromProto(p.Location)
-		if err != nil {
-			return nil, false, err
-		}
-		old, found, err := schema.LocationFrom(cur)
-		if err != nil {
-			return nil, false, err
-		}
-		out, res, err := inventory.ApplyLocationPolicy(old, found, in)
-		if err != nil || !res.Changed {
-			return nil, false, err
-		}
-		return &pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: codecs.LocationPolicyToProto(out)}}, true, nil
-	case *pb.PolicyEvent_Merchant:
-		in, err := codecs.MerchantPolicyFromProto(p.Merchant)
-		if err != nil {
-			return nil, false, err
-		}
-		old, found, err := schema.MerchantFrom(cur)
-		if err != nil {
-			return nil, false, err
-		}
-		out, res, err := inventory.ApplyMerchantPolicy(old, found, in)
-		if err != nil || !res.Changed {
-			return nil, false, err
-		}
-		return &pb.PolicyEvent{Policy: &pb.PolicyEvent_Merchant{Merchant: codecs.MerchantPolicyToProto(out)}}, true, nil
-	}
-	return nil, false, fmt.Errorf("%w: unsupported policy %T", codecs.ErrMalformed, ev.GetPolicy())
 }
 
 // SKU is one SKU's fold.

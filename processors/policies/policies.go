@@ -7,13 +7,11 @@
 package policies
 
 import (
-	"fmt"
 	"log/slog"
 
 	"github.com/lovoo/goka"
 
 	"github.com/skuflow/skuflow/codecs"
-	"github.com/skuflow/skuflow/inventory"
 	"github.com/skuflow/skuflow/processors"
 	"github.com/skuflow/skuflow/processors/deadletter"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
@@ -47,7 +45,7 @@ func (h handler) policy(ctx goka.Context, raw []byte) error {
 	if err != nil {
 		return deadletter.Reject(err)
 	}
-	next, changed, err := fold(ctx.Key(), ev, current(ctx))
+	next, changed, err := schema.FoldPolicy(ctx.Key(), ev, current(ctx))
 	if err != nil {
 		return deadletter.Reject(err)
 	}
@@ -58,46 +56,4 @@ func (h handler) policy(ctx goka.Context, raw []byte) error {
 func current(ctx goka.Context) *pb.PolicyEvent {
 	cur, _ := ctx.Value().(*pb.PolicyEvent)
 	return cur
-}
-
-// fold applies ev, received under key, to the current table value.
-func fold(key string, ev, cur *pb.PolicyEvent) (*pb.PolicyEvent, bool, error) {
-	want, err := schema.PolicyKey(ev)
-	if err != nil {
-		return nil, false, err
-	}
-	if key != want {
-		return nil, false, fmt.Errorf("message key %q differs from the policy's key %q", key, want)
-	}
-	switch p := ev.GetPolicy().(type) {
-	case *pb.PolicyEvent_Location:
-		in, err := codecs.LocationPolicyFromProto(p.Location)
-		if err != nil {
-			return nil, false, err
-		}
-		old, found, err := schema.LocationFrom(cur)
-		if err != nil {
-			return nil, false, err
-		}
-		out, res, err := inventory.ApplyLocationPolicy(old, found, in)
-		if err != nil || !res.Changed {
-			return nil, false, err
-		}
-		return &pb.PolicyEvent{Policy: &pb.PolicyEvent_Location{Location: codecs.LocationPolicyToProto(out)}}, true, nil
-	case *pb.PolicyEvent_Merchant:
-		in, err := codecs.MerchantPolicyFromProto(p.Merchant)
-		if err != nil {
-			return nil, false, err
-		}
-		old, found, err := schema.MerchantFrom(cur)
-		if err != nil {
-			return nil, false, err
-		}
-		out, res, err := inventory.ApplyMerchantPolicy(old, found, in)
-		if err != nil || !res.Changed {
-			return nil, false, err
-		}
-		return &pb.PolicyEvent{Policy: &pb.PolicyEvent_Merchant{Merchant: codecs.MerchantPolicyToProto(out)}}, true, nil
-	}
-	return nil, false, fmt.Errorf("%w: unsupported policy %T", codecs.ErrMalformed, ev.GetPolicy())
 }
