@@ -116,7 +116,7 @@ func newWatchService(o WatchOptions, reg prometheus.Registerer, log *slog.Logger
 		hub:       newWatchHub(cmp.Or(o.MaxWatchers, DefaultMaxWatchers), cmp.Or(o.Buffer, DefaultWatchBuffer), m, log),
 		heartbeat: 15 * time.Second, sseGrace: 2 * time.Second,
 	}
-	s.stopListening = o.Source.Listen(s.hub.publish)
+	s.stopListening = o.Source.Listen(s.hub.publish, s.hub.hasWatchers)
 	return s, nil
 }
 

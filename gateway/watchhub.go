@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -56,6 +57,10 @@ type watchHub struct {
 	metrics     *watchMetrics
 	log         *slog.Logger
 
+	// watchers mirrors count for hasWatchers, which the feed calls on its
+	// update path without the hub's lock.
+	watchers atomic.Int32
+
 	mu     sync.Mutex
 	closed bool
 	count  int
@@ -99,6 +104,7 @@ func (h *watchHub) subscribe(transport string, all bool, skus []string) (*watche
 		set[w] = struct{}{}
 	}
 	h.count++
+	h.watchers.Store(int32(h.count))
 	h.metrics.watchers.WithLabelValues(transport).Inc()
 	return w, nil
 }
@@ -112,6 +118,7 @@ func (h *watchHub) unsubscribe(w *watcher) {
 	if !w.released {
 		w.released = true
 		h.count--
+		h.watchers.Store(int32(h.count))
 		h.metrics.watchers.WithLabelValues(w.transport).Dec()
 	}
 }
@@ -215,6 +222,12 @@ func (h *watchHub) close() {
 		}
 	}
 }
+
+// hasWatchers reports whether any watch holds a slot: the feed skips work
+// for its listeners while none does (views.AvailabilityFeed.Listen). A
+// watch subscribes before it reads its first answers, so from then on the
+// feed does that work.
+func (h *watchHub) hasWatchers() bool { return h.watchers.Load() > 0 }
 
 // watching is how many watches hold a slot.
 func (h *watchHub) watching() int {

@@ -37,7 +37,7 @@ func newHubEnv(t *testing.T, maxWatchers, buffer int) *hubEnv {
 	}
 	e := &hubEnv{feed: views.NewMemoryAvailability(), m: m}
 	e.hub = newWatchHub(maxWatchers, buffer, m, slog.New(slog.DiscardHandler))
-	t.Cleanup(e.feed.Listen(e.hub.publish))
+	t.Cleanup(e.feed.Listen(e.hub.publish, e.hub.hasWatchers))
 	return e
 }
 

@@ -47,15 +47,36 @@ func TestStorageBuilderBatchesRecovery(t *testing.T) {
 	if ok, err := rs.Storage.Has(fmt.Sprintf("k%05d", handed)); err != nil || !ok {
 		t.Fatalf("record of handed-on offset %d written: %v, %v", handed, ok, err)
 	}
-	// A read while batching writes the pending batch first.
+	// A read while batching answers from the pending batch, without writing it.
 	if v, err := st.Get(fmt.Sprintf("k%05d", n-1)); err != nil || len(v) != len(big) {
 		t.Fatalf("Get while batching: %d bytes, %v", len(v), err)
+	}
+	if ok, err := rs.Storage.Has(fmt.Sprintf("k%05d", n-1)); err != nil || ok {
+		t.Fatalf("pending record written by a Get: %v, %v", ok, err)
 	}
 	if v, err := st.Get("k00000"); err != nil || v != nil {
 		t.Fatalf("deleted key: %q, %v", v, err)
 	}
+	if ok, err := st.Has("k00000"); err != nil || ok {
+		t.Fatalf("Has(deleted key) = %v, %v", ok, err)
+	}
+	if ok, err := st.Has(fmt.Sprintf("k%05d", n-2)); err != nil || !ok {
+		t.Fatalf("Has(pending key) = %v, %v", ok, err)
+	}
+	if got, err := st.GetOffset(-1); err != nil || got != handed {
+		t.Fatalf("offset after reads while batching = %d, %v; want %d (unchanged)", got, err, handed)
+	}
+	// An iterator sees everything: it writes the pending batch first.
+	it, err := st.Iterator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.Release()
 	if got, err := st.GetOffset(-1); err != nil || got != int64(n) {
 		t.Fatalf("offset after the pending batch was written = %d, %v; want %d", got, err, n)
+	}
+	if v, err := rs.Storage.Get("k00000"); err != nil || v != nil {
+		t.Fatalf("deleted key written: %q, %v", v, err)
 	}
 	if err := st.MarkRecovered(); err != nil {
 		t.Fatal(err)

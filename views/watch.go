@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
@@ -38,7 +39,15 @@ type AvailabilityFeed interface {
 	// applied, until the returned stop is called. fn runs on the feed's
 	// update path with the feed's reads held off: it must not block and
 	// must not call back into the feed.
-	Listen(fn func(AvailabilityUpdate)) (stop func())
+	//
+	// wants (nil: always) reports whether fn has anyone to pass updates on
+	// to; it must be cheap and safe to call from any goroutine. While no
+	// listener wants updates the feed may skip work done only for them
+	// (comparing an answer with the one it replaces, ordering the store
+	// with reads), so fn may then get an answer republished with its
+	// version, and a listener that starts wanting, then reads, may get an
+	// update its read already contains: an answer twice, never one missed.
+	Listen(fn func(AvailabilityUpdate), wants func() bool) (stop func())
 	// Latest returns sku's latest answer (nil if none was published) and
 	// the sequence number of the last update the read contains. Before the
 	// feed has recovered it returns ErrNotReady.
@@ -84,19 +93,56 @@ func (u AvailabilityUpdate) Answer() (*pb.Availability, error) {
 }
 
 // listeners is the set of Listen callbacks, shared by both feeds. Callers
-// hold their feed's write lock.
+// of add and remove hold their feed's write lock; wanted needs no lock.
 type listeners struct {
-	next int
-	fns  map[int]func(AvailabilityUpdate)
+	next  int
+	fns   map[int]func(AvailabilityUpdate)
+	wants map[int]func() bool
+	// all of wants, rebuilt on every change, for wanted to read unlocked.
+	current atomic.Pointer[[]func() bool]
 }
 
-func (l *listeners) add(fn func(AvailabilityUpdate)) int {
+func (l *listeners) add(fn func(AvailabilityUpdate), wants func() bool) int {
 	if l.fns == nil {
 		l.fns = map[int]func(AvailabilityUpdate){}
+		l.wants = map[int]func() bool{}
+	}
+	if wants == nil {
+		wants = func() bool { return true }
 	}
 	l.next++
 	l.fns[l.next] = fn
+	l.wants[l.next] = wants
+	l.publishWants()
 	return l.next
+}
+
+func (l *listeners) remove(id int) {
+	delete(l.fns, id)
+	delete(l.wants, id)
+	l.publishWants()
+}
+
+func (l *listeners) publishWants() {
+	all := make([]func() bool, 0, len(l.wants))
+	for _, w := range l.wants {
+		all = append(all, w)
+	}
+	l.current.Store(&all)
+}
+
+// wanted reports whether any listener wants updates now.
+func (l *listeners) wanted() bool {
+	all := l.current.Load()
+	if all == nil {
+		return false
+	}
+	for _, w := range *all {
+		if w() {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *listeners) notify(u AvailabilityUpdate) {
@@ -107,12 +153,13 @@ func (l *listeners) notify(u AvailabilityUpdate) {
 
 // AvailabilityView is the goka-backed AvailabilityFeed: an Availability
 // view whose update callback numbers each update and tells the listeners.
-// One lock orders the two sides: the callback stores a value, numbers it
-// and notifies under the write lock; Latest and Scan read (Scan: open its
-// storage snapshot) under the read lock, so a read contains exactly the
-// updates numbered up to the number it returns. The lock is held for one
-// storage write plus the listeners' non-blocking calls, never while a
-// watcher is waiting.
+// One lock orders the two sides: while anyone listens, the callback stores
+// a value, numbers it and notifies under the write lock; Latest and Scan
+// read (Scan: open its storage snapshot) under the read lock, so a read
+// contains exactly the updates numbered up to the number it returns. The
+// lock is held for one storage write plus the listeners' non-blocking
+// calls, never while a watcher is waiting. While no listener wants updates
+// (a new gateway recovering) values are stored outside the lock; see update.
 type AvailabilityView struct {
 	*Availability
 	mu       sync.RWMutex
@@ -164,6 +211,21 @@ func (f *AvailabilityView) Stopping() <-chan struct{} { return f.stopping }
 // published again with the version it already had (a producer's retry, a
 // partition changing owner) is stored but not announced: it is no change.
 func (f *AvailabilityView) update(ctx goka.UpdateContext, s storage.Storage, key string, value []byte) error {
+	if !f.subs.wanted() {
+		// No listener wants updates (as while a new gateway recovers, before
+		// any watch): the value is stored without the lock, so partitions
+		// store in parallel, and only numbered under it; the previous value
+		// is not read. A read may then contain an update numbered after the
+		// number it returns (see AvailabilityFeed.Listen).
+		if err := goka.DefaultUpdate(ctx, s, key, value); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		f.seq++
+		f.subs.notify(AvailabilityUpdate{Seq: f.seq, SKU: key, raw: value})
+		f.mu.Unlock()
+		return nil
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	same := false
@@ -195,13 +257,13 @@ func sameVersion(a, b []byte) bool {
 }
 
 // Listen implements AvailabilityFeed.
-func (f *AvailabilityView) Listen(fn func(AvailabilityUpdate)) (stop func()) {
+func (f *AvailabilityView) Listen(fn func(AvailabilityUpdate), wants func() bool) (stop func()) {
 	f.mu.Lock()
-	id := f.subs.add(fn)
+	id := f.subs.add(fn, wants)
 	f.mu.Unlock()
 	return func() {
 		f.mu.Lock()
-		delete(f.subs.fns, id)
+		f.subs.remove(id)
 		f.mu.Unlock()
 	}
 }
@@ -361,13 +423,13 @@ func (m *MemoryAvailability) Ready() bool {
 }
 
 // Listen implements AvailabilityFeed.
-func (m *MemoryAvailability) Listen(fn func(AvailabilityUpdate)) (stop func()) {
+func (m *MemoryAvailability) Listen(fn func(AvailabilityUpdate), wants func() bool) (stop func()) {
 	m.mu.Lock()
-	id := m.subs.add(fn)
+	id := m.subs.add(fn, wants)
 	m.mu.Unlock()
 	return func() {
 		m.mu.Lock()
-		delete(m.subs.fns, id)
+		m.subs.remove(id)
 		m.mu.Unlock()
 	}
 }

@@ -148,9 +148,14 @@ func (o Options) consumerBuilder() goka.SaramaConsumerBuilder {
 	}
 }
 
+// ViewChannelBuffer is ...
+const ViewChannelBuffer = 16384
+
 // ViewSarama is the client configuration of views' consumers.
 func (o Options) ViewSarama() *sarama.Config {
-	return o.Sarama()
+	c := o.Sarama()
+	c.ChannelBufferSize = ViewChannelBuffer
+	return c
 }
 
 func (o Options) viewConsumerBuilder() goka.SaramaConsumerBuilder {
