@@ -73,7 +73,7 @@ func newDiffWorld(t *rapid.T) *diffWorld {
 	if err := pb.RegisterAvailabilityServiceHandlerServer(context.Background(), gw, w.avail); err != nil {
 		t.Fatal(err)
 	}
-	w.front = newRESTFront(gw, w.avail)
+	w.front = newRESTFront(gw, w.avail, nil)
 	w.json = w.front.json
 	return w
 }

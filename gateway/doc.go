@@ -28,6 +28,20 @@
 // (404), a view that has not recovered yet Unavailable (503). Internal is
 // reserved for skuflow's own faults.
 //
+// Limits (limits.go) bound every input path: request bodies on the
+// gateway's own REST routes and gRPC messages (Options.MaxRequestBytes),
+// the time to send headers and a body, idle connections (HTTP keep-alive
+// and gRPC MaxConnectionIdle, never a write timeout, so watch streams
+// last); a wrong method on a known path is 405 with Allow, and bytes that
+// do not decode are InvalidArgument on gRPC too (a codec that marks the
+// request instead of failing, answered by the innermost interceptors).
+//
+// API keys (apikeys.go, Options.APIKeys) guard AvailabilityService (scope
+// read) and ReservationService (scope order). One check, keyAuth.check,
+// serves every path: the gRPC interceptors, grpc-gateway's in-process REST
+// handlers (registered as wrappers that run the same interceptor,
+// restauth.go), the kept-answer REST front and the SSE watch.
+//
 // Example:
 //
 //	srv, err := gateway.New(gateway.Options{

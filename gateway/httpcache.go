@@ -92,12 +92,15 @@ type restFront struct {
 	json        runtime.Marshaler
 	contentType []string
 	bufs        sync.Pool
+	// auth checks the API key of a kept answer's request, once; requests
+	// grpc-gateway answers are checked on its path (restauth.go).
+	auth *keyAuth
 }
 
-func newRESTFront(gw *runtime.ServeMux, avail *availabilityServer) *restFront {
+func newRESTFront(gw *runtime.ServeMux, avail *availabilityServer, auth *keyAuth) *restFront {
 	_, out := runtime.MarshalerForRequest(gw, &http.Request{Header: http.Header{}})
 	return &restFront{
-		gw: gw, avail: avail, json: out,
+		gw: gw, avail: avail, json: out, auth: auth,
 		contentType: []string{out.ContentType(&pb.Availability{})},
 		bufs:        sync.Pool{New: func() any { return new([]byte) }},
 	}
@@ -184,6 +187,10 @@ func (f *restFront) serveKept(w http.ResponseWriter, r *http.Request, seg string
 		return false
 	}
 	noteRoute(r, getRoutePattern)
+	if err := f.auth.check(getAvailabilityMethod, r.Header.Values("Authorization")); err != nil {
+		writeHTTPError(f.gw, w, r, err)
+		return true
+	}
 	// One allocation for the header values; each a slice of its own (cap
 	// 1), so a later Add does not write into its neighbour.
 	vals := []string{e.etag, cacheControl(f.avail.maxAge, now, e.until), strconv.Itoa(len(body))}

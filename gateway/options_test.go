@@ -51,6 +51,16 @@ func TestOptionsValidate(t *testing.T) {
 			[]string{"gateway: no channels configured\ndefault merchant stale-after 0s is outside (0, 87600h0m0s]"}, false},
 		{"negative shutdown timeout", func(o *gateway.Options) { o.ShutdownTimeout = -time.Second },
 			[]string{"shutdown timeout -1s is negative"}, false},
+		{"negative body read timeout", func(o *gateway.Options) { o.BodyReadTimeout = -time.Second },
+			[]string{"body read timeout -1s is negative"}, false},
+		{"negative idle timeout", func(o *gateway.Options) { o.IdleTimeout = -time.Second },
+			[]string{"idle timeout -1s is negative"}, false},
+		{"negative max request bytes", func(o *gateway.Options) { o.MaxRequestBytes = -1 },
+			[]string{"max request bytes -1 is outside [0, 2147483647]"}, true},
+		{"max request bytes beyond gRPC's int32", func(o *gateway.Options) { o.MaxRequestBytes = 1 << 31 },
+			[]string{"max request bytes 2147483648 is outside"}, false},
+		{"negative read header timeout", func(o *gateway.Options) { o.ReadHeaderTimeout = -time.Second },
+			[]string{"read header timeout -1s is negative"}, false},
 	}
 	all := valid()
 	var wantAll []string

@@ -119,6 +119,9 @@ func zeroBase(b inventory.Base) bool { return len(b.Channels) == 0 && b.DefaultS
 type ordersServer struct {
 	pb.UnimplementedReservationServiceServer
 	o OrdersOptions
+	// restIC is the API key interceptor REST calls run through (restauth.go;
+	// nil: none).
+	restIC grpc.UnaryServerInterceptor
 }
 
 // NewOrders returns the ReservationService over bus as a gateway Service.
@@ -133,7 +136,7 @@ func NewOrders(o OrdersOptions) (Service, error) {
 func (s *ordersServer) RegisterGRPC(g *grpc.Server) { pb.RegisterReservationServiceServer(g, s) }
 
 func (s *ordersServer) RegisterHTTP(_ *http.ServeMux, gw *runtime.ServeMux) error {
-	return pb.RegisterReservationServiceHandlerServer(context.Background(), gw, s)
+	return pb.RegisterReservationServiceHandlerServer(context.Background(), gw, restReservations{srv: s, ic: s.restIC})
 }
 
 func (s *ordersServer) Ready() bool { return s.o.Bus.Ready() }

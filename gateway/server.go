@@ -84,6 +84,33 @@ type Options struct {
 	// negative: none, every answer is evaluated). It is split over 64
 	// shards, so it is rounded down to a multiple of 64, and at least 64.
 	AnswerCacheSize int
+	// MaxRequestBytes bounds a REST request body on every route the gateway
+	// serves itself (413 past it) and a gRPC request message
+	// (ResourceExhausted); 0: DefaultMaxRequestBytes. A service's
+	// hand-written routes (the streamed feed upload) bound their own.
+	MaxRequestBytes int64
+	// ReadHeaderTimeout is the time a client has to send a request's
+	// headers (0: DefaultReadHeaderTimeout).
+	ReadHeaderTimeout time.Duration
+	// BodyReadTimeout is the time a client has to send a bounded request
+	// body (408 past it); a streamed upload must make progress within it
+	// (0: DefaultBodyReadTimeout). Answers have no write timeout: watch
+	// streams last as long as their clients.
+	BodyReadTimeout time.Duration
+	// APIKeys, if set, guard the availability API (scope read) and the
+	// reservation API (scope order) on gRPC and REST alike: a call needs
+	// 'authorization: Bearer <key>' (apikeys.go). Nil: both are open.
+	// Health, readiness, metrics, the OpenAPI documents and other services
+	// (feeds, admin: their own tokens) never need a key.
+	APIKeys *APIKeys
+	// APIKeysReload is how often the API keys file is read again, so a
+	// removed key is refused without a restart (0: every 5s; negative:
+	// never).
+	APIKeysReload time.Duration
+	// IdleTimeout closes an HTTP keep-alive connection with no request, and
+	// a gRPC connection with no RPC, after this long (0:
+	// DefaultIdleTimeout).
+	IdleTimeout time.Duration
 }
 
 // Service is an API the gateway serves beside availability.
@@ -123,6 +150,7 @@ func (o Options) Validate() error {
 	if o.BatchLimit < 0 {
 		errs = append(errs, fmt.Errorf("gateway: batch limit %d is negative", o.BatchLimit))
 	}
+	errs = append(errs, o.validateLimits()...)
 	return errors.Join(errs...)
 }
 
@@ -137,6 +165,7 @@ type Server struct {
 	health   *health.Server
 	shutdown time.Duration
 	watch    *watchService // nil: no watch offered
+	auth     *keyAuth
 }
 
 // New binds the listeners (so a port in use fails here, and ":0" gets a
@@ -185,6 +214,7 @@ func New(opts Options) (*Server, error) {
 			s.watch.close()
 		}
 		m.unregister(reg)
+		s.auth.unregister(reg)
 		return nil, err
 	}
 	avail := &availabilityServer{
@@ -196,10 +226,18 @@ func New(opts Options) (*Server, error) {
 	}
 	// Every service's errors become statuses in one place (apierr), inside
 	// the request log and the metrics so that they see the mapped code.
-	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(m.unary(), logUnary(log), apierr.UnaryServerInterceptor(log)),
-		grpc.ChainStreamInterceptor(m.stream(), apierr.StreamServerInterceptor(log)),
-	)
+	if s.auth, err = newKeyAuth(opts.APIKeys, reg); err != nil {
+		return fail(err)
+	}
+	// API keys are checked inside the error mapping, and a request that
+	// does not decode is answered InvalidArgument by the innermost
+	// interceptors (limits.go). REST calls run through s.auth.unary too
+	// (restauth.go).
+	lim := opts.limits()
+	s.grpc = grpc.NewServer(append(lim.grpcOptions(),
+		grpc.ChainUnaryInterceptor(m.unary(), logUnary(log), apierr.UnaryServerInterceptor(log), s.auth.unary, decodeUnary),
+		grpc.ChainStreamInterceptor(m.stream(), apierr.StreamServerInterceptor(log), s.auth.stream, decodeStream),
+	)...)
 	wo := opts.Watch
 	wo.MaxSKUs = cmp.Or(wo.MaxSKUs, opts.BatchLimit) // a watch takes as many SKUs as a batch
 	if s.watch, err = newWatchService(wo, reg, log); err != nil {
@@ -215,8 +253,15 @@ func New(opts Options) (*Server, error) {
 	reflection.Register(s.grpc)
 	m.grpc.InitializeMetrics(s.grpc) // every RPC's series from the start, at 0
 
+	mux := http.NewServeMux()
 	gw := runtime.NewServeMux(
-		runtime.WithMiddlewares(gatewayRoute), // the route label of REST metrics
+		// probeMiddleware first: a route probe (for a 405's Allow) stops
+		// there; gatewayRoute: the route label of REST metrics.
+		runtime.WithMiddlewares(probeMiddleware, gatewayRoute),
+		// A wrong method on a known path is 405 with Allow, not 501, and a
+		// form POST is not served as a GET.
+		runtime.WithRoutingErrorHandler(routingErrors(mux)),
+		runtime.WithDisablePathLengthFallback(),
 		// Answers carry a Content-Length rather than chunked encoding (the
 		// kept answers REST serves do the same; httpcache.go).
 		runtime.WithWriteContentLength(),
@@ -228,7 +273,7 @@ func New(opts Options) (*Server, error) {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}}),
 		// In-process REST handlers bypass the interceptors: the same mapping.
-		runtime.WithErrorHandler(apierr.HTTPErrorHandler(log)),
+		runtime.WithErrorHandler(errorHandler(apierr.HTTPErrorHandler(log))),
 		// Path parameters arrive percent-encoded (a SKU "A/B" as A%2FB):
 		// route on the raw path split at real '/' only, then decode a
 		// single-segment parameter whole. The default (legacy) mode routes
@@ -245,16 +290,19 @@ func New(opts Options) (*Server, error) {
 			return runtime.DefaultHeaderMatcher(key)
 		}),
 	)
-	if err := pb.RegisterAvailabilityServiceHandlerServer(context.Background(), gw, avail); err != nil {
+	if err := pb.RegisterAvailabilityServiceHandlerServer(context.Background(), gw, restAvailability{srv: avail, ic: s.auth.interceptor()}); err != nil {
 		return fail(fmt.Errorf("gateway: register REST handlers: %w", err))
 	}
-	mux := http.NewServeMux()
-	// grpc-gateway, with the hot GET served from kept answers (httpcache.go).
-	mux.Handle("/v1/", newRESTFront(gw, avail))
+	// grpc-gateway, with the hot GET served from kept answers
+	// (httpcache.go). The gateway's own routes take bounded bodies.
+	mux.Handle("/v1/", bounded(newRESTFront(gw, avail, s.auth), gw, lim.maxBytes))
 	if s.watch != nil { // grpc-gateway's in-process handler cannot stream
-		mux.Handle(watchRoute, s.watch.serveSSE(gw))
+		mux.Handle(watchRoute, bounded(s.auth.http(watchAvailabilityMethod, gw, s.watch.serveSSE(gw)), gw, lim.maxBytes))
 	}
 	for _, svc := range opts.Services {
+		if ra, ok := svc.(restAuthed); ok { // the reservation API
+			ra.setRESTInterceptor(s.auth.interceptor())
+		}
 		if err := svc.RegisterHTTP(mux, gw); err != nil {
 			return fail(fmt.Errorf("gateway: register REST routes: %w", err))
 		}
@@ -273,7 +321,7 @@ func New(opts Options) (*Server, error) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(openAPI3)
 	})
-	s.http = &http.Server{Handler: logHTTP(log, m.instrument(mux)), ReadHeaderTimeout: 10 * time.Second}
+	s.http = lim.httpServer(logHTTP(log, m.instrument(mux)))
 	return s, nil
 }
 
@@ -321,6 +369,14 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("gateway: HTTP serve: %w", err)
 		}
+		return nil
+	})
+	g.Go(func() error {
+		every := s.opts.APIKeysReload
+		if every == 0 {
+			every = 5 * time.Second
+		}
+		s.auth.watchKeys(ctx, every, s.log)
 		return nil
 	})
 	g.Go(func() error { // mirror view readiness into the gRPC health service

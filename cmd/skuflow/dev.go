@@ -39,6 +39,7 @@ type devFlags struct {
 	feeds      feedServiceFlags
 	watch      watchFlags
 	read       readFlags
+	gateway    gatewayFlags
 	reconcile  time.Duration
 	backlog    backlogFlags
 	standby    standbyFlags
@@ -82,6 +83,7 @@ broker on 127.0.0.1, every processor group and the gateway, all state under
 	f.feeds.register(cmd)
 	f.watch.register(cmd)
 	f.read.register(cmd)
+	f.gateway.register(cmd)
 	return cmd
 }
 
@@ -90,6 +92,9 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 		return err
 	}
 	if err := f.read.check(); err != nil {
+		return err
+	}
+	if err := f.gateway.check(); err != nil {
 		return err
 	}
 	b, err := broker.Start(broker.Options{DataDir: filepath.Join(f.data, "broker"), Port: f.kafkaPort, Logger: log})
@@ -119,6 +124,7 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 		Services:    []app.ServiceFactory{feeds, app.Reservations(gateway.OrdersOptions{})},
 		MaxWatchers: f.watch.maxWatchers, WatchBuffer: f.watch.buffer}
 	f.read.apply(&so)
+	f.gateway.apply(&so)
 	serve, err := app.NewServe(so)
 	if err != nil {
 		return err

@@ -87,6 +87,7 @@ run "skuflow process" and "skuflow serve" with --brokers.`,
 	root.AddCommand(newStatusCmd())
 	root.AddCommand(newDeadLetterCmd(g))
 	root.AddCommand(newAuditCmd())
+	root.AddCommand(newAPIKeyCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})

@@ -74,6 +74,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	var ff feedServiceFlags
 	var wf watchFlags
 	var rf readFlags
+	var gf gatewayFlags
 	var data, httpAddr, grpcAddr string
 	cmd := &cobra.Command{
 		Use:   "serve --brokers host:port[,...]",
@@ -98,10 +99,14 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 			if err := rf.check(); err != nil {
 				return err
 			}
+			if err := gf.check(); err != nil {
+				return err
+			}
 			so := app.ServeOptions{Kafka: k, Base: af.config(), DataDir: data, HTTPAddr: httpAddr, GRPCAddr: grpcAddr, Logger: log,
 				Services:    []app.ServiceFactory{feeds, app.Reservations(gateway.OrdersOptions{})},
 				MaxWatchers: wf.maxWatchers, WatchBuffer: wf.buffer}
 			rf.apply(&so)
+			gf.apply(&so)
 			s, err := app.NewServe(so)
 			if err != nil {
 				return err
@@ -118,6 +123,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	ff.register(cmd)
 	wf.register(cmd)
 	rf.register(cmd)
+	gf.register(cmd)
 	return cmd
 }
 

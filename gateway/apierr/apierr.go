@@ -40,6 +40,19 @@ var (
 	// ErrUnimplemented: this server does not offer the call
 	// (Unimplemented, HTTP 501).
 	ErrUnimplemented = errors.New("unimplemented")
+	// ErrMethodNotAllowed: the path is known but not with this method
+	// (Unimplemented; over REST 405 Method Not Allowed).
+	ErrMethodNotAllowed = errors.New("method not allowed")
+	// ErrRequestTimeout: the caller did not send its request within the
+	// server's time for it (DeadlineExceeded; over REST 408 Request Timeout
+	// rather than the 504 of a deadline the server missed).
+	ErrRequestTimeout = errors.New("request timeout")
+	// ErrUnauthenticated: no API key, or one the server does not know
+	// (Unauthenticated, HTTP 401).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrPermissionDenied: a known API key that does not give the right
+	// to the call (PermissionDenied, HTTP 403).
+	ErrPermissionDenied = errors.New("permission denied")
 	// ErrUnavailable: something the API depends on failed (a view, the
 	// cluster) and the caller may retry (Unavailable, 503). The cause is
 	// logged.
@@ -165,6 +178,10 @@ var rules = []rule{
 	{match: is(ErrTooLarge), code: codes.ResourceExhausted, http: http.StatusRequestEntityTooLarge},
 	{match: is(ErrUnsupportedMediaType), code: codes.InvalidArgument, http: http.StatusUnsupportedMediaType},
 	{match: is(ErrResourceExhausted), code: codes.ResourceExhausted},
+	{match: is(ErrMethodNotAllowed), code: codes.Unimplemented, http: http.StatusMethodNotAllowed},
+	{match: is(ErrRequestTimeout), code: codes.DeadlineExceeded, http: http.StatusRequestTimeout},
+	{match: is(ErrUnauthenticated), code: codes.Unauthenticated},
+	{match: is(ErrPermissionDenied), code: codes.PermissionDenied},
 	{match: is(ErrUnimplemented), code: codes.Unimplemented},
 	{match: is(ErrUnavailable), code: codes.Unavailable, fault: true},
 	// The request's own context.
@@ -263,8 +280,9 @@ func Status(err error) *status.Status {
 }
 
 // HTTPStatus is the HTTP status err maps to (200 for nil): the gRPC
-// code's, as grpc-gateway maps it, but 413 for ErrTooLarge and 415 for
-// ErrUnsupportedMediaType.
+// code's, as grpc-gateway maps it, but 413 for ErrTooLarge, 415 for
+// ErrUnsupportedMediaType, 405 for ErrMethodNotAllowed and 408 for
+// ErrRequestTimeout.
 func HTTPStatus(err error) int {
 	if err == nil {
 		return http.StatusOK

@@ -36,6 +36,10 @@
 //	ErrTooLarge                       ResourceExhausted (HTTP 413, not 429)
 //	ErrUnsupportedMediaType           InvalidArgument (HTTP 415)
 //	ErrResourceExhausted              ResourceExhausted (429)
+//	ErrMethodNotAllowed               Unimplemented (HTTP 405, not 501)
+//	ErrRequestTimeout                 DeadlineExceeded (HTTP 408, not 504)
+//	ErrUnauthenticated                Unauthenticated (401)
+//	ErrPermissionDenied               PermissionDenied (403)
 //	ErrUnimplemented                  Unimplemented (501)
 //	ErrUnavailable                    Unavailable (503), logged
 //	context.Canceled                  Canceled

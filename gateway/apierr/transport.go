@@ -10,6 +10,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Convert returns the gRPC status error err maps to (nil for nil; a status
@@ -57,17 +58,47 @@ func StreamServerInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
 
 // HTTPErrorHandler is the grpc-gateway mux's error handler: it maps a
 // handler's error as the interceptors do, then writes it as
-// runtime.DefaultHTTPErrorHandler does. grpc-gateway's own errors (routing,
-// decoding) are statuses and pass unchanged.
+// runtime.DefaultHTTPErrorHandler does, with the HTTP status HTTPStatus
+// gives (413 rather than 429 for ErrTooLarge, and so on) and a Bearer
+// challenge on 401. grpc-gateway's own errors (routing, decoding) are
+// statuses and pass unchanged.
 func HTTPErrorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
 	return func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 		var hs *runtime.HTTPStatusError
 		if !errors.As(err, &hs) {
-			err = Convert(log, err, "method", r.Method, "path", r.URL.Path)
+			res := resolve(err)
+			res.logFault(log, []any{"method", r.Method, "path", r.URL.Path})
+			if !res.passed {
+				err = res.st.Err()
+			}
+			if res.http != runtime.HTTPStatusFromCode(res.st.Code()) {
+				// 413, 415, 405, 408: the status's code alone would say 429,
+				// 400, 501, 504.
+				err = &runtime.HTTPStatusError{HTTPStatus: res.http, Err: err}
+			}
+		}
+		if s, ok := status.FromError(err); ok && s.Code() == codes.Unauthenticated {
+			// grpc-gateway puts the message in WWW-Authenticate; a client
+			// reads a challenge there.
+			w = challengeWriter{w}
 		}
 		runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 	}
 }
+
+// challengeWriter answers a 401 with a Bearer challenge in
+// WWW-Authenticate (the reason is in the body).
+type challengeWriter struct{ http.ResponseWriter }
+
+func (c challengeWriter) WriteHeader(code int) {
+	if code == http.StatusUnauthorized {
+		c.Header().Set("WWW-Authenticate", `Bearer realm="skuflow"`)
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (c challengeWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // WriteHTTP answers a hand-written REST handler's request r with err: the
 // HTTP status it maps to and a JSON body {"code": <gRPC code>, "message":

@@ -44,6 +44,22 @@ type ServeOptions struct {
 	BatchLimit      int
 	CacheMaxAge     time.Duration
 	AnswerCacheSize int
+	// Limits are the gateway's limits on requests and connections
+	// (gateway.Options: MaxRequestBytes, ReadHeaderTimeout,
+	// BodyReadTimeout, IdleTimeout); zero fields take its defaults.
+	Limits GatewayLimits
+	// APIKeysFile, if set, is the API keys file that guards the
+	// availability and reservation APIs (gateway.LoadAPIKeys); empty: they
+	// are open.
+	APIKeysFile string
+}
+
+// GatewayLimits are the gateway's request and connection limits.
+type GatewayLimits struct {
+	MaxRequestBytes   int64
+	ReadHeaderTimeout time.Duration
+	BodyReadTimeout   time.Duration
+	IdleTimeout       time.Duration
 }
 
 // Service is an API served beside availability, with the background work
@@ -169,10 +185,19 @@ func NewServe(o ServeOptions) (*Serve, error) {
 	if err != nil {
 		return nil, err
 	}
+	var keys *gateway.APIKeys
+	if o.APIKeysFile != "" {
+		if keys, err = gateway.LoadAPIKeys(o.APIKeysFile); err != nil {
+			return nil, err
+		}
+		log.Info("API keys required for the availability and reservation APIs", "file", o.APIKeysFile, "keys", len(keys.IDs()))
+	}
 	gw, err := gateway.New(gateway.Options{HTTPAddr: o.HTTPAddr, GRPCAddr: o.GRPCAddr, Stock: sv, Policies: pv,
 		Base: o.Base, Logger: log, Services: gsvcs, Registerer: reg,
 		Watch:      gateway.WatchOptions{Source: av, MaxWatchers: o.MaxWatchers, Buffer: o.WatchBuffer},
-		BatchLimit: o.BatchLimit, CacheMaxAge: o.CacheMaxAge, AnswerCacheSize: o.AnswerCacheSize})
+		BatchLimit: o.BatchLimit, CacheMaxAge: o.CacheMaxAge, AnswerCacheSize: o.AnswerCacheSize,
+		MaxRequestBytes: o.Limits.MaxRequestBytes, ReadHeaderTimeout: o.Limits.ReadHeaderTimeout,
+		BodyReadTimeout: o.Limits.BodyReadTimeout, IdleTimeout: o.Limits.IdleTimeout, APIKeys: keys})
 	if err != nil {
 		return nil, err
 	}
