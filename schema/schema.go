@@ -21,6 +21,11 @@ const (
 	PoliciesGroup goka.Group = "skuflow-policies"
 	// OrdersGroup runs the order saga.
 	OrdersGroup goka.Group = "skuflow-orders"
+	// RegistryGroup is the merchant registry's one writer: it applies
+	// RegistryCommands to the whole registry (RegistryTable, one key) and
+	// publishes MerchantRegistry entries and merchant policies from it. The
+	// gateways serving the feeds API run it (internal/registry).
+	RegistryGroup goka.Group = "skuflow-registry"
 )
 
 // The group tables (compacted changelogs "<group>-table").
@@ -32,7 +37,14 @@ var (
 	PoliciesTable = goka.GroupTable(PoliciesGroup)
 	// OrdersTable holds inventory.Order per order id (codec OrderCodec).
 	OrdersTable = goka.GroupTable(OrdersGroup)
+	// RegistryTable holds the whole merchant registry, a
+	// skuflow.v1.RegistryState, under RegistryKey (codec RegistryStateCodec).
+	RegistryTable = goka.GroupTable(RegistryGroup)
 )
+
+// RegistryKey is the one key of RegistryCommands and RegistryTable: every
+// registry change goes to one partition and one writer, in order.
+const RegistryKey = "registry"
 
 // The streams and the other topics.
 const (
@@ -68,6 +80,9 @@ const (
 	// MerchantRegistry is the compacted topic of skuflow.v1.RegistryEntry
 	// keyed by merchant id (read as a table by the feeds service).
 	MerchantRegistry goka.Table = "merchant-registry"
+	// RegistryCommands carries skuflow.v1.RegistryCommand, every one keyed
+	// RegistryKey: the changes the registry writer (RegistryGroup) applies.
+	RegistryCommands goka.Stream = "merchant-registry-commands"
 )
 
 // The codecs of each topic's values. Processors read their input streams
@@ -75,19 +90,21 @@ const (
 // (codecs.Decode...), so that a malformed message can be dead-lettered
 // with its bytes and the reason; everything else uses these.
 var (
-	SupplyCodec       goka.Codec = proto[*pb.SupplyEvent]()
-	SkuPolicyCodec    goka.Codec = proto[*pb.SkuPolicyEvent]()
-	StockTickCodec    goka.Codec = proto[*pb.StockTick]()
-	DemandCodec       goka.Codec = proto[*pb.DemandEvent]()
-	PolicyEventCodec  goka.Codec = codecs.PolicyTable
-	OrderCommandCodec goka.Codec = proto[*pb.OrderCommand]()
-	StateCodec        goka.Codec = codecs.State{}
-	OrderCodec        goka.Codec = codecs.Order{}
-	PolicyCodec       goka.Codec = codecs.PolicyTable
-	AvailabilityCodec goka.Codec = codecs.Availability
-	OutcomeCodec      goka.Codec = codecs.Outcome
-	DeadLetterCodec   goka.Codec = codecs.DeadLetter
-	RegistryCodec     goka.Codec = proto[*pb.RegistryEntry]()
+	SupplyCodec        goka.Codec = proto[*pb.SupplyEvent]()
+	SkuPolicyCodec     goka.Codec = proto[*pb.SkuPolicyEvent]()
+	StockTickCodec     goka.Codec = proto[*pb.StockTick]()
+	DemandCodec        goka.Codec = proto[*pb.DemandEvent]()
+	PolicyEventCodec   goka.Codec = codecs.PolicyTable
+	OrderCommandCodec  goka.Codec = proto[*pb.OrderCommand]()
+	StateCodec         goka.Codec = codecs.State{}
+	OrderCodec         goka.Codec = codecs.Order{}
+	PolicyCodec        goka.Codec = codecs.PolicyTable
+	AvailabilityCodec  goka.Codec = codecs.Availability
+	OutcomeCodec       goka.Codec = codecs.Outcome
+	DeadLetterCodec    goka.Codec = codecs.DeadLetter
+	RegistryCodec      goka.Codec = proto[*pb.RegistryEntry]()
+	RegistryCmdCodec   goka.Codec = proto[*pb.RegistryCommand]()
+	RegistryStateCodec goka.Codec = proto[*pb.RegistryState]()
 	// BytesCodec is the codec of input streams (decoded by the callback).
 	BytesCodec goka.Codec = new(codec.Bytes)
 )
@@ -121,6 +138,7 @@ const (
 	KeyMerchant = "merchant id"
 	KeyInput    = "the input message's key"
 	KeyRedrive  = "<group>:<topic>/<partition>/<offset> of a dead-lettered input"
+	KeyRegistry = "\"" + RegistryKey + "\" (one key: one writer)"
 )
 
 // DeadLetterKey names a dead letter by its partition and offset in the
@@ -153,6 +171,8 @@ var topics = []Topic{
 	{Name: string(PoliciesTable), Compacted: true, Key: KeyPolicy, Value: "skuflow.v1.PolicyEvent", Codec: PolicyCodec},
 	{Name: string(OrdersTable), Compacted: true, Key: KeyOrderID, Value: "skuflow.v1.Order", Codec: OrderCodec},
 	{Name: string(MerchantRegistry), Compacted: true, Key: KeyMerchant, Value: "skuflow.v1.RegistryEntry", Codec: RegistryCodec},
+	{Name: string(RegistryCommands), Key: KeyRegistry, Value: "skuflow.v1.RegistryCommand", Codec: RegistryCmdCodec},
+	{Name: string(RegistryTable), Compacted: true, Key: KeyRegistry, Value: "skuflow.v1.RegistryState", Codec: RegistryStateCodec},
 }
 
 // Topics lists every topic skuflow needs, tables' changelogs included, so

@@ -56,6 +56,8 @@ func (f *feedServiceFlags) register(cmd *cobra.Command) {
 	cmd.Flags().Int64Var(&f.limits.MaxBodyBytes, "feeds-max-body", d.MaxBodyBytes, "largest feed body in bytes")
 	cmd.Flags().IntVar(&f.limits.MaxRowBytes, "feeds-max-row", d.MaxRowBytes, "longest feed row in bytes")
 	cmd.Flags().IntVar(&f.limits.MaxRows, "feeds-max-rows", d.MaxRows, "most rows in one feed")
+	cmd.Flags().DurationVar(&f.limits.IdleTimeout, "feeds-idle-timeout", d.IdleTimeout, "stop a feed upload that sends nothing for this long (REST 408, gRPC DEADLINE_EXCEEDED; 0: no bound)")
+	cmd.Flags().DurationVar(&f.limits.BodyTimeout, "feeds-body-timeout", d.BodyTimeout, "stop a feed upload that takes longer than this (REST 408, gRPC DEADLINE_EXCEEDED; 0: no bound)")
 	cmd.Flags().DurationVar(&f.retention, "feeds-retention", 7*24*time.Hour, "keep published outbox records this long, for re-publication (0: forever)")
 	cmd.Flags().Int64Var(&f.retentionBytes, "feeds-retention-bytes", 0, "remove the oldest published outbox segments beyond this many bytes (0: no bound)")
 	cmd.Flags().BoolVar(&f.publish, "feeds-publish", true, "publish the outbox to the supply topic (false holds accepted rows back)")

@@ -31,12 +31,21 @@ type Limits struct {
 	// MaxClockSkew is how far in the future of the receive time an as_of
 	// may be.
 	MaxClockSkew time.Duration
+	// IdleTimeout bounds how long an upload may send nothing (a REST body
+	// no byte, a gRPC stream no message) before it is stopped (0: no
+	// bound).
+	IdleTimeout time.Duration
+	// BodyTimeout bounds how long one upload may take from its first byte
+	// to its end (0: no bound).
+	BodyTimeout time.Duration
 }
 
 // DefaultLimits: 1 GiB bodies, 4 KiB rows, 10 million rows, 100 rejected
-// rows listed, 5 minutes of clock skew.
+// rows listed, 5 minutes of clock skew, 30 seconds idle, 1 hour per
+// upload (a 1 GiB body at 300 KB/s).
 func DefaultLimits() Limits {
-	return Limits{MaxBodyBytes: 1 << 30, MaxRowBytes: 4096, MaxRows: 10_000_000, MaxRejectedShown: 100, MaxClockSkew: 5 * time.Minute}
+	return Limits{MaxBodyBytes: 1 << 30, MaxRowBytes: 4096, MaxRows: 10_000_000, MaxRejectedShown: 100, MaxClockSkew: 5 * time.Minute,
+		IdleTimeout: 30 * time.Second, BodyTimeout: time.Hour}
 }
 
 // Validate reports every problem with the limits.
@@ -56,6 +65,12 @@ func (l Limits) Validate() error {
 	}
 	if l.MaxClockSkew < 0 {
 		errs = append(errs, fmt.Errorf("feeds: max clock skew %s is negative", l.MaxClockSkew))
+	}
+	if l.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("feeds: idle timeout %s is negative (0: no bound)", l.IdleTimeout))
+	}
+	if l.BodyTimeout < 0 {
+		errs = append(errs, fmt.Errorf("feeds: body timeout %s is negative (0: no bound)", l.BodyTimeout))
 	}
 	return errors.Join(errs...)
 }
@@ -134,6 +149,20 @@ type LimitError struct {
 }
 
 func (e *LimitError) Error() string { return e.Message }
+
+// TimeoutError stops an upload that sent nothing for Limits.IdleTimeout
+// (Idle) or took longer than Limits.BodyTimeout. Rows read before it count.
+type TimeoutError struct {
+	Idle  bool
+	Limit time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	if e.Idle {
+		return fmt.Sprintf("the upload sent nothing for %s (the idle timeout)", e.Limit)
+	}
+	return fmt.Sprintf("the upload took longer than %s (the body timeout)", e.Limit)
+}
 
 // HeaderError stops a CSV feed whose header is unusable.
 type HeaderError struct{ Message string }

@@ -53,8 +53,8 @@ func TestFormatOf(t *testing.T) {
 }
 
 func TestLimitsValidateNamesEveryProblem(t *testing.T) {
-	err := feeds.Limits{MaxBodyBytes: -1, MaxRowBytes: 1, MaxRows: 0, MaxRejectedShown: -1, MaxClockSkew: -1}.Validate()
-	for _, want := range []string{"max body bytes", "max row bytes", "max rows", "rejected rows shown", "clock skew"} {
+	err := feeds.Limits{MaxBodyBytes: -1, MaxRowBytes: 1, MaxRows: 0, MaxRejectedShown: -1, MaxClockSkew: -1, IdleTimeout: -1, BodyTimeout: -1}.Validate()
+	for _, want := range []string{"max body bytes", "max row bytes", "max rows", "rejected rows shown", "clock skew", "idle timeout", "body timeout"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to mention %q", err, want)
 		}

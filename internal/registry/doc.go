@@ -4,13 +4,23 @@
 // merchant id and are read through a goka view, so every gateway instance
 // sees the same data without calling anything on the request path.
 //
+// Changes have one writer (writer.go, rules.go): Create, AddLocations and
+// the rest send a RegistryCommand keyed by the one key schema.RegistryKey,
+// and the registry writer group (DefineWriter, run by Run in every gateway
+// serving the feeds API; one group member at a time holds the partition)
+// applies it to the whole registry in its group table with the pure rule
+// Apply: it checks ownership against every merchant's locations and refuses
+// a location a warehouse or store policy owns (LocationOwnedError). The
+// caller waits for the command's outcome in the writer's table, then until
+// its own view shows the new entry.
+//
 // Every change also publishes the matching policies to the `policies` topic
-// (processors/policies): a MerchantPolicy carrying the merchant's
-// stale_after, and a LocationPolicy of kind MERCHANT naming the merchant for
-// each of its locations with the channels it serves (closed once removed).
-// That is how the availability calculus learns which locations are a
-// merchant's, which channels their stock counts toward and when it goes
-// stale.
+// (processors/policies), derived from the writer's table: a MerchantPolicy
+// carrying the merchant's stale_after, and a LocationPolicy of kind MERCHANT
+// naming the merchant for each of its locations with the channels it serves
+// (closed once removed). That is how the availability calculus learns which
+// locations are a merchant's, which channels their stock counts toward and
+// when it goes stale.
 //
 // A merchant location serves only DefaultChannel ("marketplace") unless it
 // is given channels (Create, AddLocations), and only channels the
@@ -20,14 +30,12 @@
 // (a new one, or an owned one that records none) is ErrInvalid too.
 //
 // Entries written before the registry kept channels are read the same way
-// (Channels). Once the view has recovered, Run upgrades them once
-// (UpgradeLegacy): it records the default in each and republishes its
-// location policies with it, logging how many. The upgrade depends on the
-// entry alone (version+1, as_of = its updated_at + 1µs), so instances doing
-// it at once write the same entry and policies, and an upgraded entry is
-// not upgraded again; Ready waits for the first attempt. An entry that
-// appears without channels later is upgraded by its first change, by
-// Restore, or at the next start.
+// (Channels). The writer starts empty and takes the existing registry once
+// (a RegistrySeed that Run sends from its view once it has recovered): it
+// records the default in each legacy entry and republishes its location
+// policies with it (legacyUpgrade: as_of = the entry's updated_at + 1µs).
+// An entry that appears on the topic later (an older gateway still
+// running) is adopted, and upgraded, by its merchant's next change.
 //
 // Tokens look like "skf1.<merchant>.<secret>": the merchant part says whose
 // hashes to compare with (in constant time), the secret is 32 random bytes.

@@ -2,15 +2,19 @@ package registry
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
@@ -47,23 +51,32 @@ var (
 	ErrNotReady = errors.New("merchant registry is still recovering")
 )
 
-// LocationOwnedError says a location belongs to another merchant.
-type LocationOwnedError struct{ Location, Owner string }
+// LocationOwnedError says a location belongs to another merchant (Owner),
+// or to an owned warehouse or store configured through the policies topic
+// (Kind; Owner is empty).
+type LocationOwnedError struct {
+	Location, Owner string
+	Kind            pb.LocationKind
+}
 
 func (e *LocationOwnedError) Error() string {
+	if e.Owner == "" {
+		kind := strings.ToLower(strings.TrimPrefix(e.Kind.String(), "LOCATION_KIND_"))
+		return fmt.Sprintf("location %q is an owned %s (its location policy says so): it cannot be given to a merchant", e.Location, kind)
+	}
 	return fmt.Sprintf("location %q is owned by merchant %q", e.Location, e.Owner)
 }
 
 // Options configure a Registry.
 type Options struct {
 	Kafka kafkacfg.Options
-	// DataDir holds the view's local copy of the topic.
+	// DataDir holds the view's local copy of the topic, and under writer/
+	// and writer-view/ the writer's table and its lookups.
 	DataDir string
 	Logger  *slog.Logger
-	// Now is the clock of updated_at and of the policies' as_of.
-	Now func() time.Time
 	// WaitVisible bounds how long a change waits until the local view shows
-	// it (default 15s).
+	// it (default 15s); it waits twice as long for the writer's answer,
+	// which a rebalance of the writer group can hold up.
 	WaitVisible time.Duration
 	// Channels are the deployment's configured channels (inventory.Base's):
 	// a merchant location may serve only these. Required.
@@ -88,25 +101,27 @@ func (o Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Registry reads the registry through a goka view and writes changes to
-// the registry and policies topics.
+// Registry reads the registry through a goka view of merchant-registry and
+// changes it through the registry writer (DefineWriter): it sends a
+// RegistryCommand and waits for its outcome in the writer's table, then
+// until its own view shows the change. Run also runs a member of the
+// writer group, so every gateway serving the feeds API can be the writer.
 type Registry struct {
 	log      *slog.Logger
-	now      func() time.Time
+	kafka    kafkacfg.Options
+	dataDir  string
 	wait     time.Duration
 	channels []string // configured, sorted
 	view     *goka.View
-	entries  *goka.Emitter
-	policies *goka.Emitter
+	state    *goka.View // the writer's table: outcomes, seeded
+	commands *goka.Emitter
 
-	mu       sync.RWMutex // guards the view against its own shutdown
+	mu       sync.RWMutex // guards the views against their own shutdown
 	stopping bool
-	writeMu  sync.Mutex // serialises this instance's read-modify-writes
-	// firstPass is set once the first upgrade of legacy entries ran.
-	firstPass atomic.Bool
 }
 
-// New creates the view and the emitters; Run starts the view.
+// New creates the views and the command emitter; Run starts them and the
+// writer.
 func New(o Options) (*Registry, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -116,10 +131,7 @@ func New(o Options) (*Registry, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	chs, _ := validChannels(o.Channels) // validated above
-	r := &Registry{log: log, now: o.Now, wait: o.WaitVisible, channels: chs}
-	if r.now == nil {
-		r.now = time.Now
-	}
+	r := &Registry{log: log, kafka: o.Kafka, dataDir: o.DataDir, wait: o.WaitVisible, channels: chs}
 	if r.wait == 0 {
 		r.wait = 15 * time.Second
 	}
@@ -129,38 +141,80 @@ func New(o Options) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry view: %w", err)
 	}
-	// acks=all: an admin change that was answered must survive a broker loss.
-	if r.entries, err = goka.NewEmitter(o.Kafka.Brokers, goka.Stream(schema.MerchantRegistry), schema.RegistryCodec, o.Kafka.ReliableEmitterOptions()...); err != nil {
-		return nil, fmt.Errorf("registry emitter: %w", err)
+	r.state, err = goka.NewView(o.Kafka.Brokers, schema.RegistryTable, schema.RegistryStateCodec, append(o.Kafka.ViewOptions(),
+		goka.WithViewStorageBuilder(storage.DefaultBuilder(filepath.Join(o.DataDir, "writer-view"))))...)
+	if err != nil {
+		return nil, fmt.Errorf("registry writer view: %w", err)
 	}
-	if r.policies, err = goka.NewEmitter(o.Kafka.Brokers, schema.Policies, schema.PolicyEventCodec, o.Kafka.ReliableEmitterOptions()...); err != nil {
-		_ = r.entries.Finish()
-		return nil, fmt.Errorf("policies emitter: %w", err)
+	// acks=all: an admin change that was answered must survive a broker loss.
+	if r.commands, err = goka.NewEmitter(o.Kafka.Brokers, schema.RegistryCommands, schema.RegistryCmdCodec, o.Kafka.ReliableEmitterOptions()...); err != nil {
+		return nil, fmt.Errorf("registry command emitter: %w", err)
 	}
 	return r, nil
 }
 
-// Run keeps the view current until ctx is cancelled, then closes the
-// emitters.
+// Run keeps the views current and runs a member of the writer group until
+// ctx is cancelled, then closes the emitter. Once the views have recovered
+// it seeds the writer from the view if the writer has not taken the
+// registry yet (migration from the registry before the writer).
 func (r *Registry) Run(ctx context.Context) error {
 	inner, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan error, 1)
+	done := make(chan error, 3)
 	go func() { done <- r.view.Run(inner) }()
-	upgraded := make(chan struct{})
-	go func() { defer close(upgraded); r.upgradeLegacy(inner) }()
+	go func() { done <- r.state.Run(inner) }()
+	go func() { done <- r.runWriter(inner) }()
+	seeded := make(chan struct{})
+	go func() { defer close(seeded); r.seed(inner) }()
 	var err error
+	running := 3
 	select {
 	case err = <-done:
-		r.stop()
-		cancel()
+		running--
+		if err == nil && ctx.Err() == nil {
+			err = errors.New("registry: a view or the writer stopped")
+		}
 	case <-ctx.Done():
-		r.stop()
-		cancel()
-		err = <-done
 	}
-	<-upgraded // no emits after Finish
-	return errors.Join(err, r.entries.Finish(), r.policies.Finish())
+	r.stop()
+	cancel()
+	for range running {
+		err = errors.Join(err, <-done)
+	}
+	<-seeded // no emits after Finish
+	return errors.Join(err, r.commands.Finish())
+}
+
+// runWriter runs a member of the writer group, restarting it when it
+// fails (a rebalance gone wrong, a broker away) until ctx ends.
+func (r *Registry) runWriter(ctx context.Context) error {
+	b := backoff.NewExponentialBackOff()
+	b.MaxInterval = 30 * time.Second
+	for {
+		p, err := goka.NewProcessor(r.kafka.Brokers, DefineWriter(r.log), append(r.kafka.ProcessorOptions(),
+			goka.WithNilHandling(goka.NilProcess),
+			// acks=all: a change that was answered must survive a broker loss.
+			goka.WithProducerBuilder(func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
+				c := r.kafka.Sarama()
+				c.Producer.RequiredAcks = sarama.WaitForAll
+				return goka.ProducerBuilderWithConfig(c)(brokers, clientID, hasher)
+			}),
+			goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(r.dataDir, "writer"))),
+			goka.WithLogger(kafkacfg.GokaLogger(r.log)))...)
+		if err == nil {
+			err = p.Run(ctx)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := b.NextBackOff()
+		r.log.Warn("merchant registry writer stopped; restarting it", "error", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
 }
 
 func (r *Registry) stop() {
@@ -169,16 +223,14 @@ func (r *Registry) stop() {
 	r.mu.Unlock()
 }
 
-// Ready reports whether the view has recovered and the legacy entries it
-// showed then have been upgraded once (UpgradeLegacy; tried once: a
-// failure is retried in the background without holding readiness back).
+// Ready reports whether the view has recovered: lookups and
+// authentication are served. Changes need the writer too, and wait for it.
 func (r *Registry) Ready() bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return !r.stopping && r.view.Recovered() && r.firstPass.Load()
+	return !r.stopping && r.view.Recovered()
 }
 
-// Get returns the merchant's entry, ErrNotFound if there is none.
 func (r *Registry) Get(merchant string) (*pb.RegistryEntry, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -356,10 +408,17 @@ func normalized(e *pb.RegistryEntry) *pb.RegistryEntry {
 
 // checkChannels refuses channels that are not configured: a location
 // serving only those would count toward nothing.
-func (r *Registry) checkChannels(chs []string) error {
+func (r *Registry) checkChannels(chs []string) error { return checkChannels(r.channels, chs) }
+
+// checkDefault refuses to give locs DefaultChannels when the deployment
+// does not serve DefaultChannel: they would count toward nothing.
+func (r *Registry) checkDefault(locs []string) error { return checkDefault(r.channels, locs) }
+
+// checkChannels refuses channels that are not among configured (sorted).
+func checkChannels(configured, chs []string) error {
 	var unknown []string
 	for _, c := range chs {
-		if _, found := slices.BinarySearch(r.channels, c); !found {
+		if _, found := slices.BinarySearch(configured, c); !found {
 			unknown = append(unknown, fmt.Sprintf("%q", c))
 		}
 	}
@@ -370,20 +429,20 @@ func (r *Registry) checkChannels(chs []string) error {
 	if len(unknown) > 1 {
 		noun = "channels " + strings.Join(unknown, ", ") + " are"
 	}
-	return fmt.Errorf("%w: %s not configured: the configured channels are %s", ErrInvalid, noun, strings.Join(r.channels, ", "))
+	return fmt.Errorf("%w: %s not configured: the configured channels are %s", ErrInvalid, noun, strings.Join(configured, ", "))
 }
 
-// checkDefault refuses to give locs DefaultChannels when the deployment
-// does not serve DefaultChannel: they would count toward nothing.
-func (r *Registry) checkDefault(locs []string) error {
+// checkDefault refuses to give locs DefaultChannels when configured (sorted)
+// lacks DefaultChannel.
+func checkDefault(configured, locs []string) error {
 	if len(locs) == 0 {
 		return nil
 	}
-	if _, found := slices.BinarySearch(r.channels, DefaultChannel); found {
+	if _, found := slices.BinarySearch(configured, DefaultChannel); found {
 		return nil
 	}
 	return fmt.Errorf("%w: no channels given for location(s) %s, and the default channel %q is not configured (configured: %s): give the channels the locations serve",
-		ErrInvalid, strings.Join(locs, ", "), DefaultChannel, strings.Join(r.channels, ", "))
+		ErrInvalid, strings.Join(locs, ", "), DefaultChannel, strings.Join(configured, ", "))
 }
 
 func validStaleAfter(d time.Duration) error {
@@ -426,17 +485,11 @@ func (r *Registry) Create(ctx context.Context, merchant string, locations, chann
 	if err != nil {
 		return "", nil, err
 	}
-	e, err := r.update(ctx, merchant, func(cur *pb.RegistryEntry, now time.Time) (*pb.RegistryEntry, error) {
-		if cur != nil {
-			return nil, ErrExists
-		}
-		next := &pb.RegistryEntry{MerchantId: merchant, Locations: locs, Tokens: []*pb.TokenHash{{Sha256: hash, CreatedAt: timestamppb.New(now)}}}
-		if staleAfter > 0 {
-			next.StaleAfter = durationpb.New(staleAfter)
-		}
-		setChannels(next, locs, chs)
-		return next, nil
-	})
+	c := &pb.RegistryCreate{Locations: locs, Channels: chs, TokenSha256: hash}
+	if staleAfter > 0 {
+		c.StaleAfter = durationpb.New(staleAfter)
+	}
+	e, err := r.send(ctx, &pb.RegistryCommand{MerchantId: merchant, Change: &pb.RegistryCommand_Create{Create: c}})
 	if err != nil {
 		return "", nil, err
 	}
@@ -459,28 +512,7 @@ func (r *Registry) AddLocations(ctx context.Context, merchant string, locations,
 	if err := r.checkChannels(chs); err != nil {
 		return nil, err
 	}
-	return r.update(ctx, merchant, func(cur *pb.RegistryEntry, _ time.Time) (*pb.RegistryEntry, error) {
-		if cur == nil {
-			return nil, ErrNotFound
-		}
-		if len(chs) == 0 {
-			// Locations that would get the default: new ones, and owned ones
-			// recorded before the registry kept channels.
-			var dflt []string
-			for _, l := range locs {
-				if len(recordedChannels(cur, l)) == 0 {
-					dflt = append(dflt, l)
-				}
-			}
-			if err := r.checkDefault(dflt); err != nil {
-				return nil, err
-			}
-		}
-		cur.Locations = slices.Compact(slices.Sorted(slices.Values(append(cur.Locations, locs...))))
-		cur.RemovedLocations = slices.DeleteFunc(cur.RemovedLocations, func(l string) bool { _, found := slices.BinarySearch(locs, l); return found })
-		setChannels(cur, locs, chs)
-		return cur, nil
-	})
+	return r.send(ctx, &pb.RegistryCommand{MerchantId: merchant, Change: &pb.RegistryCommand_AddLocations{AddLocations: &pb.RegistryLocations{Locations: locs, Channels: chs}}})
 }
 
 // RemoveLocations takes the locations away from merchant.
@@ -489,20 +521,7 @@ func (r *Registry) RemoveLocations(ctx context.Context, merchant string, locatio
 	if err != nil {
 		return nil, err
 	}
-	return r.update(ctx, merchant, func(cur *pb.RegistryEntry, _ time.Time) (*pb.RegistryEntry, error) {
-		if cur == nil {
-			return nil, ErrNotFound
-		}
-		for _, l := range cur.Locations {
-			if _, found := slices.BinarySearch(locs, l); found {
-				cur.RemovedLocations = append(cur.RemovedLocations, l)
-			}
-		}
-		cur.RemovedLocations = slices.Compact(slices.Sorted(slices.Values(cur.RemovedLocations)))
-		cur.Locations = slices.DeleteFunc(cur.Locations, func(l string) bool { _, found := slices.BinarySearch(locs, l); return found })
-		setChannels(cur, nil, nil)
-		return cur, nil
-	})
+	return r.send(ctx, &pb.RegistryCommand{MerchantId: merchant, Change: &pb.RegistryCommand_RemoveLocations{RemoveLocations: &pb.RegistryLocations{Locations: locs}}})
 }
 
 // SetStaleAfter sets the merchant's TTL (0: the default).
@@ -510,126 +529,170 @@ func (r *Registry) SetStaleAfter(ctx context.Context, merchant string, d time.Du
 	if err := validStaleAfter(d); err != nil {
 		return nil, err
 	}
-	return r.update(ctx, merchant, func(cur *pb.RegistryEntry, _ time.Time) (*pb.RegistryEntry, error) {
-		if cur == nil {
-			return nil, ErrNotFound
-		}
-		cur.StaleAfter = nil
-		if d > 0 {
-			cur.StaleAfter = durationpb.New(d)
-		}
-		return cur, nil
-	})
+	c := &pb.RegistryStaleAfter{}
+	if d > 0 {
+		c.StaleAfter = durationpb.New(d)
+	}
+	return r.send(ctx, &pb.RegistryCommand{MerchantId: merchant, Change: &pb.RegistryCommand_SetStaleAfter{SetStaleAfter: c}})
 }
 
 // RotateToken replaces the merchant's tokens with a new one.
 func (r *Registry) RotateToken(ctx context.Context, merchant string) (string, *pb.RegistryEntry, error) {
+	if err := inventory.ValidateID("merchant", merchant); err != nil {
+		return "", nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	token, hash, err := NewToken(merchant)
 	if err != nil {
 		return "", nil, err
 	}
-	e, err := r.update(ctx, merchant, func(cur *pb.RegistryEntry, now time.Time) (*pb.RegistryEntry, error) {
-		if cur == nil {
-			return nil, ErrNotFound
-		}
-		cur.Tokens = []*pb.TokenHash{{Sha256: hash, CreatedAt: timestamppb.New(now)}}
-		return cur, nil
-	})
+	e, err := r.send(ctx, &pb.RegistryCommand{MerchantId: merchant, Change: &pb.RegistryCommand_RotateToken{RotateToken: &pb.RegistryRotateToken{TokenSha256: hash}}})
 	if err != nil {
 		return "", nil, err
 	}
 	return token, e, nil
 }
 
-// update applies fn to a copy of the merchant's entry (nil if none),
-// publishes the policies the change implies, then the entry, and waits until
-// the local view shows it.
-func (r *Registry) update(ctx context.Context, merchant string, fn func(cur *pb.RegistryEntry, now time.Time) (*pb.RegistryEntry, error)) (*pb.RegistryEntry, error) {
-	if err := inventory.ValidateID("merchant", merchant); err != nil {
+// send hands cmd to the writer and waits for its outcome, then until the
+// local view shows the merchant's entry at the version the command made,
+// and returns that entry.
+func (r *Registry) send(ctx context.Context, cmd *pb.RegistryCommand) (*pb.RegistryEntry, error) {
+	if err := inventory.ValidateID("merchant", cmd.GetMerchantId()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	r.writeMu.Lock()
-	defer r.writeMu.Unlock()
-	cur, err := r.Get(merchant)
-	if errors.Is(err, ErrNotFound) {
-		cur, err = nil, nil
-	}
+	o, err := r.command(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
-	now := r.now().UTC()
-	if cur != nil && !now.After(cur.GetUpdatedAt().AsTime()) {
-		now = cur.GetUpdatedAt().AsTime().Add(time.Microsecond) // as_of must grow for the policies to win
-	}
-	var work *pb.RegistryEntry
-	if cur != nil {
-		work = proto.Clone(cur).(*pb.RegistryEntry)
-	}
-	next, err := fn(work, now)
-	if err != nil {
+	if err := outcomeError(o); err != nil {
 		return nil, err
 	}
-	// Every location's channels recorded: an entry from before the registry
-	// kept channels gets the default written down with its first change,
-	// and policyEvents republishes those locations with it.
-	setChannels(next, nil, nil)
-	if len(next.Locations) > MaxLocations {
-		return nil, fmt.Errorf("%w: %d locations, at most %d per merchant", ErrInvalid, len(next.Locations), MaxLocations)
-	}
-	if err := r.checkOwners(merchant, next.Locations, cur.GetLocations()); err != nil {
+	r.log.Info("merchant registry changed", "merchant", cmd.GetMerchantId(), "version", o.GetVersion())
+	if err := r.waitVisible(ctx, cmd.GetMerchantId(), o.GetVersion()); err != nil {
 		return nil, err
 	}
-	next.Version = cur.GetVersion() + 1
-	next.UpdatedAt = timestamppb.New(now)
-	for _, ev := range policyEvents(cur, next, now) {
-		key, err := schema.PolicyKey(ev)
-		if err != nil {
-			return nil, err
-		}
-		if err := r.policies.EmitSync(key, ev); err != nil {
-			return nil, fmt.Errorf("publish policy %s: %w", key, err)
-		}
-	}
-	if err := r.entries.EmitSync(merchant, next); err != nil {
-		return nil, fmt.Errorf("publish registry entry: %w", err)
-	}
-	r.log.Info("merchant registry changed", "merchant", merchant, "version", next.Version, "locations", len(next.Locations))
-	return next, r.waitVisible(ctx, merchant, next.Version)
+	return r.Get(cmd.GetMerchantId())
 }
 
-// checkOwners fails if a newly added location belongs to another merchant.
-func (r *Registry) checkOwners(merchant string, next, prev []string) error {
-	var added []string
-	for _, l := range next {
-		if !slices.Contains(prev, l) {
-			added = append(added, l)
+// command sends cmd (given an id and the configured channels) once the
+// writer has taken the registry, and returns its outcome.
+func (r *Registry) command(ctx context.Context, cmd *pb.RegistryCommand) (*pb.RegistryOutcome, error) {
+	id, err := newCommandID()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Id, cmd.ConfiguredChannels = id, r.channels
+	if cmd.GetSeed() == nil {
+		if _, err := r.poll(ctx, "the registry writer has not taken the registry yet", func(st *pb.RegistryState) bool { return st.GetSeeded() }); err != nil {
+			return nil, err
 		}
 	}
-	if len(added) == 0 {
+	if err := r.commands.EmitSync(schema.RegistryKey, cmd); err != nil {
+		return nil, fmt.Errorf("send registry command: %w", err)
+	}
+	var out *pb.RegistryOutcome
+	_, err = r.poll(ctx, "no outcome of the command yet", func(st *pb.RegistryState) bool {
+		for _, o := range slices.Backward(st.GetOutcomes()) {
+			if o.GetCommandId() == id {
+				out = o
+				return true
+			}
+		}
+		return false
+	})
+	return out, err
+}
+
+// poll reads the writer's table every 10 ms until done holds, for at most
+// twice r.wait (a writer that moves to another gateway takes a rebalance,
+// some 6-8 s); a wait that runs out is ErrNotReady naming what was awaited.
+func (r *Registry) poll(ctx context.Context, waiting string, done func(*pb.RegistryState) bool) (*pb.RegistryState, error) {
+	st, err := backoff.Retry(ctx, func() (*pb.RegistryState, error) {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		if r.stopping {
+			return nil, backoff.Permanent(ErrNotReady)
+		}
+		if !r.state.Recovered() {
+			return nil, errors.New("the writer's table is still recovering")
+		}
+		v, err := r.state.Get(schema.RegistryKey)
+		if err != nil {
+			return nil, fmt.Errorf("registry writer view: %w", err)
+		}
+		st, _ := v.(*pb.RegistryState)
+		if !done(st) {
+			return nil, errors.New(waiting)
+		}
+		return st, nil
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(10*time.Millisecond)), backoff.WithMaxElapsedTime(2*r.wait))
+	switch {
+	case err == nil:
+		return st, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, ErrNotReady):
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w: the merchant registry writer did not answer within %s (%v): it runs in the gateways serving the feeds API; retry shortly", ErrNotReady, 2*r.wait, err)
+}
+
+// seed gives the writer the registry the view holds, once the views have
+// recovered, unless the writer has it already: the migration from the
+// registry before the writer, and the way back after a broker loss and
+// `skuflow merchant restore`. It retries until it succeeds or ctx ends.
+func (r *Registry) seed(ctx context.Context) {
+	b := backoff.NewExponentialBackOff()
+	b.MaxInterval = time.Minute
+	for {
+		err := r.seedOnce(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		wait := b.NextBackOff()
+		r.log.Warn("giving the merchant registry to its writer failed; retrying", "error", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (r *Registry) seedOnce(ctx context.Context) error {
+	st, err := r.poll(ctx, "views recovering", func(*pb.RegistryState) bool { return r.view.Recovered() })
+	if err != nil {
+		return err
+	}
+	if st.GetSeeded() {
 		return nil
 	}
 	all, err := r.List()
 	if err != nil {
 		return err
 	}
-	for _, e := range all {
-		if e.GetMerchantId() == merchant {
-			continue
-		}
-		for _, l := range added {
-			if _, found := slices.BinarySearch(e.GetLocations(), l); found {
-				return &LocationOwnedError{Location: l, Owner: e.GetMerchantId()}
-			}
-		}
+	o, err := r.command(ctx, &pb.RegistryCommand{MerchantId: "registry", Change: &pb.RegistryCommand_Seed{Seed: &pb.RegistrySeed{Entries: all}}})
+	if err != nil {
+		return err
+	}
+	if err := outcomeError(o); err != nil {
+		return err
+	}
+	r.log.Info("the merchant registry writer took the registry", "merchants", len(all), "outcome", o.GetMessage())
+	if _, found := slices.BinarySearch(r.channels, DefaultChannel); !found && slices.ContainsFunc(all, isLegacy) {
+		r.log.Warn("merchant locations recorded before the registry kept channels now serve only the default channel, which is not configured, so their stock counts toward nothing: give them channels with merchant add-location --channels",
+			"channel", DefaultChannel, "configured", r.channels)
 	}
 	return nil
 }
 
-// policyEvents are the policies a change from cur (nil: none) to next
-// implies: the merchant's TTL when it is new or changed, a merchant
-// location policy with the location's channels for every added location
-// and every location whose recorded channels changed (a location cur
-// recorded none for, from before the registry kept channels, included),
+func newCommandID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("command id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
 // and a closed one for every removed location.
 func policyEvents(cur, next *pb.RegistryEntry, now time.Time) []*pb.PolicyEvent {
 	asOf := timestamppb.New(now)

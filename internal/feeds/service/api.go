@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,6 +78,10 @@ func bodyError(err error) error {
 	if errors.As(err, &le) {
 		return apierr.Classify(apierr.ErrTooLarge, err)
 	}
+	var te *feeds.TimeoutError
+	if errors.As(err, &te) {
+		return apierr.Classify(context.DeadlineExceeded, te) // 408 over REST (handleUpload)
+	}
 	return apierr.Invalid(err)
 }
 
@@ -87,13 +92,93 @@ func bodyError(err error) error {
 func streamStopKind(stop error) error {
 	var le *feeds.LimitError
 	var te *feeds.TruncatedError
+	var to *feeds.TimeoutError
 	switch {
 	case errors.As(stop, &le):
 		return apierr.ErrTooLarge
+	case errors.As(stop, &to):
+		return context.DeadlineExceeded
 	case errors.As(stop, &te):
 		return context.Canceled
 	}
 	return stop
+}
+
+// timedRecv returns a Recv for stream bounded by the idle and body
+// timeouts (feeds.Limits): one that waits too long returns a
+// *feeds.TimeoutError, and the stream is not read again.
+func (s *Service) timedRecv(stream grpc.ClientStreamingServer[pb.UploadFeedRequest, pb.FeedStatus]) func() (*pb.UploadFeedRequest, error) {
+	lim := s.o.Limits
+	if lim.IdleTimeout == 0 && lim.BodyTimeout == 0 {
+		return stream.Recv
+	}
+	type received struct {
+		m   *pb.UploadFeedRequest
+		err error
+	}
+	start := time.Now()
+	next := make(chan received, 1)
+	return func() (*pb.UploadFeedRequest, error) {
+		go func() {
+			m, err := stream.Recv() // ends when the handler returns, if not before
+			next <- received{m, err}
+		}()
+		wait, te := timeoutOf(lim, start, time.Now())
+		if wait <= 0 {
+			return nil, te
+		}
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case r := <-next:
+			return r.m, r.err
+		case <-t.C:
+			return nil, te
+		}
+	}
+}
+
+// timeoutOf is how long an upload that started at start may wait, at now,
+// for its next bytes, and the error it stops with when that runs out.
+func timeoutOf(lim feeds.Limits, start, now time.Time) (time.Duration, *feeds.TimeoutError) {
+	wait, te := time.Duration(0), (*feeds.TimeoutError)(nil)
+	if lim.IdleTimeout > 0 {
+		wait, te = lim.IdleTimeout, &feeds.TimeoutError{Idle: true, Limit: lim.IdleTimeout}
+	}
+	if lim.BodyTimeout > 0 {
+		if left := start.Add(lim.BodyTimeout).Sub(now); te == nil || left < wait {
+			wait, te = max(left, 0), &feeds.TimeoutError{Limit: lim.BodyTimeout}
+		}
+	}
+	return wait, te
+}
+
+// deadlineBody reads a REST body under the idle and body timeouts: before
+// every read it sets the connection's read deadline to the nearer of the
+// two, and a read that hits it returns a *feeds.TimeoutError.
+type deadlineBody struct {
+	r     io.Reader
+	rc    *http.ResponseController
+	lim   feeds.Limits
+	start time.Time
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	wait, te := timeoutOf(b.lim, b.start, time.Now())
+	if te == nil {
+		return b.r.Read(p)
+	}
+	if wait <= 0 {
+		return 0, te
+	}
+	if err := b.rc.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return 0, fmt.Errorf("setting the upload's read deadline: %w", err)
+	}
+	n, err := b.r.Read(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, te
+	}
+	return n, err
 }
 
 // authorize checks a merchant token for merchant.
@@ -142,11 +227,13 @@ func (f *feedServer) UploadFeed(stream grpc.ClientStreamingServer[pb.UploadFeedR
 		return err
 	}
 	merchant := first.GetMerchant()
-	entry, err := s.authorize(grpcToken(stream.Context()), merchant)
+	token := grpcToken(stream.Context())
+	entry, err := s.authorize(token, merchant)
 	if err != nil {
 		return err
 	}
-	in := s.begin(entry)
+	in := s.begin(token, entry)
+	recv := s.timedRecv(stream)
 	line := 0
 	var stop error
 	msg := first
@@ -181,14 +268,18 @@ func (f *feedServer) UploadFeed(stream grpc.ClientStreamingServer[pb.UploadFeedR
 			stop = &clientAbort{reason: truncateReason(reason)}
 			break
 		}
-		msg, err = stream.Recv()
+		msg, err = recv()
+		var te *feeds.TimeoutError
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil {
+		if errors.As(err, &te) {
+			stop = err
+		} else if err != nil {
 			stop = &feeds.TruncatedError{Line: line, Err: err}
 		}
 	}
+	stop = in.settle(stop)
 	st, storeErr := in.finish(stop)
 	if storeErr != nil {
 		return storeErr
@@ -285,8 +376,12 @@ func (s *Service) handleUpload(w http.ResponseWriter, r *http.Request) {
 			"body of %d bytes is larger than the limit of %d bytes; nothing was stored", r.ContentLength, lim.MaxBodyBytes))
 		return
 	}
-	in := s.begin(entry)
-	rd := feeds.NewReader(r.Body, format, lim)
+	in := s.begin(registry.BearerToken(r.Header.Get("Authorization")), entry)
+	var body io.Reader = r.Body
+	if lim.IdleTimeout > 0 || lim.BodyTimeout > 0 {
+		body = &deadlineBody{r: r.Body, rc: http.NewResponseController(w), lim: lim, start: time.Now()}
+	}
+	rd := feeds.NewReader(body, format, lim)
 	var stop error
 	for {
 		row, err := rd.Next()
@@ -307,11 +402,15 @@ func (s *Service) handleUpload(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
+	stop = in.settle(stop)
 	st, storeErr := in.finish(stop)
 	code := http.StatusOK
+	var timeout *feeds.TimeoutError
 	switch {
 	case storeErr != nil:
 		code = apierr.HTTPStatus(storeErr)
+	case errors.As(stop, &timeout):
+		code = http.StatusRequestTimeout
 	case stop != nil:
 		code = apierr.HTTPStatus(stop)
 	}

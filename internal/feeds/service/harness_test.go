@@ -68,6 +68,7 @@ type stackOpts struct {
 	limits     feeds.Limits
 	publish    bool
 	processors bool
+	reauth     time.Duration // service.Options.ReauthorizeEvery (0: its default)
 }
 
 // startStack runs a gateway with the feeds service (and the processors if
@@ -83,7 +84,8 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		o.limits = testLimits()
 	}
 	cfg := inventory.Base{Channels: []string{"marketplace", "web"}, DefaultStaleAfter: 24 * time.Hour}
-	f := app.Feeds(service.Options{Limits: o.limits, AdminToken: adminToken, DefaultStaleAfter: cfg.DefaultStaleAfter, Publish: o.publish})
+	f := app.Feeds(service.Options{Limits: o.limits, AdminToken: adminToken, DefaultStaleAfter: cfg.DefaultStaleAfter, Publish: o.publish,
+		ReauthorizeEvery: o.reauth})
 	s, err := app.NewServe(app.ServeOptions{Kafka: o.kafka, Base: cfg, DataDir: o.dataDir, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
 		Logger: log, Services: []app.ServiceFactory{f}})
 	if err != nil {

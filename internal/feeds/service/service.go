@@ -13,6 +13,11 @@
 // Unauthenticated (401), another merchant's token PermissionDenied (403).
 // Tokens never appear in logs or errors.
 //
+// An upload does not keep the permissions it started with: its token and
+// locations are checked again during the upload (ingest), and uploads are
+// bounded in size (feeds.Limits.MaxBodyBytes, REST) and time (IdleTimeout,
+// BodyTimeout: 408 over REST, DEADLINE_EXCEEDED over gRPC).
+//
 // Example:
 //
 //	s, err := service.New(service.Options{Kafka: k, DataDir: dir, AdminToken: tok, Limits: feeds.DefaultLimits(), Channels: base.Channels, Publish: true})
@@ -28,10 +33,13 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/skuflow/skuflow/gateway/apierr"
 	"github.com/skuflow/skuflow/internal/feeds"
 	"github.com/skuflow/skuflow/internal/feeds/outbox"
 	"github.com/skuflow/skuflow/internal/feeds/publisher"
@@ -66,7 +74,15 @@ type Options struct {
 	Logger  *slog.Logger
 	// Now is the receive-time clock (default time.Now).
 	Now func() time.Time
+	// ReauthorizeEvery is how often a long upload checks its token and its
+	// locations against the registry again (0: DefaultReauthorizeEvery);
+	// rows are also stored only after a check that followed them (ingest).
+	ReauthorizeEvery time.Duration
 }
+
+// DefaultReauthorizeEvery is how often a long upload re-checks its token
+// and locations unless Options.ReauthorizeEvery says otherwise.
+const DefaultReauthorizeEvery = time.Second
 
 // Validate reports every problem with the options.
 func (o Options) Validate() error {
@@ -89,6 +105,9 @@ func (o Options) Validate() error {
 	}
 	if len(o.Channels) == 0 {
 		errs = append(errs, errors.New("feeds: no configured channels"))
+	}
+	if o.ReauthorizeEvery < 0 {
+		errs = append(errs, fmt.Errorf("feeds: re-authorization interval %s is negative (0: the default %s)", o.ReauthorizeEvery, DefaultReauthorizeEvery))
 	}
 	return errors.Join(errs...)
 }
@@ -118,6 +137,9 @@ func New(o Options) (*Service, error) {
 	s := &Service{o: o, log: log, now: o.Now, admin: registry.NewAdmin(o.AdminToken)}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.o.ReauthorizeEvery == 0 {
+		s.o.ReauthorizeEvery = DefaultReauthorizeEvery
 	}
 	dir := o.OutboxDir
 	if dir == "" {
@@ -195,18 +217,30 @@ func newFeedID(t time.Time) string {
 const flushRows = 4096
 
 // ingest collects one feed's rows into the outbox.
+//
+// A long upload does not keep the permissions it started with: its token
+// and its merchant's locations are checked against the registry again
+// (recheck) at least every Options.ReauthorizeEvery and before every batch
+// of rows is stored. Rows are stored only after a check that followed their
+// reading succeeded, so a rotated or revoked token, or a location taken from
+// the merchant, stops the upload with the rows read since the last
+// successful check not stored (counted as rejected), and every row stored
+// before it was read while the merchant was allowed to write it.
 type ingest struct {
 	s          *Service
+	token      string
 	st         *pb.FeedStatus
 	entry      *pb.RegistryEntry
 	receivedAt time.Time
 	pending    []inventory.StockLevel
+	checked    time.Time           // the last successful authorization check (wall clock)
+	locations  map[string]struct{} // locations of the rows accepted so far
 }
 
-func (s *Service) begin(entry *pb.RegistryEntry) *ingest {
+func (s *Service) begin(token string, entry *pb.RegistryEntry) *ingest {
 	now := s.now().UTC()
-	in := &ingest{s: s, entry: entry, receivedAt: now, st: &pb.FeedStatus{FeedId: newFeedID(now), Merchant: entry.GetMerchantId(),
-		State: pb.FeedState_FEED_STATE_RECEIVING}}
+	in := &ingest{s: s, token: token, entry: entry, receivedAt: now, checked: time.Now(), locations: map[string]struct{}{},
+		st: &pb.FeedStatus{FeedId: newFeedID(now), Merchant: entry.GetMerchantId(), State: pb.FeedState_FEED_STATE_RECEIVING}}
 	in.st.ReceivedAt = timestampOf(now)
 	s.ob.Begin(in.st.FeedId, in.st.Merchant, now)
 	return in
@@ -219,23 +253,85 @@ func (in *ingest) reject(line int, reason string) {
 	}
 }
 
-// add validates a parsed row and stores it (in batches).
+// revokedError stops an upload whose authorization changed while it ran.
+type revokedError struct {
+	cause   error // the kind: unauthenticated, permission denied, failed precondition
+	msg     string
+	dropped int // rows read since the last successful check, not stored
+}
+
+func (e *revokedError) Error() string {
+	return fmt.Sprintf("%s (re-checked during the upload; the %d rows read since the last successful check were not stored)", e.msg, e.dropped)
+}
+
+func (e *revokedError) Unwrap() error { return e.cause }
+
+// recheck checks the upload's token and locations against the current
+// registry. On failure the pending rows are dropped (counted as rejected)
+// and a *revokedError says why.
+func (in *ingest) recheck() error {
+	entry, err := in.s.authorize(in.token, in.st.Merchant)
+	var stop *revokedError
+	switch {
+	case errors.Is(err, registry.ErrUnauthenticated):
+		stop = &revokedError{cause: err, msg: "the upload's token is no longer valid: it was rotated or the merchant removed"}
+	case errors.Is(err, registry.ErrPermissionDenied):
+		stop = &revokedError{cause: err, msg: "the upload's token no longer belongs to merchant " + in.st.Merchant}
+	case err != nil:
+		stop = &revokedError{cause: err, msg: "the upload's authorization could not be re-checked: " + err.Error()}
+	default:
+		var lost []string
+		for l := range in.locations {
+			if !registry.Owns(entry, l) {
+				lost = append(lost, l)
+			}
+		}
+		if len(lost) > 0 {
+			slices.Sort(lost)
+			stop = &revokedError{cause: apierr.ErrFailedPrecondition,
+				msg: fmt.Sprintf("location(s) %s of this upload no longer belong to merchant %s: removed or moved to another merchant during the upload", strings.Join(lost, ", "), in.st.Merchant)}
+		}
+	}
+	if stop == nil {
+		in.entry, in.checked = entry, time.Now()
+		return nil
+	}
+	stop.dropped = len(in.pending)
+	in.st.Rejected += int32(len(in.pending))
+	in.pending = in.pending[:0]
+	in.s.log.Warn("feed upload stopped: its authorization changed", "merchant", in.st.Merchant, "feed", in.st.FeedId, "reason", stop.msg)
+	return stop
+}
+
+// add validates a parsed row and stores it (in batches), re-checking the
+// upload's authorization when it is due.
 func (in *ingest) add(row feeds.Row) error {
+	if time.Since(in.checked) >= in.s.o.ReauthorizeEvery {
+		if err := in.recheck(); err != nil {
+			return err
+		}
+	}
 	l, err := feeds.Check(row, in.st.Merchant, func(loc string) bool { return registry.Owns(in.entry, loc) }, in.receivedAt, in.s.o.Limits)
 	if err != nil {
 		in.reject(row.Line, err.Error())
 		return nil
 	}
 	in.pending = append(in.pending, l)
+	in.locations[l.Location] = struct{}{}
 	if len(in.pending) >= flushRows {
 		return in.flush()
 	}
 	return nil
 }
 
+// flush re-checks the upload's authorization, then stores the pending
+// rows.
 func (in *ingest) flush() error {
 	if len(in.pending) == 0 {
 		return nil
+	}
+	if err := in.recheck(); err != nil {
+		return err
 	}
 	first, last, err := in.s.ob.AppendRows(in.st.FeedId, in.st.Merchant, in.receivedAt, in.pending)
 	if err != nil {
@@ -250,11 +346,28 @@ func (in *ingest) flush() error {
 	return nil
 }
 
+// settle is what ends the feed: stop, or when the body was read completely,
+// a final re-check of its authorization if rows are waiting to be stored
+// (nil when it passes).
+func (in *ingest) settle(stop error) error {
+	if stop != nil || len(in.pending) == 0 {
+		return stop
+	}
+	return in.recheck()
+}
+
 // finish stores the remaining rows and the feed's end. stop is what ended
 // the feed early (nil: it was read completely). It returns the status and
 // an error only if storing failed.
 func (in *ingest) finish(stop error) (*pb.FeedStatus, error) {
 	storeErr := in.flush()
+	var revoked *revokedError
+	if errors.As(storeErr, &revoked) {
+		if stop == nil {
+			stop = storeErr
+		}
+		storeErr = nil
+	}
 	switch {
 	case storeErr != nil:
 		in.st.State = pb.FeedState_FEED_STATE_FAILED
