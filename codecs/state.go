@@ -39,6 +39,7 @@ func StateToProto(s inventory.State) *pb.SkuState {
 		ls := &pb.LocationState{
 			Location: l.ID, Area: l.Area, HasLevel: l.HasLevel, LevelOnHand: l.Level,
 			LevelAsOfUnixNano: unixNano(l.LevelAsOf), LevelSequence: l.LevelSeq,
+			FoldedDelta: l.Folded, FoldedThroughUnixNano: unixNano(l.FoldedThrough),
 		}
 		for _, a := range l.Adjustment {
 			ls.Adjustments = append(ls.Adjustments, &pb.AppliedAdjustment{
@@ -91,6 +92,7 @@ func StateFromProto(m *pb.SkuState) inventory.State {
 		if l.HasLevel {
 			l.LevelAsOf = fromUnixNano(ls.GetLevelAsOfUnixNano())
 		}
+		l.Folded, l.FoldedThrough = ls.GetFoldedDelta(), optionalTime(ls.GetFoldedThroughUnixNano())
 		for _, a := range ls.GetAdjustments() {
 			l.Adjustment = append(l.Adjustment, inventory.Adjustment{
 				EventID: a.GetEventId(), Delta: a.GetDelta(), OccurredAt: fromUnixNano(a.GetOccurredAtUnixNano()),

@@ -1108,6 +1108,16 @@ func (sm *dmMachine) known() []string {
 	return ids
 }
 
+// within skips a step that would record one reservation more than
+// inventory.MaxClosedReservations: the model remembers every reservation,
+// so it checks the state within the window where the SKU does too (beyond
+// it, the oldest closed are forgotten: see TestClosedReservationsBounded).
+func (sm *dmMachine) within(t *rapid.T) {
+	if len(sm.m.res) >= inventory.MaxClosedReservations {
+		t.Skip("as many reservations as a SKU remembers closed")
+	}
+}
+
 func (sm *dmMachine) fresh() string {
 	sm.ids++
 	return fmt.Sprintf("R-%03d", sm.ids)
@@ -1134,6 +1144,9 @@ func (sm *dmMachine) request(t *rapid.T) {
 	req := dmReq(id, fmt.Sprintf("O-%d", rapid.IntRange(1, 3).Draw(t, "order")),
 		rapid.SampledFrom([]string{"app", "web"}).Draw(t, "channel"), rapid.Int64Range(1, 4).Draw(t, "qty"),
 		time.Duration(rapid.IntRange(1, 90).Draw(t, "ttl")*1000+rapid.IntRange(0, 999).Draw(t, "ttl ms"))*time.Millisecond)
+	if _, ok := sm.m.res[id]; !ok {
+		sm.within(t)
+	}
 	if r, ok := sm.m.res[id]; ok {
 		// Released before requested: rejected; the first request records its
 		// order, so the outcome reaches it; a duplicate changes nothing.
@@ -1196,6 +1209,9 @@ func (sm *dmMachine) release(t *rapid.T) {
 	}
 	reason := rapid.SampledFrom([]inventory.ReleaseReason{inventory.ReleaseCancelled, inventory.ReleaseExpired, inventory.ReleaseCompensated}).Draw(t, "reason")
 	r, known := sm.m.res[id]
+	if !known {
+		sm.within(t)
+	}
 	wantChange := !known || r.status == inventory.StatusHeld
 	switch {
 	case !known:

@@ -30,13 +30,15 @@ const (
 	ReasonInvalidEvent   = "invalid_event"         // the domain rejects the event (inventory.ErrInvalidEvent)
 	ReasonKeyMismatch    = "key_mismatch"          // the message key differs from the id inside
 	ReasonBadTimestamp   = "bad_timestamp"         // the message timestamp is out of range
+	ReasonFutureTime     = "future_time"           // an event time too far ahead of the message's (inventory.ErrFutureTime)
+	ReasonFolded         = "folded"                // older than its location's fold horizon (inventory.ErrFolded)
 	ReasonOther          = "other"                 // any other rejection
 )
 
 // ReasonClasses lists every reason class.
 func ReasonClasses() []string {
 	return []string{ReasonTombstone, ReasonMalformed, ReasonUnknownChannel, ReasonConflictingDup, ReasonInvalidEvent,
-		ReasonKeyMismatch, ReasonBadTimestamp, ReasonOther}
+		ReasonKeyMismatch, ReasonBadTimestamp, ReasonFutureTime, ReasonFolded, ReasonOther}
 }
 
 // ClassifyReason is the class of a dead letter's reason text. The
@@ -53,6 +55,10 @@ func ClassifyReason(reason string) string {
 		return ReasonUnknownChannel
 	case strings.Contains(reason, inventory.ErrConflictingDuplicate.Error()):
 		return ReasonConflictingDup
+	case strings.Contains(reason, inventory.ErrFutureTime.Error()):
+		return ReasonFutureTime
+	case strings.Contains(reason, inventory.ErrFolded.Error()):
+		return ReasonFolded
 	case strings.Contains(reason, inventory.ErrInvalidEvent.Error()):
 		return ReasonInvalidEvent
 	case strings.HasPrefix(reason, "message key ") && strings.Contains(reason, " differs from "):

@@ -41,6 +41,7 @@ type devFlags struct {
 	read       readFlags
 	gateway    gatewayFlags
 	reconcile  time.Duration
+	skew       time.Duration
 	backlog    backlogFlags
 	standby    standbyFlags
 	data       string
@@ -77,6 +78,7 @@ broker on 127.0.0.1, every processor group and the gateway, all state under
 	cmd.Flags().IntVar(&f.partitions, "partitions", 8, "partitions of skuflow's topics")
 	cmd.Flags().BoolVar(&f.sample, "sample-data", false, "publish a small sample data set at start (idempotent)")
 	cmd.Flags().DurationVar(&f.reconcile, "reconcile-interval", 2*time.Second, "how often the availability topic is compared with the tables (0: never)")
+	registerSkewFlag(cmd, &f.skew)
 	f.backlog.register(cmd)
 	f.standby.register(cmd)
 	f.answers.register(cmd)
@@ -132,7 +134,7 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return app.Process(gctx, app.ProcessOptions{Kafka: k, Base: cfg, DataDir: f.data, ReconcileEvery: f.reconcile,
-			Coalescing: f.backlog.coalescing(), Standby: f.standby.standby(), MetricsAddr: f.metrics, Logger: log})
+			Coalescing: f.backlog.coalescing(), Standby: f.standby.standby(), MetricsAddr: f.metrics, MaxEventSkew: f.skew, Logger: log})
 	})
 	g.Go(func() error { return serve.Run(gctx) })
 	if f.sample {

@@ -10,6 +10,7 @@ import (
 	"github.com/skuflow/skuflow/gateway"
 	"github.com/skuflow/skuflow/internal/app"
 	"github.com/skuflow/skuflow/internal/emit"
+	"github.com/skuflow/skuflow/inventory"
 )
 
 func newProcessCmd(g *globalFlags) *cobra.Command {
@@ -17,6 +18,7 @@ func newProcessCmd(g *globalFlags) *cobra.Command {
 	var af answerFlags
 	var data string
 	var reconcile time.Duration
+	var skew time.Duration
 	var bf backlogFlags
 	var sf standbyFlags
 	var metricsAddr string
@@ -37,7 +39,7 @@ Local tables live under --data and are rebuilt from the changelogs if lost.`,
 				return err
 			}
 			return app.Process(cmd.Context(), app.ProcessOptions{Kafka: k, Base: af.config(), DataDir: data,
-				ReconcileEvery: reconcile, Coalescing: bf.coalescing(), Standby: sf.standby(), MetricsAddr: metricsAddr, Logger: log})
+				ReconcileEvery: reconcile, Coalescing: bf.coalescing(), Standby: sf.standby(), MetricsAddr: metricsAddr, MaxEventSkew: skew, Logger: log})
 		},
 	}
 	cf.register(cmd)
@@ -46,6 +48,7 @@ Local tables live under --data and are rebuilt from the changelogs if lost.`,
 	cmd.Flags().DurationVar(&reconcile, "reconcile-interval", app.DefaultReconcileEvery, "how often the availability topic is compared with the tables (0: never; coalescing needs it)")
 	bf.register(cmd)
 	sf.register(cmd)
+	registerSkewFlag(cmd, &skew)
 	cmd.Flags().StringVar(&metricsAddr, "metrics", ":8081", "Prometheus /metrics listen address, input lag included (empty: none)")
 	return cmd
 }
@@ -193,4 +196,11 @@ func hostPort(addr string) string {
 		}
 	}
 	return addr
+}
+
+// registerSkewFlag adds --max-event-skew, the process and dev commands'
+// limit on event times ahead of their messages' timestamps.
+func registerSkewFlag(cmd *cobra.Command, d *time.Duration) {
+	cmd.Flags().DurationVar(d, "max-event-skew", inventory.DefaultMaxEventSkew,
+		"dead-letter events and ticks whose own time (as_of, occurred_at, tick time) is more than this ahead of their Kafka message's timestamp (0: no limit)")
 }

@@ -46,6 +46,7 @@ func TestProcessOptionsValidate(t *testing.T) {
 		"bad base":                 {func(o *ProcessOptions) { o.Base.Channels = nil }, "no channels configured"},
 		"bad kafka":                {func(o *ProcessOptions) { o.Kafka.Brokers = nil }, "no brokers given"},
 		"negative reconcile":       {func(o *ProcessOptions) { o.ReconcileEvery = -time.Second }, "reconcile interval -1s is negative (0 turns the reconciler off)"},
+		"negative event skew":      {func(o *ProcessOptions) { o.MaxEventSkew = -time.Second }, "max event skew -1s is negative (0 turns the check off)"},
 		"negative lag":             {func(o *ProcessOptions) { o.Coalescing.Lag = -1 }, "defer-publish lag -1 is negative (0 turns coalescing off)"},
 		"coalescing, no max":       {func(o *ProcessOptions) { o.Coalescing.MaxDefer = 0 }, "maximum publish deferral 0s must be positive while coalescing is on"},
 		"off, negative max":        {func(o *ProcessOptions) { o.Coalescing = Coalescing{MaxDefer: -time.Second} }, "maximum publish deferral -1s is negative"},

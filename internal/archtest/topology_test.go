@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite the generated block of topology
 
 // graphs are every processor group skuflow runs, with the topics it creates.
 func graphs() []*goka.GroupGraph {
-	return []*goka.GroupGraph{policies.Define(nil), stock.Define(inventory.Base{}, nil, nil), orders.Define(nil)}
+	return []*goka.GroupGraph{policies.Define(nil, 0), stock.Define(inventory.Base{}, nil, nil, 0), orders.Define(nil, 0)}
 }
 
 func topics() []schema.Topic { return schema.Topics() }

@@ -20,7 +20,7 @@ import (
 // ops may not import the processors, so Groups mirrors their graphs: this
 // keeps the two equal.
 func TestGroupsAreTheGraphs(t *testing.T) {
-	graphs := []*goka.GroupGraph{stock.Define(inventory.Base{}, nil, nil), policies.Define(nil), orders.Define(nil)}
+	graphs := []*goka.GroupGraph{stock.Define(inventory.Base{}, nil, nil, 0), policies.Define(nil, 0), orders.Define(nil, 0)}
 	got := ops.Groups()
 	if len(got) != len(graphs) {
 		t.Fatalf("ops.Groups() has %d groups, the processors %d", len(got), len(graphs))

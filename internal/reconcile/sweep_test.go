@@ -62,7 +62,7 @@ type sweepHarness struct {
 func startSweep(t *testing.T, partitions int) *sweepHarness {
 	t.Helper()
 	gkt := tester.New(t)
-	proc, err := stock.New(nil, sweepCfg, nil, nil, goka.WithTester(gkt))
+	proc, err := stock.New(nil, sweepCfg, nil, nil, 0, goka.WithTester(gkt))
 	if err != nil {
 		t.Fatal(err)
 	}

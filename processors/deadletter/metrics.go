@@ -24,6 +24,10 @@ func ReasonClass(err error) string {
 		return schema.ReasonUnknownChannel
 	case errors.Is(err, inventory.ErrConflictingDuplicate):
 		return schema.ReasonConflictingDup
+	case errors.Is(err, inventory.ErrFutureTime):
+		return schema.ReasonFutureTime
+	case errors.Is(err, inventory.ErrFolded):
+		return schema.ReasonFolded
 	case errors.Is(err, inventory.ErrInvalidEvent):
 		return schema.ReasonInvalidEvent
 	}

@@ -22,12 +22,13 @@ import (
 	"github.com/skuflow/skuflow/schema"
 )
 
-// Define returns the group graph.
-func Define(log *slog.Logger) *goka.GroupGraph {
+// Define returns the group graph. An order tick whose time is more than
+// skew (0: no limit) ahead of its message's time is dead-lettered.
+func Define(log *slog.Logger, skew time.Duration) *goka.GroupGraph {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := handler{log: log.With("group", string(schema.OrdersGroup))}
+	h := handler{log: log.With("group", string(schema.OrdersGroup)), skew: skew}
 	return goka.DefineGroup(schema.OrdersGroup,
 		goka.Input(schema.Orders, schema.BytesCodec, deadletter.Handle(h.log, h.command)),
 		goka.Input(schema.Outcomes, schema.BytesCodec, deadletter.Handle(h.log, h.outcome)),
@@ -38,11 +39,14 @@ func Define(log *slog.Logger) *goka.GroupGraph {
 }
 
 // New builds the processor.
-func New(brokers []string, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, error) {
-	return processors.NewProcessor(brokers, Define(log), opts...)
+func New(brokers []string, log *slog.Logger, skew time.Duration, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	return processors.NewProcessor(brokers, Define(log, skew), opts...)
 }
 
-type handler struct{ log *slog.Logger }
+type handler struct {
+	log  *slog.Logger
+	skew time.Duration
+}
 
 func (h handler) command(ctx goka.Context, raw []byte) error {
 	in, id, err := codecs.DecodeOrderCommand(raw)
@@ -54,6 +58,10 @@ func (h handler) command(ctx goka.Context, raw []byte) error {
 	}
 	at := ctx.Timestamp()
 	if t, ok := in.(inventory.OrderTick); ok {
+		// A tick from the future would time out or expire the order early.
+		if err := inventory.CheckSkew("tick at", t.At, ctx.Timestamp(), h.skew); err != nil {
+			return deadletter.Reject(err)
+		}
 		at = t.At
 	}
 	return h.apply(ctx, in, at)

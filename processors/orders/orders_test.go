@@ -62,10 +62,13 @@ type saga struct {
 	model                   map[string]inventory.Order
 }
 
-func start(t *testing.T) *saga {
+func start(t *testing.T) *saga { return startSkew(t, 0) }
+
+// startSkew is start with a maximum event skew (0: no limit).
+func startSkew(t *testing.T, skew time.Duration) *saga {
 	t.Helper()
 	gkt := tester.New(t)
-	p, err := orders.New(nil, nil, goka.WithTester(gkt))
+	p, err := orders.New(nil, nil, skew, goka.WithTester(gkt))
 	if err != nil {
 		t.Fatalf("orders.New: %v", err)
 	}
@@ -680,7 +683,7 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 // The group reads commands and outcomes, writes demand, and declares every
 // topic it needs.
 func TestTopology(t *testing.T) {
-	g := orders.Define(nil)
+	g := orders.Define(nil, 0)
 	for _, in := range []string{string(schema.Orders), string(schema.Outcomes)} {
 		if !slices.Contains(g.InputStreams().Topics(), in) {
 			t.Errorf("inputs %q lack %s", g.InputStreams().Topics(), in)

@@ -8,22 +8,27 @@ package policies
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/lovoo/goka"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/skuflow/skuflow/codecs"
+	"github.com/skuflow/skuflow/inventory"
 	"github.com/skuflow/skuflow/processors"
 	"github.com/skuflow/skuflow/processors/deadletter"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/schema"
 )
 
-// Define returns the group graph.
-func Define(log *slog.Logger) *goka.GroupGraph {
+// Define returns the group graph. A policy whose as_of is more than skew
+// (0: no limit) ahead of its message's time is dead-lettered.
+func Define(log *slog.Logger, skew time.Duration) *goka.GroupGraph {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := handler{log: log.With("group", string(schema.PoliciesGroup))}
+	h := handler{log: log.With("group", string(schema.PoliciesGroup)), skew: skew}
 	return goka.DefineGroup(schema.PoliciesGroup,
 		goka.Input(schema.Policies, schema.BytesCodec, deadletter.Handle(h.log, h.policy)),
 		goka.Persist(schema.PolicyCodec),
@@ -32,11 +37,14 @@ func Define(log *slog.Logger) *goka.GroupGraph {
 }
 
 // New builds the processor.
-func New(brokers []string, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, error) {
-	return processors.NewProcessor(brokers, Define(log), opts...)
+func New(brokers []string, log *slog.Logger, skew time.Duration, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	return processors.NewProcessor(brokers, Define(log, skew), opts...)
 }
 
-type handler struct{ log *slog.Logger }
+type handler struct {
+	log  *slog.Logger
+	skew time.Duration
+}
 
 // policy folds one policy event into the table; every error is the
 // input's (fold is pure), so dead-lettered.
@@ -44,6 +52,12 @@ func (h handler) policy(ctx goka.Context, raw []byte) error {
 	ev, err := codecs.DecodePolicyEvent(raw)
 	if err != nil {
 		return deadletter.Reject(err)
+	}
+	// A policy from the future would win over every real one for good.
+	if at := policyAsOf(ev); at != nil {
+		if err := inventory.CheckSkew("as_of", at.AsTime(), ctx.Timestamp(), h.skew); err != nil {
+			return deadletter.Reject(err)
+		}
 	}
 	next, changed, err := schema.FoldPolicy(ctx.Key(), ev, current(ctx))
 	if err != nil {
@@ -56,4 +70,16 @@ func (h handler) policy(ctx goka.Context, raw []byte) error {
 func current(ctx goka.Context) *pb.PolicyEvent {
 	cur, _ := ctx.Value().(*pb.PolicyEvent)
 	return cur
+}
+
+// policyAsOf is the policy's as_of, or nil when it has none (FoldPolicy
+// refuses those).
+func policyAsOf(ev *pb.PolicyEvent) *timestamppb.Timestamp {
+	switch {
+	case ev.GetLocation() != nil:
+		return ev.GetLocation().GetAsOf()
+	case ev.GetMerchant() != nil:
+		return ev.GetMerchant().GetAsOf()
+	}
+	return nil
 }

@@ -62,10 +62,13 @@ type harness struct {
 	input           *tester.QueueTracker
 }
 
-func start(t *testing.T) *harness {
+func start(t *testing.T) *harness { return startSkew(t, 0) }
+
+// startSkew is start with a maximum event skew (0: no limit).
+func startSkew(t *testing.T, skew time.Duration) *harness {
 	t.Helper()
 	gkt := tester.New(t)
-	p, err := policies.New(nil, nil, goka.WithTester(gkt))
+	p, err := policies.New(nil, nil, skew, goka.WithTester(gkt))
 	if err != nil {
 		t.Fatalf("policies.New: %v", err)
 	}

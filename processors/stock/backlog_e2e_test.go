@@ -50,7 +50,7 @@ func TestBacklogCoalescesAFloodOnTheBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	backlog := &holdCounter{Backlog: bl, holds: map[string]int{}}
-	p, err := stock.New(k.Brokers, cfg, nil, backlog, append(k.ProcessorOptions(),
+	p, err := stock.New(k.Brokers, cfg, nil, backlog, 0, append(k.ProcessorOptions(),
 		goka.WithStorageBuilder(storage.DefaultBuilder(t.TempDir())),
 		goka.WithRebalanceCallback(backlog.Rebalanced),
 		goka.WithLogger(quietGoka{}))...)

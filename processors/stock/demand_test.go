@@ -735,7 +735,7 @@ func TestDemandTopicsDeclared(t *testing.T) {
 			t.Errorf("schema.Topics lacks %q", want)
 		}
 	}
-	g := stock.Define(cfg, nil, nil)
+	g := stock.Define(cfg, nil, nil, 0)
 	if in := g.InputStreams().Topics(); !slices.Contains(in, string(schema.Demand)) {
 		t.Errorf("group inputs %q lack %s", in, schema.Demand)
 	}

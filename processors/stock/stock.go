@@ -47,15 +47,17 @@ type Coalescer interface {
 }
 
 // Define returns the group graph. With a Coalescer (nil: none) the
-// processor holds back publishing while it is far behind its inputs.
-func Define(cfg inventory.Base, log *slog.Logger, c Coalescer) *goka.GroupGraph {
+// processor holds back publishing while it is far behind its inputs. An
+// event or tick whose own time is more than skew (0: no limit) ahead of
+// its message's time is dead-lettered.
+func Define(cfg inventory.Base, log *slog.Logger, c Coalescer, skew time.Duration) *goka.GroupGraph {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if c == nil {
 		c = never{}
 	}
-	h := handler{log: log.With("group", string(schema.StockGroup)), cfg: cfg, backlog: c, states: backlog.NewStates[inventory.State]()}
+	h := handler{log: log.With("group", string(schema.StockGroup)), cfg: cfg, backlog: c, states: backlog.NewStates[inventory.State](), skew: skew}
 	return goka.DefineGroup(schema.StockGroup,
 		goka.Input(schema.Supply, schema.BytesCodec, h.event(codecs.DecodeSupplyEvent)),
 		goka.Input(schema.SkuPolicies, schema.BytesCodec, h.event(codecs.DecodeSkuPolicyEvent)),
@@ -73,8 +75,8 @@ func Define(cfg inventory.Base, log *slog.Logger, c Coalescer) *goka.GroupGraph 
 // or goka.WithTester in unit tests. c may be nil; a *backlog.Backlog must
 // run beside the processor, with its Rebalanced passed to
 // goka.WithRebalanceCallback.
-func New(brokers []string, cfg inventory.Base, log *slog.Logger, c Coalescer, opts ...goka.ProcessorOption) (*goka.Processor, error) {
-	return processors.NewProcessor(brokers, Define(cfg, log, c), opts...)
+func New(brokers []string, cfg inventory.Base, log *slog.Logger, c Coalescer, skew time.Duration, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	return processors.NewProcessor(brokers, Define(cfg, log, c, skew), opts...)
 }
 
 // never is the Coalescer of a processor without a backlog: no partition is
@@ -93,6 +95,7 @@ type handler struct {
 	cfg     inventory.Base
 	backlog Coalescer
 	states  *backlog.States[inventory.State]
+	skew    time.Duration
 }
 
 // observed is the callback of an input whose messages the Coalescer
@@ -156,7 +159,8 @@ func (h handler) demand(ctx goka.Context, raw []byte, behind bool) error {
 
 // decode turns an input message into a domain event of the message's SKU,
 // rejecting it (bad input, dead-lettered) when it is undecodable, keyed by
-// another SKU, or timestamped outside 1970–2200.
+// another SKU, timestamped outside 1970–2200, or carrying a source time
+// more than the allowed skew ahead of the message's.
 func (h handler) decode(ctx goka.Context, raw []byte, decode func([]byte) (inventory.Event, error)) (inventory.Event, error) {
 	ev, err := decode(raw)
 	if err != nil {
@@ -170,6 +174,9 @@ func (h handler) decode(ctx goka.Context, raw []byte, decode func([]byte) (inven
 	}
 	if ev.EventSKU() != ctx.Key() {
 		return nil, deadletter.Rejectf("message key %q differs from the event's sku %q", ctx.Key(), ev.EventSKU())
+	}
+	if err := inventory.CheckEventSkew(ev, eventTime(ctx), h.skew); err != nil {
+		return nil, deadletter.Reject(err)
 	}
 	return ev, nil
 }
@@ -228,6 +235,10 @@ func (h handler) applyTick(ctx goka.Context, raw []byte) error {
 	}
 	if t.GetSku() != ctx.Key() {
 		return deadletter.Rejectf("message key %q differs from the tick's sku %q", ctx.Key(), t.GetSku())
+	}
+	// A tick from the future would expire holds its orders still count on.
+	if err := inventory.CheckSkew("tick at", t.GetAt().AsTime(), eventTime(ctx), h.skew); err != nil {
+		return deadletter.Reject(err)
 	}
 	if t.GetDeferred() {
 		h.flush(ctx)

@@ -85,10 +85,13 @@ type harness struct {
 func start(t *testing.T) *harness { return startWith(t, nil) }
 
 // startWith runs the processor on goka's tester, with backlog b (nil: none).
-func startWith(t *testing.T, b *backlog.Backlog) *harness {
+func startWith(t *testing.T, b *backlog.Backlog) *harness { return startSkew(t, b, 0) }
+
+// startSkew is startWith with a maximum event skew (0: no limit).
+func startSkew(t *testing.T, b *backlog.Backlog, skew time.Duration) *harness {
 	t.Helper()
 	gkt := tester.New(t)
-	p, err := stock.New(nil, cfg, nil, b, goka.WithTester(gkt))
+	p, err := stock.New(nil, cfg, nil, b, skew, goka.WithTester(gkt))
 	if err != nil {
 		t.Fatalf("stock.New: %v", err)
 	}
