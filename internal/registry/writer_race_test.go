@@ -17,6 +17,7 @@ import (
 	"github.com/skuflow/skuflow/internal/kafkacfg"
 	"github.com/skuflow/skuflow/internal/registry"
 	"github.com/skuflow/skuflow/internal/testkit"
+	"github.com/skuflow/skuflow/inventory"
 	"github.com/skuflow/skuflow/processors/policies"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/schema"
@@ -167,7 +168,7 @@ func TestRegistryRefusesOwnedLocations(t *testing.T) {
 	if err := b.Kafka.EnsureTopics(schema.Topics()...); err != nil {
 		t.Fatal(err)
 	}
-	p, err := policies.New(b.Kafka.Brokers, nil, append(b.Kafka.ProcessorOptions(), goka.WithStorageBuilder(testStorage(t)))...)
+	p, err := policies.New(b.Kafka.Brokers, nil, inventory.DefaultMaxEventSkew, append(b.Kafka.ProcessorOptions(), goka.WithStorageBuilder(testStorage(t)))...)
 	if err != nil {
 		t.Fatal(err)
 	}
