@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/skuflow/skuflow/schema"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/skuflow/skuflow/internal/kafkacfg"
@@ -34,6 +36,13 @@ type ReplayOptions struct {
 	DryRun bool
 }
 
+// ErrRegistryReplay refuses to replay the merchant registry's writer: its
+// commands are not idempotent once their outcomes have left the table (the
+// latest 1024 are kept), so a replay onto the existing table could undo
+// later changes. topology.md ("Merchant registry: one writer") says how
+// the registry is restored instead.
+var ErrRegistryReplay = errors.New("the registry group (skuflow-registry) cannot be replayed: its commands are applied once; restore the registry with 'skuflow merchant restore' instead")
+
 // Validate reports every problem with the options.
 func (o ReplayOptions) Validate() error {
 	errs := []error{o.Kafka.Validate()}
@@ -41,6 +50,8 @@ func (o ReplayOptions) Validate() error {
 		errs = append(errs, errors.New("no group given"))
 	} else if _, err := lookupGroup(o.Group); err != nil {
 		errs = append(errs, err)
+	} else if o.Group == string(schema.RegistryGroup) {
+		errs = append(errs, ErrRegistryReplay)
 	}
 	modes := 0
 	for _, set := range []bool{!o.ToTime.IsZero(), o.ToEarliest, o.ToLatest} {

@@ -30,6 +30,7 @@ var groupTopics = []GroupTopics{
 	{Group: string(schema.StockGroup), Inputs: []string{string(schema.Supply), string(schema.SkuPolicies), string(schema.StockTicks), string(schema.Demand)}, Table: string(schema.StockTable)},
 	{Group: string(schema.PoliciesGroup), Inputs: []string{string(schema.Policies)}, Table: string(schema.PoliciesTable)},
 	{Group: string(schema.OrdersGroup), Inputs: []string{string(schema.Orders), string(schema.Outcomes)}, Table: string(schema.OrdersTable)},
+	{Group: string(schema.RegistryGroup), Inputs: []string{string(schema.RegistryCommands)}, Table: string(schema.RegistryTable)},
 }
 
 // Groups lists skuflow's processor groups with their inputs and tables.

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skuflow/skuflow/internal/registry"
+
 	"github.com/lovoo/goka"
 
 	"github.com/skuflow/skuflow/internal/kafkacfg"
@@ -20,7 +22,7 @@ import (
 // ops may not import the processors, so Groups mirrors their graphs: this
 // keeps the two equal.
 func TestGroupsAreTheGraphs(t *testing.T) {
-	graphs := []*goka.GroupGraph{stock.Define(inventory.Base{}, nil, nil, 0), policies.Define(nil, 0), orders.Define(nil, 0)}
+	graphs := []*goka.GroupGraph{stock.Define(inventory.Base{}, nil, nil, 0), policies.Define(nil, 0), orders.Define(nil, 0), registry.DefineWriter(nil)}
 	got := ops.Groups()
 	if len(got) != len(graphs) {
 		t.Fatalf("ops.Groups() has %d groups, the processors %d", len(got), len(graphs))
@@ -60,6 +62,7 @@ func TestReplayOptionsValidate(t *testing.T) {
 		"no brokers":     {func(o *ops.ReplayOptions) { o.Kafka.Brokers = nil }, []string{"no brokers"}},
 		"no group":       {func(o *ops.ReplayOptions) { o.Group = "" }, []string{"no group given"}},
 		"unknown group":  {func(o *ops.ReplayOptions) { o.Group = "skuflow-nope" }, []string{`unknown group "skuflow-nope"`, "skuflow-stock, skuflow-policies, skuflow-orders"}},
+		"registry group": {func(o *ops.ReplayOptions) { o.Group = "skuflow-registry" }, []string{"cannot be replayed", "merchant restore"}},
 		"no target":      {func(o *ops.ReplayOptions) { o.ToEarliest = false }, []string{"no target given"}},
 		"two targets":    {func(o *ops.ReplayOptions) { o.ToLatest = true }, []string{"more than one target"}},
 		"time and other": {func(o *ops.ReplayOptions) { o.ToTime = time.Now() }, []string{"more than one target"}},
