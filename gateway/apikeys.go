@@ -125,11 +125,13 @@ func (k APIKey) validate() error {
 // [RATE]", where SCOPES is read, order or read,order, HASH is sha256:<hex>
 // of the key's secret and RATE the requests per second it may make
 // (default: no limit). Blank lines and lines starting with # are skipped.
-// Every problem is reported, by line.
+// Every problem is reported, by line; the keys returned are those of the
+// lines without one (an id on two lines: neither).
 func ParseAPIKeys(data []byte) ([]APIKey, error) {
 	var keys []APIKey
 	var errs []error
 	seen := map[string]int{}
+	dups := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -157,7 +159,8 @@ func ParseAPIKeys(data []byte) ([]APIKey, error) {
 			continue
 		}
 		if prev, dup := seen[k.ID]; dup {
-			errs = append(errs, fmt.Errorf("line %d: key id %q is also on line %d", n, k.ID, prev))
+			errs = append(errs, fmt.Errorf("line %d: key id %q is also on line %d: neither line is accepted", n, k.ID, prev))
+			dups[k.ID] = true
 			continue
 		}
 		seen[k.ID] = n
@@ -166,6 +169,8 @@ func ParseAPIKeys(data []byte) ([]APIKey, error) {
 	if err := sc.Err(); err != nil {
 		errs = append(errs, err)
 	}
+	// An id on two lines is refused on both: which key is meant is unknown.
+	keys = slices.DeleteFunc(keys, func(k APIKey) bool { return dups[k.ID] })
 	return keys, errors.Join(errs...)
 }
 
@@ -184,6 +189,9 @@ type liveKey struct {
 	APIKey
 	line    string
 	limiter *rate.Limiter // nil: no limit
+	// revoked is closed when a reload removes the key or changes its line:
+	// the streams it opened end then.
+	revoked chan struct{}
 }
 
 // LoadAPIKeys reads the API keys file at path.
@@ -195,8 +203,12 @@ func LoadAPIKeys(path string) (*APIKeys, error) {
 	return k, nil
 }
 
-// Reload reads the file again and reports whether it changed. A file that
-// no longer parses keeps the keys as they were.
+// Reload reads the file again and reports whether it changed. A line with
+// a problem is refused (its key no longer works: the file fails closed, line
+// by line) and reported in the error, while the other lines apply. The first
+// load (LoadAPIKeys) refuses a file with any problem. A file that cannot be
+// read keeps the keys as they were: replace the file atomically (write a new
+// one, then rename it), never truncate it in place.
 func (k *APIKeys) Reload() (bool, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -207,9 +219,12 @@ func (k *APIKeys) Reload() (bool, error) {
 	if k.keys.Load() != nil && bytes.Equal(data, k.raw) {
 		return false, nil
 	}
-	keys, err := ParseAPIKeys(data)
-	if err != nil {
-		return false, fmt.Errorf("api keys %s: %w", k.path, err)
+	keys, perr := ParseAPIKeys(data)
+	if perr != nil {
+		perr = fmt.Errorf("api keys %s: %w", k.path, perr)
+		if k.keys.Load() == nil {
+			return false, perr
+		}
 	}
 	old := map[string]*liveKey{}
 	if p := k.keys.Load(); p != nil {
@@ -222,15 +237,20 @@ func (k *APIKeys) Reload() (bool, error) {
 			next[key.ID] = o
 			continue
 		}
-		lk := &liveKey{APIKey: key, line: line}
+		lk := &liveKey{APIKey: key, line: line, revoked: make(chan struct{})}
 		if key.Rate > 0 {
 			lk.limiter = rate.NewLimiter(rate.Limit(key.Rate), max(1, int(math.Ceil(key.Rate))))
 		}
 		next[key.ID] = lk
 	}
+	for id, o := range old {
+		if n, kept := next[id]; !kept || n != o {
+			close(o.revoked)
+		}
+	}
 	k.keys.Store(&next)
 	k.raw = data
-	return true, nil
+	return true, perr
 }
 
 // IDs are the configured key ids, sorted.
@@ -291,15 +311,26 @@ func (a *keyAuth) unregister(reg prometheus.Registerer) {
 // Authorization header (or metadata) values given. The errors it returns
 // never hold the presented value.
 func (a *keyAuth) check(fullMethod string, authorization []string) error {
+	_, err := a.checkKey(fullMethod, authorization)
+	return err
+}
+
+// checkKey is check, also returning the channel closed when the key that
+// passed is revoked (nil: no key was needed).
+func (a *keyAuth) checkKey(fullMethod string, authorization []string) (revoked <-chan struct{}, err error) {
 	if a == nil || a.keys == nil {
-		return nil
+		return nil, nil
 	}
 	svc, _, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
 	scope, guarded := scopeOf[svc]
 	if !guarded {
-		return nil
+		return nil, nil
 	}
-	id, err := a.authorize(scope, authorization)
+	k, err := a.authorize(scope, authorization)
+	id := unknownKeyLabel
+	if k != nil {
+		id = k.ID
+	}
 	outcome := outcomeOK
 	switch {
 	case errors.Is(err, apierr.ErrUnauthenticated):
@@ -310,12 +341,15 @@ func (a *keyAuth) check(fullMethod string, authorization []string) error {
 		outcome = outcomeLimited
 	}
 	a.requests.WithLabelValues(id, outcome).Inc()
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return k.revoked, nil
 }
 
 // authorize finds the key among authorization's Bearer values and checks
-// its scope and rate; id is the key's id, or unknownKeyLabel.
-func (a *keyAuth) authorize(scope string, authorization []string) (id string, err error) {
+// its scope and rate; k is the key presented, nil if none matched.
+func (a *keyAuth) authorize(scope string, authorization []string) (k *liveKey, err error) {
 	presented := ""
 	for _, v := range authorization {
 		if t := registry.BearerToken(v); t != "" {
@@ -324,12 +358,12 @@ func (a *keyAuth) authorize(scope string, authorization []string) (id string, er
 		}
 	}
 	if presented == "" {
-		return unknownKeyLabel, apierr.Public(apierr.ErrUnauthenticated, "missing API key: send 'authorization: Bearer <key>'")
+		return nil, apierr.Public(apierr.ErrUnauthenticated, "missing API key: send 'authorization: Bearer <key>'")
 	}
 	rest, ok := strings.CutPrefix(presented, apiKeyPrefix)
 	i := strings.LastIndexByte(rest, '.')
 	if !ok || i <= 0 {
-		return unknownKeyLabel, apierr.Public(apierr.ErrUnauthenticated, "invalid API key: not a skuflow API key (ska1.<id>.<secret>)")
+		return nil, apierr.Public(apierr.ErrUnauthenticated, "invalid API key: not a skuflow API key (ska1.<id>.<secret>)")
 	}
 	keyID, secret := rest[:i], rest[i+1:]
 	keys := *a.keys.keys.Load()
@@ -337,15 +371,15 @@ func (a *keyAuth) authorize(scope string, authorization []string) (id string, er
 	hash := registry.HashSecret(secret)
 	if !found || subtle.ConstantTimeCompare(k.Hash, hash) != 1 {
 		// The id is the caller's claim, not a key's: never echoed.
-		return unknownKeyLabel, apierr.Public(apierr.ErrUnauthenticated, "invalid API key: no such key (revoked, or mistyped)")
+		return nil, apierr.Public(apierr.ErrUnauthenticated, "invalid API key: no such key (revoked, or mistyped)")
 	}
 	if !slices.Contains(k.Scopes, scope) {
-		return k.ID, apierr.Publicf(apierr.ErrPermissionDenied, "API key %q has scope %s; this call needs scope %s", k.ID, strings.Join(k.Scopes, ","), scope)
+		return k, apierr.Publicf(apierr.ErrPermissionDenied, "API key %q has scope %s; this call needs scope %s", k.ID, strings.Join(k.Scopes, ","), scope)
 	}
 	if k.limiter != nil && !k.limiter.Allow() {
-		return k.ID, apierr.Publicf(apierr.ErrResourceExhausted, "API key %q is over its rate limit of %s requests/s; retry shortly", k.ID, strconv.FormatFloat(k.Rate, 'f', -1, 64))
+		return k, apierr.Publicf(apierr.ErrResourceExhausted, "API key %q is over its rate limit of %s requests/s; retry shortly", k.ID, strconv.FormatFloat(k.Rate, 'f', -1, 64))
 	}
-	return k.ID, nil
+	return k, nil
 }
 
 // unary is the gRPC unary interceptor; the in-process REST handlers call
@@ -357,13 +391,47 @@ func (a *keyAuth) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 	return handler(ctx, req)
 }
 
-// stream is the gRPC stream interceptor.
+// stream is the gRPC stream interceptor. A stream ends, Unauthenticated,
+// when its key is revoked.
 func (a *keyAuth) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if err := a.check(info.FullMethod, metadata.ValueFromIncomingContext(ss.Context(), "authorization")); err != nil {
+	revoked, err := a.checkKey(info.FullMethod, metadata.ValueFromIncomingContext(ss.Context(), "authorization"))
+	if err != nil {
 		return err
 	}
-	return handler(srv, ss)
+	if revoked == nil {
+		return handler(srv, ss)
+	}
+	ctx, stop := untilRevoked(ss.Context(), revoked)
+	defer stop()
+	if err := handler(srv, ctxStream{ss, ctx}); err != nil && errors.Is(context.Cause(ctx), errKeyRevoked) {
+		return errKeyRevoked
+	}
+	return err
 }
+
+// errKeyRevoked ends the streams of a key a reload removed or changed.
+var errKeyRevoked = apierr.Public(apierr.ErrUnauthenticated, "API key revoked: the stream ends; reconnect with a valid key")
+
+// untilRevoked is ctx, cancelled with errKeyRevoked when revoked closes.
+func untilRevoked(ctx context.Context, revoked <-chan struct{}) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-revoked:
+			cancel(errKeyRevoked)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(nil) }
+}
+
+// ctxStream is a server stream with another context.
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s ctxStream) Context() context.Context { return s.ctx }
 
 // watchKeys reloads the keys file every interval until ctx ends.
 func (a *keyAuth) watchKeys(ctx context.Context, every time.Duration, log interface {
@@ -383,8 +451,10 @@ func (a *keyAuth) watchKeys(ctx context.Context, every time.Duration, log interf
 		}
 		changed, err := a.keys.Reload()
 		switch {
+		case changed && err != nil:
+			log.Error("api keys reloaded; the lines with problems are refused", "keys", len(a.keys.IDs()), "err", err)
 		case err != nil:
-			log.Error("api keys not reloaded; the previous keys stay", "err", err)
+			log.Error("api keys file not read; the previous keys stay", "err", err)
 		case changed:
 			log.Info("api keys reloaded", "keys", len(a.keys.IDs()))
 		}
@@ -395,9 +465,15 @@ func (a *keyAuth) watchKeys(ctx context.Context, every time.Duration, log interf
 // same check, the error written as grpc-gateway writes errors.
 func (a *keyAuth) http(fullMethod string, gw *runtime.ServeMux, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := a.check(fullMethod, r.Header.Values("Authorization")); err != nil {
+		revoked, err := a.checkKey(fullMethod, r.Header.Values("Authorization"))
+		if err != nil {
 			writeHTTPError(gw, w, r, err)
 			return
+		}
+		if revoked != nil { // a stream (SSE) ends when its key is revoked
+			ctx, stop := untilRevoked(r.Context(), revoked)
+			defer stop()
+			r = r.WithContext(ctx)
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -416,7 +417,7 @@ func TestParseAPIKeys(t *testing.T) {
 		t.Fatalf("ParseAPIKeys(%q) = %+v, %v", line, keys, err)
 	}
 	hash := strings.Fields(line)[2]
-	_, err = gateway.ParseAPIKeys([]byte(strings.Join([]string{
+	keys, err = gateway.ParseAPIKeys([]byte(strings.Join([]string{
 		"k1 read",
 		"bad/id read " + hash,
 		"k2 write " + hash,
@@ -424,14 +425,20 @@ func TestParseAPIKeys(t *testing.T) {
 		"k4 read " + hash + " -1",
 		"k5 read " + hash,
 		"k5 order " + hash,
+		"k6 read " + hash,
 	}, "\n")))
+	// Every line with a problem is refused, and only those: an id on two
+	// lines on both.
+	if len(keys) != 1 || keys[0].ID != "k6" {
+		t.Errorf("keys of the lines without a problem: %+v, want k6 alone", keys)
+	}
 	for _, want := range []string{
 		"line 1: want ID SCOPES sha256:HASH [RATE], got 2 fields",
 		`line 2: key id "bad/id" is not 1 to 64`,
 		`line 3: unknown scope "write"`,
 		"line 4: the hash is not sha256:<64 hex digits>",
 		"line 5: rate -1 is not",
-		`line 7: key id "k5" is also on line 6`,
+		`line 7: key id "k5" is also on line 6: neither line is accepted`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want it to contain %q", err, want)
@@ -440,4 +447,43 @@ func TestParseAPIKeys(t *testing.T) {
 	if _, _, err := gateway.NewAPIKey("k", []string{"admin"}, 0); err == nil {
 		t.Error("NewAPIKey with scope admin: no error")
 	}
+}
+
+// Revoking a key ends the watches it opened, gRPC and SSE, telling why;
+// the other keys' watches go on.
+func TestRevokedKeyEndsItsWatches(t *testing.T) {
+	k := startWithKeys(t)
+	e := k.watchEnv
+	e.put(t, "A", "a1")
+	open := func(id string) (grpc.ServerStreamingClient[pb.WatchAvailabilityResponse], *sseStream) {
+		c, cancel := context.WithCancel(withKey(t, "Bearer "+k.keys[id]))
+		t.Cleanup(cancel)
+		g, err := e.avail.WatchAvailability(c, &pb.WatchAvailabilityRequest{Sku: []string{"A"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect(t, g, "A@a1", "synced")
+		s := openSSE(t, e.stream, e.base+"/v1/availability:watch?sku=A", http.Header{"Authorization": {"Bearer " + k.keys[id]}})
+		s.expect(t, "A@a1", "synced")
+		return g, s
+	}
+	revokedG, revokedS := open("revoked")
+	otherG, otherS := open("reader")
+
+	data, err := os.ReadFile(k.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(k.file, []byte(strings.Replace(string(data), k.line["revoked"]+"\n", "", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := revokedG.Recv(); status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "API key revoked") {
+		t.Errorf("gRPC watch of a revoked key: %v, want Unauthenticated, API key revoked", err)
+	}
+	if ev := revokedS.next(t); ev.event != "end" || !strings.Contains(ev.data, "API key revoked") {
+		t.Errorf("SSE watch of a revoked key: %+v, want an end event saying the key was revoked", ev)
+	}
+	e.put(t, "A", "a2")
+	expect(t, otherG, "A@a2")
+	otherS.expect(t, "A@a2")
 }

@@ -156,11 +156,18 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// bodies puts every request body h reads under the per-read timeout.
+// bodies puts every request body under the per-read timeout, from the
+// request's start.
 func bodies(h http.Handler, timeout time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &body{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: timeout}
+			b := &body{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: timeout}
+			// From now, not from the first read: a handler that answers
+			// without reading (a refused token, /healthz) leaves the body to
+			// net/http, which drains it before the answer; a client that
+			// never sends it must not hold the connection.
+			_ = b.rc.SetReadDeadline(time.Now().Add(timeout))
+			r.Body = b
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -191,6 +191,18 @@ func TestStalledBodiesTimeOut(t *testing.T) {
 			t.Errorf("POST %s with a stalled body: %s", path, b)
 		}
 	}
+	// A route that answers without reading the body: net/http drains the
+	// body after the answer, under the same timeout, then closes the
+	// connection instead of waiting for a body that never comes.
+	c, rd := rawConn(t, e.env)
+	fmt.Fprint(c, "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+	if resp, err := http.ReadResponse(rd, nil); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if _, err := rd.ReadByte(); err != io.EOF {
+		t.Errorf("POST /healthz with a body never sent: read %v, want EOF (the connection closed)", err)
+	}
 }
 
 // Idle connections are closed: an HTTP keep-alive connection after its

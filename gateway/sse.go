@@ -79,7 +79,7 @@ func (s *watchService) serveSSE(gw *runtime.ServeMux) http.HandlerFunc {
 			err = nil // the client is gone or stuck: nobody to tell
 		default:
 		}
-		if err != nil && ctx.Err() == nil {
+		if err != nil && (ctx.Err() == nil || errors.Is(err, errKeyRevoked)) {
 			if deadline {
 				_ = rc.SetWriteDeadline(time.Now().Add(s.sseGrace))
 			}

@@ -219,7 +219,7 @@ func (ss *watchSession) run(ctx context.Context, p *watchPump) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return context.Cause(ctx) // errKeyRevoked, or the client gone
 		case <-ss.w.done:
 			return ss.w.err
 		case <-ss.stopping:
@@ -348,7 +348,7 @@ func (ss *watchSession) send(ctx context.Context, p *watchPump, m *pb.WatchAvail
 	case <-ss.stopping: // a Scan waiting here would hold the feed up
 		return errFeedStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return context.Cause(ctx)
 	}
 }
 

@@ -60,6 +60,16 @@ func runAPIKeyNew(out, info io.Writer, id, scopes string, ratePerSecond float64,
 		return err
 	}
 	if file != "" {
+		if data, err := os.ReadFile(file); err == nil {
+			existing, _ := gateway.ParseAPIKeys(data)
+			for _, k := range existing {
+				if k.ID == id {
+					return fmt.Errorf("--out %s already has a key with id %q: give the new key another id (to rotate: add a new key, move the clients to it, then remove the old line)", file, id)
+				}
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("--out %s: %w", file, err)
+		}
 		f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
 			return err

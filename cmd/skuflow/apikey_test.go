@@ -61,6 +61,13 @@ func TestAPIKeyNew(t *testing.T) {
 	if lines := strings.Fields(out.String()); len(lines) != 2 || !strings.HasPrefix(lines[0], "ska1.a.") || !strings.HasPrefix(lines[1], "ska1.b.") {
 		t.Errorf("--out printed %q, want the two keys", out.String())
 	}
+	// An id already in the file is refused: the file keeps one line per id.
+	if err := runAPIKeyNew(&out, &info, "a", "read", 0, file); err == nil || !strings.Contains(err.Error(), `already has a key with id "a"`) {
+		t.Errorf("a second key with id a: %v, want refused", err)
+	}
+	if again, _ := os.ReadFile(file); string(again) != string(data) {
+		t.Errorf("a refused key changed the file: %q", again)
+	}
 
 	for _, tt := range []struct {
 		args []string
