@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skuflow/skuflow/gateway/apierr"
@@ -103,8 +105,68 @@ func (l limits) grpcOptions() []grpc.ServerOption {
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: l.idle, Time: grpcKeepaliveTime, Timeout: grpcKeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcMinClientPing, PermitWithoutStream: false}),
 		grpc.ForceServerCodecV2(strictCodec{encoding.GetCodecV2("proto")}),
+		grpc.InTapHandle(messageTimer{timeout: l.bodyRead}.tap),
+		grpc.StatsHandler(messageTimer{timeout: l.bodyRead}),
+		grpc.MaxConcurrentStreams(grpcMaxStreams),
 	}
 }
+
+// grpcMaxStreams bounds the RPCs open at once on one gRPC connection.
+const grpcMaxStreams = 1000
+
+// messageTimer puts gRPC requests under the body timeout, as bodies does
+// for REST: a unary or server-streaming RPC whose request message does not
+// arrive within timeout of its start is cancelled. Once it has its request
+// the timer stops: a watch runs as long as it likes. Client streams (a feed
+// upload) time their messages themselves, as their REST routes do. Without
+// it, a client could open RPCs and never send them, holding server
+// resources, and keep its connection from idling.
+type messageTimer struct{ timeout time.Duration }
+
+type messageTimerKey struct{}
+
+// rpcTimer is one RPC's timer.
+type rpcTimer struct {
+	cancel context.CancelCauseFunc
+	t      *time.Timer
+}
+
+// errRequestTimeout is the cause of an RPC cancelled by messageTimer.
+var errRequestTimeout = errors.New("the request message did not arrive within the body read timeout")
+
+// tap starts an RPC's timer. It is a tap (grpc.InTapHandle), not TagRPC:
+// only the tap's context is the one the transport reads the request under,
+// so only cancelling it stops a read that waits for a message.
+func (m messageTimer) tap(ctx context.Context, _ *tap.Info) (context.Context, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	rt := &rpcTimer{cancel: cancel}
+	rt.t = time.AfterFunc(m.timeout, func() { cancel(errRequestTimeout) })
+	return context.WithValue(ctx, messageTimerKey{}, rt), nil
+}
+
+func (messageTimer) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+
+func (messageTimer) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	rt, ok := ctx.Value(messageTimerKey{}).(*rpcTimer)
+	if !ok {
+		return
+	}
+	switch s := s.(type) {
+	case *stats.Begin:
+		if s.IsClientStream {
+			rt.t.Stop()
+		}
+	case *stats.InPayload:
+		rt.t.Stop()
+	case *stats.End:
+		rt.t.Stop()
+		rt.cancel(nil)
+	}
+}
+
+func (messageTimer) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (messageTimer) HandleConn(context.Context, stats.ConnStats) {}
 
 // httpServer is an HTTP server with the header and idle timeouts. It has
 // no ReadTimeout or WriteTimeout: those would cut watch streams (SSE) and

@@ -205,6 +205,26 @@ func TestStalledBodiesTimeOut(t *testing.T) {
 	}
 }
 
+// A gRPC call whose request message never comes is cancelled after the
+// body timeout; a watch, once it has its request, runs past it.
+func TestStalledGRPCRequestsAreCancelled(t *testing.T) {
+	e := startLimited(t, nil, func(o *gateway.Options) { o.BodyReadTimeout = 300 * time.Millisecond })
+	e.put(t, "A", "a1")
+	w := watch(t, e.avail, &pb.WatchAvailabilityRequest{Sku: []string{"A"}})
+	expect(t, w, "A@a1", "synced")
+	// GetAvailability opened as a stream whose message is never sent.
+	st, err := e.conn.NewStream(t.Context(), &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, "/skuflow.v1.AvailabilityService/GetAvailability")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp pb.Availability
+	if err := st.RecvMsg(&resp); status.Code(err) != codes.Canceled {
+		t.Errorf("a call that never sends its request: %v, want Canceled by the server", err)
+	}
+	e.put(t, "A", "a2")
+	expect(t, w, "A@a2")
+}
+
 // Idle connections are closed: an HTTP keep-alive connection after its
 // request, a gRPC connection with no RPC; watch streams (gRPC and SSE) stay
 // open past the idle timeout and keep delivering.

@@ -25,7 +25,7 @@ func (f *gatewayFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.readHeaderTimeout, "read-header-timeout", gateway.DefaultReadHeaderTimeout,
 		"time a client has to send an HTTP request's headers")
 	cmd.Flags().DurationVar(&f.bodyReadTimeout, "body-read-timeout", gateway.DefaultBodyReadTimeout,
-		"time a client has to send a REST request body (408 past it); a streamed feed upload must make progress within it. Answers and watch streams have no write timeout")
+		"time a client has to send a REST request body, from the request's start (408 past it; a streamed feed upload must make progress within it), or a gRPC request message (cancelled past it). Answers and watch streams have no write timeout")
 	cmd.Flags().DurationVar(&f.idleTimeout, "idle-timeout", gateway.DefaultIdleTimeout,
 		"an HTTP keep-alive connection with no request, or a gRPC connection with no RPC, is closed after this long (open watch streams keep theirs)")
 	cmd.Flags().StringVar(&f.apiKeys, "api-keys", "",
