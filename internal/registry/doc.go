@@ -37,6 +37,16 @@
 // An entry that appears on the topic later (an older gateway still
 // running) is adopted, and upgraded, by its merchant's next change.
 //
+// The whole registry is one table value, one Kafka message: a change that
+// would grow its entries beyond MaxEntriesBytes is ErrFull (FullError
+// names the size), outcomes keep to MaxOutcomeBytes (the oldest dropped
+// first) and their messages to MaxOutcomeMessage, and no value over
+// MaxStateBytes is ever written. A registry too big to seed the writer
+// makes every change fail at once with ErrFull, logged at error level. A
+// command sent more than the allowed event skew ahead of the writer's
+// clock, or one the latest change would push that far ahead, is
+// ErrClockSkew: the policies it published would be dead-lettered.
+//
 // Tokens look like "skf1.<merchant>.<secret>": the merchant part says whose
 // hashes to compare with (in constant time), the secret is 32 random bytes.
 // Tokens are never logged, stored or put in errors; only hashes are kept.

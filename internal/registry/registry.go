@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -49,6 +51,12 @@ var (
 	ErrExists   = errors.New("merchant already exists")
 	ErrInvalid  = errors.New("invalid registry request")
 	ErrNotReady = errors.New("merchant registry is still recovering")
+	// ErrFull: the registry is one table value, one Kafka message, and a
+	// change would grow it beyond MaxEntriesBytes (FullError says how big).
+	ErrFull = errors.New("the merchant registry is full")
+	// ErrClockSkew: a change's time is ahead of the registry writer's clock
+	// by more than the allowed event skew.
+	ErrClockSkew = errors.New("clock skew")
 )
 
 // LocationOwnedError says a location belongs to another merchant (Owner),
@@ -81,6 +89,11 @@ type Options struct {
 	// Channels are the deployment's configured channels (inventory.Base's):
 	// a merchant location may serve only these. Required.
 	Channels []string
+	// MaxEventSkew is how far ahead of the writer's clock a command's time
+	// may be (0: inventory.DefaultMaxEventSkew): the policies the writer
+	// publishes carry that time, and the policies group dead-letters those
+	// more than its --max-event-skew ahead of their message time.
+	MaxEventSkew time.Duration
 }
 
 // Validate reports every problem with the options.
@@ -92,6 +105,9 @@ func (o Options) Validate() error {
 	}
 	if o.WaitVisible < 0 {
 		errs = append(errs, fmt.Errorf("registry: wait-visible %s is negative", o.WaitVisible))
+	}
+	if o.MaxEventSkew < 0 {
+		errs = append(errs, fmt.Errorf("registry: max event skew %s is negative (0: the default %s)", o.MaxEventSkew, inventory.DefaultMaxEventSkew))
 	}
 	if len(o.Channels) == 0 {
 		errs = append(errs, errors.New("registry: no configured channels"))
@@ -112,9 +128,21 @@ type Registry struct {
 	dataDir  string
 	wait     time.Duration
 	channels []string // configured, sorted
+	skew     time.Duration
 	view     *goka.View
-	state    *goka.View // the writer's table: outcomes, seeded
+	state    *goka.View // the writer's table (raw bytes): outcomes, seeded
 	commands *goka.Emitter
+
+	// The writer's table decoded, and the bytes it was decoded from: a
+	// poll decodes the value (some 5 ms at 900 KB) only when it changed.
+	decodedMu  sync.Mutex
+	decodedRaw []byte
+	decoded    *pb.RegistryState
+
+	// seedErr is why the registry could not be given to the writer (too
+	// big for one message): changes fail with it at once instead of
+	// waiting for a seed that cannot come.
+	seedErr atomic.Pointer[error]
 
 	mu       sync.RWMutex // guards the views against their own shutdown
 	stopping bool
@@ -131,9 +159,12 @@ func New(o Options) (*Registry, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	chs, _ := validChannels(o.Channels) // validated above
-	r := &Registry{log: log, kafka: o.Kafka, dataDir: o.DataDir, wait: o.WaitVisible, channels: chs}
+	r := &Registry{log: log, kafka: o.Kafka, dataDir: o.DataDir, wait: o.WaitVisible, channels: chs, skew: o.MaxEventSkew}
 	if r.wait == 0 {
 		r.wait = 15 * time.Second
+	}
+	if r.skew == 0 {
+		r.skew = inventory.DefaultMaxEventSkew
 	}
 	var err error
 	r.view, err = goka.NewView(o.Kafka.Brokers, schema.MerchantRegistry, schema.RegistryCodec, append(o.Kafka.ViewOptions(),
@@ -141,7 +172,7 @@ func New(o Options) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry view: %w", err)
 	}
-	r.state, err = goka.NewView(o.Kafka.Brokers, schema.RegistryTable, schema.RegistryStateCodec, append(o.Kafka.ViewOptions(),
+	r.state, err = goka.NewView(o.Kafka.Brokers, schema.RegistryTable, schema.BytesCodec, append(o.Kafka.ViewOptions(),
 		goka.WithViewStorageBuilder(storage.DefaultBuilder(filepath.Join(o.DataDir, "writer-view"))))...)
 	if err != nil {
 		return nil, fmt.Errorf("registry writer view: %w", err)
@@ -191,7 +222,7 @@ func (r *Registry) runWriter(ctx context.Context) error {
 	b := backoff.NewExponentialBackOff()
 	b.MaxInterval = 30 * time.Second
 	for {
-		p, err := goka.NewProcessor(r.kafka.Brokers, DefineWriter(r.log), append(r.kafka.ProcessorOptions(),
+		p, err := goka.NewProcessor(r.kafka.Brokers, defineWriter(r.log, r.skew), append(r.kafka.ProcessorOptions(),
 			goka.WithNilHandling(goka.NilProcess),
 			// acks=all: a change that was answered must survive a broker loss.
 			goka.WithProducerBuilder(func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
@@ -442,7 +473,15 @@ func checkDefault(configured, locs []string) error {
 		return nil
 	}
 	return fmt.Errorf("%w: no channels given for location(s) %s, and the default channel %q is not configured (configured: %s): give the channels the locations serve",
-		ErrInvalid, strings.Join(locs, ", "), DefaultChannel, strings.Join(configured, ", "))
+		ErrInvalid, listSome(locs, 5), DefaultChannel, strings.Join(configured, ", "))
+}
+
+// listSome joins the first n of ids, and says how many more there are.
+func listSome(ids []string, n int) string {
+	if len(ids) <= n {
+		return strings.Join(ids, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(ids[:n], ", "), len(ids)-n)
 }
 
 func validStaleAfter(d time.Duration) error {
@@ -582,7 +621,15 @@ func (r *Registry) command(ctx context.Context, cmd *pb.RegistryCommand) (*pb.Re
 	}
 	cmd.Id, cmd.ConfiguredChannels = id, r.channels
 	if cmd.GetSeed() == nil {
-		if _, err := r.poll(ctx, "the registry writer has not taken the registry yet", func(st *pb.RegistryState) bool { return st.GetSeeded() }); err != nil {
+		if _, err := r.poll(ctx, "the registry writer has not taken the registry yet", func(st *pb.RegistryState) (bool, error) {
+			if st.GetSeeded() {
+				return true, nil
+			}
+			if p := r.seedErr.Load(); p != nil {
+				return false, *p
+			}
+			return false, nil
+		}); err != nil {
 			return nil, err
 		}
 	}
@@ -590,50 +637,86 @@ func (r *Registry) command(ctx context.Context, cmd *pb.RegistryCommand) (*pb.Re
 		return nil, fmt.Errorf("send registry command: %w", err)
 	}
 	var out *pb.RegistryOutcome
-	_, err = r.poll(ctx, "no outcome of the command yet", func(st *pb.RegistryState) bool {
+	_, err = r.poll(ctx, "no outcome of the command yet", func(st *pb.RegistryState) (bool, error) {
 		for _, o := range slices.Backward(st.GetOutcomes()) {
 			if o.GetCommandId() == id {
 				out = o
-				return true
+				return true, nil
 			}
 		}
-		return false
+		return false, nil
 	})
+	if err != nil && errors.Is(err, ErrNotReady) && !errors.Is(err, errStopping) {
+		// Sent, but not answered: the writer may still apply it.
+		return nil, fmt.Errorf("%w (the change was sent and may still be applied: look before retrying it)", err)
+	}
 	return out, err
 }
 
-// poll reads the writer's table every 10 ms until done holds, for at most
-// twice r.wait (a writer that moves to another gateway takes a rebalance,
-// some 6-8 s); a wait that runs out is ErrNotReady naming what was awaited.
-func (r *Registry) poll(ctx context.Context, waiting string, done func(*pb.RegistryState) bool) (*pb.RegistryState, error) {
+// poll reads the writer's table until done holds (or fails: that error is
+// returned at once), for at most twice r.wait (a writer that moves to
+// another gateway takes a rebalance, some 6-8 s); a wait that runs out is
+// ErrNotReady naming what was awaited. It looks every 10 ms at first, then
+// less often (at most every 100 ms), and decodes the table's value only
+// when it changed.
+func (r *Registry) poll(ctx context.Context, waiting string, done func(*pb.RegistryState) (bool, error)) (*pb.RegistryState, error) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.RandomizationFactor, b.Multiplier = 10*time.Millisecond, 100*time.Millisecond, 0, 1.5
 	st, err := backoff.Retry(ctx, func() (*pb.RegistryState, error) {
-		r.mu.RLock()
-		defer r.mu.RUnlock()
-		if r.stopping {
-			return nil, backoff.Permanent(ErrNotReady)
-		}
-		if !r.state.Recovered() {
-			return nil, errors.New("the writer's table is still recovering")
-		}
-		v, err := r.state.Get(schema.RegistryKey)
+		st, err := r.writerState()
 		if err != nil {
-			return nil, fmt.Errorf("registry writer view: %w", err)
+			return nil, err
 		}
-		st, _ := v.(*pb.RegistryState)
-		if !done(st) {
+		ok, err := done(st)
+		switch {
+		case err != nil:
+			return nil, backoff.Permanent(err)
+		case !ok:
 			return nil, errors.New(waiting)
 		}
 		return st, nil
-	}, backoff.WithBackOff(backoff.NewConstantBackOff(10*time.Millisecond)), backoff.WithMaxElapsedTime(2*r.wait))
+	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(2*r.wait))
 	switch {
 	case err == nil:
 		return st, nil
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
-	case errors.Is(err, ErrNotReady):
+	case errors.Is(err, ErrNotReady), errors.Is(err, ErrFull):
 		return nil, err
 	}
 	return nil, fmt.Errorf("%w: the merchant registry writer did not answer within %s (%v): it runs in the gateways serving the feeds API; retry shortly", ErrNotReady, 2*r.wait, err)
+}
+
+// errStopping: the registry is shutting down.
+var errStopping = fmt.Errorf("%w: the gateway is shutting down", ErrNotReady)
+
+// writerState reads the writer's table through the view, decoding its
+// value only when it changed since the last read.
+func (r *Registry) writerState() (*pb.RegistryState, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.stopping {
+		return nil, backoff.Permanent(errStopping)
+	}
+	if !r.state.Recovered() {
+		return nil, errors.New("the writer's table is still recovering")
+	}
+	v, err := r.state.Get(schema.RegistryKey)
+	if err != nil {
+		return nil, fmt.Errorf("registry writer view: %w", err)
+	}
+	raw, _ := v.([]byte)
+	r.decodedMu.Lock()
+	defer r.decodedMu.Unlock()
+	if r.decoded != nil && bytes.Equal(raw, r.decodedRaw) {
+		return r.decoded, nil
+	}
+	st := new(pb.RegistryState)
+	if err := proto.Unmarshal(raw, st); err != nil {
+		return nil, fmt.Errorf("registry writer view: %w", err)
+	}
+	r.decodedRaw, r.decoded = raw, st
+	return st, nil
 }
 
 // seed gives the writer the registry the view holds, once the views have
@@ -649,7 +732,15 @@ func (r *Registry) seed(ctx context.Context) {
 			return
 		}
 		wait := b.NextBackOff()
-		r.log.Warn("giving the merchant registry to its writer failed; retrying", "error", err, "retry_in", wait)
+		if errors.Is(err, ErrFull) {
+			// Nothing changes until the registry shrinks: every admin
+			// change fails with this error meanwhile.
+			r.seedErr.Store(&err)
+			r.log.Error("the merchant registry is too big to give to its writer: admin changes fail until it is made smaller (skuflow merchant restore from a smaller backup); retrying",
+				"error", err, "bound_bytes", MaxEntriesBytes, "retry_in", wait)
+		} else {
+			r.log.Warn("giving the merchant registry to its writer failed; retrying", "error", err, "retry_in", wait)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -659,7 +750,7 @@ func (r *Registry) seed(ctx context.Context) {
 }
 
 func (r *Registry) seedOnce(ctx context.Context) error {
-	st, err := r.poll(ctx, "views recovering", func(*pb.RegistryState) bool { return r.view.Recovered() })
+	st, err := r.poll(ctx, "views recovering", func(*pb.RegistryState) (bool, error) { return r.view.Recovered(), nil })
 	if err != nil {
 		return err
 	}
@@ -670,6 +761,11 @@ func (r *Registry) seedOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Checked here too: a seed over a message's size could not even be
+	// sent, and the writer would never say why.
+	if size := proto.Size(&pb.RegistryState{Entries: all, Seeded: true}); size > MaxEntriesBytes {
+		return fmt.Errorf("%d merchants: %w", len(all), &FullError{Bytes: size})
+	}
 	o, err := r.command(ctx, &pb.RegistryCommand{MerchantId: "registry", Change: &pb.RegistryCommand_Seed{Seed: &pb.RegistrySeed{Entries: all}}})
 	if err != nil {
 		return err
@@ -677,6 +773,7 @@ func (r *Registry) seedOnce(ctx context.Context) error {
 	if err := outcomeError(o); err != nil {
 		return err
 	}
+	r.seedErr.Store(nil)
 	r.log.Info("the merchant registry writer took the registry", "merchants", len(all), "outcome", o.GetMessage())
 	if _, found := slices.BinarySearch(r.channels, DefaultChannel); !found && slices.ContainsFunc(all, isLegacy) {
 		r.log.Warn("merchant locations recorded before the registry kept channels now serve only the default channel, which is not configured, so their stock counts toward nothing: give them channels with merchant add-location --channels",

@@ -1,12 +1,15 @@
 package registry
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -27,10 +30,26 @@ import (
 const MaxOutcomes = 1024
 
 // MaxStateBytes bounds the encoded registry state: it is one table value,
-// so one Kafka message (brokers refuse messages over 1 MiB by default). At
-// about 40 bytes a location that is some 20,000 merchant locations in all;
-// a command that would grow the registry beyond it is ErrInvalid.
-const MaxStateBytes = 900 << 10
+// so one Kafka message (sarama's producer refuses messages over 1,000,000
+// bytes, key and framing included; brokers take 1 MiB by default). The
+// writer never writes a larger value: the entries get MaxEntriesBytes of
+// it, the outcomes the rest.
+const MaxStateBytes = 960_000
+
+// MaxOutcomeBytes is the outcomes' share of MaxStateBytes: when they need
+// more, the oldest are dropped first (a few hundred outcomes still fit,
+// plenty for the seconds in which a command is redelivered or awaited).
+const MaxOutcomeBytes = 64 << 10
+
+// MaxEntriesBytes bounds the merchants' entries: a change (or a seed) that
+// would grow them beyond it is refused with ErrFull. Measured
+// (TestRegistryCapacity): some 15,000 merchant locations with 20-character
+// ids, 500 per merchant, each serving one channel.
+const MaxEntriesBytes = MaxStateBytes - MaxOutcomeBytes
+
+// MaxOutcomeMessage bounds the text an outcome records (bytes): a longer
+// message is cut, saying how much was left out.
+const MaxOutcomeMessage = 512
 
 // Tables are what the writer reads besides its own table.
 type Tables struct {
@@ -42,8 +61,16 @@ type Tables struct {
 	// (nil: none). A merchant the writer does not know but the topic has
 	// was written there by a gateway from before the writer (during a
 	// rolling upgrade) or by `skuflow merchant restore`: the writer adopts
-	// it with its first change.
+	// it with its first change, unless this very command published it (a
+	// Create whose table write a crash cut short: see producedBy).
 	Published func(merchant string) *pb.RegistryEntry
+	// WriterTime is the writer's clock as it applies the command: the time
+	// of the messages it publishes. A command sent (at) more than MaxSkew
+	// after it is refused (ErrClockSkew), and so is a change whose policies
+	// would carry an as_of more than MaxSkew after it: the policies group
+	// dead-letters such policies. Zero: not checked (tests of other rules).
+	WriterTime time.Time
+	MaxSkew    time.Duration
 }
 
 // Applied is what one command did.
@@ -84,26 +111,66 @@ func Apply(st *pb.RegistryState, cmd *pb.RegistryCommand, at time.Time, tables T
 	if err == nil {
 		next.Entries = merge(st.GetEntries(), c.entries)
 		next.Seeded = next.Seeded || c.seeded
-		out.Version = c.version
-		out.Message = c.note
-	}
-	next.Outcomes = append(slices.Clone(st.GetOutcomes()), out)
-	if n := len(next.Outcomes) - MaxOutcomes; n > 0 {
-		next.Outcomes = next.Outcomes[n:]
-	}
-	if err == nil {
-		if size := proto.Size(next); size > MaxStateBytes {
-			err = fmt.Errorf("%w: the registry would grow to %d bytes, beyond its bound of %d (it is one table value): remove locations no merchant uses first", ErrInvalid, size, MaxStateBytes)
+		// A change that does not grow the entries is taken even over the
+		// bound (a registry from before it): it is how one shrinks it.
+		if size := proto.Size(next); size > MaxEntriesBytes && size > proto.Size(&pb.RegistryState{Entries: st.GetEntries(), Seeded: st.GetSeeded()}) {
+			err = &FullError{Bytes: size}
 			next.Entries, next.Seeded = st.GetEntries(), st.GetSeeded()
-			out.Version, out.Message = 0, ""
+		} else {
+			out.Version = c.version
+			out.Message = c.note
 		}
 	}
 	if err != nil {
 		setError(out, err)
+	}
+	next.Outcomes = keepOutcomes(st.GetOutcomes(), out, MaxStateBytes-proto.Size(next))
+	if err != nil {
 		return Applied{State: next, Changed: true, Outcome: out}
 	}
 	return Applied{State: next, Changed: true, Outcome: out, Entries: c.publish, Policies: c.policies}
 }
+
+// keepOutcomes returns outcomes with out appended, the oldest dropped
+// until at most MaxOutcomes are kept, their encoding takes at most
+// MaxOutcomeBytes, and at most room bytes (what the entries leave of
+// MaxStateBytes: a registry from before these bounds may leave less). out
+// itself is always kept: the gateway that sent the command waits for it.
+func keepOutcomes(outcomes []*pb.RegistryOutcome, out *pb.RegistryOutcome, room int) []*pb.RegistryOutcome {
+	budget := min(MaxOutcomeBytes, room)
+	kept := []*pb.RegistryOutcome{out}
+	used := outcomeSize(out)
+	for _, o := range slices.Backward(outcomes) {
+		if len(kept) == MaxOutcomes {
+			break
+		}
+		n := outcomeSize(o)
+		if used+n > budget {
+			break
+		}
+		kept, used = append(kept, o), used+n
+	}
+	slices.Reverse(kept)
+	return kept
+}
+
+// outcomeSize is what o adds to the encoded state (RegistryState.outcomes
+// is field 2: a one-byte tag, the length, the message).
+func outcomeSize(o *pb.RegistryOutcome) int {
+	n := proto.Size(o)
+	return 1 + protowire.SizeVarint(uint64(n)) + n
+}
+
+// FullError refuses a change that would grow the registry's entries to
+// Bytes, beyond MaxEntriesBytes. It wraps ErrFull.
+type FullError struct{ Bytes int }
+
+func (e *FullError) Error() string {
+	return fmt.Sprintf("%s: its entries would take %d bytes, beyond the bound of %d (the whole registry is one table value, one Kafka message): remove merchants or locations, or give fewer channels, first",
+		ErrFull, e.Bytes, MaxEntriesBytes)
+}
+
+func (e *FullError) Unwrap() error { return ErrFull }
 
 // replay answers a command seen before: nothing changes, and the entry it
 // concerns (every entry, for a seed) is published again with every policy
@@ -154,9 +221,13 @@ func find(st *pb.RegistryState, merchant string) *pb.RegistryEntry {
 
 // setError records err in the outcome.
 func setError(out *pb.RegistryOutcome, err error) {
-	out.Message = err.Error()
+	out.Message = capMessage(err.Error())
 	var owned *LocationOwnedError
 	switch {
+	case errors.Is(err, ErrFull):
+		out.Error = pb.RegistryError_REGISTRY_ERROR_FULL
+	case errors.Is(err, ErrClockSkew):
+		out.Error = pb.RegistryError_REGISTRY_ERROR_CLOCK_SKEW
 	case errors.As(err, &owned):
 		out.Error, out.Location, out.OwnerMerchant, out.OwnerKind = pb.RegistryError_REGISTRY_ERROR_LOCATION_OWNED, owned.Location, owned.Owner, owned.Kind
 	case errors.Is(err, ErrNotFound):
@@ -184,8 +255,25 @@ func outcomeError(o *pb.RegistryOutcome) error {
 		return &writerError{kind: ErrExists, msg: o.GetMessage()}
 	case pb.RegistryError_REGISTRY_ERROR_NOT_SEEDED:
 		return &writerError{kind: ErrNotReady, msg: o.GetMessage()}
+	case pb.RegistryError_REGISTRY_ERROR_FULL:
+		return &writerError{kind: ErrFull, msg: o.GetMessage()}
+	case pb.RegistryError_REGISTRY_ERROR_CLOCK_SKEW:
+		return &writerError{kind: ErrClockSkew, msg: o.GetMessage()}
 	}
 	return &writerError{kind: ErrInvalid, msg: o.GetMessage()}
+}
+
+// capMessage cuts s to at most MaxOutcomeMessage bytes, at a rune
+// boundary, saying how much it left out.
+func capMessage(s string) string {
+	if len(s) <= MaxOutcomeMessage {
+		return s
+	}
+	cut := MaxOutcomeMessage - 40 // room for the note
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("... (%d more bytes)", len(s)-cut)
 }
 
 // writerError is an error the writer recorded: its text, one of the
@@ -223,9 +311,15 @@ func change(st *pb.RegistryState, cmd *pb.RegistryCommand, at time.Time, tables 
 	if err != nil || len(configured) == 0 {
 		return changed{}, fmt.Errorf("%w: the command names no valid configured channels", ErrInvalid)
 	}
+	if err := checkSkew("the command's time (the sending gateway's clock)", at, tables); err != nil {
+		return changed{}, err
+	}
 	cur := find(st, merchant)
+	var taken []string // locations an adopted entry listed that other merchants own
 	if cur == nil {
-		cur = adopt(st, tables.Published(merchant))
+		if pub := tables.Published(merchant); !producedBy(pub, cmd) {
+			cur, taken = adopt(st, pub)
+		}
 	}
 	// The policies a change publishes must be newer than every policy the
 	// registry published before, whichever merchant's (a location moves
@@ -239,6 +333,9 @@ func change(st *pb.RegistryState, cmd *pb.RegistryCommand, at time.Time, tables 
 	}
 	if last := cur.GetUpdatedAt().AsTime(); cur != nil && !now.After(last) {
 		now = last.Add(time.Microsecond) // an adopted entry
+	}
+	if err := checkSkew("the registry's latest change", now, tables); err != nil {
+		return changed{}, err
 	}
 	var work *pb.RegistryEntry
 	if cur != nil {
@@ -274,7 +371,18 @@ func change(st *pb.RegistryState, cmd *pb.RegistryCommand, at time.Time, tables 
 	}
 	next.Version = cur.GetVersion() + 1
 	next.UpdatedAt = timestamppb.New(now)
-	return changed{entries: []*pb.RegistryEntry{next}, publish: []*pb.RegistryEntry{next}, policies: policyEvents(cur, next, now), version: next.Version}, nil
+	policies := policyEvents(cur, next, now)
+	// The adopted entry's writer published its own policies for locations
+	// other merchants own: their owners' policies are published again,
+	// newer than those.
+	for _, l := range taken {
+		for _, o := range st.GetEntries() {
+			if Owns(o, l) {
+				policies = append(policies, locationPolicy(o.GetMerchantId(), l, Channels(o, l), timestamppb.New(now)))
+			}
+		}
+	}
+	return changed{entries: []*pb.RegistryEntry{next}, publish: []*pb.RegistryEntry{next}, policies: policies, version: next.Version}, nil
 }
 
 func create(cur *pb.RegistryEntry, merchant string, c *pb.RegistryCreate, configured []string, now time.Time) (*pb.RegistryEntry, error) {
@@ -397,17 +505,49 @@ func rotateToken(cur *pb.RegistryEntry, c *pb.RegistryRotateToken, now time.Time
 	return cur, nil
 }
 
-// adopt returns the entry e published outside the writer, without the
-// locations that merchants the writer knows own (nil: e is nil).
-func adopt(st *pb.RegistryState, e *pb.RegistryEntry) *pb.RegistryEntry {
-	if e == nil || e.GetMerchantId() == "" {
+// checkSkew refuses t, the time of a change and of the policies it
+// publishes, if it is more than tables.MaxSkew after the writer's clock.
+func checkSkew(what string, t time.Time, tables Tables) error {
+	if tables.WriterTime.IsZero() || tables.MaxSkew <= 0 || !t.After(tables.WriterTime.Add(tables.MaxSkew)) {
 		return nil
 	}
+	return fmt.Errorf("%w: %s, %s, is %s ahead of the registry writer's clock (%s), more than the allowed %s: its policies would be dead-lettered; check the gateways' clocks",
+		ErrClockSkew, what, t.UTC().Format(time.RFC3339Nano), t.Sub(tables.WriterTime).Round(time.Millisecond),
+		tables.WriterTime.UTC().Format(time.RFC3339Nano), tables.MaxSkew)
+}
+
+// producedBy reports whether cmd itself published e: a Create whose token
+// hash e holds (32 bytes drawn for that command alone). The writer
+// publishes an entry before it writes its table; after a crash between the
+// two, the Create is delivered again against the state from before it,
+// and must do again what it did (and answer success), not adopt its own
+// entry and refuse itself as ErrExists. Other commands find their merchant
+// in the state from before them, and do again what they did.
+func producedBy(e *pb.RegistryEntry, cmd *pb.RegistryCommand) bool {
+	c := cmd.GetCreate()
+	if e == nil || c == nil || len(c.GetTokenSha256()) == 0 {
+		return false
+	}
+	return slices.ContainsFunc(e.GetTokens(), func(t *pb.TokenHash) bool { return bytes.Equal(t.GetSha256(), c.GetTokenSha256()) })
+}
+
+// adopt returns the entry e published outside the writer, without the
+// locations that merchants the writer knows own (nil: e is nil), and those
+// locations.
+func adopt(st *pb.RegistryState, e *pb.RegistryEntry) (*pb.RegistryEntry, []string) {
+	if e == nil || e.GetMerchantId() == "" {
+		return nil, nil
+	}
 	out := proto.Clone(e).(*pb.RegistryEntry)
+	var taken []string
 	out.Locations = slices.DeleteFunc(out.Locations, func(l string) bool {
-		return slices.ContainsFunc(st.GetEntries(), func(o *pb.RegistryEntry) bool { return Owns(o, l) })
+		if slices.ContainsFunc(st.GetEntries(), func(o *pb.RegistryEntry) bool { return Owns(o, l) }) {
+			taken = append(taken, l)
+			return true
+		}
+		return false
 	})
-	return out
+	return out, taken
 }
 
 // checkOwners fails if a location newly given to merchant belongs to
@@ -452,8 +592,11 @@ func seedRegistry(st *pb.RegistryState, seed *pb.RegistrySeed) (changed, error) 
 		return changed{note: "the registry was taken before; nothing changed"}, nil
 	}
 	byID := map[string]*pb.RegistryEntry{}
+	var invalid []string
 	for _, e := range seed.GetEntries() {
 		if inventory.ValidateID("merchant", e.GetMerchantId()) != nil {
+			// Nothing could ever read or change it: left out, and said so.
+			invalid = append(invalid, fmt.Sprintf("%q", e.GetMerchantId()))
 			continue
 		}
 		if prev := byID[e.GetMerchantId()]; prev == nil || e.GetVersion() > prev.GetVersion() {
@@ -518,5 +661,8 @@ func seedRegistry(st *pb.RegistryState, seed *pb.RegistrySeed) (changed, error) 
 		}
 	}
 	c.note = fmt.Sprintf("took %d merchant entries; upgraded %d; %d location(s) claimed twice kept by the first merchant", len(c.entries), upgraded, conflicts)
+	if len(invalid) > 0 {
+		c.note += fmt.Sprintf("; left out %d entries with invalid merchant ids: %s", len(invalid), listSome(invalid, 5))
+	}
 	return c, nil
 }

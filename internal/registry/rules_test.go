@@ -2,8 +2,10 @@ package registry
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +20,10 @@ import (
 
 var testConfigured = []string{"marketplace", "web"}
 
+// testWarehouse is a location an owned warehouse's policy configures:
+// no merchant may be given it.
+const testWarehouse = "W-1"
+
 // model is the reference registry: who owns what, nothing else.
 type model struct {
 	merchants map[string]bool
@@ -30,7 +36,7 @@ func (m *model) apply(cmd *pb.RegistryCommand) pb.RegistryError {
 	id := cmd.GetMerchantId()
 	claims := func(locs []string) bool {
 		for _, l := range locs {
-			if o, ok := m.owner[l]; ok && o != id {
+			if o, ok := m.owner[l]; (ok && o != id) || l == testWarehouse {
 				return true
 			}
 		}
@@ -77,7 +83,7 @@ func (m *model) apply(cmd *pb.RegistryCommand) pb.RegistryError {
 
 func genCommand(t *rapid.T, n int) *pb.RegistryCommand {
 	merchant := rapid.SampledFrom([]string{"M-1", "M-2", "M-3"}).Draw(t, "merchant")
-	locs := rapid.SliceOfNDistinct(rapid.SampledFrom([]string{"L-1", "L-2", "L-3", "L-4", "L-5"}), 1, 3, rapid.ID).Draw(t, "locations")
+	locs := rapid.SliceOfNDistinct(rapid.SampledFrom([]string{"L-1", "L-2", "L-3", "L-4", "L-5", testWarehouse}), 1, 3, rapid.ID).Draw(t, "locations")
 	slices.Sort(locs)
 	hash := sha256.Sum256([]byte(fmt.Sprint(n)))
 	cmd := &pb.RegistryCommand{Id: fmt.Sprintf("cmd-%d", n), MerchantId: merchant, ConfiguredChannels: testConfigured}
@@ -98,10 +104,17 @@ func genCommand(t *rapid.T, n int) *pb.RegistryCommand {
 }
 
 // TestApplyMatchesModel: whatever commands arrive, at whatever times (the
-// gateways' clocks disagree), redelivered or not (goka is at least once):
+// gateways' clocks disagree, within the allowed skew), redelivered or not
+// (goka is at least once), read against the policies table (a warehouse's
+// location) and the merchant-registry topic (Tables):
 //   - the registry's ownership is the reference model's, and no location
 //     has two owners;
 //   - a redelivered command changes nothing and gets its first outcome;
+//   - a command redelivered after a crash between its publishing and its
+//     table write (so against the state from before it, with what it
+//     published on the topic) does again exactly what it did, and answers
+//     the same: a Create is not refused as its own merchant's duplicate;
+//   - no policy's as_of is more than the skew ahead of the writer's clock;
 //   - the policies published, folded as the policies group folds them
 //     (newest as_of wins), agree with the registry: every owned location is
 //     its merchant's and open with its channels, every other one closed.
@@ -128,7 +141,34 @@ func TestApplyMatchesModel(t *testing.T) {
 		at := func() time.Time {
 			return base.Add(time.Duration(rapid.IntRange(0, 100).Draw(t, "seconds")) * time.Second)
 		}
-		a := Apply(nil, &pb.RegistryCommand{Id: "seed", Change: &pb.RegistryCommand_Seed{Seed: &pb.RegistrySeed{}}}, base, Tables{})
+		// The merchant-registry topic, as the writer's lookup of it reads it.
+		topic := map[string]*pb.RegistryEntry{}
+		writerTime := base.Add(100 * time.Second)
+		tables := Tables{
+			PolicyKind: func(l string) pb.LocationKind {
+				if l == testWarehouse {
+					return pb.LocationKind_LOCATION_KIND_WAREHOUSE
+				}
+				return pb.LocationKind_LOCATION_KIND_UNSPECIFIED
+			},
+			Published:  func(m string) *pb.RegistryEntry { return topic[m] },
+			WriterTime: writerTime,
+			MaxSkew:    5 * time.Minute,
+		}
+		publishEntries := func(a Applied) {
+			for _, e := range a.Entries {
+				topic[e.GetMerchantId()] = e
+			}
+			for _, ev := range a.Policies {
+				if asOf := ev.GetLocation().GetAsOf().AsTime(); ev.GetLocation() != nil && asOf.After(writerTime.Add(tables.MaxSkew)) {
+					t.Fatalf("policy %v: as_of more than %s after the writer's clock %s", ev, tables.MaxSkew, writerTime)
+				}
+				if asOf := ev.GetMerchant().GetAsOf().AsTime(); ev.GetMerchant() != nil && asOf.After(writerTime.Add(tables.MaxSkew)) {
+					t.Fatalf("policy %v: as_of more than %s after the writer's clock %s", ev, tables.MaxSkew, writerTime)
+				}
+			}
+		}
+		a := Apply(nil, &pb.RegistryCommand{Id: "seed", Change: &pb.RegistryCommand_Seed{Seed: &pb.RegistrySeed{}}}, base, tables)
 		st := a.State
 		var sent []*pb.RegistryCommand
 		first := map[string]*pb.RegistryOutcome{}
@@ -138,9 +178,25 @@ func TestApplyMatchesModel(t *testing.T) {
 				cmd = sent[rapid.IntRange(0, len(sent)-1).Draw(t, "which")]
 			}
 			before := st
-			a := Apply(st, cmd, at(), Tables{})
+			sentAt := at()
+			a := Apply(st, cmd, sentAt, tables)
 			publish(a)
+			publishEntries(a)
 			st = a.State
+			if _, seen := first[cmd.GetId()]; !seen && rapid.Bool().Draw(t, "crash") {
+				// The writer published, then crashed before its table
+				// write: the command comes again, at the same message time,
+				// to the state from before it.
+				again := Apply(before, cmd, sentAt, tables)
+				if !again.Changed || !proto.Equal(again.State, a.State) || !proto.Equal(again.Outcome, a.Outcome) {
+					t.Fatalf("%v delivered again after a crash: outcome %v, first %v; state equal %v", cmd, again.Outcome, a.Outcome, proto.Equal(again.State, a.State))
+				}
+				if len(again.Entries) != len(a.Entries) || len(again.Policies) != len(a.Policies) {
+					t.Fatalf("%v delivered again after a crash published %d entries and %d policies, first %d and %d", cmd, len(again.Entries), len(again.Policies), len(a.Entries), len(a.Policies))
+				}
+				publish(again)
+				publishEntries(again)
+			}
 			if o, seen := first[cmd.GetId()]; seen {
 				if a.Changed || !proto.Equal(st, before) || !proto.Equal(a.Outcome, o) {
 					t.Fatalf("redelivered %s: changed %v, outcome %v, first %v", cmd.GetId(), a.Changed, a.Outcome, o)
@@ -196,7 +252,7 @@ func TestApplyMatchesModel(t *testing.T) {
 		}
 		// Everything delivered again changes nothing.
 		for _, cmd := range sent {
-			if a := Apply(st, cmd, at(), Tables{}); a.Changed || !proto.Equal(a.State, st) {
+			if a := Apply(st, cmd, at(), tables); a.Changed || !proto.Equal(a.State, st) {
 				t.Fatalf("redelivering %s changed the registry", cmd.GetId())
 			}
 		}
@@ -262,5 +318,134 @@ func TestWriterGraphUsesTheSchema(t *testing.T) {
 		if got, want := fmt.Sprintf("%T", e.Codec()), fmt.Sprintf("%T", tp.Codec); got != want && got != bytes {
 			t.Errorf("topic %s with codec %s, the schema says %s", e.Topic(), got, want)
 		}
+	}
+}
+
+// TestApplyRefusesClockSkew: a command sent by a gateway whose clock is
+// more than the allowed skew ahead of the writer's is refused, and so is a
+// change whose time the registry's latest change pushes that far ahead:
+// the policies it publishes would carry that as_of and be dead-lettered.
+// Within the skew, changes are applied and their policies' as_of stays
+// within it.
+func TestApplyRefusesClockSkew(t *testing.T) {
+	writer := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	tables := Tables{WriterTime: writer, MaxSkew: 5 * time.Minute}
+	st := Apply(nil, &pb.RegistryCommand{Id: "seed", Change: &pb.RegistryCommand_Seed{Seed: &pb.RegistrySeed{}}}, writer, tables).State
+	create := func(id, merchant string) *pb.RegistryCommand {
+		hash := sha256.Sum256([]byte(id))
+		return &pb.RegistryCommand{Id: id, MerchantId: merchant, ConfiguredChannels: testConfigured,
+			Change: &pb.RegistryCommand_Create{Create: &pb.RegistryCreate{Locations: []string{"L-" + merchant}, TokenSha256: hash[:]}}}
+	}
+
+	fast := Apply(st, create("c1", "M-1"), writer.Add(time.Hour), tables)
+	if o := fast.Outcome; o.GetError() != pb.RegistryError_REGISTRY_ERROR_CLOCK_SKEW || !strings.Contains(o.GetMessage(), "ahead of the registry writer's clock") ||
+		len(fast.State.GetEntries()) != 0 || len(fast.Policies) != 0 {
+		t.Fatalf("a command an hour ahead: %v, %d entries, %d policies", o, len(fast.State.GetEntries()), len(fast.Policies))
+	}
+	if err := outcomeError(fast.Outcome); !errors.Is(err, ErrClockSkew) {
+		t.Fatalf("the outcome reads as %v, want ErrClockSkew", err)
+	}
+
+	ok := Apply(st, create("c2", "M-1"), writer.Add(4*time.Minute), tables)
+	if ok.Outcome.GetError() != pb.RegistryError_REGISTRY_ERROR_UNSPECIFIED || len(ok.Policies) == 0 {
+		t.Fatalf("a command 4 minutes ahead: %v", ok.Outcome)
+	}
+	for _, ev := range ok.Policies {
+		asOf := ev.GetLocation().GetAsOf()
+		if asOf == nil {
+			asOf = ev.GetMerchant().GetAsOf()
+		}
+		if asOf.AsTime().After(writer.Add(tables.MaxSkew)) {
+			t.Fatalf("policy %v is more than the skew ahead", ev)
+		}
+	}
+
+	// A registry whose latest change is far ahead (written before the
+	// writer checked clocks): a change would have to be later still.
+	ahead := proto.Clone(ok.State).(*pb.RegistryState)
+	ahead.Entries[0].UpdatedAt = timestamppb.New(writer.Add(time.Hour))
+	pushed := Apply(ahead, create("c3", "M-2"), writer, tables)
+	if o := pushed.Outcome; o.GetError() != pb.RegistryError_REGISTRY_ERROR_CLOCK_SKEW || !strings.Contains(o.GetMessage(), "latest change") || len(pushed.Policies) != 0 {
+		t.Fatalf("a change after one an hour ahead: %v, %d policies", o, len(pushed.Policies))
+	}
+	// Once the writer's clock has caught up, changes go through again.
+	tables.WriterTime = writer.Add(time.Hour)
+	if again := Apply(ahead, create("c4", "M-2"), writer.Add(time.Hour), tables); again.Outcome.GetError() != pb.RegistryError_REGISTRY_ERROR_UNSPECIFIED {
+		t.Fatalf("after the clock caught up: %v", again.Outcome)
+	}
+}
+
+// TestCreateRedeliveredAfterCrash: the writer published a Create's entry
+// and crashed before its table write; the Create comes again against the
+// state from before it, with the entry on the merchant-registry topic. It
+// answers success with the same entry, and publishes it again; a Create
+// of the same merchant by another command is still refused as a duplicate.
+func TestCreateRedeliveredAfterCrash(t *testing.T) {
+	at := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	topic := map[string]*pb.RegistryEntry{}
+	tables := Tables{Published: func(m string) *pb.RegistryEntry { return topic[m] }, WriterTime: at, MaxSkew: 5 * time.Minute}
+	before := Apply(nil, &pb.RegistryCommand{Id: "seed", Change: &pb.RegistryCommand_Seed{Seed: &pb.RegistrySeed{}}}, at, tables).State
+	hash := sha256.Sum256([]byte("token"))
+	cmd := &pb.RegistryCommand{Id: "create", MerchantId: "M-1", ConfiguredChannels: testConfigured,
+		Change: &pb.RegistryCommand_Create{Create: &pb.RegistryCreate{Locations: []string{"L-1"}, TokenSha256: hash[:]}}}
+	first := Apply(before, cmd, at, tables)
+	for _, e := range first.Entries {
+		topic[e.GetMerchantId()] = e
+	}
+	again := Apply(before, cmd, at, tables)
+	if again.Outcome.GetError() != pb.RegistryError_REGISTRY_ERROR_UNSPECIFIED || again.Outcome.GetVersion() != 1 ||
+		!proto.Equal(again.State, first.State) || len(again.Entries) != 1 || !proto.Equal(again.Entries[0], topic["M-1"]) {
+		t.Fatalf("the Create again after a crash: %v", again.Outcome)
+	}
+	other := sha256.Sum256([]byte("another token"))
+	dup := proto.Clone(cmd).(*pb.RegistryCommand)
+	dup.Id, dup.GetCreate().TokenSha256 = "create-2", other[:]
+	if a := Apply(before, dup, at, tables); a.Outcome.GetError() != pb.RegistryError_REGISTRY_ERROR_EXISTS {
+		t.Fatalf("another Create of the published merchant: %v", a.Outcome)
+	}
+}
+
+// TestSeedCountsInvalidEntries: an entry with an invalid merchant id
+// (nothing could read or change it) is left out of the seed, and the
+// outcome says how many and which.
+func TestSeedCountsInvalidEntries(t *testing.T) {
+	at := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	good := &pb.RegistryEntry{MerchantId: "A", Version: 1, UpdatedAt: tsOf(at)}
+	bad := &pb.RegistryEntry{MerchantId: "not a merchant id!", Version: 1, UpdatedAt: tsOf(at)}
+	a := Apply(nil, &pb.RegistryCommand{Id: "seed", Change: &pb.RegistryCommand_Seed{Seed: &pb.RegistrySeed{Entries: []*pb.RegistryEntry{good, bad}}}}, at, Tables{})
+	if len(a.State.GetEntries()) != 1 || !strings.Contains(a.Outcome.GetMessage(), `left out 1 entries with invalid merchant ids: "not a merchant id!"`) {
+		t.Fatalf("seed: %d entries, outcome %q", len(a.State.GetEntries()), a.Outcome.GetMessage())
+	}
+}
+
+// TestAdoptRepublishesOwnersPolicy: an entry an old gateway published on
+// merchant-registry lists a location another merchant owns; adopting it
+// leaves the location out and publishes its real owner's policy again,
+// newer than the one the old gateway published for the adopted merchant.
+func TestAdoptRepublishesOwnersPolicy(t *testing.T) {
+	at := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	st := Apply(nil, &pb.RegistryCommand{Id: "seed", Change: &pb.RegistryCommand_Seed{Seed: &pb.RegistrySeed{}}}, at, Tables{}).State
+	hash := sha256.Sum256([]byte("x"))
+	st = Apply(st, &pb.RegistryCommand{Id: "c1", MerchantId: "X", ConfiguredChannels: testConfigured,
+		Change: &pb.RegistryCommand_Create{Create: &pb.RegistryCreate{Locations: []string{"L-1"}, Channels: []string{"web"}, TokenSha256: hash[:]}}}, at, Tables{}).State
+	old := &pb.RegistryEntry{MerchantId: "Y", Locations: []string{"L-1", "L-2"}, Version: 3, UpdatedAt: tsOf(at.Add(time.Second)),
+		Tokens: []*pb.TokenHash{{Sha256: hash[:]}}}
+	tables := Tables{Published: func(m string) *pb.RegistryEntry {
+		if m == "Y" {
+			return old
+		}
+		return nil
+	}}
+	a := Apply(st, &pb.RegistryCommand{Id: "c2", MerchantId: "Y", ConfiguredChannels: testConfigured,
+		Change: &pb.RegistryCommand_AddLocations{AddLocations: &pb.RegistryLocations{Locations: []string{"L-3"}}}}, at.Add(2*time.Second), tables)
+	if a.Outcome.GetError() != pb.RegistryError_REGISTRY_ERROR_UNSPECIFIED {
+		t.Fatalf("outcome %v", a.Outcome)
+	}
+	if y := a.State.GetEntries()[1]; !slices.Equal(y.GetLocations(), []string{"L-2", "L-3"}) {
+		t.Fatalf("Y adopted with %v", y.GetLocations())
+	}
+	p := locationPolicies(t, a.Policies)["L-1"]
+	if p == nil || p.GetMerchantId() != "X" || p.GetClosed() || !slices.Equal(p.GetChannels(), []string{"web"}) || !p.GetAsOf().AsTime().After(old.GetUpdatedAt().AsTime()) {
+		t.Fatalf("L-1's policy %v, want X's, open on web, newer than Y's entry", p)
 	}
 }

@@ -3,11 +3,13 @@ package registry
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/lovoo/goka"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/schema"
 )
@@ -25,11 +27,20 @@ import (
 // Throughput: one partition, one command at a time, each rewriting the
 // whole registry (at most MaxStateBytes) to the changelog: a few hundred
 // commands a second at best, which admin changes never approach.
+//
+// Time: a command's time is its message's (the sending gateway's clock);
+// the writer refuses one more than inventory.DefaultMaxEventSkew ahead of
+// its own clock, the time of the policies it publishes (Tables.WriterTime).
 func DefineWriter(log *slog.Logger) *goka.GroupGraph {
+	return defineWriter(log, inventory.DefaultMaxEventSkew)
+}
+
+// defineWriter is DefineWriter allowing maxSkew.
+func defineWriter(log *slog.Logger, maxSkew time.Duration) *goka.GroupGraph {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := writer{log: log.With("group", string(schema.RegistryGroup))}
+	w := writer{log: log.With("group", string(schema.RegistryGroup)), maxSkew: maxSkew, now: time.Now}
 	return goka.DefineGroup(schema.RegistryGroup,
 		goka.Input(schema.RegistryCommands, schema.BytesCodec, w.command),
 		goka.Lookup(schema.PoliciesTable, schema.PolicyCodec),
@@ -41,7 +52,11 @@ func DefineWriter(log *slog.Logger) *goka.GroupGraph {
 	)
 }
 
-type writer struct{ log *slog.Logger }
+type writer struct {
+	log     *slog.Logger
+	maxSkew time.Duration
+	now     func() time.Time
+}
 
 func (w writer) command(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
@@ -72,6 +87,8 @@ func (w writer) command(ctx goka.Context, msg any) {
 			e, _ := ctx.Lookup(schema.MerchantRegistry, merchant).(*pb.RegistryEntry)
 			return e
 		},
+		WriterTime: w.now(),
+		MaxSkew:    w.maxSkew,
 	})
 	for _, e := range a.Entries {
 		ctx.Emit(goka.Stream(schema.MerchantRegistry), e.GetMerchantId(), e)
@@ -92,6 +109,12 @@ func (w writer) command(ctx goka.Context, msg any) {
 		ctx.SetValue(st)
 	}
 	o := a.Outcome
+	switch o.GetError() {
+	case pb.RegistryError_REGISTRY_ERROR_FULL, pb.RegistryError_REGISTRY_ERROR_CLOCK_SKEW:
+		w.log.Error("merchant registry command refused", "command", o.GetCommandId(), "merchant", o.GetMerchantId(),
+			"outcome", o.GetError().String(), "reason", o.GetMessage())
+		return
+	}
 	w.log.Info("merchant registry command", "command", o.GetCommandId(), "merchant", o.GetMerchantId(),
 		"outcome", o.GetError().String(), "version", o.GetVersion(), "replayed", !a.Changed, "entries", len(a.Entries), "policies", len(a.Policies))
 }

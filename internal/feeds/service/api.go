@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -155,30 +156,53 @@ func timeoutOf(lim feeds.Limits, start, now time.Time) (time.Duration, *feeds.Ti
 
 // deadlineBody reads a REST body under the idle and body timeouts: before
 // every read it sets the connection's read deadline to the nearer of the
-// two, and a read that hits it returns a *feeds.TimeoutError.
+// two, and a read that hits it returns a *feeds.TimeoutError. When the body
+// ends it clears the deadline (the connection may serve another request).
+// A connection that takes no deadlines (http.ErrNotSupported) is read
+// without them, with a warning: the upload is not the caller's fault.
 type deadlineBody struct {
 	r     io.Reader
 	rc    *http.ResponseController
 	lim   feeds.Limits
 	start time.Time
+	log   *slog.Logger
+	set   bool // a deadline is set
+	off   bool // the connection takes no deadlines
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	wait, te := timeoutOf(b.lim, b.start, time.Now())
-	if te == nil {
+	if te == nil || b.off {
 		return b.r.Read(p)
 	}
 	if wait <= 0 {
 		return 0, te
 	}
 	if err := b.rc.SetReadDeadline(time.Now().Add(wait)); err != nil {
-		return 0, fmt.Errorf("setting the upload's read deadline: %w", err)
+		b.off = true
+		b.log.Warn("feed upload read without its idle and body timeouts: the connection takes no read deadline", "error", err)
+		return b.r.Read(p)
 	}
+	b.set = true
 	n, err := b.r.Read(p)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		return n, te
 	}
+	if err != nil {
+		b.clear()
+	}
 	return n, err
+}
+
+// clear removes the read deadline, if one was set.
+func (b *deadlineBody) clear() {
+	if !b.set {
+		return
+	}
+	b.set = false
+	if err := b.rc.SetReadDeadline(time.Time{}); err != nil {
+		b.log.Warn("clearing a feed upload's read deadline", "error", err)
+	}
 }
 
 // authorize checks a merchant token for merchant.
@@ -219,11 +243,17 @@ type feedServer struct {
 
 func (f *feedServer) UploadFeed(stream grpc.ClientStreamingServer[pb.UploadFeedRequest, pb.FeedStatus]) error {
 	s := f.s
-	first, err := stream.Recv()
-	if errors.Is(err, io.EOF) {
+	// The idle and body timeouts hold from the start: a stream that sends
+	// nothing is not held for the client's whole deadline.
+	recv := s.timedRecv(stream)
+	first, err := recv()
+	var te *feeds.TimeoutError
+	switch {
+	case errors.Is(err, io.EOF):
 		return apierr.Public(apierr.ErrInvalidArgument, "empty upload: the first message must name the merchant")
-	}
-	if err != nil {
+	case errors.As(err, &te):
+		return &apierr.Error{Kind: context.DeadlineExceeded, Msg: te.Error() + ", before its first message", Cause: te}
+	case err != nil:
 		return err
 	}
 	merchant := first.GetMerchant()
@@ -233,7 +263,6 @@ func (f *feedServer) UploadFeed(stream grpc.ClientStreamingServer[pb.UploadFeedR
 		return err
 	}
 	in := s.begin(token, entry)
-	recv := s.timedRecv(stream)
 	line := 0
 	var stop error
 	msg := first
@@ -269,7 +298,6 @@ func (f *feedServer) UploadFeed(stream grpc.ClientStreamingServer[pb.UploadFeedR
 			break
 		}
 		msg, err = recv()
-		var te *feeds.TimeoutError
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -379,7 +407,9 @@ func (s *Service) handleUpload(w http.ResponseWriter, r *http.Request) {
 	in := s.begin(registry.BearerToken(r.Header.Get("Authorization")), entry)
 	var body io.Reader = r.Body
 	if lim.IdleTimeout > 0 || lim.BodyTimeout > 0 {
-		body = &deadlineBody{r: r.Body, rc: http.NewResponseController(w), lim: lim, start: time.Now()}
+		db := &deadlineBody{r: r.Body, rc: http.NewResponseController(w), lim: lim, start: time.Now(), log: s.log}
+		defer db.clear()
+		body = db
 	}
 	rd := feeds.NewReader(body, format, lim)
 	var stop error
@@ -467,7 +497,7 @@ func (a *registryServer) CreateMerchant(ctx context.Context, req *pb.CreateMerch
 	}
 	tok, e, err := s.reg.Create(ctx, req.GetMerchantId(), req.GetLocations(), req.GetChannels(), d)
 	if err != nil {
-		return nil, err
+		return nil, changeError(err)
 	}
 	return &pb.MerchantToken{Merchant: merchantOut(e), Token: tok}, nil
 }
@@ -486,9 +516,19 @@ func (a *registryServer) GetMerchant(ctx context.Context, req *pb.GetMerchantReq
 // merchantOrErr answers a registry call that returns an entry.
 func merchantOrErr(e *pb.RegistryEntry, err error) (*pb.Merchant, error) {
 	if err != nil {
-		return nil, err
+		return nil, changeError(err)
 	}
 	return merchantOut(e), nil
+}
+
+// changeError classifies a registry change's error: a registry too big for
+// one message, or a clock too far ahead, is FailedPrecondition (no retry
+// helps until an operator acts); the others keep their kinds.
+func changeError(err error) error {
+	if errors.Is(err, registry.ErrFull) || errors.Is(err, registry.ErrClockSkew) {
+		return apierr.Classify(apierr.ErrFailedPrecondition, err)
+	}
+	return err
 }
 
 func (a *registryServer) ListMerchants(ctx context.Context, _ *pb.ListMerchantsRequest) (*pb.ListMerchantsResponse, error) {
@@ -545,7 +585,7 @@ func (a *registryServer) RotateToken(ctx context.Context, req *pb.RotateTokenReq
 	}
 	tok, e, err := s.reg.RotateToken(ctx, req.GetMerchantId())
 	if err != nil {
-		return nil, err
+		return nil, changeError(err)
 	}
 	return &pb.MerchantToken{Merchant: merchantOut(e), Token: tok}, nil
 }

@@ -87,7 +87,9 @@ func TestUploadRechecksAuthorization(t *testing.T) {
 		t.Skip("needs the embedded broker")
 	}
 	b := testkit.StartBroker(t)
-	s := startStack(t, stackOpts{kafka: b.Kafka})
+	// Checks only at the end of the body (and the 100-row batches' ends):
+	// no wall-clock interval decides where these subtests stop.
+	s := startStack(t, stackOpts{kafka: b.Kafka, reauth: time.Hour})
 	rows := func(loc string, n int) string {
 		var sb strings.Builder
 		for i := range n {
@@ -132,6 +134,22 @@ func TestUploadRechecksAuthorization(t *testing.T) {
 		}
 		if read := st.GetAccepted() + st.GetRejected(); read >= 910 {
 			t.Fatalf("the gateway read all %d rows: it did not stop when the token was rotated", read)
+		}
+	})
+
+	t.Run("a token rotated before the first row stops the upload at that row", func(t *testing.T) {
+		ss := startStack(t, stackOpts{kafka: b.Kafka, reauth: time.Nanosecond}) // re-check before every row
+		tok := ss.createMerchant("ROT-C", "ROT-C-1")
+		u := ss.startUpload("ROT-C", tok, "sku,location,on_hand\n") // authorized, the body being read
+		if a := ss.admin("POST", "/v1/admin/merchants/ROT-C:rotateToken", &pb.RotateTokenRequest{MerchantId: "ROT-C"}, nil); a.status != 200 {
+			t.Fatalf("rotate: %s", a)
+		}
+		u.write(rows("ROT-C-1", 5))
+		a, st := u.end()
+		// The first row read finds the token rotated: it is the one row
+		// read, not stored, so counted as rejected.
+		if a.status != 401 || st.GetAccepted() != 0 || st.GetRejected() != 1 || !strings.Contains(st.GetError(), "the 1 rows read") {
+			t.Fatalf("got %s, want 401 with the one row read counted as rejected", a)
 		}
 	})
 
@@ -180,7 +198,9 @@ func TestUploadTimeouts(t *testing.T) {
 	}
 	b := testkit.StartBroker(t)
 	lim := testLimits()
-	lim.IdleTimeout, lim.BodyTimeout = 300*time.Millisecond, 2*time.Second
+	// Only the idle timeout here, so that nothing else can stop these
+	// subtests however slow the machine; "REST body" has its own stack.
+	lim.IdleTimeout, lim.BodyTimeout = 300*time.Millisecond, 0
 	s := startStack(t, stackOpts{kafka: b.Kafka, limits: lim})
 	tok := s.createMerchant("SLOW-A", "SLOW-1")
 
@@ -199,11 +219,17 @@ func TestUploadTimeouts(t *testing.T) {
 		}
 	})
 	t.Run("REST body", func(t *testing.T) {
-		u := s.startUpload("SLOW-A", tok, "sku,location,on_hand\n")
-		tick := time.NewTicker(50 * time.Millisecond) // well inside the idle timeout
+		// No idle timeout here: only the body timeout can stop it, however
+		// slowly the rows go through.
+		lim := testLimits()
+		lim.IdleTimeout, lim.BodyTimeout = 0, 500*time.Millisecond
+		sb := startStack(t, stackOpts{kafka: b.Kafka, limits: lim})
+		tok := sb.createMerchant("SLOW-B", "SLOW-B-1")
+		u := sb.startUpload("SLOW-B", tok, "sku,location,on_hand\n")
+		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; ; i++ {
-			if !u.write(fmt.Sprintf("SKU-%d,SLOW-1,1\n", i%500)) {
+			if !u.write(fmt.Sprintf("SKU-%d,SLOW-B-1,1\n", i%500)) {
 				break
 			}
 			<-tick.C
@@ -211,6 +237,22 @@ func TestUploadTimeouts(t *testing.T) {
 		a := <-u.done
 		if a.status != 408 || !strings.Contains(string(a.body), "body timeout") {
 			t.Fatalf("got %s, want 408 naming the body timeout", a)
+		}
+	})
+	t.Run("gRPC idle before the first message", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(withToken(context.Background(), tok), time.Minute)
+		defer cancel()
+		stream, err := pb.NewFeedServiceClient(grpcConn(t, s)).UploadFeed(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st pb.FeedStatus
+		err = stream.RecvMsg(&st) // the stream is open and sends nothing at all
+		if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(status.Convert(err).Message(), "idle timeout") {
+			t.Fatalf("got %v, want DEADLINE_EXCEEDED naming the idle timeout", err)
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			t.Fatal("the client's own deadline ran out")
 		}
 	})
 	t.Run("gRPC idle", func(t *testing.T) {

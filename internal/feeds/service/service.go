@@ -78,6 +78,8 @@ type Options struct {
 	// locations against the registry again (0: DefaultReauthorizeEvery);
 	// rows are also stored only after a check that followed them (ingest).
 	ReauthorizeEvery time.Duration
+	// MaxEventSkew is registry.Options.MaxEventSkew (0: its default).
+	MaxEventSkew time.Duration
 }
 
 // DefaultReauthorizeEvery is how often a long upload re-checks its token
@@ -105,6 +107,9 @@ func (o Options) Validate() error {
 	}
 	if len(o.Channels) == 0 {
 		errs = append(errs, errors.New("feeds: no configured channels"))
+	}
+	if o.MaxEventSkew < 0 {
+		errs = append(errs, fmt.Errorf("feeds: max event skew %s is negative (0: the default %s)", o.MaxEventSkew, inventory.DefaultMaxEventSkew))
 	}
 	if o.ReauthorizeEvery < 0 {
 		errs = append(errs, fmt.Errorf("feeds: re-authorization interval %s is negative (0: the default %s)", o.ReauthorizeEvery, DefaultReauthorizeEvery))
@@ -149,7 +154,7 @@ func New(o Options) (*Service, error) {
 	if s.ob, err = outbox.Open(outbox.Options{Dir: dir, Retention: o.Retention, RetentionBytes: o.RetentionBytes, Logger: log}); err != nil {
 		return nil, err
 	}
-	if s.reg, err = registry.New(registry.Options{Kafka: o.Kafka, DataDir: filepath.Join(o.DataDir, "registry"), Logger: log, Channels: o.Channels}); err != nil {
+	if s.reg, err = registry.New(registry.Options{Kafka: o.Kafka, DataDir: filepath.Join(o.DataDir, "registry"), Logger: log, Channels: o.Channels, MaxEventSkew: o.MaxEventSkew}); err != nil {
 		s.ob.Close()
 		return nil, err
 	}
@@ -308,6 +313,12 @@ func (in *ingest) recheck() error {
 func (in *ingest) add(row feeds.Row) error {
 	if time.Since(in.checked) >= in.s.o.ReauthorizeEvery {
 		if err := in.recheck(); err != nil {
+			// This row was read too, and is not stored either.
+			in.st.Rejected++
+			var re *revokedError
+			if errors.As(err, &re) {
+				re.dropped++
+			}
 			return err
 		}
 	}

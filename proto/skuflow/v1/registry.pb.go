@@ -35,6 +35,12 @@ const (
 	RegistryError_REGISTRY_ERROR_LOCATION_OWNED RegistryError = 4
 	// The writer has not taken the old registry yet (RegistrySeed).
 	RegistryError_REGISTRY_ERROR_NOT_SEEDED RegistryError = 5
+	// The change would grow the registry's entries beyond their bound
+	// (registry.MaxEntriesBytes: the registry is one Kafka message).
+	RegistryError_REGISTRY_ERROR_FULL RegistryError = 6
+	// The command's time, or the registry's latest change, is ahead of the
+	// writer's clock by more than the allowed event skew.
+	RegistryError_REGISTRY_ERROR_CLOCK_SKEW RegistryError = 7
 )
 
 // Enum value maps for RegistryError.
@@ -46,6 +52,8 @@ var (
 		3: "REGISTRY_ERROR_INVALID",
 		4: "REGISTRY_ERROR_LOCATION_OWNED",
 		5: "REGISTRY_ERROR_NOT_SEEDED",
+		6: "REGISTRY_ERROR_FULL",
+		7: "REGISTRY_ERROR_CLOCK_SKEW",
 	}
 	RegistryError_value = map[string]int32{
 		"REGISTRY_ERROR_UNSPECIFIED":    0,
@@ -54,6 +62,8 @@ var (
 		"REGISTRY_ERROR_INVALID":        3,
 		"REGISTRY_ERROR_LOCATION_OWNED": 4,
 		"REGISTRY_ERROR_NOT_SEEDED":     5,
+		"REGISTRY_ERROR_FULL":           6,
+		"REGISTRY_ERROR_CLOCK_SKEW":     7,
 	}
 )
 
@@ -530,7 +540,7 @@ type RegistryOutcome struct {
 	CommandId  string                 `protobuf:"bytes,1,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
 	MerchantId string                 `protobuf:"bytes,2,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
 	Error      RegistryError          `protobuf:"varint,3,opt,name=error,proto3,enum=skuflow.v1.RegistryError" json:"error,omitempty"`
-	// Why, for an error.
+	// Why, for an error (at most registry.MaxOutcomeMessage bytes).
 	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
 	// REGISTRY_ERROR_LOCATION_OWNED: the location and its owner.
 	Location      string       `protobuf:"bytes,5,opt,name=location,proto3" json:"location,omitempty"`
@@ -635,7 +645,8 @@ type RegistryState struct {
 	// Every merchant's entry, sorted by merchant id.
 	Entries []*RegistryEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	// The outcomes of the latest commands, oldest first (at most
-	// registry.MaxOutcomes).
+	// registry.MaxOutcomes, taking at most registry.MaxOutcomeBytes: the
+	// oldest are dropped first).
 	Outcomes []*RegistryOutcome `protobuf:"bytes,2,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
 	// Set once the writer took the old `merchant-registry` topic's entries
 	// (RegistrySeed).
@@ -744,14 +755,16 @@ const file_skuflow_v1_registry_proto_rawDesc = "" +
 	"\rRegistryState\x123\n" +
 	"\aentries\x18\x01 \x03(\v2\x19.skuflow.v1.RegistryEntryR\aentries\x127\n" +
 	"\boutcomes\x18\x02 \x03(\v2\x1b.skuflow.v1.RegistryOutcomeR\boutcomes\x12\x16\n" +
-	"\x06seeded\x18\x03 \x01(\bR\x06seeded*\xc6\x01\n" +
+	"\x06seeded\x18\x03 \x01(\bR\x06seeded*\xfe\x01\n" +
 	"\rRegistryError\x12\x1e\n" +
 	"\x1aREGISTRY_ERROR_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18REGISTRY_ERROR_NOT_FOUND\x10\x01\x12\x19\n" +
 	"\x15REGISTRY_ERROR_EXISTS\x10\x02\x12\x1a\n" +
 	"\x16REGISTRY_ERROR_INVALID\x10\x03\x12!\n" +
 	"\x1dREGISTRY_ERROR_LOCATION_OWNED\x10\x04\x12\x1d\n" +
-	"\x19REGISTRY_ERROR_NOT_SEEDED\x10\x05B7Z5github.com/skuflow/skuflow/proto/skuflow/v1;skuflowv1b\x06proto3"
+	"\x19REGISTRY_ERROR_NOT_SEEDED\x10\x05\x12\x17\n" +
+	"\x13REGISTRY_ERROR_FULL\x10\x06\x12\x1d\n" +
+	"\x19REGISTRY_ERROR_CLOCK_SKEW\x10\aB7Z5github.com/skuflow/skuflow/proto/skuflow/v1;skuflowv1b\x06proto3"
 
 var (
 	file_skuflow_v1_registry_proto_rawDescOnce sync.Once
