@@ -16,7 +16,9 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -99,6 +101,8 @@ func streamStopKind(stop error) error {
 		return apierr.ErrTooLarge
 	case errors.As(stop, &to):
 		return context.DeadlineExceeded
+	case errors.As(stop, &te) && (errors.Is(te.Err, apierr.ErrInvalidArgument) || status.Code(te.Err) == codes.InvalidArgument):
+		return apierr.ErrInvalidArgument // a message that did not decode
 	case errors.As(stop, &te):
 		return context.Canceled
 	}

@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/skuflow/skuflow/internal/testkit"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
@@ -255,6 +258,28 @@ func TestUploadTimeouts(t *testing.T) {
 			t.Fatal("the client's own deadline ran out")
 		}
 	})
+	t.Run("gRPC undecodable message after the first", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(withToken(context.Background(), tok), time.Minute)
+		defer cancel()
+		first, err := proto.Marshal(&pb.UploadFeedRequest{Merchant: "SLOW-A", Rows: []*pb.FeedRow{{Sku: "SKU-1", Location: "SLOW-1", OnHand: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream, err := grpcConn(t, s).NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, pb.FeedService_UploadFeed_FullMethodName, grpc.ForceCodecV2(rawBytes{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range [][]byte{first, {0xff, 0xff, 0xff, 0xff}} {
+			if err := stream.SendMsg(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out []byte
+		err = stream.RecvMsg(&out)
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("got %v, want INVALID_ARGUMENT for bytes that do not decode", err)
+		}
+	})
 	t.Run("gRPC idle", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(withToken(context.Background(), tok), time.Minute)
 		defer cancel()
@@ -275,3 +300,15 @@ func TestUploadTimeouts(t *testing.T) {
 		}
 	})
 }
+
+// rawBytes is a gRPC codec that sends bytes as they are.
+type rawBytes struct{}
+
+func (rawBytes) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(v.([]byte))}, nil
+}
+func (rawBytes) Unmarshal(data mem.BufferSlice, v any) error {
+	*(v.(*[]byte)) = data.Materialize()
+	return nil
+}
+func (rawBytes) Name() string { return "proto" }
