@@ -65,7 +65,6 @@ bench: build ## throughput beside baselines measured in the same run (see BENCHM
 	$(BIN)/skuflow bench --rounds 5
 	$(BIN)/skuflow bench --scenarios feeds-sarama,feeds --messages 1000000
 	$(BIN)/skuflow bench --scenarios orders,orders-flood --messages 300000 --keys 30000
-	$(BIN)/skuflow bench --scenarios sku-flooded --messages 100000 --rounds 3
 	$(BIN)/skuflow bench --scenarios changelog-consume,serve-ready --keys 1000000 --messages 1000000 --rounds 3
 	$(BIN)/skuflow bench --scenarios rest-hello,rest-get,grpc-hello,grpc-get,single-100,batch-100,watch-fanout,freshness --clients 50 --rounds 3
 

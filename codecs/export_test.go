@@ -2,3 +2,8 @@ package codecs
 
 // DecodeSupplyGeneric is the protobuf-message path of DecodeSupplyEvent.
 var DecodeSupplyGeneric = decodeSupplyGeneric
+
+// SizeBound and MaxRecordBytes are CheckStateSize's shortcut.
+var SizeBound = sizeBound
+
+const MaxRecordBytes = maxRecordBytes

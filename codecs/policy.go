@@ -3,9 +3,11 @@ package codecs
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
@@ -91,4 +93,24 @@ func DecodeStockTick(data []byte) (*pb.StockTick, error) {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return &m, nil
+}
+
+// CheckPolicyTimes is inventory.CheckEventTimes for a policy event (the
+// policies group's input): the message time, then the policy's as_of
+// against it. A policy without an as_of passes here; FoldPolicy refuses it.
+func CheckPolicyTimes(ev *pb.PolicyEvent, msg time.Time, skew time.Duration) error {
+	if err := inventory.CheckMessageTime(msg); err != nil {
+		return err
+	}
+	var at *timestamppb.Timestamp
+	switch {
+	case ev.GetLocation() != nil:
+		at = ev.GetLocation().GetAsOf()
+	case ev.GetMerchant() != nil:
+		at = ev.GetMerchant().GetAsOf()
+	}
+	if at == nil {
+		return nil
+	}
+	return inventory.CheckSkew("as_of", at.AsTime(), msg, skew)
 }

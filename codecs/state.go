@@ -1,6 +1,7 @@
 package codecs
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,8 +30,19 @@ func (State) Decode(data []byte) (any, error) {
 	if err := proto.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("codecs: decode skuflow.v1.SkuState: %w", err)
 	}
+	if f := m.GetFormat(); f > inventory.StateFormat {
+		// A newer binary wrote it: reading it as this one's format could
+		// drop what only the newer one knows, and writing it back would
+		// lose it for good.
+		return nil, fmt.Errorf("%w: sku %q is stored in format %d, newer than this binary's %d: run a release that knows format %d",
+			ErrNewerStateFormat, m.GetSku(), f, inventory.StateFormat, f)
+	}
 	return StateFromProto(&m), nil
 }
+
+// ErrNewerStateFormat refuses a stored state written by a newer binary
+// (skuflow.v1.SkuState.format above inventory.StateFormat).
+var ErrNewerStateFormat = errors.New("codecs: state format newer than this binary knows")
 
 // StateToProto converts a domain state to its table encoding.
 func StateToProto(s inventory.State) *pb.SkuState {
@@ -39,7 +51,6 @@ func StateToProto(s inventory.State) *pb.SkuState {
 		ls := &pb.LocationState{
 			Location: l.ID, Area: l.Area, HasLevel: l.HasLevel, LevelOnHand: l.Level,
 			LevelAsOfUnixNano: unixNano(l.LevelAsOf), LevelSequence: l.LevelSeq,
-			FoldedDelta: l.Folded, FoldedThroughUnixNano: unixNano(l.FoldedThrough),
 		}
 		for _, a := range l.Adjustment {
 			ls.Adjustments = append(ls.Adjustments, &pb.AppliedAdjustment{
@@ -92,7 +103,6 @@ func StateFromProto(m *pb.SkuState) inventory.State {
 		if l.HasLevel {
 			l.LevelAsOf = fromUnixNano(ls.GetLevelAsOfUnixNano())
 		}
-		l.Folded, l.FoldedThrough = ls.GetFoldedDelta(), optionalTime(ls.GetFoldedThroughUnixNano())
 		for _, a := range ls.GetAdjustments() {
 			l.Adjustment = append(l.Adjustment, inventory.Adjustment{
 				EventID: a.GetEventId(), Delta: a.GetDelta(), OccurredAt: fromUnixNano(a.GetOccurredAtUnixNano()),

@@ -2,6 +2,7 @@ package codecs_test
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"reflect"
 	"strings"
@@ -236,5 +237,28 @@ func TestDecodeUpgradesFormat0(t *testing.T) {
 	}
 	if v2, err := (codecs.State{}).Decode(again); err != nil || !reflect.DeepEqual(v2, s) {
 		t.Fatalf("a current-format state was upgraded again: %+v %v", v2, err)
+	}
+}
+
+// A state written by a newer binary (a format above inventory.StateFormat)
+// is refused with a clear error, never read with what only the newer
+// binary knows dropped (and then written back without it).
+func TestDecodeRefusesNewerFormat(t *testing.T) {
+	data, err := proto.Marshal(&pb.SkuState{Sku: "SKU-1", Format: inventory.StateFormat + 1,
+		Locations: []*pb.LocationState{{Location: "WH-1", HasLevel: true, LevelOnHand: 5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := codecs.State{}.Decode(data)
+	if !errors.Is(err, codecs.ErrNewerStateFormat) || v != nil || !strings.Contains(err.Error(), `"SKU-1"`) {
+		t.Fatalf("decode of a newer format: %v %v, want ErrNewerStateFormat naming the sku", v, err)
+	}
+	// The current format still decodes.
+	data, err = proto.Marshal(&pb.SkuState{Sku: "SKU-1", Format: inventory.StateFormat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (codecs.State{}).Decode(data); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -31,8 +31,6 @@ func appendState(b []byte, s inventory.State) []byte {
 			b = endNested(b, at)
 		}
 		b = appendString(b, 7, l.Area)
-		b = appendInt64(b, 8, l.Folded)
-		b = appendInt64(b, 9, unixNano(l.FoldedThrough))
 		b = endNested(b, at)
 	}
 	for _, r := range s.ChannelRules {

@@ -22,13 +22,9 @@
 //     adjustment that occurred at or before the location's winning level's AsOf
 //     is already reflected in that level and is ignored; adjustments after it
 //     are kept and summed on top. When a newer level wins, the adjustments it
-//     covers are pruned. A location lists at most MaxAdjustments (64) by id,
-//     none more than AdjustmentWindow (7 days) older than its newest; the
-//     oldest are folded into a base (Folded) and their ids forgotten. One at
-//     or before the fold horizon (FoldedThrough) cannot be told from a
-//     duplicate and is refused with ErrFolded, never counted twice.
-//   - A location's on-hand is level + folded base + sum(later deltas), floored
-//     at 0 when it is read. Stored values are never clamped, because clamping in the middle of
+//     covers are pruned, which also keeps the state bounded.
+//   - A location's on-hand is level + sum(later deltas), floored at 0 when it is
+//     read. Stored values are never clamped, because clamping in the middle of
 //     a sequence would make the result depend on the order of events.
 //   - The SKU's on-hand and available totals are sums of floored per-location
 //     values, so they are never negative.

@@ -58,20 +58,10 @@ const (
 	// duplicate request still gets its original outcome.
 	ClosedRetention = 7 * 24 * time.Hour
 	MaxRefLength    = 128
-	// MaxClosedReservations is the most closed reservations (released,
-	// fulfilled, rejected) a SKU remembers; the oldest closed are forgotten
-	// first, before ClosedRetention if need be. A request's outcome is kept
-	// for good where its order lives (the order saga's line); a duplicate
-	// of a forgotten request is decided anew, and the saga gives back an
-	// acceptance that arrives after its line ended.
-	MaxClosedReservations = 32
-	// MaxHeldReservations is the most reservations a SKU holds at once; a
-	// request beyond it is rejected (not recorded, like one for an unknown
-	// SKU).
-	MaxHeldReservations = 500
-	// MaxFulfilmentIDs is the most fulfilment ids the reservations of one
-	// SKU list; a fulfilment with an id beyond it is refused.
-	MaxFulfilmentIDs = 1000
+	// MaxRejected is the most rejected reservations a SKU remembers:
+	// requests it refused, and releases that arrived before their request
+	// (see boundRejected). None of them ever held units.
+	MaxRejected = 32
 )
 
 // ValidateRef checks a reservation or order id: 1 to 128 characters of
@@ -264,21 +254,13 @@ type CapUsage struct {
 	Used        int64
 }
 
-// StateFormat is the version of a State's stored form: 2 since a SKU's
-// state is bounded (a location folds old adjustments into a base, a SKU
-// remembers at most MaxClosedReservations closed reservations); 1 since
+// StateFormat is the version of a State's stored form: 1 since
 // reservations count their shipped units (Reservation.Fulfilled). Format 0
-// is every state stored before; UpgradeState converts both.
-const StateFormat = 2
+// is every state stored before; UpgradeState converts it.
+const StateFormat = 1
 
 // UpgradeState brings a state stored in an older format to StateFormat,
 // so that it encodes as a replay under the current rules would.
-//
-// From format 1 (and 0), every location folds its adjustments beyond
-// the bounds (foldAdjustments) and the oldest closed reservations beyond
-// MaxClosedReservations are forgotten (boundClosed), as the events' replay
-// would have done; a replay differs only where a later duplicate request
-// was decided anew because its reservation had been forgotten.
 //
 // From format 0, a fulfilled reservation that records no shipped units
 // shipped all of them. Its CapUsage is kept as it is: format 0 covers two
@@ -288,21 +270,6 @@ const StateFormat = 2
 // than were sold, never fewer, until its window ends or the cap changes.
 func UpgradeState(s State, format int) State {
 	if format >= StateFormat {
-		return s
-	}
-	s = boundClosed(upgradeFormat0(s, format))
-	if slices.ContainsFunc(s.Locations, func(l Location) bool { return len(l.Adjustment) > 0 }) {
-		locs := slices.Clone(s.Locations)
-		for i := range locs {
-			locs[i] = foldAdjustments(locs[i])
-		}
-		s.Locations = locs
-	}
-	return s
-}
-
-func upgradeFormat0(s State, format int) State {
-	if format >= 1 {
 		return s
 	}
 	legacy := func(r Reservation) bool { return r.Status == StatusFulfilled && r.Fulfilled == 0 }
@@ -417,13 +384,19 @@ func Demand(s State, ev Event, p Policies, t time.Time) (State, *Outcome, Result
 	switch e := ev.(type) {
 	case ReservationRequested:
 		next, out, res, err := request(s, e, p, t)
-		return boundClosed(next), out, res, err
+		if res.Changed {
+			next = boundRejected(next)
+		}
+		return next, out, res, err
 	case ReservationReleased:
 		next, res := release(s, e.SKU, e.ReservationID, e.Reason, t)
-		return boundClosed(next), nil, res, nil
+		if res.Changed {
+			next = boundRejected(next)
+		}
+		return next, nil, res, nil
 	case ReservationFulfilled:
 		next, res, err := fulfil(s, e, t)
-		return boundClosed(next), nil, res, err
+		return next, nil, res, err
 	case ReservationExtended:
 		next, out, res := extend(s, e, t)
 		return next, &out, res, nil
@@ -469,16 +442,8 @@ func request(s State, e ReservationRequested, p Policies, t time.Time) (State, *
 		o := unknownSKUOutcome(e)
 		return s, &o, Result{}, nil
 	}
-	given := s
 	s, _ = Expire(s, t)
 	s = prune(s, t)
-	if n := heldCount(s); n >= MaxHeldReservations {
-		// Refused without a record, so it cannot grow the state: the order
-		// saga keeps the outcome.
-		o := Outcome{ReservationID: e.ReservationID, OrderID: e.OrderID, SKU: e.SKU, Quantity: e.Quantity,
-			Reason: RejectInsufficient, Message: fmt.Sprintf("sku %q holds %d reservations, the most one sku holds at once", e.SKU, n)}
-		return given, &o, Result{}, nil
-	}
 	// Decided for the request's ship-to region: locations that may not ship
 	// there count for nothing. p is a copy, so the answer the processor
 	// publishes stays region-less; replays agree because the region is in
@@ -641,9 +606,6 @@ func fulfil(s State, e ReservationFulfilled, t time.Time) (State, Result, error)
 		if len(r.Fulfilments) >= MaxFulfilments {
 			return s, Result{}, fmt.Errorf("%w: reservation %q already has %d fulfilments, the limit", ErrInvalidEvent, e.ReservationID, MaxFulfilments)
 		}
-		if n := fulfilmentIDs(s); n >= MaxFulfilmentIDs {
-			return s, Result{}, fmt.Errorf("%w: the reservations of sku %q list %d fulfilment ids, the limit", ErrInvalidEvent, e.SKU, n)
-		}
 		units, eventID = e.Quantity, eventID+":"+e.FulfilmentID
 	}
 	if units == 0 {
@@ -651,8 +613,8 @@ func fulfil(s State, e ReservationFulfilled, t time.Time) (State, Result, error)
 	}
 	// The units left the location whatever happened to the hold (it may
 	// have expired or been released meanwhile): consume them once.
-	next, _, err := adjust(s, StockAdjustment{EventID: eventID, SKU: e.SKU,
-		Location: e.Location, Area: e.Area, Delta: -units, OccurredAt: e.FulfilledAt}, true)
+	next, _, err := applyAdjustment(s, StockAdjustment{EventID: eventID, SKU: e.SKU,
+		Location: e.Location, Area: e.Area, Delta: -units, OccurredAt: e.FulfilledAt})
 	if err != nil {
 		return s, Result{}, err
 	}
@@ -719,62 +681,49 @@ func Expire(s State, t time.Time) (State, Result) {
 	if out == nil {
 		return s, Result{}
 	}
-	return boundClosed(*out), Result{Changed: true}
+	return *out, Result{Changed: true}
 }
 
-// closed reports whether r is closed (no longer holds units or may: it was
-// released, fulfilled or rejected).
-func closed(r Reservation) bool { return r.Status != StatusHeld }
-
-// heldCount is the number of reservations s holds (expired ones too,
-// until Expire closes them).
-func heldCount(s State) int {
+// boundRejected forgets the oldest rejected reservations, by (ClosedAt,
+// ID), beyond MaxRejected, so that a flood of requests that are refused
+// (or of releases of reservations never requested) cannot grow a SKU's
+// state. A rejected reservation never held units, uses no sales cap and
+// cannot be fulfilled, so forgetting it changes no count: a redelivered
+// request it answered is decided anew (the order saga releases an
+// acceptance that arrives after its line ended), a redelivered release
+// is remembered again, a fulfilment or extension of it is refused as
+// before. Reservations that held units (held, released, fulfilled) are
+// never forgotten here, only by prune after ClosedRetention.
+func boundRejected(s State) State {
 	n := 0
 	for _, r := range s.Reservations {
-		if !closed(r) {
+		if r.Status == StatusRejected {
 			n++
 		}
 	}
-	return n
-}
-
-// fulfilmentIDs is the number of fulfilment ids s's reservations list.
-func fulfilmentIDs(s State) int {
-	n := 0
-	for _, r := range s.Reservations {
-		n += len(r.Fulfilments)
-	}
-	return n
-}
-
-// boundClosed forgets the oldest closed reservations, by (ClosedAt, ID),
-// beyond MaxClosedReservations. A forgotten reservation's shipped units
-// stay counted against its channel's cap window, in CapUsage (as prune
-// does).
-func boundClosed(s State) State {
-	n := len(s.Reservations) - heldCount(s)
-	if n <= MaxClosedReservations {
+	if n <= MaxRejected {
 		return s
 	}
-	cs := make([]Reservation, 0, n)
+	rejected := make([]Reservation, 0, n)
 	for _, r := range s.Reservations {
-		if closed(r) {
-			cs = append(cs, r)
+		if r.Status == StatusRejected {
+			rejected = append(rejected, r)
 		}
 	}
-	slices.SortFunc(cs, func(a, b Reservation) int {
+	slices.SortFunc(rejected, func(a, b Reservation) int {
 		if c := a.ClosedAt.Compare(b.ClosedAt); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	out := s
-	gone := make(map[string]bool, n-MaxClosedReservations)
-	for _, r := range cs[:n-MaxClosedReservations] {
+	gone := make(map[string]bool, n-MaxRejected)
+	for _, r := range rejected[:n-MaxRejected] {
 		gone[r.ID] = true
-		out = keepCapUsage(out, r)
 	}
-	out.Reservations = slices.DeleteFunc(slices.Clone(s.Reservations), func(r Reservation) bool { return gone[r.ID] })
+	out := s
+	out.Reservations = slices.DeleteFunc(slices.Clone(s.Reservations), func(r Reservation) bool {
+		return r.Status == StatusRejected && gone[r.ID]
+	})
 	return out
 }
 

@@ -905,6 +905,34 @@ type dmModel struct {
 	boOn     bool
 	boLimit  int64
 	res      map[string]*dmRes
+	// forgotten are the rejections the SKU no longer lists: beyond its
+	// inventory.MaxRejected newest, by (decision time, id).
+	forgotten map[string]bool
+}
+
+// bound forgets the oldest rejected reservations beyond
+// inventory.MaxRejected, as the SKU does. A rejection closes when it is
+// decided (a release before its request: when the release arrived).
+func (m *dmModel) bound() {
+	var rejected []string
+	for id, r := range m.res {
+		if r.status == inventory.StatusRejected {
+			rejected = append(rejected, id)
+		}
+	}
+	if len(rejected) <= inventory.MaxRejected {
+		return
+	}
+	slices.SortFunc(rejected, func(a, b string) int {
+		if c := m.res[a].decidedAt.Compare(m.res[b].decidedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	for _, id := range rejected[:len(rejected)-inventory.MaxRejected] {
+		delete(m.res, id)
+		m.forgotten[id] = true
+	}
 }
 
 func (m *dmModel) onHand(loc string) int64 {
@@ -1075,7 +1103,7 @@ type dmMachine struct {
 
 func newDMMachine(t *rapid.T) *dmMachine {
 	sm := &dmMachine{p: dmPolicies(), now: at(1), seq: 1, m: &dmModel{
-		levels: map[string]dmLvl{}, fulfils: map[string]dmFulfilment{}, res: map[string]*dmRes{},
+		levels: map[string]dmLvl{}, fulfils: map[string]dmFulfilment{}, res: map[string]*dmRes{}, forgotten: map[string]bool{},
 		sellable: map[string]bool{"app": true, "web": true},
 	}}
 	wh, st := rapid.Int64Range(0, 8).Draw(t, "WH-1"), rapid.Int64Range(0, 6).Draw(t, "ST-1")
@@ -1108,16 +1136,6 @@ func (sm *dmMachine) known() []string {
 	return ids
 }
 
-// within skips a step that would record one reservation more than
-// inventory.MaxClosedReservations: the model remembers every reservation,
-// so it checks the state within the window where the SKU does too (beyond
-// it, the oldest closed are forgotten: see TestClosedReservationsBounded).
-func (sm *dmMachine) within(t *rapid.T) {
-	if len(sm.m.res) >= inventory.MaxClosedReservations {
-		t.Skip("as many reservations as a SKU remembers closed")
-	}
-}
-
 func (sm *dmMachine) fresh() string {
 	sm.ids++
 	return fmt.Sprintf("R-%03d", sm.ids)
@@ -1144,9 +1162,6 @@ func (sm *dmMachine) request(t *rapid.T) {
 	req := dmReq(id, fmt.Sprintf("O-%d", rapid.IntRange(1, 3).Draw(t, "order")),
 		rapid.SampledFrom([]string{"app", "web"}).Draw(t, "channel"), rapid.Int64Range(1, 4).Draw(t, "qty"),
 		time.Duration(rapid.IntRange(1, 90).Draw(t, "ttl")*1000+rapid.IntRange(0, 999).Draw(t, "ttl ms"))*time.Millisecond)
-	if _, ok := sm.m.res[id]; !ok {
-		sm.within(t)
-	}
 	if r, ok := sm.m.res[id]; ok {
 		// Released before requested: rejected; the first request records its
 		// order, so the outcome reaches it; a duplicate changes nothing.
@@ -1158,6 +1173,7 @@ func (sm *dmMachine) request(t *rapid.T) {
 		r.requested, r.req, r.outcome = true, req, out
 		return
 	}
+	defer sm.m.bound()
 	want := sm.m.decide(req, sm.now)
 	out, res := sm.demand(t, req)
 	if !res.Changed || out == nil {
@@ -1209,9 +1225,7 @@ func (sm *dmMachine) release(t *rapid.T) {
 	}
 	reason := rapid.SampledFrom([]inventory.ReleaseReason{inventory.ReleaseCancelled, inventory.ReleaseExpired, inventory.ReleaseCompensated}).Draw(t, "reason")
 	r, known := sm.m.res[id]
-	if !known {
-		sm.within(t)
-	}
+	defer sm.m.bound()
 	wantChange := !known || r.status == inventory.StatusHeld
 	switch {
 	case !known:
@@ -1328,6 +1342,10 @@ func (sm *dmMachine) redeliver(t *rapid.T) {
 		t.Skip("nothing sent yet")
 	}
 	ev := rapid.SampledFrom(sm.sent).Draw(t, "event")
+	if id, _ := reservationOf(ev); sm.m.forgotten[id] {
+		// Decided anew: see TestPropertyRejectedBoundNeverOversells.
+		t.Skip("a redelivery about a rejection the SKU forgot")
+	}
 	before := sm.s
 	out, res := sm.demand(t, ev)
 	if res.Changed || !reflect.DeepEqual(sm.s, before) {

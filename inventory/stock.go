@@ -37,32 +37,11 @@ type Location struct {
 	Level      int64
 	LevelAsOf  time.Time
 	LevelSeq   uint64
-	Adjustment []Adjustment // after LevelAsOf and FoldedThrough, sorted by EventID
-	// Folded is the sum of the adjustments folded into the location's base
-	// (see foldAdjustments): their ids are forgotten. FoldedThrough, the
-	// fold horizon, is the latest of their times; an adjustment at or
-	// before it is refused (ErrFolded), since it cannot be told from a
-	// duplicate of one folded. Zero when nothing is folded.
-	Folded        int64
-	FoldedThrough time.Time
+	Adjustment []Adjustment // after LevelAsOf, sorted by EventID
 }
 
-// Bounds on the adjustments a location lists (see foldAdjustments).
-const (
-	// MaxAdjustments is the most adjustments a location lists by id.
-	MaxAdjustments = 64
-	// AdjustmentWindow is how far an adjustment's time may trail the
-	// newest adjustment at its location and still be listed by id.
-	AdjustmentWindow = 7 * 24 * time.Hour
-)
-
-// ErrFolded refuses an event older than a location's fold horizon: an
-// adjustment (or a level) at or before the time through which adjustments
-// were folded into the location's base and their ids forgotten.
-var ErrFolded = errors.New("older than the location's fold horizon")
-
 // Adjustment is an applied StockAdjustment, kept for deduplication until a
-// newer level covers it or it is folded into the location's base.
+// newer level covers it.
 type Adjustment struct {
 	EventID    string
 	Delta      int64
@@ -76,11 +55,11 @@ type Result struct {
 	Changed bool
 }
 
-// OnHand is the location's units: the level plus folded and later adjustments, floored
+// OnHand is the location's units: the level plus later adjustments, floored
 // at 0 and capped at MaxUnits. The bounds are applied when reading, never to
 // stored values, so they cannot make the result depend on arrival order.
 func (l Location) OnHand() int64 {
-	n := addSaturating(l.Level, l.Folded)
+	n := l.Level
 	for _, a := range l.Adjustment {
 		n = addSaturating(n, a.Delta)
 	}
@@ -159,14 +138,6 @@ func applyLevel(s State, e StockLevel) (State, Result, error) {
 		return s, Result{}, nil
 	}
 	asOf := e.AsOf.UTC()
-	if asOf.Before(loc.FoldedThrough) {
-		// The base mixes adjustments before and after asOf, which a level
-		// must tell apart (it covers only those up to its as_of).
-		return s, Result{}, fmt.Errorf("%w: %w: level at location %q%s as of %s, before %s, through which adjustments were folded into one sum",
-			ErrInvalidEvent, ErrFolded, e.Location, areaSuffix(e.Area), asOf.Format(time.RFC3339Nano), loc.FoldedThrough.Format(time.RFC3339Nano))
-	}
-	// Every folded adjustment is at or before asOf: the level covers them.
-	loc.Folded, loc.FoldedThrough = 0, time.Time{}
 	kept := make([]Adjustment, 0, len(loc.Adjustment))
 	for _, a := range loc.Adjustment {
 		if a.OccurredAt.After(asOf) {
@@ -179,13 +150,6 @@ func applyLevel(s State, e StockLevel) (State, Result, error) {
 }
 
 func applyAdjustment(s State, e StockAdjustment) (State, Result, error) {
-	return adjust(s, e, false)
-}
-
-// adjust applies an adjustment. deduplicated says the caller guarantees it
-// is applied once (a fulfilment, recorded on its reservation): one at or
-// before the fold horizon is then added to the base instead of refused.
-func adjust(s State, e StockAdjustment, deduplicated bool) (State, Result, error) {
 	i, found := findLocation(s.Locations, e.Location, e.Area)
 	var loc Location
 	if found {
@@ -196,14 +160,6 @@ func adjust(s State, e StockAdjustment, deduplicated bool) (State, Result, error
 	at := e.OccurredAt.UTC()
 	if loc.HasLevel && !at.After(loc.LevelAsOf) {
 		return s, Result{}, nil // covered by the absolute level
-	}
-	if !loc.FoldedThrough.IsZero() && !at.After(loc.FoldedThrough) {
-		if deduplicated {
-			loc.Folded = addSaturating(loc.Folded, e.Delta)
-			return withLocation(s, e.SKU, i, found, loc), Result{Changed: true}, nil
-		}
-		return s, Result{}, fmt.Errorf("%w: %w: adjustment %q at location %q%s occurred at %s, not after %s, through which adjustments were folded into one sum and their ids forgotten: it cannot be told from a duplicate",
-			ErrInvalidEvent, ErrFolded, e.EventID, e.Location, areaSuffix(e.Area), at.Format(time.RFC3339Nano), loc.FoldedThrough.Format(time.RFC3339Nano))
 	}
 	j, seen := findAdjustment(loc.Adjustment, e.EventID)
 	if seen {
@@ -221,65 +177,7 @@ func adjust(s State, e StockAdjustment, deduplicated bool) (State, Result, error
 	adjs[j] = Adjustment{EventID: e.EventID, Delta: e.Delta, OccurredAt: at}
 	copy(adjs[j+1:], loc.Adjustment[j:])
 	loc.Adjustment = adjs
-	loc = foldAdjustments(loc)
 	return withLocation(s, e.SKU, i, found, loc), Result{Changed: true}, nil
-}
-
-// foldAdjustments folds the location's oldest adjustments into its base
-// (Folded) and forgets their ids, so that it lists at most MaxAdjustments,
-// none more than AdjustmentWindow older than its newest: every adjustment
-// at or before the new horizon h is folded, h being the latest time that
-// is either more than AdjustmentWindow before the newest adjustment or
-// needed to leave at most MaxAdjustments listed (adjustments with equal
-// times fold together). The listed set is thus the newest adjustments
-// whatever order they arrived in, as long as none arrived at or before the
-// horizon (those are refused); the base is the sum of the rest.
-func foldAdjustments(loc Location) Location {
-	adjs := loc.Adjustment
-	if len(adjs) == 0 {
-		return loc
-	}
-	newest := adjs[0].OccurredAt
-	for _, a := range adjs[1:] {
-		if a.OccurredAt.After(newest) {
-			newest = a.OccurredAt
-		}
-	}
-	cut := newest.Add(-AdjustmentWindow)
-	var h time.Time
-	for _, a := range adjs {
-		if a.OccurredAt.Before(cut) && a.OccurredAt.After(h) {
-			h = a.OccurredAt
-		}
-	}
-	if len(adjs) > MaxAdjustments {
-		times := make([]time.Time, len(adjs))
-		for k, a := range adjs {
-			times[k] = a.OccurredAt
-		}
-		slices.SortFunc(times, time.Time.Compare)
-		if t := times[len(adjs)-MaxAdjustments-1]; t.After(h) {
-			h = t
-		}
-	}
-	if !h.After(minTime) {
-		// Nothing to fold (or only times no valid event carries, which a
-		// horizon could not be stored for: 0 means none).
-		return loc
-	}
-	kept := make([]Adjustment, 0, len(adjs))
-	for _, a := range adjs {
-		if a.OccurredAt.After(h) {
-			kept = append(kept, a)
-		} else {
-			loc.Folded = addSaturating(loc.Folded, a.Delta)
-		}
-	}
-	loc.Adjustment = nilIfEmpty(kept)
-	if h.After(loc.FoldedThrough) {
-		loc.FoldedThrough = h
-	}
-	return loc
 }
 
 // findAdjustment is the position of id in adjs, sorted by event id, and

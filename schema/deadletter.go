@@ -31,14 +31,14 @@ const (
 	ReasonKeyMismatch    = "key_mismatch"          // the message key differs from the id inside
 	ReasonBadTimestamp   = "bad_timestamp"         // the message timestamp is out of range
 	ReasonFutureTime     = "future_time"           // an event time too far ahead of the message's (inventory.ErrFutureTime)
-	ReasonFolded         = "folded"                // older than its location's fold horizon (inventory.ErrFolded)
+	ReasonStateLimit     = "state_limit"           // the SKU's state would exceed its size limit (codecs.ErrStateLimit)
 	ReasonOther          = "other"                 // any other rejection
 )
 
 // ReasonClasses lists every reason class.
 func ReasonClasses() []string {
 	return []string{ReasonTombstone, ReasonMalformed, ReasonUnknownChannel, ReasonConflictingDup, ReasonInvalidEvent,
-		ReasonKeyMismatch, ReasonBadTimestamp, ReasonFutureTime, ReasonFolded, ReasonOther}
+		ReasonKeyMismatch, ReasonBadTimestamp, ReasonFutureTime, ReasonStateLimit, ReasonOther}
 }
 
 // ClassifyReason is the class of a dead letter's reason text. The
@@ -57,8 +57,8 @@ func ClassifyReason(reason string) string {
 		return ReasonConflictingDup
 	case strings.Contains(reason, inventory.ErrFutureTime.Error()):
 		return ReasonFutureTime
-	case strings.Contains(reason, inventory.ErrFolded.Error()):
-		return ReasonFolded
+	case strings.Contains(reason, codecs.ErrStateLimit.Error()):
+		return ReasonStateLimit
 	case strings.Contains(reason, inventory.ErrInvalidEvent.Error()):
 		return ReasonInvalidEvent
 	case strings.HasPrefix(reason, "message key ") && strings.Contains(reason, " differs from "):

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/skuflow/skuflow/internal/audit"
+	"github.com/skuflow/skuflow/inventory"
 )
 
 // errDiverged makes the command exit 1: the audit ran and found drift.
@@ -21,6 +22,7 @@ func newAuditCmd() *cobra.Command {
 	var af answerFlags
 	var o audit.Options
 	var asJSON, noProgress bool
+	var skew time.Duration
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Check the tables and the availability topic against a fresh fold of the event log",
@@ -37,7 +39,7 @@ Exit status: 0 clean, 1 divergence or violation found, 2 the audit could not run
 			if err != nil {
 				return exit2(cmd, err)
 			}
-			o.Kafka, o.Base = k, af.config()
+			o.Kafka, o.Base, o.MaxEventSkew = k, af.config(), skewOption(skew)
 			var bar *progressbar.ProgressBar
 			if f, ok := cmd.ErrOrStderr().(*os.File); ok && !asJSON && !noProgress && term.IsTerminal(int(f.Fd())) {
 				bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(f), progressbar.OptionSetDescription("auditing"),
@@ -77,6 +79,8 @@ Exit status: 0 clean, 1 divergence or violation found, 2 the audit could not run
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&noProgress, "no-progress", false, "no progress bar even on a terminal")
 	cmd.Flags().DurationVar(&o.Grace, "grace", audit.DefaultGrace, "slack past a due time (expiry, next_change_at) for the reconciler to act; at least --reconcile-interval plus a scan")
+	cmd.Flags().DurationVar(&skew, "max-event-skew", inventory.DefaultMaxEventSkew,
+		"the processors' --max-event-skew: the fold skips the events and ticks they dead-letter for it (0: no limit)")
 	cmd.Flags().DurationVar(&o.Settle, "settle", audit.DefaultSettle, "how long to wait for the groups to consume up to the audited offsets; keys still behind are skipped")
 	return cmd
 }

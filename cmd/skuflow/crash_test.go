@@ -153,10 +153,12 @@ func TestProcessorCrashMidStream(t *testing.T) {
 		model[sku] = s
 	}
 	pol := cfg.Policies()
-	// Every outcome the pure rules gave, per reservation: a redelivered
-	// request gets its recorded outcome while its SKU lists it, and is
-	// decided anew once the SKU has forgotten it (inventory's bounds on
-	// closed reservations; the saga keeps the first).
+	// Every outcome the pure rules gave, per reservation, in log order. A
+	// duplicate request gets the recorded outcome, except that a SKU lists
+	// only its inventory.MaxRejected newest rejections: a request
+	// redelivered after its rejection was forgotten is decided anew (and
+	// the saga releases a late acceptance). A reservation that held units
+	// is never forgotten, so once accepted its outcome never changes.
 	modelOutcomes := map[string][]*pb.ReservationOutcome{}
 	for _, m := range demand {
 		ev, err := codecs.DecodeDemandEvent(m.Value)
@@ -187,20 +189,34 @@ func TestProcessorCrashMidStream(t *testing.T) {
 			return nil
 		})
 	}
+	for id, want := range modelOutcomes {
+		if i := slices.IndexFunc(want, (*pb.ReservationOutcome).GetAccepted); i >= 0 &&
+			slices.ContainsFunc(want[i:], func(w *pb.ReservationOutcome) bool { return !proto.Equal(w, want[i]) }) {
+			t.Errorf("the pure rules changed reservation %s's outcome after accepting it: %v", id, want)
+		}
+	}
 	seen := map[string]*pb.ReservationOutcome{}
+	accepted := map[string]*pb.ReservationOutcome{}
 	for _, m := range outcomes {
 		var o pb.ReservationOutcome
 		if err := proto.Unmarshal(m.Value, &o); err != nil {
 			t.Fatal(err)
 		}
-		want := modelOutcomes[o.GetReservationId()]
-		if prev, ok := seen[o.GetReservationId()]; ok && !proto.Equal(prev, &o) &&
-			!slices.ContainsFunc(want, func(w *pb.ReservationOutcome) bool { return !proto.Equal(w, want[0]) }) {
-			t.Errorf("reservation %s has two different outcomes, the pure rules one:\n%v\n%v", o.GetReservationId(), prev, &o)
-		}
-		seen[o.GetReservationId()] = &o
+		id := o.GetReservationId()
+		want := modelOutcomes[id]
 		if !slices.ContainsFunc(want, func(w *pb.ReservationOutcome) bool { return proto.Equal(w, &o) }) {
-			t.Errorf("outcome for %s is %v, the pure rules say %v", o.GetReservationId(), &o, want)
+			t.Errorf("outcome for %s is %v, the pure rules say %v", id, &o, want)
+		}
+		decidedAnew := slices.ContainsFunc(want, func(w *pb.ReservationOutcome) bool { return !proto.Equal(w, want[0]) })
+		if prev, ok := seen[id]; ok && !proto.Equal(prev, &o) && !decidedAnew {
+			t.Errorf("reservation %s has two different outcomes:\n%v\n%v", id, prev, &o)
+		}
+		seen[id] = &o
+		if a, ok := accepted[id]; ok && o.GetAccepted() && !proto.Equal(a, &o) {
+			t.Errorf("reservation %s accepted twice:\n%v\n%v", id, a, &o)
+		}
+		if o.GetAccepted() {
+			accepted[id] = &o
 		}
 	}
 	// Every order holds all its lines or none, and the held units add up.

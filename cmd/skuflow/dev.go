@@ -134,7 +134,7 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return app.Process(gctx, app.ProcessOptions{Kafka: k, Base: cfg, DataDir: f.data, ReconcileEvery: f.reconcile,
-			Coalescing: f.backlog.coalescing(), Standby: f.standby.standby(), MetricsAddr: f.metrics, MaxEventSkew: f.skew, Logger: log})
+			Coalescing: f.backlog.coalescing(), Standby: f.standby.standby(), MetricsAddr: f.metrics, MaxEventSkew: skewOption(f.skew), Logger: log})
 	})
 	g.Go(func() error { return serve.Run(gctx) })
 	if f.sample {

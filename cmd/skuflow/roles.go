@@ -39,7 +39,7 @@ Local tables live under --data and are rebuilt from the changelogs if lost.`,
 				return err
 			}
 			return app.Process(cmd.Context(), app.ProcessOptions{Kafka: k, Base: af.config(), DataDir: data,
-				ReconcileEvery: reconcile, Coalescing: bf.coalescing(), Standby: sf.standby(), MetricsAddr: metricsAddr, MaxEventSkew: skew, Logger: log})
+				ReconcileEvery: reconcile, Coalescing: bf.coalescing(), Standby: sf.standby(), MetricsAddr: metricsAddr, MaxEventSkew: skewOption(skew), Logger: log})
 		},
 	}
 	cf.register(cmd)
@@ -203,4 +203,13 @@ func hostPort(addr string) string {
 func registerSkewFlag(cmd *cobra.Command, d *time.Duration) {
 	cmd.Flags().DurationVar(d, "max-event-skew", inventory.DefaultMaxEventSkew,
 		"dead-letter events and ticks whose own time (as_of, occurred_at, tick time) is more than this ahead of their Kafka message's timestamp (0: no limit)")
+}
+
+// skewOption is the --max-event-skew flag as app.ProcessOptions.MaxEventSkew,
+// where 0 stands for the default: the flag's 0 turns the check off.
+func skewOption(flag time.Duration) time.Duration {
+	if flag == 0 {
+		return inventory.NoEventSkewLimit
+	}
+	return flag
 }

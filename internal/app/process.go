@@ -80,8 +80,9 @@ type ProcessOptions struct {
 	Standby Standby
 	// MaxEventSkew is how far an event's own time (a level's or policy's
 	// as_of, an adjustment's time, a tick's) may be ahead of its Kafka
-	// message's timestamp; events beyond it are dead-lettered. 0: no limit
-	// (the flag's default is inventory.DefaultMaxEventSkew).
+	// message's timestamp; events beyond it are dead-lettered. 0:
+	// inventory.DefaultMaxEventSkew; inventory.NoEventSkewLimit: no limit
+	// (the check is off). Any other negative value is an error.
 	MaxEventSkew time.Duration
 	Logger       *slog.Logger
 }
@@ -96,7 +97,7 @@ func (o ProcessOptions) Validate() error {
 	if o.MetricsAddr != "" && o.MetricsListener != nil {
 		errs = append(errs, fmt.Errorf("metrics address %q and a metrics listener are both set: give one", o.MetricsAddr))
 	}
-	if o.MaxEventSkew < 0 {
+	if o.MaxEventSkew < 0 && o.MaxEventSkew != inventory.NoEventSkewLimit {
 		errs = append(errs, fmt.Errorf("max event skew %s is negative (0 turns the check off)", o.MaxEventSkew))
 	}
 	if o.ReconcileEvery < 0 {
@@ -197,13 +198,13 @@ func Process(ctx context.Context, o ProcessOptions) error {
 		}))
 	}
 	newStock := om.groups.track(schema.StockGroup, func() (*goka.Processor, error) {
-		return stock.New(o.Kafka.Brokers, o.Base, log, coalescer, o.MaxEventSkew, opts(schema.StockGroup, stockExtra...)...)
+		return stock.New(o.Kafka.Brokers, o.Base, log, coalescer, inventory.EventSkew(o.MaxEventSkew), opts(schema.StockGroup, stockExtra...)...)
 	})
 	newPolicies := om.groups.track(schema.PoliciesGroup, func() (*goka.Processor, error) {
-		return policies.New(o.Kafka.Brokers, log, o.MaxEventSkew, opts(schema.PoliciesGroup)...)
+		return policies.New(o.Kafka.Brokers, log, inventory.EventSkew(o.MaxEventSkew), opts(schema.PoliciesGroup)...)
 	})
 	newOrders := om.groups.track(schema.OrdersGroup, func() (*goka.Processor, error) {
-		return orders.New(o.Kafka.Brokers, log, o.MaxEventSkew, opts(schema.OrdersGroup, ordersExtra...)...)
+		return orders.New(o.Kafka.Brokers, log, inventory.EventSkew(o.MaxEventSkew), opts(schema.OrdersGroup, ordersExtra...)...)
 	})
 	log.Info("processors starting", "groups", []goka.Group{schema.PoliciesGroup, schema.StockGroup, schema.OrdersGroup}, "brokers", o.Kafka.Brokers)
 	g, gctx := errgroup.WithContext(ctx)

@@ -26,7 +26,7 @@ import (
 // TestFarFutureTimesAreDeadLettered: Kafka accepts any event time. A level
 // as of 2199 pinned its location for good; a StockTick at 2199 expired every
 // hold on the SKU while its order still said RESERVED, so the SKU could be
-// oversold. With --max-event-skew (5 minutes here), a level, a StockTick and
+// oversold. With --max-event-skew (its default, 5 minutes, here), a level, a StockTick and
 // an OrderTick more than that ahead of their message's timestamp are each
 // dead-lettered with the reason, and change nothing: the order stays
 // reserved with its units held, and a later level at the present wins.
@@ -39,8 +39,9 @@ func TestFarFutureTimesAreDeadLettered(t *testing.T) {
 		cfg:  inventory.Base{Channels: []string{"web"}, DefaultStaleAfter: time.Hour},
 		ocfg: gateway.OrdersOptions{DefaultTTL: time.Hour, DecisionTimeout: time.Minute, Wait: time.Minute}}
 	testkit.Go(t, func(ctx context.Context) error {
-		return app.Process(ctx, app.ProcessOptions{Kafka: s.k, Base: s.cfg, DataDir: s.procDir, ReconcileEvery: 200 * time.Millisecond,
-			MaxEventSkew: 5 * time.Minute})
+		// MaxEventSkew unset: the default (inventory.DefaultMaxEventSkew,
+		// 5 minutes) applies, not "no limit".
+		return app.Process(ctx, app.ProcessOptions{Kafka: s.k, Base: s.cfg, DataDir: s.procDir, ReconcileEvery: 200 * time.Millisecond})
 	})
 	srv, err := app.NewServe(app.ServeOptions{Kafka: s.k, Base: s.cfg, DataDir: s.serveDir, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
 		Services: []app.ServiceFactory{app.Reservations(s.ocfg)}})

@@ -41,7 +41,8 @@ func (a *auditor) skipping(reason string) { a.skipped[reason]++ }
 
 func (a *auditor) run(logs map[string][]Message) {
 	a.skipped = map[string]int{}
-	pol := FoldPolicies(logs[string(schema.Policies)])
+	skew := inventory.EventSkew(a.o.MaxEventSkew)
+	pol := FoldPolicies(logs[string(schema.Policies)], skew)
 	final := pol.getter(time.Time{})
 	a.policies(pol)
 
@@ -51,7 +52,7 @@ func (a *auditor) run(logs map[string][]Message) {
 			delete(byKey, k)
 		}
 	}
-	foldA := FoldStock(byKey, pol, a.o.Base, ByTime)
+	foldA := FoldStock(byKey, pol, a.o.Base, ByTime, skew)
 	withDemand := map[string][]Message{}
 	for k, ms := range byKey {
 		for _, m := range ms {
@@ -61,7 +62,7 @@ func (a *auditor) run(logs map[string][]Message) {
 			}
 		}
 	}
-	foldB := FoldStock(withDemand, pol, a.o.Base, DemandLast)
+	foldB := FoldStock(withDemand, pol, a.o.Base, DemandLast, skew)
 	tables := map[string]inventory.State{}
 	for k, raw := range a.material[string(schema.StockTable)] {
 		if !a.o.wanted(k) {
@@ -104,7 +105,7 @@ func (a *auditor) run(logs map[string][]Message) {
 	}
 
 	obyKey := groupByKey(logs, orderInputs.topics)
-	oA, oB := FoldOrders(obyKey, ByTime), FoldOrders(obyKey, DemandLast)
+	oA, oB := FoldOrders(obyKey, ByTime, skew), FoldOrders(obyKey, DemandLast, skew)
 	otables := map[string]inventory.Order{}
 	for k, raw := range a.material[string(schema.OrdersTable)] {
 		v, err := codecs.Order{}.Decode(raw)

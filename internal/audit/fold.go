@@ -100,15 +100,16 @@ type policyAt struct {
 	v  *pb.PolicyEvent
 }
 
-// FoldPolicies folds the policies topic as the policies group does.
-func FoldPolicies(msgs []Message) Policies {
+// FoldPolicies folds the policies topic as the policies group does, with
+// its event skew (inventory.EventSkew of what it is configured with).
+func FoldPolicies(msgs []Message, skew time.Duration) Policies {
 	p := Policies{history: map[string][]policyAt{}}
 	for _, m := range msgs {
 		if m.Value == nil {
 			continue
 		}
 		ev, err := codecs.DecodePolicyEvent(m.Value)
-		if err != nil {
+		if err != nil || codecs.CheckPolicyTimes(ev, m.Time, skew) != nil {
 			continue
 		}
 		h := p.history[m.Key]
@@ -164,14 +165,15 @@ type SKU struct {
 // FoldStock folds each SKU's supply, sku-policies, stock-ticks and demand
 // messages (grouped by key, each topic's in offset order) as the stock
 // processor does, deciding demand with the policies in effect at the
-// message time (ByTime) or the final ones (DemandLast).
-func FoldStock(byKey map[string][]Message, pol Policies, base inventory.Base, how Interleaving) map[string]*SKU {
+// message time (ByTime) or the final ones (DemandLast), with the group's
+// event skew (inventory.EventSkew of what it is configured with).
+func FoldStock(byKey map[string][]Message, pol Policies, base inventory.Base, how Interleaving, skew time.Duration) map[string]*SKU {
 	late := func(t string) bool { return t == string(schema.Demand) || t == string(schema.StockTicks) }
 	out := make(map[string]*SKU, len(byKey))
 	for key, msgs := range byKey {
 		f := &SKU{State: inventory.State{SKU: key}, Requested: map[string]bool{}}
 		for _, m := range merge(msgs, how, late) {
-			foldStockMessage(f, m, pol, base, how)
+			foldStockMessage(f, m, pol, base, how, skew)
 		}
 		out[key] = f
 	}
@@ -179,8 +181,11 @@ func FoldStock(byKey map[string][]Message, pol Policies, base inventory.Base, ho
 }
 
 // foldStockMessage is the stock processor's callback for one message,
-// without I/O: what it would store.
-func foldStockMessage(f *SKU, m Message, pol Policies, base inventory.Base, how Interleaving) {
+// without I/O: what it would store. It skips what the processor
+// dead-letters: undecodable, mis-keyed, bad or skewed times
+// (inventory.CheckEventTimes, CheckTickTimes), refused by the rules, or a
+// state over codecs.MaxStateBytes.
+func foldStockMessage(f *SKU, m Message, pol Policies, base inventory.Base, how Interleaving, skew time.Duration) {
 	if m.Value == nil {
 		return // a tombstone is dead-lettered
 	}
@@ -195,7 +200,7 @@ func foldStockMessage(f *SKU, m Message, pol Policies, base inventory.Base, how 
 		decode = codecs.DecodeDemandEvent
 	case string(schema.StockTicks):
 		t, err := codecs.DecodeStockTick(m.Value)
-		if err != nil || t.GetSku() != m.Key || t.GetDeferred() || !f.Stored {
+		if err != nil || t.GetSku() != m.Key || inventory.CheckTickTimes(t.GetAt().AsTime(), at, skew) != nil || t.GetDeferred() || !f.Stored {
 			return
 		}
 		s, res := inventory.Expire(f.State, t.GetAt().AsTime())
@@ -207,7 +212,7 @@ func foldStockMessage(f *SKU, m Message, pol Policies, base inventory.Base, how 
 		return
 	}
 	ev, err := decode(m.Value)
-	if err != nil || inventory.ValidateTime("message timestamp", at) != nil || ev.EventSKU() != m.Key {
+	if err != nil || ev.EventSKU() != m.Key || inventory.CheckEventTimes(ev, at, skew) != nil {
 		return
 	}
 	var next inventory.State
@@ -225,7 +230,7 @@ func foldStockMessage(f *SKU, m Message, pol Policies, base inventory.Base, how 
 	} else {
 		next, res, err = inventory.Apply(f.State, ev, at)
 	}
-	if err != nil || !res.Changed {
+	if err != nil || !res.Changed || codecs.CheckStateSize(next) != nil {
 		return
 	}
 	f.State, f.Stored = next, true
@@ -238,21 +243,22 @@ type Order struct {
 }
 
 // FoldOrders folds each order's orders and reservation-outcomes messages
-// as the saga does.
-func FoldOrders(byKey map[string][]Message, how Interleaving) map[string]*Order {
+// as the saga does, with its event skew (inventory.EventSkew of what it
+// is configured with).
+func FoldOrders(byKey map[string][]Message, how Interleaving, skew time.Duration) map[string]*Order {
 	late := func(t string) bool { return t == string(schema.Outcomes) }
 	out := make(map[string]*Order, len(byKey))
 	for key, msgs := range byKey {
 		f := &Order{}
 		for _, m := range merge(msgs, how, late) {
-			foldOrderMessage(f, m)
+			foldOrderMessage(f, m, skew)
 		}
 		out[key] = f
 	}
 	return out
 }
 
-func foldOrderMessage(f *Order, m Message) {
+func foldOrderMessage(f *Order, m Message, skew time.Duration) {
 	if m.Value == nil {
 		return
 	}
@@ -275,6 +281,9 @@ func foldOrderMessage(f *Order, m Message) {
 		}
 		in = o
 	default:
+		return
+	}
+	if inventory.CheckOrderTimes(in, m.Time, skew) != nil {
 		return
 	}
 	next, _, res, err := inventory.ApplyOrder(f.Order, f.Found, in, at)

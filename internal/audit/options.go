@@ -33,6 +33,11 @@ type Options struct {
 	// Settle bounds the wait for every group to consume up to the heads the
 	// audit folded; keys of partitions still behind are skipped. 0: no wait.
 	Settle time.Duration
+	// MaxEventSkew is the processors' --max-event-skew, as
+	// app.ProcessOptions.MaxEventSkew takes it (0: the default,
+	// inventory.NoEventSkewLimit: no limit): the fold skips what they
+	// dead-letter for it.
+	MaxEventSkew time.Duration
 	// Now is the audit's clock (nil: time.Now), used for the time-based
 	// invariants only; the fold itself uses message timestamps.
 	Now func() time.Time
@@ -57,6 +62,9 @@ func (o Options) Validate() error {
 	}
 	if o.Grace < 0 {
 		errs = append(errs, fmt.Errorf("grace %s is negative", o.Grace))
+	}
+	if o.MaxEventSkew < 0 && o.MaxEventSkew != inventory.NoEventSkewLimit {
+		errs = append(errs, fmt.Errorf("max event skew %s is negative (0 turns the check off)", o.MaxEventSkew))
 	}
 	if o.Settle < 0 {
 		errs = append(errs, fmt.Errorf("settle %s is negative", o.Settle))

@@ -26,8 +26,10 @@ func ReasonClass(err error) string {
 		return schema.ReasonConflictingDup
 	case errors.Is(err, inventory.ErrFutureTime):
 		return schema.ReasonFutureTime
-	case errors.Is(err, inventory.ErrFolded):
-		return schema.ReasonFolded
+	case errors.Is(err, inventory.ErrBadMessageTime):
+		return schema.ReasonBadTimestamp
+	case errors.Is(err, codecs.ErrStateLimit):
+		return schema.ReasonStateLimit
 	case errors.Is(err, inventory.ErrInvalidEvent):
 		return schema.ReasonInvalidEvent
 	}

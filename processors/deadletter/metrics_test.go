@@ -35,7 +35,7 @@ func TestReasonClass(t *testing.T) {
 		{fmt.Errorf("%w: e-1", inventory.ErrConflictingDuplicate), schema.ReasonConflictingDup},
 		{fmt.Errorf("%w: delta is 0", inventory.ErrInvalidEvent), schema.ReasonInvalidEvent},
 		{inventory.CheckSkew("as_of", time.Date(2199, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Minute), schema.ReasonFutureTime},
-		{fmt.Errorf("%w: %w: adjustment %q", inventory.ErrInvalidEvent, inventory.ErrFolded, "a-1"), schema.ReasonFolded},
+		{fmt.Errorf("%w: the event would make sku %q's state 600000 bytes", codecs.ErrStateLimit, "a"), schema.ReasonStateLimit},
 		{deadletter.Rejectf("message key %q differs from the event's sku %q", "a", "b"), schema.ReasonKeyMismatch},
 		{deadletter.Rejectf("message timestamp %s is outside (1970-01-01, 2200-01-01)", "0001-01-01"), schema.ReasonBadTimestamp},
 		{deadletter.Reject(errors.New("SKU-123 said something new")), schema.ReasonOther},

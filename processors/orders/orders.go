@@ -23,7 +23,9 @@ import (
 )
 
 // Define returns the group graph. An order tick whose time is more than
-// skew (0: no limit) ahead of its message's time is dead-lettered.
+// skew (0 or less: no limit; callers pass inventory.EventSkew of what is
+// configured) ahead of its message's time is dead-lettered, as is any
+// message without a usable timestamp.
 func Define(log *slog.Logger, skew time.Duration) *goka.GroupGraph {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -56,12 +58,14 @@ func (h handler) command(ctx goka.Context, raw []byte) error {
 	if id != ctx.Key() {
 		return deadletter.Rejectf("message key %q differs from the command's order id %q", ctx.Key(), id)
 	}
+	// The message time is the saga's clock: an absent one is a bad
+	// timestamp. A tick from the future would time out or expire the order
+	// early. The audit's fold applies the same check.
+	if err := inventory.CheckOrderTimes(in, ctx.Timestamp(), h.skew); err != nil {
+		return deadletter.Reject(err)
+	}
 	at := ctx.Timestamp()
 	if t, ok := in.(inventory.OrderTick); ok {
-		// A tick from the future would time out or expire the order early.
-		if err := inventory.CheckSkew("tick at", t.At, ctx.Timestamp(), h.skew); err != nil {
-			return deadletter.Reject(err)
-		}
 		at = t.At
 	}
 	return h.apply(ctx, in, at)
@@ -74,6 +78,9 @@ func (h handler) outcome(ctx goka.Context, raw []byte) error {
 	}
 	if o.OrderID != ctx.Key() {
 		return deadletter.Rejectf("message key %q differs from the outcome's order id %q", ctx.Key(), o.OrderID)
+	}
+	if err := inventory.CheckOrderTimes(o, ctx.Timestamp(), h.skew); err != nil {
+		return deadletter.Reject(err)
 	}
 	return h.apply(ctx, o, ctx.Timestamp())
 }

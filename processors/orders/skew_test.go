@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
 
+	"github.com/skuflow/skuflow/codecs"
 	"github.com/skuflow/skuflow/inventory"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
 	"github.com/skuflow/skuflow/schema"
@@ -48,5 +50,43 @@ func TestFarFutureOrderTickIsDeadLettered(t *testing.T) {
 	h.send(inventory.OrderTick{OrderID: "o-1", At: at(29).Add(skew)}, at(29))
 	if o := h.order("o-1"); o.Status != inventory.OrderRejected {
 		t.Fatalf("order %v after a tick past its deadline within the skew, want rejected", o.Status)
+	}
+}
+
+// A command or an outcome whose message has no timestamp (Kafka's -1,
+// which sarama reads as the zero time) is dead-lettered as a bad
+// timestamp, not as a tick from the future, and changes nothing: the
+// message time is the saga's clock.
+func TestOrderMessageWithoutTimeIsBadTimestamp(t *testing.T) {
+	h := startSkew(t, 5*time.Minute)
+	h.send(threeLines("o-1"), at(1))
+	before := h.raw("o-1")
+	drain(h.changelog)
+	drain(h.demand)
+	o := h.order("o-1")
+	for _, in := range []struct {
+		topic goka.Stream
+		value []byte
+	}{
+		{schema.Orders, encodeCommand(t, inventory.OrderTick{OrderID: "o-1", At: at(2)})},
+		{schema.Orders, encodeCommand(t, inventory.CancelOrder{OrderID: "o-1"})},
+		{schema.Outcomes, marshal(t, codecs.OutcomeToProto(inventory.Outcome{ReservationID: o.Lines[0].ReservationID, OrderID: "o-1",
+			SKU: o.Lines[0].SKU, Quantity: o.Lines[0].Quantity, Accepted: true, DecidedAt: at(2)}))},
+	} {
+		h.gkt.Consume(string(in.topic), "o-1", in.value, tester.WithTime(time.Time{}))
+		dead := drain(h.dead)
+		if len(dead) != 1 {
+			t.Fatalf("%s: dead-lettered %d messages, want 1", in.topic, len(dead))
+		}
+		dl, _ := dead[0].value.(*pb.DeadLetter)
+		if c := schema.ClassifyReason(dl.GetReason()); c != schema.ReasonBadTimestamp {
+			t.Errorf("reason %q (class %q), want %s", dl.GetReason(), c, schema.ReasonBadTimestamp)
+		}
+		if got := h.raw("o-1"); !bytes.Equal(got, before) {
+			t.Fatalf("changed the order: %+v", h.order("o-1"))
+		}
+		if d := drain(h.demand); len(d) != 0 {
+			t.Fatalf("sent %v", d)
+		}
 	}
 }

@@ -12,10 +12,7 @@ import (
 
 	"github.com/lovoo/goka"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/skuflow/skuflow/codecs"
-	"github.com/skuflow/skuflow/inventory"
 	"github.com/skuflow/skuflow/processors"
 	"github.com/skuflow/skuflow/processors/deadletter"
 	pb "github.com/skuflow/skuflow/proto/skuflow/v1"
@@ -23,7 +20,9 @@ import (
 )
 
 // Define returns the group graph. A policy whose as_of is more than skew
-// (0: no limit) ahead of its message's time is dead-lettered.
+// (0 or less: no limit; callers pass inventory.EventSkew of what is
+// configured) ahead of its message's time is dead-lettered, as is one
+// whose message has no usable timestamp.
 func Define(log *slog.Logger, skew time.Duration) *goka.GroupGraph {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -53,11 +52,12 @@ func (h handler) policy(ctx goka.Context, raw []byte) error {
 	if err != nil {
 		return deadletter.Reject(err)
 	}
-	// A policy from the future would win over every real one for good.
-	if at := policyAsOf(ev); at != nil {
-		if err := inventory.CheckSkew("as_of", at.AsTime(), ctx.Timestamp(), h.skew); err != nil {
-			return deadletter.Reject(err)
-		}
+	// A policy from the future would win over every real one for good. The
+	// message time it is checked against must be there: an absent one
+	// (sarama's zero time) is a bad timestamp, not a future as_of. The
+	// audit's fold applies the same check.
+	if err := codecs.CheckPolicyTimes(ev, ctx.Timestamp(), h.skew); err != nil {
+		return deadletter.Reject(err)
 	}
 	next, changed, err := schema.FoldPolicy(ctx.Key(), ev, current(ctx))
 	if err != nil {
@@ -70,16 +70,4 @@ func (h handler) policy(ctx goka.Context, raw []byte) error {
 func current(ctx goka.Context) *pb.PolicyEvent {
 	cur, _ := ctx.Value().(*pb.PolicyEvent)
 	return cur
-}
-
-// policyAsOf is the policy's as_of, or nil when it has none (FoldPolicy
-// refuses those).
-func policyAsOf(ev *pb.PolicyEvent) *timestamppb.Timestamp {
-	switch {
-	case ev.GetLocation() != nil:
-		return ev.GetLocation().GetAsOf()
-	case ev.GetMerchant() != nil:
-		return ev.GetMerchant().GetAsOf()
-	}
-	return nil
 }

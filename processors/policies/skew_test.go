@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/skuflow/skuflow/schema"
 )
 
 // A location or merchant policy whose as_of is more than the allowed skew
@@ -45,5 +47,23 @@ func TestFarFuturePolicyIsDeadLettered(t *testing.T) {
 	h.consume("location/WH-1", marshal(t, locationEvent(warehouse("WH-1", at(2).Add(skew)))), at(2))
 	if d := h.deadLetters(); len(d) != 0 || bytes.Equal(h.raw("location/WH-1"), wh) {
 		t.Fatalf("a policy within the skew: dead letters %v, table unchanged %v", d, bytes.Equal(h.raw("location/WH-1"), wh))
+	}
+}
+
+// A policy whose message has no timestamp (Kafka's -1, which sarama reads
+// as the zero time) is dead-lettered as a bad timestamp, not as a policy
+// from the future, and changes nothing.
+func TestPolicyWithoutMessageTimeIsBadTimestamp(t *testing.T) {
+	h := startSkew(t, 5*time.Minute)
+	h.consume("location/WH-1", marshal(t, locationEvent(warehouse("WH-1", at(1)))), time.Time{})
+	dead := h.deadLetters()
+	if len(dead) != 1 {
+		t.Fatalf("dead-lettered %d messages, want 1", len(dead))
+	}
+	if c := schema.ClassifyReason(dead[0].GetReason()); c != schema.ReasonBadTimestamp || !strings.Contains(dead[0].GetReason(), "absent") {
+		t.Errorf("reason %q (class %q), want %s naming the absent timestamp", dead[0].GetReason(), c, schema.ReasonBadTimestamp)
+	}
+	if v := h.raw("location/WH-1"); v != nil {
+		t.Errorf("table holds %x", v)
 	}
 }

@@ -48,8 +48,9 @@ type Coalescer interface {
 
 // Define returns the group graph. With a Coalescer (nil: none) the
 // processor holds back publishing while it is far behind its inputs. An
-// event or tick whose own time is more than skew (0: no limit) ahead of
-// its message's time is dead-lettered.
+// event or tick whose own time is more than skew (0 or less: no limit;
+// callers pass inventory.EventSkew of what is configured) ahead of its
+// message's time is dead-lettered.
 func Define(cfg inventory.Base, log *slog.Logger, c Coalescer, skew time.Duration) *goka.GroupGraph {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -112,7 +113,10 @@ func (h handler) observed(fn func(ctx goka.Context, raw []byte, behind bool) err
 }
 
 // event is the callback for SKU-keyed event topics: decode, apply, store,
-// publish the answer if it changed.
+// publish the answer if it changed. Here and in demand, an event that
+// would leave the SKU's state larger than codecs.MaxStateBytes is
+// dead-lettered (reason class state_limit) and the state is left as it
+// was: a state the changelog cannot store would stop the whole group.
 func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.ProcessCallback {
 	return h.observed(func(ctx goka.Context, raw []byte, behind bool) error {
 		ev, err := h.decode(ctx, raw, decode)
@@ -121,6 +125,9 @@ func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.Proces
 		}
 		prev := h.state(ctx)
 		next, res, err := inventory.Apply(prev, ev, eventTime(ctx))
+		if err == nil && res.Changed {
+			err = codecs.CheckStateSize(next)
+		}
 		if err != nil {
 			return deadletter.Reject(err)
 		}
@@ -144,6 +151,11 @@ func (h handler) demand(ctx goka.Context, raw []byte, behind bool) error {
 	prev := h.state(ctx)
 	pol := h.policies(ctx, prev)
 	next, out, res, err := inventory.Demand(prev, ev, pol, eventTime(ctx))
+	if err == nil && res.Changed {
+		// A request refused here gets no outcome: its order saga fails it
+		// at its decision timeout and releases its other lines.
+		err = codecs.CheckStateSize(next)
+	}
 	if err != nil {
 		return deadletter.Reject(err)
 	}
@@ -166,16 +178,15 @@ func (h handler) decode(ctx goka.Context, raw []byte, decode func([]byte) (inven
 	if err != nil {
 		return nil, deadletter.Reject(err)
 	}
-	// The message time is the processor's clock (a reservation's decision
-	// and expiry, the time an answer is evaluated at); one outside the
-	// times the domain stores exactly would make replays diverge.
-	if inventory.ValidateTime("message timestamp", eventTime(ctx)) != nil {
-		return nil, deadletter.Rejectf("message timestamp %s is outside (1970-01-01, 2200-01-01)", eventTime(ctx).Format(time.RFC3339Nano))
-	}
 	if ev.EventSKU() != ctx.Key() {
 		return nil, deadletter.Rejectf("message key %q differs from the event's sku %q", ctx.Key(), ev.EventSKU())
 	}
-	if err := inventory.CheckEventSkew(ev, eventTime(ctx), h.skew); err != nil {
+	// The message time is the processor's clock (a reservation's decision
+	// and expiry, the time an answer is evaluated at); one outside the
+	// times the domain stores exactly would make replays diverge. The
+	// event's own times may not run ahead of it. The audit's fold applies
+	// the same check.
+	if err := inventory.CheckEventTimes(ev, eventTime(ctx), h.skew); err != nil {
 		return nil, deadletter.Reject(err)
 	}
 	return ev, nil
@@ -237,7 +248,8 @@ func (h handler) applyTick(ctx goka.Context, raw []byte) error {
 		return deadletter.Rejectf("message key %q differs from the tick's sku %q", ctx.Key(), t.GetSku())
 	}
 	// A tick from the future would expire holds its orders still count on.
-	if err := inventory.CheckSkew("tick at", t.GetAt().AsTime(), eventTime(ctx), h.skew); err != nil {
+	// The audit's fold applies the same check.
+	if err := inventory.CheckTickTimes(t.GetAt().AsTime(), eventTime(ctx), h.skew); err != nil {
 		return deadletter.Reject(err)
 	}
 	if t.GetDeferred() {

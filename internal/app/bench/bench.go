@@ -256,7 +256,6 @@ func Print(w io.Writer, results []Result) {
 	}
 	printReady(w, by)
 	printFlood(w, by)
-	printFlooded(w, by)
 	if s, ok := by["stock"]; ok && s.StateKeys > 0 {
 		per := float64(s.StateBytes) / float64(s.StateKeys)
 		fmt.Fprintf(w, "stock state on disk (LevelDB): %d bytes for %d SKUs = %.0f bytes/SKU = %.0f MiB per million SKUs\n",

@@ -42,9 +42,9 @@ type SkuState struct {
 	// current sales-cap window (inventory.CapUsage).
 	CapUsage []*CapUsageState `protobuf:"bytes,8,rep,name=cap_usage,json=capUsage,proto3" json:"cap_usage,omitempty"`
 	// The encoding's meaning: 0 before sales caps counted sales (cap_usage
-	// then held every unit accepted in the window), 1 since, 2 since a SKU's
-	// state is bounded (folded adjustments, at most 32 closed reservations;
-	// inventory.StateFormat). Decoding upgrades older states.
+	// then held every unit accepted in the window), 1 since
+	// (inventory.StateFormat). Decoding upgrades older states and refuses
+	// newer ones (codecs.ErrNewerStateFormat). Format 2 was withdrawn.
 	Format        int32 `protobuf:"varint,9,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -619,19 +619,13 @@ type LocationState struct {
 	LevelOnHand       int64  `protobuf:"varint,3,opt,name=level_on_hand,json=levelOnHand,proto3" json:"level_on_hand,omitempty"`
 	LevelAsOfUnixNano int64  `protobuf:"varint,4,opt,name=level_as_of_unix_nano,json=levelAsOfUnixNano,proto3" json:"level_as_of_unix_nano,omitempty"`
 	LevelSequence     uint64 `protobuf:"varint,5,opt,name=level_sequence,json=levelSequence,proto3" json:"level_sequence,omitempty"`
-	// Adjustments that happened after the winning level and after
-	// folded_through_unix_nano, sorted by event id. Older ones are pruned:
-	// the level already reflects them, or they are folded into folded_delta.
+	// Adjustments that happened after the winning level, sorted by event id.
+	// Older ones are pruned: the level already reflects them.
 	Adjustments []*AppliedAdjustment `protobuf:"bytes,6,rep,name=adjustments,proto3" json:"adjustments,omitempty"`
 	// "" for the whole location, or "floor" / "backroom" in a store.
-	Area string `protobuf:"bytes,7,opt,name=area,proto3" json:"area,omitempty"`
-	// The sum of the adjustments folded into the location's base, their ids
-	// forgotten (format 2; see topology.md, "Bounded state per SKU").
-	FoldedDelta int64 `protobuf:"varint,8,opt,name=folded_delta,json=foldedDelta,proto3" json:"folded_delta,omitempty"`
-	// The fold horizon: the latest time of a folded adjustment; 0 if none.
-	FoldedThroughUnixNano int64 `protobuf:"varint,9,opt,name=folded_through_unix_nano,json=foldedThroughUnixNano,proto3" json:"folded_through_unix_nano,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	Area          string `protobuf:"bytes,7,opt,name=area,proto3" json:"area,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LocationState) Reset() {
@@ -711,20 +705,6 @@ func (x *LocationState) GetArea() string {
 		return x.Area
 	}
 	return ""
-}
-
-func (x *LocationState) GetFoldedDelta() int64 {
-	if x != nil {
-		return x.FoldedDelta
-	}
-	return 0
-}
-
-func (x *LocationState) GetFoldedThroughUnixNano() int64 {
-	if x != nil {
-		return x.FoldedThroughUnixNano
-	}
-	return 0
 }
 
 type AppliedAdjustment struct {
@@ -841,7 +821,7 @@ const file_skuflow_v1_state_proto_rawDesc = "" +
 	"\blocation\x18\x01 \x01(\tR\blocation\x12\x14\n" +
 	"\x05units\x18\x02 \x01(\x03R\x05units\x12\x18\n" +
 	"\acleared\x18\x03 \x01(\bR\acleared\x12%\n" +
-	"\x0fas_of_unix_nano\x18\x04 \x01(\x03R\fasOfUnixNano\"\xf6\x02\n" +
+	"\x0fas_of_unix_nano\x18\x04 \x01(\x03R\fasOfUnixNano\"\xce\x02\n" +
 	"\rLocationState\x12\x1a\n" +
 	"\blocation\x18\x01 \x01(\tR\blocation\x12\x1b\n" +
 	"\thas_level\x18\x02 \x01(\bR\bhasLevel\x12\"\n" +
@@ -849,9 +829,8 @@ const file_skuflow_v1_state_proto_rawDesc = "" +
 	"\x15level_as_of_unix_nano\x18\x04 \x01(\x03R\x11levelAsOfUnixNano\x12%\n" +
 	"\x0elevel_sequence\x18\x05 \x01(\x04R\rlevelSequence\x12?\n" +
 	"\vadjustments\x18\x06 \x03(\v2\x1d.skuflow.v1.AppliedAdjustmentR\vadjustments\x12\x12\n" +
-	"\x04area\x18\a \x01(\tR\x04area\x12!\n" +
-	"\ffolded_delta\x18\b \x01(\x03R\vfoldedDelta\x127\n" +
-	"\x18folded_through_unix_nano\x18\t \x01(\x03R\x15foldedThroughUnixNano\"w\n" +
+	"\x04area\x18\a \x01(\tR\x04areaJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"R\ffolded_deltaR\x18folded_through_unix_nano\"w\n" +
 	"\x11AppliedAdjustment\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x14\n" +
 	"\x05delta\x18\x02 \x01(\x03R\x05delta\x121\n" +
