@@ -118,6 +118,9 @@ func runDev(ctx context.Context, f devFlags, log *slog.Logger) error {
 			return fmt.Errorf("admin token: %w", err)
 		}
 	}
+	if f.skew > 0 {
+		f.feeds.maxEventSkew = f.skew
+	}
 	feeds, err := f.feeds.factory(f.answers.staleAfter)
 	if err != nil {
 		return err

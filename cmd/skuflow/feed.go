@@ -46,6 +46,10 @@ type feedServiceFlags struct {
 	retention      time.Duration
 	retentionBytes int64
 	publish        bool
+	// maxEventSkew is the processors' --max-event-skew where this process
+	// runs them too (dev): the registry writer keeps the merchant policies
+	// it publishes within it. 0: the registry's default.
+	maxEventSkew time.Duration
 }
 
 func (f *feedServiceFlags) register(cmd *cobra.Command) {
@@ -80,7 +84,7 @@ func (f *feedServiceFlags) factory(staleAfter time.Duration) (app.ServiceFactory
 		return app.ServiceFactory{}, errors.New("--feeds-retention and --feeds-retention-bytes must not be negative")
 	}
 	return app.Feeds(service.Options{OutboxDir: f.outboxDir, Limits: f.limits, Retention: f.retention, RetentionBytes: f.retentionBytes,
-		AdminToken: admin, DefaultStaleAfter: staleAfter, Publish: f.publish}), nil
+		AdminToken: admin, DefaultStaleAfter: staleAfter, Publish: f.publish, MaxEventSkew: f.maxEventSkew}), nil
 }
 
 // devAdminToken makes sure a dev stack has an admin token: it creates
