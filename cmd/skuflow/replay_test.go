@@ -58,7 +58,7 @@ func TestStatusAndReplayCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
 	}
-	if len(r.Groups) != 3 || r.Groups[0].Group != "skuflow-stock" || len(r.Tables) != 3 || r.DeadLetters.Total != 0 {
+	if len(r.Groups) != 4 || r.Groups[0].Group != "skuflow-stock" || r.Groups[3].Group != "skuflow-registry" || len(r.Tables) != 4 || r.DeadLetters.Total != 0 {
 		t.Errorf("status --json on an empty cluster: %+v", r)
 	}
 	out, code = run(t, 60*time.Second, "", "status", "--brokers", brokers)
