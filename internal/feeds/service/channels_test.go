@@ -359,9 +359,14 @@ func TestLegacyMerchantRepublishedAtStart(t *testing.T) {
 	if got := channelsOf(&m); got["OLD-1"] != "marketplace" || len(got) != 1 {
 		t.Fatalf("upgraded merchant's channels %v, want OLD-1 on marketplace", got)
 	}
-	if logs := s.logs.String(); !strings.Contains(logs, "the merchant registry writer took the registry") || !strings.Contains(logs, "merchants=1") || !strings.Contains(logs, "upgraded 1") {
-		t.Errorf("no log of the republish:\n%s", logs)
-	}
+	// The seeder logs once it has the writer's answer, which may come after
+	// the upgraded entry is visible.
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if logs := s.logs.String(); !strings.Contains(logs, "the merchant registry writer took the registry") || !strings.Contains(logs, "merchants=1") || !strings.Contains(logs, "upgraded 1") {
+			return fmt.Errorf("no log of the republish:\n%s", logs)
+		}
+		return nil
+	})
 	if a, st := s.upload("OLD", token, "text/csv", "sku,location,on_hand\n"+sku+",OLD-1,7\n"); a.status != 200 || st.GetAccepted() != 1 {
 		t.Fatalf("feed: %s", a)
 	}
