@@ -13,7 +13,7 @@ import (
 // limit is about 1 MiB; the embedded broker refused one over ~900 KiB)
 // fails the table write and stops the whole stock group; this limit stays
 // well below, so an event that would pass it is refused instead (see
-// CheckStateSize and topology.md, "Bounded state per SKU").
+// CheckStateGrowth and topology.md, "Bounded state per SKU").
 const MaxStateBytes = 512 << 10
 
 // ErrStateLimit refuses an event whose resulting state would encode to
@@ -34,19 +34,44 @@ func StateSize(s inventory.State) int {
 	return n
 }
 
-// CheckStateSize refuses s, the state an event would leave, if it encodes
-// to more than MaxStateBytes: the caller keeps the state as it was and
-// dead-letters the event (the stock processor and the audit's fold do the
-// same, so they agree). The error wraps ErrStateLimit.
-func CheckStateSize(s inventory.State) error {
-	if sizeBound(s) <= MaxStateBytes {
+// HardStateBytes is the most bytes any event may grow a SKU's state to:
+// facts (levels, adjustments, fulfilments, releases, expiry ticks) are
+// taken past MaxStateBytes up to it, since refusing a fact leaves the
+// counts wrong; only reservation requests stop at MaxStateBytes. It stays
+// below what the changelog can store.
+const HardStateBytes = 768 << 10
+
+// CheckStateGrowth refuses next, the state an event would leave in place of
+// prev, if it is larger than prev and encodes to more than the limit: for a
+// request (a new reservation, a client's doing) MaxStateBytes, for a fact
+// HardStateBytes. An event that keeps or shrinks the state is never
+// refused. The caller keeps the state as it was and dead-letters the event
+// (the stock processor and the audit's fold do the same, so they agree).
+// The error wraps ErrStateLimit.
+func CheckStateGrowth(prev, next inventory.State, request bool) error {
+	if sizeBound(next) <= MaxStateBytes {
 		return nil // most states: no need to encode one more time
 	}
-	if n := StateSize(s); n > MaxStateBytes {
-		return fmt.Errorf("%w: the event would make sku %q's state %d bytes, more than the %d bytes a state may take; the state is left as it was",
-			ErrStateLimit, s.SKU, n, MaxStateBytes)
+	limit := HardStateBytes
+	if request {
+		limit = MaxStateBytes
 	}
-	return nil
+	n := StateSize(next)
+	if n <= limit {
+		return nil
+	}
+	if n <= StateSize(prev) {
+		return nil // never refuse what keeps or shrinks the state
+	}
+	return fmt.Errorf("%w: the event would make sku %q's state %d bytes, more than the %d bytes it may grow to; the state is left as it was",
+		ErrStateLimit, next.SKU, n, limit)
+}
+
+// IsRequest reports whether ev is a client's reservation request, the one
+// kind of event CheckStateGrowth stops at MaxStateBytes.
+func IsRequest(ev inventory.Event) bool {
+	_, ok := ev.(inventory.ReservationRequested)
+	return ok
 }
 
 // maxRecordBytes is more than any one record of a state encodes to (a

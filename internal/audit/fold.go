@@ -204,7 +204,7 @@ func foldStockMessage(f *SKU, m Message, pol Policies, base inventory.Base, how 
 			return
 		}
 		s, res := inventory.Expire(f.State, t.GetAt().AsTime())
-		if res.Changed {
+		if res.Changed && codecs.CheckStateGrowth(f.State, s, false) == nil {
 			f.State = s
 		}
 		return
@@ -230,7 +230,7 @@ func foldStockMessage(f *SKU, m Message, pol Policies, base inventory.Base, how 
 	} else {
 		next, res, err = inventory.Apply(f.State, ev, at)
 	}
-	if err != nil || !res.Changed || codecs.CheckStateSize(next) != nil {
+	if err != nil || !res.Changed || codecs.CheckStateGrowth(f.State, next, codecs.IsRequest(ev)) != nil {
 		return
 	}
 	f.State, f.Stored = next, true

@@ -12,41 +12,67 @@ import (
 	"github.com/skuflow/skuflow/schema"
 )
 
-// nearLimit is a state of sku whose encoding is as close to
-// codecs.MaxStateBytes as another adjustment with the longest id allows:
-// one location with a level and thousands of adjustments after it (what
-// an adjustment flood with no newer level leaves; nothing bounds those).
-func nearLimit(t *testing.T) inventory.State {
+// nearLimit is a state of sku whose encoding is as close to limit as
+// another adjustment with the longest id allows: one location with a level
+// and thousands of adjustments after it (what an adjustment flood with no
+// newer level leaves; nothing bounds those).
+func nearLimit(t *testing.T, id string, limit int) inventory.State {
 	t.Helper()
 	loc := inventory.Location{ID: "WH-1", HasLevel: true, Level: 1_000_000, LevelAsOf: t0.Add(-time.Hour), LevelSeq: 1}
-	s := inventory.State{SKU: sku, Locations: []inventory.Location{loc}}
+	s := inventory.State{SKU: id, Locations: []inventory.Location{loc}}
 	one := len(strings.Repeat("a", inventory.MaxEventIDLen)) + 24
 	n := 0
-	for codecs.StateSize(s)+one <= codecs.MaxStateBytes {
+	for codecs.StateSize(s)+one <= limit {
 		id := fmt.Sprintf("%s-%06d", strings.Repeat("a", inventory.MaxEventIDLen-7), n)
 		s.Locations[0].Adjustment = append(s.Locations[0].Adjustment, inventory.Adjustment{EventID: id, Delta: -1, OccurredAt: t0.Add(time.Duration(n) * time.Millisecond)})
 		n++
 	}
-	if sz := codecs.StateSize(s); sz > codecs.MaxStateBytes {
+	if sz := codecs.StateSize(s); sz > limit {
 		t.Fatalf("setup: %d bytes", sz)
 	}
 	return s
 }
 
-// An event that would make a SKU's state larger than codecs.MaxStateBytes
-// (a Kafka message the changelog could not store, which used to stop the
-// whole stock group) is dead-lettered with reason class state_limit and
-// changes nothing: an adjustment, and a reservation request (which then
-// gets no outcome: its saga fails it at its decision timeout). The group
-// keeps running: a newer level, which prunes the adjustments it covers,
-// is applied and published.
+// A reservation request that would grow a SKU's state past
+// codecs.MaxStateBytes, and any event that would grow it past
+// codecs.HardStateBytes (a Kafka message the changelog could not store,
+// which used to stop the whole stock group), is dead-lettered with reason
+// class state_limit and changes nothing; a request refused so gets no
+// outcome (its saga fails it at its decision timeout). Facts are taken past
+// MaxStateBytes, and an event that shrinks the state is never refused: the
+// group keeps running, and a newer level, which prunes the adjustments it
+// covers, is applied and published.
 func TestStateLimitDeadLetters(t *testing.T) {
 	h := &demandHarness{harness: start(t), model: inventory.State{SKU: sku}}
 	h.outcomes = h.gkt.NewQueueTracker(string(schema.Outcomes))
-	big := nearLimit(t)
+	long := strings.Repeat("z", inventory.MaxRefLength)
+
+	// At the soft limit: a request is refused, a fact is taken (another
+	// SKU: the processor keeps the states it wrote in memory).
+	const soft = "SKU-SOFT"
+	h.gkt.SetTableValue(schema.StockTable, soft, nearLimit(t, soft, codecs.MaxStateBytes))
+	drain(h.changelog)
+	h.consumeOn(schema.Demand, soft, encodeDemandEvent(t, withSKU(reserve(long, long, 1, "web", time.Hour), soft)), at(10))
+	if dead := h.deadLetters(); len(dead) != 1 || schema.ClassifyReason(dead[0].GetReason()) != schema.ReasonStateLimit {
+		t.Fatalf("a request at the soft limit: dead letters %v, want one of class state_limit", dead)
+	}
+	if o := h.emittedOutcomes(); len(o) != 0 {
+		t.Errorf("a request refused for the limit: outcomes %v", o)
+	}
+	h.consume(soft, encode(t, withAdjSKU(adj(strings.Repeat("c", inventory.MaxEventIDLen), "WH-1", 5, at(10)), soft)), at(10))
+	if dead := h.deadLetters(); len(dead) != 0 {
+		t.Fatalf("an adjustment at the soft limit was refused: %v", dead)
+	}
+	if s, _ := h.state(soft); codecs.StateSize(s) <= codecs.MaxStateBytes {
+		t.Fatalf("the adjustment was not applied past the soft limit: %d bytes", codecs.StateSize(s))
+	}
+	drain(h.changelog)
+	_ = h.availabilities()
+
+	// At the hard limit: every growing event is refused.
+	big := nearLimit(t, sku, codecs.HardStateBytes)
 	h.gkt.SetTableValue(schema.StockTable, sku, big)
 	drain(h.changelog)
-	long := strings.Repeat("z", inventory.MaxRefLength)
 	for _, tc := range []struct {
 		name string
 		send func()
@@ -89,4 +115,14 @@ func TestStateLimitDeadLetters(t *testing.T) {
 	if a := h.availabilities(); len(a) != 1 {
 		t.Fatalf("published %d answers after the newer level, want 1", len(a))
 	}
+}
+
+func withSKU(r inventory.ReservationRequested, id string) inventory.ReservationRequested {
+	r.SKU = id
+	return r
+}
+
+func withAdjSKU(a inventory.StockAdjustment, id string) inventory.StockAdjustment {
+	a.SKU = id
+	return a
 }

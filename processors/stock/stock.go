@@ -113,8 +113,9 @@ func (h handler) observed(fn func(ctx goka.Context, raw []byte, behind bool) err
 }
 
 // event is the callback for SKU-keyed event topics: decode, apply, store,
-// publish the answer if it changed. Here and in demand, an event that
-// would leave the SKU's state larger than codecs.MaxStateBytes is
+// publish the answer if it changed. Here, in demand and for ticks, an event
+// that would grow the SKU's state past its limit (codecs.CheckStateGrowth:
+// MaxStateBytes for a reservation request, HardStateBytes for a fact) is
 // dead-lettered (reason class state_limit) and the state is left as it
 // was: a state the changelog cannot store would stop the whole group.
 func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.ProcessCallback {
@@ -126,7 +127,7 @@ func (h handler) event(decode func([]byte) (inventory.Event, error)) goka.Proces
 		prev := h.state(ctx)
 		next, res, err := inventory.Apply(prev, ev, eventTime(ctx))
 		if err == nil && res.Changed {
-			err = codecs.CheckStateSize(next)
+			err = codecs.CheckStateGrowth(prev, next, codecs.IsRequest(ev))
 		}
 		if err != nil {
 			return deadletter.Reject(err)
@@ -154,7 +155,7 @@ func (h handler) demand(ctx goka.Context, raw []byte, behind bool) error {
 	if err == nil && res.Changed {
 		// A request refused here gets no outcome: its order saga fails it
 		// at its decision timeout and releases its other lines.
-		err = codecs.CheckStateSize(next)
+		err = codecs.CheckStateGrowth(prev, next, codecs.IsRequest(ev))
 	}
 	if err != nil {
 		return deadletter.Reject(err)
@@ -261,7 +262,13 @@ func (h handler) applyTick(ctx goka.Context, raw []byte) error {
 		return nil // nothing known about this SKU: nothing to publish
 	}
 	at := t.GetAt().AsTime()
-	s, res := inventory.Expire(s, at)
+	next, res := inventory.Expire(s, at)
+	if res.Changed {
+		if err := codecs.CheckStateGrowth(s, next, false); err != nil {
+			return deadletter.Reject(err)
+		}
+	}
+	s = next
 	h.states.Store(ctx, s, res.Changed)
 	if h.backlog.Reconciled(ctx.Partition(), ctx.Key(), at, t.GetPublishedVersion()) {
 		return nil
