@@ -243,13 +243,14 @@ func (k *APIKeys) Reload() (bool, error) {
 		}
 		next[key.ID] = lk
 	}
+	k.keys.Store(&next)
+	k.raw = data
+	// After the store: a stream authorized meanwhile holds the new key.
 	for id, o := range old {
 		if n, kept := next[id]; !kept || n != o {
 			close(o.revoked)
 		}
 	}
-	k.keys.Store(&next)
-	k.raw = data
 	return true, perr
 }
 
