@@ -96,10 +96,17 @@ func serve(t *testing.T, k kafkaOpts, base inventory.Base) (*app.Serve, pb.Avail
 		t.Fatal(err)
 	}
 	testkit.Go(t, srv.Run)
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn := dialGRPC(t, srv.GRPCAddr())
+	return srv, pb.NewAvailabilityServiceClient(conn)
+}
+
+// dialGRPC is a client connection to addr that closes with the test.
+func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return srv, pb.NewAvailabilityServiceClient(conn)
+	return conn
 }

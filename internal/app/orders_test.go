@@ -12,9 +12,7 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -64,11 +62,7 @@ func (s *orderStack) start(reconcile time.Duration) {
 	}
 	s.stop = append(s.stop, testkit.Go(t, srv.Run))
 	s.http = srv.HTTPAddr()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := dialGRPC(t, srv.GRPCAddr())
 	s.avail, s.orders = pb.NewAvailabilityServiceClient(conn), pb.NewReservationServiceClient(conn)
 	testkit.Eventually(t, 30*time.Second, func() error {
 		if !srv.Ready() {

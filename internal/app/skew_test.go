@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -49,11 +47,7 @@ func TestFarFutureTimesAreDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.Go(t, srv.Run)
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := dialGRPC(t, srv.GRPCAddr())
 	s.avail, s.orders = pb.NewAvailabilityServiceClient(conn), pb.NewReservationServiceClient(conn)
 	sagaTable := ordersView(t, s.k)
 	dead := collectDeadLetters(t, s.k)

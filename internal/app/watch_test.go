@@ -51,11 +51,7 @@ func startWatchCluster(t *testing.T, so app.ServeOptions) *watchCluster {
 		t.Fatal(err)
 	}
 	testkit.Go(t, srv.Run)
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := dialGRPC(t, srv.GRPCAddr())
 	c.srv, c.client = srv, pb.NewAvailabilityServiceClient(conn)
 	c.supply, err = goka.NewEmitter(c.k.Brokers, schema.Supply, schema.SupplyCodec, c.k.EmitterOptions()...)
 	if err != nil {
