@@ -141,6 +141,9 @@ func (m messageTimer) tap(ctx context.Context, _ *tap.Info) (context.Context, er
 	ctx, cancel := context.WithCancelCause(ctx)
 	rt := &rpcTimer{cancel: cancel}
 	rt.t = time.AfterFunc(m.timeout, func() { cancel(errRequestTimeout) })
+	// A stream gRPC ends without stats (an unknown method) stops the timer
+	// when its context ends.
+	context.AfterFunc(ctx, func() { rt.t.Stop() })
 	return context.WithValue(ctx, messageTimerKey{}, rt), nil
 }
 

@@ -61,9 +61,10 @@ func runAPIKeyNew(out, info io.Writer, id, scopes string, ratePerSecond float64,
 	}
 	if file != "" {
 		if data, err := os.ReadFile(file); err == nil {
-			existing, _ := gateway.ParseAPIKeys(data)
-			for _, k := range existing {
-				if k.ID == id {
+			// Every line's first field, whether the line parses or not: an id
+			// on a bad line is taken too.
+			for _, line := range strings.Split(string(data), "\n") {
+				if f := strings.Fields(line); len(f) > 0 && f[0] == id {
 					return fmt.Errorf("--out %s already has a key with id %q: give the new key another id (to rotate: add a new key, move the clients to it, then remove the old line)", file, id)
 				}
 			}

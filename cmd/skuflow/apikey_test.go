@@ -68,6 +68,13 @@ func TestAPIKeyNew(t *testing.T) {
 	if again, _ := os.ReadFile(file); string(again) != string(data) {
 		t.Errorf("a refused key changed the file: %q", again)
 	}
+	// Also when the id's line does not parse.
+	if err := os.WriteFile(file, append(data, "c read sha256:bad\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := runAPIKeyNew(&out, &info, "c", "read", 0, file); err == nil || !strings.Contains(err.Error(), `already has a key with id "c"`) {
+		t.Errorf("a key with the id of a bad line: %v, want refused", err)
+	}
 
 	for _, tt := range []struct {
 		args []string
