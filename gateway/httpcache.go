@@ -107,6 +107,12 @@ func newRESTFront(gw *runtime.ServeMux, avail *availabilityServer, auth *keyAuth
 }
 
 func (f *restFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		// HEAD is GET without the body (RFC 9110, 9.3.2): served as a GET,
+		// whose body net/http drops for a HEAD request.
+		r = r.Clone(r.Context())
+		r.Method = http.MethodGet
+	}
 	if r.Method != http.MethodGet {
 		f.gw.ServeHTTP(w, r)
 		return

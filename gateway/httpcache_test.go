@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,14 +19,20 @@ import (
 
 func (e *env) getWith(t *testing.T, path string, header http.Header) response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, e.base+path, nil)
+	return e.request(t, http.MethodGet, path, header)
+}
+
+// request sends a request without a body.
+func (e *env) request(t *testing.T, method, path string, header http.Header) response {
+	t.Helper()
+	req, err := http.NewRequest(method, e.base+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header = header
 	resp, err := e.http.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	var body bytes.Buffer
@@ -54,6 +61,28 @@ func wantNotModified(t *testing.T, r response, etag string) {
 	}
 	if r.header.Get("Cache-Control") == "" {
 		t.Error("304 without Cache-Control")
+	}
+}
+
+// HEAD is GET without the body: the same status and headers (ETag,
+// Content-Length), from the kept answer and through grpc-gateway alike,
+// and 304 with If-None-Match.
+func TestHead(t *testing.T) {
+	e := start(t, true)
+	path := availabilityPath(policySKU)
+	for range 2 { // through grpc-gateway, then from the kept answer
+		get, head := e.getWith(t, path, nil), e.request(t, http.MethodHead, path, nil)
+		if head.status != http.StatusOK || len(head.body) != 0 || head.header.Get("ETag") != get.header.Get("ETag") ||
+			head.header.Get("Content-Length") != strconv.Itoa(len(get.body)) {
+			t.Fatalf("HEAD %s: %d ETag %q Content-Length %q body %d bytes; GET: ETag %q, %d bytes",
+				path, head.status, head.header.Get("ETag"), head.header.Get("Content-Length"), len(head.body), get.header.Get("ETag"), len(get.body))
+		}
+		if r := e.request(t, http.MethodHead, path, ifNoneMatch(get.header.Get("ETag"))); r.status != http.StatusNotModified {
+			t.Errorf("HEAD with If-None-Match: %d, want 304", r.status)
+		}
+	}
+	if r := e.request(t, http.MethodHead, availabilityPath("SKU-NOPE"), nil); r.status != http.StatusNotFound || len(r.body) != 0 {
+		t.Errorf("HEAD of an unknown SKU: %d, %d bytes", r.status, len(r.body))
 	}
 }
 

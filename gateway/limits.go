@@ -366,6 +366,9 @@ func allowedMethods(gw *runtime.ServeMux, mux *http.ServeMux, r *http.Request) [
 		}
 		if p.matched {
 			out = append(out, m)
+			if m == http.MethodGet && r.Method != http.MethodHead {
+				out = append(out, http.MethodHead) // served as GET (restFront)
+			}
 		}
 	}
 	return out

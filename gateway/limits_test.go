@@ -279,13 +279,13 @@ func TestWrongMethodIs405(t *testing.T) {
 	logs := &syncBuffer{}
 	e := startLimited(t, logs, nil)
 	for _, tc := range []struct{ method, path, allow string }{
-		{http.MethodDelete, "/v1/availability/SKU-1", "GET"},
-		{http.MethodPost, "/v1/availability/SKU-1", "GET"},
+		{http.MethodDelete, "/v1/availability/SKU-1", "GET, HEAD"},
+		{http.MethodPost, "/v1/availability/SKU-1", "GET, HEAD"},
 		{http.MethodPut, "/v1/orders", "POST"},
 		{http.MethodGet, "/v1/availability:batchGet", "POST"},
-		{http.MethodPost, "/v1/availability", "GET"},
-		{http.MethodPost, "/v1/availability:watch", "GET"},
-		{http.MethodDelete, "/v1/orders/o-1", "GET"},
+		{http.MethodPost, "/v1/availability", "GET, HEAD"},
+		{http.MethodPost, "/v1/availability:watch", "GET, HEAD"},
+		{http.MethodDelete, "/v1/orders/o-1", "GET, HEAD"},
 		{http.MethodGet, "/v1/test/upload", "POST"}, // a service's hand-written route
 		{http.MethodOptions, "/v1/orders", "POST"},
 	} {
