@@ -46,7 +46,7 @@ The figures are noisy; compare the ratios.`,
 	cmd.Flags().IntVar(&o.Partitions, "partitions", 8, "partitions per topic")
 	cmd.Flags().IntVar(&o.Rounds, "rounds", 1, "run every scenario this many times, interleaved, and report each one's median")
 	cmd.Flags().IntVar(&o.Clients, "clients", 32, "concurrent clients (connections) in the request scenarios (orders, and the read scenarios)")
-	cmd.Flags().StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run (default: sarama,goka-sum,stock,stock-per-event,orders-roundtrip,orders; also feeds-sarama,feeds, changelog-consume,serve-ready (size: --keys) and the read scenarios rest-hello,rest-get,grpc-hello,grpc-get,single-100,batch-100,watch-fanout,freshness)")
+	cmd.Flags().StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run (default: sarama,goka-sum,stock,stock-per-event,audit,orders-roundtrip,orders; also orders-flood, feeds-sarama,feeds, changelog-consume,serve-ready (size: --keys) and the read scenarios rest-hello,rest-get,grpc-hello,grpc-get,single-100,batch-100,watch-fanout,freshness)")
 	cmd.Flags().StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each scenario run to FILE.<scenario>")
 	cmd.Flags().BoolVar(&debug, "debug", false, "print progress notes of each run to stderr")
 	cmd.Flags().StringVar(&scenario, "scenario", "", "run one scenario in this process (used by the parent)")
