@@ -73,10 +73,7 @@ func runOrdersFlood(ctx context.Context, o Options, dir string) (Result, error) 
 	var undecided []string
 	n, c := requests(o), clients(o)
 	elapsed, p50, p99, err := drive(c, n, func(i int) error {
-		req := &pb.PlaceOrderRequest{OrderId: fmt.Sprintf("bench-%d", i), Channel: "web"}
-		for j := range 1 + i%3 {
-			req.Lines = append(req.Lines, &pb.OrderLine{Sku: keys[(i*7+j*13)%len(keys)], Quantity: 1})
-		}
+		req := benchOrder(i, keys)
 		out, err := orders.PlaceOrder(ctx, req)
 		if status.Code(err) == codes.DeadlineExceeded {
 			// The gateway gave up waiting: decided later (below).

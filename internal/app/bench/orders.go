@@ -155,10 +155,7 @@ func runOrders(ctx context.Context, o Options, dir string) (Result, error) {
 	keys, orders, roleErr := st.keys, st.orders, st.roleErr
 	n, c := requests(o), clients(o)
 	elapsed, p50, p99, err := drive(c, n, func(i int) error {
-		req := &pb.PlaceOrderRequest{OrderId: fmt.Sprintf("bench-%d", i), Channel: "web"}
-		for j := range 1 + i%3 {
-			req.Lines = append(req.Lines, &pb.OrderLine{Sku: keys[(i*7+j*13)%len(keys)], Quantity: 1})
-		}
+		req := benchOrder(i, keys)
 		out, err := orders.PlaceOrder(ctx, req)
 		if err == nil && out.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED {
 			err = fmt.Errorf("order %s ended %v", req.OrderId, out.GetStatus())
@@ -254,4 +251,14 @@ func startOrderStack(ctx context.Context, o Options, k kafkacfg.Options, dir str
 		return nil, fail(fmt.Errorf("stack not ready: %w", err))
 	}
 	return &orderStack{keys: keys, orders: pb.NewReservationServiceClient(conn), roleErr: roleErr, close: closeAll}, nil
+}
+
+// benchOrder is the i-th order of the order scenarios: 1 to 3 lines of one
+// unit each, on SKUs spread over keys.
+func benchOrder(i int, keys []string) *pb.PlaceOrderRequest {
+	req := &pb.PlaceOrderRequest{OrderId: fmt.Sprintf("bench-%d", i), Channel: "web"}
+	for j := range 1 + i%3 {
+		req.Lines = append(req.Lines, &pb.OrderLine{Sku: keys[(i*7+j*13)%len(keys)], Quantity: 1})
+	}
+	return req
 }
